@@ -1,1 +1,2 @@
-//! brook-protocol
+//! brook-protocol: the Kafka wire protocol. No I/O.
+pub mod records;
