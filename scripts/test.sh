@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# THE test command for brook (README and .ci/run call this). On a fresh Debian
+# machine it installs what the tests need (scripts/install-test-deps.sh, idempotent),
+# then runs formatting, lints, the broker build, every test, and the doc tests.
+# Exits non-zero on the first failure.
+#
+# Environment:
+#   BROOK_SKIP_INSTALL=1   do not install anything (offline machines)
+#   BROOK_TEST_KEEP=1      keep broker data dirs and logs of the e2e tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+start=$(date +%s)
+
+if [ "${BROOK_SKIP_INSTALL:-0}" != 1 ]; then
+    step "installing test dependencies"
+    scripts/install-test-deps.sh
+fi
+
+# The e2e tests treat a missing kcat / Python venv as a failure, not a skip,
+# because the step above installed them.
+export BROOK_REQUIRE_CLIENTS="${BROOK_REQUIRE_CLIENTS:-1}"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "building the brook binary for the e2e tests"
+cargo build -p brook-broker --bin brook
+
+if command -v cargo-nextest >/dev/null 2>&1; then
+    step "cargo nextest run"
+    cargo nextest run --workspace --no-fail-fast
+else
+    step "cargo test (cargo-nextest not installed)"
+    cargo test --workspace --no-fail-fast
+fi
+
+step "doc tests"
+cargo test --doc --workspace
+
+step "all checks passed in $(( $(date +%s) - start ))s"

@@ -1,0 +1,121 @@
+"""kafka-python against brook: admin create/describe/delete, produce/consume with
+keys, headers and gzip (assign-based, no group), and offsets_for_times."""
+
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from common import BOOTSTRAP, ensure, run_checks, wait_until
+
+
+def admin():
+    return KafkaAdminClient(bootstrap_servers=BOOTSTRAP, client_id="brook-e2e-kp", request_timeout_ms=15000)
+
+
+def consumer():
+    return KafkaConsumer(
+        bootstrap_servers=BOOTSTRAP,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=30000,
+    )
+
+
+def check_admin_create_describe_delete():
+    a = admin()
+    try:
+        a.create_topics([NewTopic("kp-admin", num_partitions=2, replication_factor=1,
+                                  topic_configs={"retention.ms": "3600000"})])
+        try:
+            a.create_topics([NewTopic("kp-admin", num_partitions=2, replication_factor=1)])
+            raise AssertionError("creating kp-admin twice succeeded")
+        except TopicAlreadyExistsError:
+            pass
+        ensure("kp-admin" in a.list_topics(), f"kp-admin not listed: {a.list_topics()}")
+
+        responses = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "kp-admin")])
+        entries = {}
+        for resp in responses:
+            for resource in resp.resources:
+                ensure(resource[0] == 0, f"DescribeConfigs error {resource}")
+                for entry in resource[4]:
+                    entries[entry[0]] = entry[1]
+        ensure(entries.get("retention.ms") == "3600000", f"retention.ms = {entries.get('retention.ms')!r}")
+        ensure(entries.get("cleanup.policy") == "delete",
+               f"defaults missing: cleanup.policy = {entries.get('cleanup.policy')!r}")
+
+        a.delete_topics(["kp-admin"])
+        wait_until("kp-admin to disappear", lambda: "kp-admin" not in a.list_topics())
+    finally:
+        a.close()
+
+
+def check_produce_consume_assign():
+    a = admin()
+    a.create_topics([NewTopic("kp-data", num_partitions=3, replication_factor=1)])
+    a.close()
+    n = 3000
+    p = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5, compression_type="gzip")
+    futures = [
+        p.send("kp-data", key=b"k%d" % i, value=b"value-%d" % i,
+               headers=[("idx", str(i).encode())], partition=i % 3)
+        for i in range(n)
+    ]
+    p.flush(timeout=60)
+    expected = {}
+    for i, f in enumerate(futures):
+        md = f.get(timeout=30)
+        ensure(md.partition == i % 3, f"record {i} went to partition {md.partition}")
+        expected[(md.partition, md.offset)] = i
+    p.close()
+    ensure(len(expected) == n, f"{n - len(expected)} acknowledged offsets collide")
+
+    c = consumer()
+    tps = [TopicPartition("kp-data", i) for i in range(3)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    ends = c.end_offsets(tps)
+    ensure(sum(ends.values()) == n, f"end offsets {ends} do not add up to {n}")
+    seen = {}
+    deadline = time.monotonic() + 60
+    while len(seen) < n:
+        ensure(time.monotonic() < deadline, f"read {len(seen)} of {n} records before the deadline")
+        for tp, msgs in c.poll(timeout_ms=500).items():
+            for m in msgs:
+                seen[(m.partition, m.offset)] = m
+    c.close()
+    for (part, off), i in expected.items():
+        m = seen.get((part, off))
+        ensure(m is not None, f"record {i} at {part}/{off} not consumed")
+        ensure(m.key == b"k%d" % i and m.value == b"value-%d" % i,
+               f"{part}/{off}: got key={m.key!r} value={m.value!r}, want record {i}")
+        ensure(list(m.headers) == [("idx", str(i).encode())], f"{part}/{off}: headers {m.headers!r}")
+
+
+def check_offsets_for_times():
+    base = 1_700_000_000_000
+    p = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=50)
+    for i in range(100):
+        p.send("kp-times", value=b"t%d" % i, partition=0, timestamp_ms=base + i * 1000)
+    p.flush(timeout=60)
+    p.close()
+    c = consumer()
+    tp = TopicPartition("kp-times", 0)
+    wait_until("kp-times to hold 100 records", lambda: c.end_offsets([tp])[tp] == 100)
+    ensure(c.beginning_offsets([tp])[tp] == 0, "beginning offset is not 0")
+    # The answer is the first record with timestamp >= target, even inside a batch.
+    for target, want in ((base, 0), (base + 50_000, 50), (base + 49_001, 50), (base + 99_000, 99)):
+        got = c.offsets_for_times({tp: target})[tp]
+        ensure(got is not None and got.offset == want,
+               f"offsets_for_times({target}) = {got}, want offset {want}")
+        ensure(got.timestamp == base + want * 1000, f"timestamp for offset {want}: {got}")
+    got = c.offsets_for_times({tp: base + 1_000_000})[tp]
+    ensure(got is None, f"offsets_for_times past the last record = {got}, want None")
+    c.close()
+
+
+if __name__ == "__main__":
+    run_checks([check_admin_create_describe_delete, check_produce_consume_assign, check_offsets_for_times])
