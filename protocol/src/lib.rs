@@ -1,2 +1,4 @@
 //! brook-protocol: the Kafka wire protocol. No I/O.
+pub mod error;
+pub mod frame;
 pub mod records;

@@ -172,6 +172,12 @@ impl<'a> BatchHeader<'a> {
         Ok(Self { bytes })
     }
 
+    /// View a header the caller has already validated (at least 61 bytes).
+    pub(crate) fn from_validated(bytes: &'a [u8]) -> Self {
+        debug_assert!(bytes.len() >= BATCH_HEADER_LEN);
+        Self { bytes }
+    }
+
     pub fn base_offset(&self) -> i64 {
         be_i64(self.bytes, BASE_OFFSET)
     }
@@ -486,7 +492,9 @@ mod tests {
         let mut all = sample(1);
         all.extend(sample(2));
         all.extend(&sample(1)[..30]);
-        let v: Vec<_> = BatchIter::new(&all).map(|(p, h)| (p, h.record_count())).collect();
+        let v: Vec<_> = BatchIter::new(&all)
+            .map(|(p, h)| (p, h.record_count()))
+            .collect();
         assert_eq!(v, vec![(0, 1), (61, 2)]);
     }
 
