@@ -1,0 +1,315 @@
+//! [`BrokerConfig`]: the broker's typed configuration, loaded from TOML and
+//! `BROOK_*` environment variables.
+//!
+//! Precedence, lowest first: registry defaults, the TOML file, environment
+//! variables, [`BrokerConfig::set`]. The config remembers which keys were set
+//! explicitly and where, for DescribeConfigs' `STATIC_BROKER_CONFIG` source.
+//! Loading reads one file and nothing else; a failed load or override leaves no
+//! partial state behind.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{ConfigError, Origin};
+use crate::parse::{self, parse_value, Raw};
+use crate::registry::{self, KeyDef};
+use crate::suggest;
+use crate::typed::typed_config;
+use crate::value::{CleanupPolicy, CompressionType, HostPort, TimestampType, Value};
+
+const HOUR_MS: i64 = 3_600_000;
+const MINUTE_MS: i64 = 60_000;
+
+typed_config! {
+    /// Typed broker configuration. `Default` is the documented defaults, which
+    /// run a single-node broker with data in `./data`.
+    ///
+    /// Fields may be assigned directly (handy in tests); they are the source of
+    /// truth for values, including the broker-wide defaults of topic configs.
+    /// Only keys set through parsing, [`BrokerConfig::apply_env`] or
+    /// [`BrokerConfig::set`] are reported as explicitly set.
+    pub struct BrokerConfig {
+        node_id: i32 = "node.id" => 1,
+        cluster_id: Option<String> = "cluster.id" => None,
+        broker_rack: Option<String> = "broker.rack" => None,
+        log_dirs: Vec<PathBuf> = "log.dirs" => vec![PathBuf::from("./data")],
+        listeners: Vec<HostPort> = "listeners" => vec![HostPort::new("127.0.0.1", 9092)],
+        advertised_listeners: Option<Vec<HostPort>> = "advertised.listeners" => None,
+        admin_listener: HostPort = "admin.listener" => HostPort::new("127.0.0.1", 9644),
+        num_partitions: i32 = "num.partitions" => 1,
+        default_replication_factor: i32 = "default.replication.factor" => 1,
+        auto_create_topics_enable: bool = "auto.create.topics.enable" => true,
+        delete_topic_enable: bool = "delete.topic.enable" => true,
+        socket_request_max_bytes: u32 = "socket.request.max.bytes" => 104_857_600,
+        max_connections: u32 = "max.connections" => 10_000,
+        connections_max_idle_ms: i64 = "connections.max.idle.ms" => 600_000,
+        max_inflight_requests_per_connection: u32 = "max.inflight.requests.per.connection" => 100,
+        queued_max_requests: u32 = "queued.max.requests" => 500,
+        message_max_bytes: u32 = "message.max.bytes" => 1_048_588,
+        log_retention_hours: i32 = "log.retention.hours" => 168,
+        log_retention_minutes: Option<i32> = "log.retention.minutes" => None,
+        log_retention_ms: Option<i64> = "log.retention.ms" => None,
+        log_retention_bytes: i64 = "log.retention.bytes" => -1,
+        log_retention_check_interval_ms: i64 = "log.retention.check.interval.ms" => 300_000,
+        log_segment_bytes: u64 = "log.segment.bytes" => 1_073_741_824,
+        log_roll_hours: i32 = "log.roll.hours" => 168,
+        log_roll_ms: Option<i64> = "log.roll.ms" => None,
+        log_roll_jitter_hours: i32 = "log.roll.jitter.hours" => 0,
+        log_roll_jitter_ms: Option<i64> = "log.roll.jitter.ms" => None,
+        log_index_size_max_bytes: u32 = "log.index.size.max.bytes" => 10_485_760,
+        log_index_interval_bytes: u32 = "log.index.interval.bytes" => 4096,
+        log_flush_interval_messages: i64 = "log.flush.interval.messages" => i64::MAX,
+        log_flush_interval_ms: i64 = "log.flush.interval.ms" => i64::MAX,
+        log_flush_offset_checkpoint_interval_ms: i32 = "log.flush.offset.checkpoint.interval.ms" => 60_000,
+        log_cleanup_policy: CleanupPolicy = "log.cleanup.policy" => CleanupPolicy::DELETE,
+        log_cleaner_delete_retention_ms: i64 = "log.cleaner.delete.retention.ms" => 86_400_000,
+        log_cleaner_min_compaction_lag_ms: i64 = "log.cleaner.min.compaction.lag.ms" => 0,
+        log_cleaner_max_compaction_lag_ms: i64 = "log.cleaner.max.compaction.lag.ms" => i64::MAX,
+        log_cleaner_min_cleanable_ratio: f64 = "log.cleaner.min.cleanable.ratio" => 0.5,
+        log_segment_delete_delay_ms: i64 = "log.segment.delete.delay.ms" => 60_000,
+        log_preallocate: bool = "log.preallocate" => false,
+        log_message_timestamp_type: TimestampType = "log.message.timestamp.type" => TimestampType::CreateTime,
+        log_message_timestamp_before_max_ms: i64 = "log.message.timestamp.before.max.ms" => i64::MAX,
+        log_message_timestamp_after_max_ms: i64 = "log.message.timestamp.after.max.ms" => 3_600_000,
+        log_message_downconversion_enable: bool = "log.message.downconversion.enable" => true,
+        log_local_retention_ms: i64 = "log.local.retention.ms" => -2,
+        log_local_retention_bytes: i64 = "log.local.retention.bytes" => -2,
+        compression_type: CompressionType = "compression.type" => CompressionType::Producer,
+        compression_gzip_level: i32 = "compression.gzip.level" => -1,
+        compression_lz4_level: i32 = "compression.lz4.level" => 9,
+        compression_zstd_level: i32 = "compression.zstd.level" => 3,
+        min_insync_replicas: i32 = "min.insync.replicas" => 1,
+        unclean_leader_election_enable: bool = "unclean.leader.election.enable" => false,
+        replica_lag_time_max_ms: i64 = "replica.lag.time.max.ms" => 30_000,
+        broker_session_timeout_ms: i32 = "broker.session.timeout.ms" => 9000,
+        offsets_topic_num_partitions: i32 = "offsets.topic.num.partitions" => 50,
+        offsets_topic_replication_factor: i16 = "offsets.topic.replication.factor" => 1,
+        offsets_retention_minutes: i32 = "offsets.retention.minutes" => 10_080,
+        group_initial_rebalance_delay_ms: i32 = "group.initial.rebalance.delay.ms" => 3000,
+        group_min_session_timeout_ms: i32 = "group.min.session.timeout.ms" => 6000,
+        group_max_session_timeout_ms: i32 = "group.max.session.timeout.ms" => 1_800_000,
+        group_max_size: i32 = "group.max.size" => i32::MAX,
+        transactional_id_expiration_ms: i32 = "transactional.id.expiration.ms" => 604_800_000,
+        producer_id_expiration_ms: i32 = "producer.id.expiration.ms" => 86_400_000,
+        metrics_per_partition_enable: bool = "metrics.per.partition.enable" => true,
+        metrics_max_partition_series: u32 = "metrics.max.partition.series" => 10_000,
+    }
+    extra {
+        explicit: BTreeMap<&'static str, Origin> = BTreeMap::new(),
+    }
+}
+
+impl BrokerConfig {
+    /// Parses a TOML document. Keys may be dotted (`log.dirs = …`), quoted
+    /// (`"log.dirs" = …`) or tables (`[log]` / `dirs = …`).
+    ///
+    /// # Errors
+    /// Syntax errors, unknown keys, bad or out-of-range values, the same key
+    /// given twice, and inconsistent combinations.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::from_toml_with_origin(text, &Origin::TomlText)
+    }
+
+    /// Reads and parses a TOML file; errors name the file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] if the file cannot be read, otherwise as
+    /// [`BrokerConfig::from_toml_str`].
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_with_origin(&text, &Origin::File(path.to_owned()))
+    }
+
+    fn from_toml_with_origin(text: &str, origin: &Origin) -> Result<Self, ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
+        let mut cfg = Self::default();
+        for (key, value) in parse::flatten_toml(&table, origin)? {
+            cfg.apply(&key, Raw::Toml(value), origin)?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Applies `BROOK_<KEY>` overrides (key upper-cased, dots as underscores,
+    /// e.g. `BROOK_LOG_DIRS=/a,/b`), which win over the file. Variables without
+    /// the prefix and those in [`crate::ENV_RESERVED`] are ignored. Pass
+    /// `std::env::vars()` in the binary and a literal list in tests.
+    ///
+    /// # Errors
+    /// As for parsing; on error `self` is unchanged.
+    pub fn apply_env(
+        &mut self,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        let mut next = self.clone();
+        for (var, value) in vars {
+            if parse::ENV_RESERVED.contains(&var.as_str()) {
+                continue;
+            }
+            let Some(key) = parse::env_to_key(&var) else {
+                continue;
+            };
+            next.apply(&key, Raw::Text(&value), &Origin::Env(var.clone()))?;
+        }
+        next.validate()?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Sets one key from its string form (as a CLI `--set key=value` would).
+    ///
+    /// # Errors
+    /// As for parsing; on error `self` is unchanged.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let mut next = self.clone();
+        next.apply(key, Raw::Text(value), &Origin::Override)?;
+        next.validate()?;
+        *self = next;
+        Ok(())
+    }
+
+    fn apply(&mut self, key: &str, raw: Raw<'_>, origin: &Origin) -> Result<(), ConfigError> {
+        let def = registry::broker_key(key).ok_or_else(|| ConfigError::UnknownKey {
+            key: key.to_owned(),
+            scope: "broker",
+            origin: origin.clone(),
+            hint: suggest::broker_hint(key),
+        })?;
+        let value = parse_value(def, raw, origin)?;
+        self.set_value(def.name, &value)?;
+        self.explicit.insert(def.name, origin.clone());
+        Ok(())
+    }
+
+    /// Checks rules that span several keys.
+    ///
+    /// # Errors
+    /// [`ConfigError::Inconsistent`] naming the keys and values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(ConfigError::Inconsistent {
+                message: format!(
+                    "group.min.session.timeout.ms ({}) must not exceed group.max.session.timeout.ms ({})",
+                    self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
+                ),
+            });
+        }
+        for (i, dir) in self.log_dirs.iter().enumerate() {
+            if self.log_dirs[..i].contains(dir) {
+                return Err(ConfigError::Inconsistent {
+                    message: format!("log.dirs lists {} twice", dir.display()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `key` was set explicitly (file, environment or [`BrokerConfig::set`]).
+    pub fn is_explicit(&self, key: &str) -> bool {
+        self.explicit.contains_key(key)
+    }
+
+    /// Where an explicitly set key came from.
+    pub fn origin_of(&self, key: &str) -> Option<&Origin> {
+        self.explicit.get(key)
+    }
+
+    /// Explicitly set keys, in name order.
+    pub fn explicit_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.explicit.keys().copied()
+    }
+
+    /// Effective log retention in ms: `log.retention.ms`, else
+    /// `log.retention.minutes`, else `log.retention.hours` (Kafka's precedence);
+    /// any negative value means unlimited and is returned as -1.
+    pub fn retention_ms(&self) -> i64 {
+        pick_ms(&[
+            (self.log_retention_ms, 1),
+            (self.log_retention_minutes.map(i64::from), MINUTE_MS),
+            (Some(i64::from(self.log_retention_hours)), HOUR_MS),
+        ])
+    }
+
+    /// Effective segment roll time in ms: `log.roll.ms`, else `log.roll.hours`.
+    pub fn roll_ms(&self) -> i64 {
+        pick_ms(&[
+            (self.log_roll_ms, 1),
+            (Some(i64::from(self.log_roll_hours)), HOUR_MS),
+        ])
+    }
+
+    /// Effective roll jitter in ms: `log.roll.jitter.ms`, else `log.roll.jitter.hours`.
+    pub fn roll_jitter_ms(&self) -> i64 {
+        pick_ms(&[
+            (self.log_roll_jitter_ms, 1),
+            (Some(i64::from(self.log_roll_jitter_hours)), HOUR_MS),
+        ])
+    }
+
+    /// Addresses to advertise: `advertised.listeners`, else `listeners`.
+    pub fn advertised(&self) -> &[HostPort] {
+        self.advertised_listeners
+            .as_deref()
+            .unwrap_or(&self.listeners)
+    }
+
+    /// The broker-wide default of topic key `def`, and the broker key it came
+    /// from (`None` when the topic key has no broker synonym).
+    pub(crate) fn topic_default(
+        &self,
+        def: &KeyDef,
+    ) -> Result<(Value, Option<&'static str>), ConfigError> {
+        for syn in def.synonyms {
+            let value = self.value(syn.key).ok_or_else(|| ConfigError::Internal {
+                key: syn.key.to_owned(),
+            })?;
+            if value == Value::Null {
+                continue;
+            }
+            if syn.scale == 1 {
+                return Ok((value, Some(syn.key)));
+            }
+            let n = value.as_i64().ok_or_else(|| ConfigError::Internal {
+                key: syn.key.to_owned(),
+            })?;
+            return Ok((Value::Long(scale(n, syn.scale)), Some(syn.key)));
+        }
+        Ok((registry_default(def)?, None))
+    }
+}
+
+/// First present value times its unit; negative means unlimited (-1).
+fn pick_ms(candidates: &[(Option<i64>, i64)]) -> i64 {
+    candidates
+        .iter()
+        .find_map(|(v, unit)| v.map(|v| scale(v, *unit)))
+        .unwrap_or(-1)
+}
+
+fn scale(v: i64, unit: i64) -> i64 {
+    if unit == 1 {
+        v
+    } else if v < 0 {
+        -1
+    } else {
+        v.saturating_mul(unit)
+    }
+}
+
+/// The registry default of `def` as a validated value.
+pub(crate) fn registry_default(def: &KeyDef) -> Result<Value, ConfigError> {
+    match def.default {
+        None => Ok(Value::Null),
+        Some(text) => parse_value(def, Raw::Text(text), &Origin::Override).map_err(|_| {
+            ConfigError::Internal {
+                key: def.name.to_owned(),
+            }
+        }),
+    }
+}

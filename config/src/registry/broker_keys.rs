@@ -1,0 +1,83 @@
+//! Broker-scope keys (and the keys that share one name at broker and topic level).
+
+use super::{both, broker, int, long, syn, KeyDef, Kind, StrRule, I16MAX, I32MAX};
+
+const POLICIES: &[&str] = &["compact", "delete"];
+const COMPRESSION: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+const LONG_MAX: Option<&str> = Some("9223372036854775807");
+
+pub(super) const KEYS: &[KeyDef] = &[
+    // --- identity and listeners ---
+    broker("node.id", int(0), Some("1"), "This node's id, unique in the cluster. Kafka's default is -1 (must be set); brook defaults to 1 so that `brook serve` with no config runs a single-node cluster."),
+    broker("cluster.id", Kind::Str(StrRule::Any), None, "Cluster id. Unset: generated on first start and stored in `meta.properties`; set: must match `meta.properties` of every log dir."),
+    broker("broker.rack", Kind::Str(StrRule::Any), None, "Rack of this broker, used for rack-aware replica placement. Unset: no rack."),
+    broker("log.dirs", Kind::List { item: StrRule::Any, min_len: 1 }, Some("./data"), "Directories holding partition logs; partitions are spread over them."),
+    broker("listeners", Kind::List { item: StrRule::HostPort, min_len: 1 }, Some("127.0.0.1:9092"), "Kafka-protocol listeners as host:port (a `PLAINTEXT://` prefix is accepted; other security protocols are not supported)."),
+    broker("advertised.listeners", Kind::List { item: StrRule::HostPort, min_len: 1 }, None, "Addresses given to clients in Metadata responses. Unset: same as `listeners`."),
+    broker("admin.listener", Kind::Str(StrRule::HostPort), Some("127.0.0.1:9644"), "brook only: HTTP admin listener (Prometheus `/metrics`, views, health)."),
+    // --- topics ---
+    broker("num.partitions", int(1), Some("1"), "Partitions of auto-created topics and of CreateTopics requests that ask for the default (-1)."),
+    broker("default.replication.factor", int(1), Some("1"), "Replication factor of auto-created topics and of CreateTopics requests that ask for the default (-1)."),
+    broker("auto.create.topics.enable", Kind::Bool, Some("true"), "Create a topic when a client asks for metadata of, or produces to, a topic that does not exist."),
+    broker("delete.topic.enable", Kind::Bool, Some("true"), "Allow DeleteTopics; when false it fails with TOPIC_DELETION_DISABLED."),
+    // --- network limits ---
+    broker("socket.request.max.bytes", int(1), Some("104857600"), "Largest request frame accepted; a larger size prefix closes the connection before anything is allocated."),
+    broker("max.connections", int(1), Some("10000"), "Most client connections accepted at once; more are closed on accept. Kafka's default is 2147483647 (unbounded); brook bounds it so a connection storm cannot exhaust file descriptors."),
+    broker("connections.max.idle.ms", long(1), Some("600000"), "Close connections idle for longer than this."),
+    broker("max.inflight.requests.per.connection", int(1), Some("100"), "brook only: requests read from one connection but not yet answered; reading pauses at the cap (back-pressure on pipelining clients)."),
+    broker("queued.max.requests", int(1), Some("500"), "Requests queued for handlers across all connections before the network layer stops reading."),
+    broker("message.max.bytes", int(0), Some("1048588"), "Largest record batch (after compression) the broker accepts. Broker-wide default of topic `max.message.bytes`."),
+    // --- log: retention, segments, indexes ---
+    broker("log.retention.hours", Kind::Int { min: -1, max: I32MAX }, Some("168"), "Retention time in hours; used when neither `log.retention.ms` nor `log.retention.minutes` is set. -1: unlimited."),
+    broker("log.retention.minutes", Kind::Int { min: -1, max: I32MAX }, None, "Retention time in minutes; used when `log.retention.ms` is not set, overrides `log.retention.hours`. -1: unlimited."),
+    broker("log.retention.ms", long(-1), None, "Retention time in milliseconds; overrides `log.retention.minutes` and `log.retention.hours`. -1: unlimited. Default of topic `retention.ms`."),
+    broker("log.retention.bytes", long(-1), Some("-1"), "Largest size of a partition's log before old segments are deleted. -1: unlimited. Default of topic `retention.bytes`."),
+    broker("log.retention.check.interval.ms", long(1), Some("300000"), "How often the retention task looks for segments to delete."),
+    broker("log.segment.bytes", int(14), Some("1073741824"), "Segment file size at which the log rolls. Default of topic `segment.bytes`. The minimum is Kafka 3.x's 14 bytes (Kafka 4 raised it to 1 MiB); brook keeps the small minimum so tests can roll segments cheaply."),
+    broker("log.roll.hours", int(1), Some("168"), "Roll a segment this many hours after its first record; used when `log.roll.ms` is not set."),
+    broker("log.roll.ms", long(1), None, "Roll a segment this many milliseconds after its first record; overrides `log.roll.hours`. Default of topic `segment.ms`."),
+    broker("log.roll.jitter.hours", int(0), Some("0"), "Maximum random jitter subtracted from the roll time, in hours; used when `log.roll.jitter.ms` is not set."),
+    broker("log.roll.jitter.ms", long(0), None, "Maximum random jitter subtracted from the roll time; overrides `log.roll.jitter.hours`. Default of topic `segment.jitter.ms`."),
+    broker("log.index.size.max.bytes", int(4), Some("10485760"), "Preallocated size of each offset/time index file; a full index rolls the segment. Default of topic `segment.index.bytes`."),
+    broker("log.index.interval.bytes", int(0), Some("4096"), "Bytes of log between two offset-index entries. Default of topic `index.interval.bytes`."),
+    broker("log.flush.interval.messages", long(1), LONG_MAX, "Default of topic `flush.messages`. Left unset, brook fsyncs before acknowledging acks=all; setting it (or `log.flush.interval.ms`) switches every topic without its own flush override to periodic flushing."),
+    broker("log.flush.interval.ms", long(0), LONG_MAX, "Default of topic `flush.ms`. Left unset, brook fsyncs before acknowledging acks=all; setting it (or `log.flush.interval.messages`) switches to periodic flushing."),
+    broker("log.flush.offset.checkpoint.interval.ms", int(0), Some("60000"), "How often the recovery-point checkpoint file is rewritten."),
+    broker("log.cleanup.policy", Kind::List { item: StrRule::OneOf(POLICIES), min_len: 1 }, Some("delete"), "Default of topic `cleanup.policy`."),
+    broker("log.cleaner.delete.retention.ms", long(0), Some("86400000"), "Default of topic `delete.retention.ms`."),
+    broker("log.cleaner.min.compaction.lag.ms", long(0), Some("0"), "Default of topic `min.compaction.lag.ms`."),
+    broker("log.cleaner.max.compaction.lag.ms", long(1), LONG_MAX, "Default of topic `max.compaction.lag.ms`."),
+    broker("log.cleaner.min.cleanable.ratio", Kind::Double { min: 0.0, max: 1.0 }, Some("0.5"), "Default of topic `min.cleanable.dirty.ratio`."),
+    broker("log.segment.delete.delay.ms", long(0), Some("60000"), "Default of topic `file.delete.delay.ms`."),
+    broker("log.preallocate", Kind::Bool, Some("false"), "Default of topic `preallocate`."),
+    broker("log.message.timestamp.type", Kind::Str(StrRule::OneOf(TIMESTAMP_TYPES)), Some("CreateTime"), "Default of topic `message.timestamp.type`."),
+    broker("log.message.timestamp.before.max.ms", long(0), LONG_MAX, "Default of topic `message.timestamp.before.max.ms`."),
+    broker("log.message.timestamp.after.max.ms", long(0), Some("3600000"), "Default of topic `message.timestamp.after.max.ms` (Kafka 4 default: one hour)."),
+    broker("log.message.downconversion.enable", Kind::Bool, Some("true"), "Default of topic `message.downconversion.enable` (Kafka 3.x; accepted and ignored: brook never down-converts)."),
+    broker("log.local.retention.ms", long(-2), Some("-2"), "Default of topic `local.retention.ms` (tiered storage; accepted, not implemented)."),
+    broker("log.local.retention.bytes", long(-2), Some("-2"), "Default of topic `local.retention.bytes` (tiered storage; accepted, not implemented)."),
+    // --- shared broker/topic names ---
+    both("compression.type", Kind::Str(StrRule::OneOf(COMPRESSION)), Some("producer"), &[syn("compression.type", 1)], "Final compression of stored batches. `producer` keeps what the producer sent; any other value makes the broker recompress."),
+    both("compression.gzip.level", Kind::Int { min: -1, max: 9 }, Some("-1"), &[syn("compression.gzip.level", 1)], "gzip level when the broker compresses with gzip; -1: library default."),
+    both("compression.lz4.level", Kind::Int { min: 1, max: 17 }, Some("9"), &[syn("compression.lz4.level", 1)], "lz4 level when the broker compresses with lz4."),
+    both("compression.zstd.level", Kind::Int { min: -131072, max: 22 }, Some("3"), &[syn("compression.zstd.level", 1)], "zstd level when the broker compresses with zstd."),
+    both("min.insync.replicas", int(1), Some("1"), &[syn("min.insync.replicas", 1)], "With acks=all, produce fails with NOT_ENOUGH_REPLICAS when fewer in-sync replicas than this exist."),
+    both("unclean.leader.election.enable", Kind::Bool, Some("false"), &[syn("unclean.leader.election.enable", 1)], "Allow a replica outside the ISR to become leader as a last resort, losing acknowledged records."),
+    // --- replication and controller ---
+    broker("replica.lag.time.max.ms", long(1), Some("30000"), "A follower that has not caught up to the leader's log end for this long leaves the ISR."),
+    broker("broker.session.timeout.ms", int(1), Some("9000"), "A broker that has not heartbeated to the controller for this long is fenced."),
+    // --- consumer groups and producers ---
+    broker("offsets.topic.num.partitions", int(1), Some("50"), "Partitions of `__consumer_offsets` (fixed once the topic exists)."),
+    broker("offsets.topic.replication.factor", Kind::Short { min: 1, max: I16MAX }, Some("1"), "Replication factor of `__consumer_offsets`. Kafka's default is 3; brook's is 1 so a single node works out of the box."),
+    broker("offsets.retention.minutes", int(1), Some("10080"), "Committed offsets of a group that has been empty this long are deleted."),
+    broker("group.initial.rebalance.delay.ms", int(0), Some("3000"), "Wait this long for more members before the first rebalance of an empty group."),
+    broker("group.min.session.timeout.ms", int(0), Some("6000"), "Smallest session timeout a member may ask for."),
+    broker("group.max.session.timeout.ms", int(0), Some("1800000"), "Largest session timeout a member may ask for."),
+    broker("group.max.size", int(1), Some("2147483647"), "Most members in one consumer group."),
+    broker("transactional.id.expiration.ms", int(1), Some("604800000"), "Transactional ids unused for this long expire."),
+    broker("producer.id.expiration.ms", int(1), Some("86400000"), "Idempotent producer state for producer ids unused for this long is dropped."),
+    // --- observability ---
+    broker("metrics.per.partition.enable", Kind::Bool, Some("true"), "brook only: export per-topic/partition metric series."),
+    broker("metrics.max.partition.series", int(0), Some("10000"), "brook only: cardinality cap on per-partition metric series; partitions beyond it are aggregated."),
+];
