@@ -95,9 +95,16 @@ typed_config! {
         metrics_max_partition_series: u32 = "metrics.max.partition.series" => 10_000,
     }
     extra {
-        explicit: BTreeMap<&'static str, Origin> = BTreeMap::new(),
+        /// Which keys were set explicitly, and where. Public only so that
+        /// `BrokerConfig { field: …, ..BrokerConfig::default() }` works outside
+        /// this crate; read it through [`BrokerConfig::is_explicit`].
+        pub explicit: ExplicitKeys = ExplicitKeys::default(),
     }
 }
+
+/// The set of explicitly configured keys and their origins (opaque).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExplicitKeys(BTreeMap<&'static str, Origin>);
 
 impl BrokerConfig {
     /// Parses a TOML document. Keys may be dotted (`log.dirs = …`), quoted
@@ -183,7 +190,7 @@ impl BrokerConfig {
         })?;
         let value = parse_value(def, raw, origin)?;
         self.set_value(def.name, &value)?;
-        self.explicit.insert(def.name, origin.clone());
+        self.explicit.0.insert(def.name, origin.clone());
         Ok(())
     }
 
@@ -212,17 +219,17 @@ impl BrokerConfig {
 
     /// Whether `key` was set explicitly (file, environment or [`BrokerConfig::set`]).
     pub fn is_explicit(&self, key: &str) -> bool {
-        self.explicit.contains_key(key)
+        self.explicit.0.contains_key(key)
     }
 
     /// Where an explicitly set key came from.
     pub fn origin_of(&self, key: &str) -> Option<&Origin> {
-        self.explicit.get(key)
+        self.explicit.0.get(key)
     }
 
     /// Explicitly set keys, in name order.
     pub fn explicit_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.explicit.keys().copied()
+        self.explicit.0.keys().copied()
     }
 
     /// Effective log retention in ms: `log.retention.ms`, else

@@ -54,7 +54,7 @@ mod topic;
 mod typed;
 mod value;
 
-pub use broker::BrokerConfig;
+pub use broker::{BrokerConfig, ExplicitKeys};
 pub use describe::{describe_broker, describe_topic, ConfigEntry, ConfigSource, ConfigSynonym};
 pub use error::{ConfigError, Origin};
 pub use parse::{key_to_env, ENV_PREFIX, ENV_RESERVED};
