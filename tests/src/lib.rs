@@ -506,7 +506,9 @@ where
         }
         if Instant::now() > deadline {
             return match last_err {
-                Some(e) => Err(e.context(format!("timed out after {timeout:?} waiting for {what}"))),
+                Some(e) => {
+                    Err(e.context(format!("timed out after {timeout:?} waiting for {what}")))
+                }
                 None => Err(anyhow!("timed out after {timeout:?} waiting for {what}")),
             };
         }
@@ -591,7 +593,10 @@ pub fn kcat_path() -> Option<PathBuf> {
 
 /// The test venv's python (`.venv-test/bin/python` in the workspace root), if present.
 pub fn venv_python() -> Option<PathBuf> {
-    let p = workspace_root().join(".venv-test").join("bin").join("python");
+    let p = workspace_root()
+        .join(".venv-test")
+        .join("bin")
+        .join("python");
     p.is_file().then_some(p)
 }
 

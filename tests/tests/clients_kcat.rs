@@ -12,7 +12,9 @@ fn kcat() -> Result<Option<PathBuf>> {
     match kcat_path() {
         Some(p) => Ok(Some(p)),
         None if require_clients() => {
-            bail!("kcat is not installed (BROOK_REQUIRE_CLIENTS=1); run scripts/install-test-deps.sh")
+            bail!(
+                "kcat is not installed (BROOK_REQUIRE_CLIENTS=1); run scripts/install-test-deps.sh"
+            )
         }
         None => {
             eprintln!("SKIPPED: kcat is not installed; scripts/install-test-deps.sh installs it");
@@ -24,7 +26,11 @@ fn kcat() -> Result<Option<PathBuf>> {
 fn run(kcat: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {
     let mut child = Command::new(kcat)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -75,7 +81,14 @@ fn kcat_metadata_produce_consume() -> Result<()> {
 
     let mut args = common.to_vec();
     args.extend([
-        "-C", "-t", "kcat-topic", "-e", "-o", "beginning", "-f", "%k:%s\\n",
+        "-C",
+        "-t",
+        "kcat-topic",
+        "-e",
+        "-o",
+        "beginning",
+        "-f",
+        "%k:%s\\n",
     ]);
     let out = run(&kcat, &args, None)?;
     let consumed = String::from_utf8(out.stdout)?;
@@ -87,12 +100,24 @@ fn kcat_metadata_produce_consume() -> Result<()> {
         lines.len()
     );
     for (i, (want, have)) in lines.iter().zip(&got).enumerate() {
-        ensure!(want == have, "record {i}: produced {want:?}, consumed {have:?}");
+        ensure!(
+            want == have,
+            "record {i}: produced {want:?}, consumed {have:?}"
+        );
     }
 
     // Offsets: -o with an absolute offset starts mid-partition.
     let mut args = common.to_vec();
-    args.extend(["-C", "-t", "kcat-topic", "-e", "-o", "490", "-f", "%o %k\\n"]);
+    args.extend([
+        "-C",
+        "-t",
+        "kcat-topic",
+        "-e",
+        "-o",
+        "490",
+        "-f",
+        "%o %k\\n",
+    ]);
     let out = run(&kcat, &args, None)?;
     let tail = String::from_utf8(out.stdout)?;
     let want: Vec<String> = (490..500).map(|i| format!("{i} key-{i}")).collect();

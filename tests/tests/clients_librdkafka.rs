@@ -163,7 +163,11 @@ fn idempotent_producer_acks_all() -> Result<()> {
         )
     })?;
     drop(producer);
-    ensure!(delivered.len() == n, "{} of {n} acknowledged", delivered.len());
+    ensure!(
+        delivered.len() == n,
+        "{} of {n} acknowledged",
+        delivered.len()
+    );
 
     let consumer = consumer(&broker.bootstrap(), &[])?;
     let got = consume_all(&consumer, topic, &[0, 1, 2])?;
@@ -174,10 +178,7 @@ fn idempotent_producer_acks_all() -> Result<()> {
             let v = c.record.value.as_deref().unwrap_or_default();
             let i: usize = std::str::from_utf8(v)?.parse()?;
             ensure!(seen.insert(i), "record {i} appears twice (partition {p})");
-            ensure!(
-                i % 3 == *p as usize,
-                "record {i} found in partition {p}"
-            );
+            ensure!(i % 3 == *p as usize, "record {i} found in partition {p}");
             ensure!(
                 last.is_none_or(|l| l < i),
                 "partition {p}: record {i} after {last:?} (reordered)"
@@ -185,7 +186,11 @@ fn idempotent_producer_acks_all() -> Result<()> {
             last = Some(i);
         }
     }
-    ensure!(seen.len() == n, "consumed {} distinct records of {n}", seen.len());
+    ensure!(
+        seen.len() == n,
+        "consumed {} distinct records of {n}",
+        seen.len()
+    );
     Ok(())
 }
 
@@ -197,11 +202,14 @@ fn metadata_lists_topics_and_broker() -> Result<()> {
     let producer = producer(&broker.bootstrap(), &[])?;
     for t in ["meta-a", "meta-b"] {
         produce_all(&producer, t, 10, |i| {
-            (None, TestRecord {
-                key: None,
-                value: Some(format!("{i}").into_bytes()),
-                headers: Vec::new(),
-            })
+            (
+                None,
+                TestRecord {
+                    key: None,
+                    value: Some(format!("{i}").into_bytes()),
+                    headers: Vec::new(),
+                },
+            )
         })?;
     }
     drop(producer);
@@ -233,7 +241,11 @@ fn metadata_lists_topics_and_broker() -> Result<()> {
         );
         for p in topic.partitions() {
             ensure!(p.leader() == 1, "{t}/{}: leader {}", p.id(), p.leader());
-            ensure!(p.replicas() == [1] && p.isr() == [1], "{t}/{}: replicas/isr", p.id());
+            ensure!(
+                p.replicas() == [1] && p.isr() == [1],
+                "{t}/{}: replicas/isr",
+                p.id()
+            );
         }
     }
     Ok(())
@@ -269,7 +281,10 @@ async fn admin_create_describe_delete_topics() -> Result<()> {
 
     let again = admin.create_topics([&new], &opts).await?;
     ensure!(
-        matches!(again.as_slice(), [Err((_, RDKafkaErrorCode::TopicAlreadyExists))]),
+        matches!(
+            again.as_slice(),
+            [Err((_, RDKafkaErrorCode::TopicAlreadyExists))]
+        ),
         "creating admin-t twice: {again:?}"
     );
 
@@ -284,7 +299,10 @@ async fn admin_create_describe_delete_topics() -> Result<()> {
     let c: BaseConsumer = consumer(&broker.bootstrap(), &[])?;
     let md = c.fetch_metadata(Some("admin-t"), Duration::from_secs(10))?;
     let parts = md.topics().first().map(|t| t.partitions().len());
-    ensure!(parts == Some(3), "admin-t has {parts:?} partitions, created with 3");
+    ensure!(
+        parts == Some(3),
+        "admin-t has {parts:?} partitions, created with 3"
+    );
 
     let configs = admin
         .describe_configs([&ResourceSpecifier::Topic("admin-t")], &opts)

@@ -58,7 +58,7 @@ fn acked_records_survive_kill9_exactly_once_in_order() -> Result<()> {
                 let v = value(seq);
                 let r: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(TOPIC, seq)
                     .partition(0)
-                    .payload(&v)
+                    .payload(v.as_slice())
                     .headers(headers.clone());
                 match producer.send(r) {
                     Ok(()) => seq += 1,
@@ -103,7 +103,11 @@ fn acked_records_survive_kill9_exactly_once_in_order() -> Result<()> {
         .map_err(|_| anyhow!("poisoned"))?
         .clone();
     drop(producer);
-    ensure!(acked.len() >= ACKED_BEFORE_KILL, "only {} acked", acked.len());
+    ensure!(
+        acked.len() >= ACKED_BEFORE_KILL,
+        "only {} acked",
+        acked.len()
+    );
 
     broker.restart()?;
     let c = consumer(&broker.bootstrap(), &[])?;
@@ -122,16 +126,24 @@ fn acked_records_survive_kill9_exactly_once_in_order() -> Result<()> {
     for c in recs {
         let seq = parse_seq(c.record.value.as_deref().unwrap_or_default())
             .with_context(|| format!("offset {}", c.offset))?;
-        ensure!(seq < sent, "offset {} holds seq {seq}, never sent", c.offset);
+        ensure!(
+            seq < sent,
+            "offset {} holds seq {seq}, never sent",
+            c.offset
+        );
         offset_of.entry(seq).or_default().push(c.offset);
     }
     let mut acked_sorted = acked.clone();
     acked_sorted.sort_by_key(|d| d.index);
     let mut last_offset = -1;
     for d in &acked_sorted {
-        let offsets = offset_of
-            .get(&d.index)
-            .ok_or_else(|| anyhow!("acknowledged seq {} (offset {}) lost after kill -9", d.index, d.offset))?;
+        let offsets = offset_of.get(&d.index).ok_or_else(|| {
+            anyhow!(
+                "acknowledged seq {} (offset {}) lost after kill -9",
+                d.index,
+                d.offset
+            )
+        })?;
         ensure!(
             offsets.len() == 1,
             "acknowledged seq {} present {} times at offsets {offsets:?}",
@@ -158,7 +170,11 @@ fn acked_records_survive_kill9_exactly_once_in_order() -> Result<()> {
     // Quiesce the broker so the files are stable, then scan every segment.
     broker.stop()?;
     let segments = log_segments(&broker.data_dir())?;
-    ensure!(!segments.is_empty(), "no .log segments under {}", broker.data_dir().display());
+    ensure!(
+        !segments.is_empty(),
+        "no .log segments under {}",
+        broker.data_dir().display()
+    );
     let mut batches = 0usize;
     for seg in &segments {
         batches += scan_segment(&read_file(seg)?).with_context(|| seg.display().to_string())?;

@@ -56,7 +56,10 @@ fn fetch_bytes_go_through_sendfile() -> Result<()> {
     let open = broker
         .metric(CONNECTIONS)?
         .ok_or_else(|| anyhow!("{CONNECTIONS} missing from /metrics"))?;
-    ensure!(open >= 1.0, "{CONNECTIONS} = {open} while a consumer is connected");
+    ensure!(
+        open >= 1.0,
+        "{CONNECTIONS} = {open} while a consumer is connected"
+    );
 
     let after = broker
         .metric(SENDFILE)?

@@ -4,7 +4,10 @@
 //!
 //! Consumers here never use a `group.id`: brook has no group APIs in this milestone,
 //! and librdkafka would otherwise start its group coordinator machinery.
-#![allow(dead_code, reason = "each test binary uses a different subset of these helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of these helpers"
+)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hasher};
