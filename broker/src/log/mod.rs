@@ -36,6 +36,8 @@ pub mod recovery;
 pub mod retention;
 pub mod segment;
 pub mod segments;
+#[cfg(test)]
+mod test_batches;
 pub mod time_index;
 
 pub use checkpoint::{read_offset_checkpoint, write_offset_checkpoint, TopicPartitionOffset};
