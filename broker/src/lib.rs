@@ -1,1 +1,27 @@
-//! brook-broker
+//! brook-broker: the Kafka-compatible broker and the `brook` binary.
+//!
+//! # Layout
+//! - `cli`: `brook serve` and the admin commands.
+//! - `server`: listener, connections, response writer (`writev`/`sendfile`).
+//! - `handlers`: one file per Kafka API.
+//! - `broker`: shared state: config, topic registry, producer ids.
+//! - `partition`: one hosted partition: log, leader epoch, high-water mark.
+//! - `log`: on-disk partition log storage (segments, indexes, recovery, …).
+//! - `producer_state`: idempotent-producer sequence tracking.
+//! - `metadata_store`: the durable topic/cluster image.
+//! - `maintenance`: retention, periodic flush, checkpoints.
+//! - `metrics`, `admin_http`: Prometheus metrics and the admin HTTP listener.
+//! - `error`: [`error::BrokerError`] and its mapping to Kafka error codes.
+
+pub mod admin_http;
+pub mod broker;
+pub mod cli;
+pub mod error;
+pub mod handlers;
+pub mod log;
+pub mod maintenance;
+pub mod metadata_store;
+pub mod metrics;
+pub mod partition;
+pub mod producer_state;
+pub mod server;

@@ -1,0 +1,511 @@
+//! The broker's shared state: configuration, cluster identity, the topic
+//! registry and its durable image, and the producer-id allocator.
+//!
+//! Topic changes (create, delete, add partitions, alter configs) are serialised
+//! by `admin`, persisted to the metadata store first and only then published in
+//! the in-memory registry, so a crash never leaves a topic half-known.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use brook_config::{BrokerConfig, TopicConfig};
+use brook_protocol::codec::Uuid;
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::error::BrokerError;
+use crate::log::{LogConfig, PartitionLog};
+use crate::metadata_store::{MetadataImage, MetadataStore, TopicRecord};
+use crate::partition::Partition;
+use crate::producer_state::ProducerStateTable;
+
+/// Producer ids are reserved on disk in blocks of this size.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+/// Longest legal topic name (Kafka's limit).
+const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// One topic.
+#[derive(Debug)]
+pub struct Topic {
+    pub name: Arc<str>,
+    pub id: Uuid,
+    overrides: RwLock<BTreeMap<String, String>>,
+    partitions: RwLock<Vec<Arc<Partition>>>,
+}
+
+impl Topic {
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        read(&self.partitions).clone()
+    }
+
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        usize::try_from(index).ok().and_then(|i| read(&self.partitions).get(i).cloned())
+    }
+
+    pub fn partition_count(&self) -> i32 {
+        read(&self.partitions).len() as i32
+    }
+
+    pub fn overrides(&self) -> BTreeMap<String, String> {
+        read(&self.overrides).clone()
+    }
+
+    /// Internal topics (`__consumer_offsets`, …) are flagged in Metadata.
+    pub fn is_internal(&self) -> bool {
+        self.name.starts_with("__")
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The broker.
+#[derive(Debug)]
+pub struct Broker {
+    config: Arc<BrokerConfig>,
+    data_dir: PathBuf,
+    cluster_id: String,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises metadata changes; holds the durable image.
+    admin: Mutex<MetadataImage>,
+    store: MetadataStore,
+    producer_ids: std::sync::Mutex<(i64, i64)>,
+    offline: AtomicBool,
+    /// The address bound at startup when the config left the port to the OS.
+    bound: RwLock<Option<(String, i32)>>,
+}
+
+impl Broker {
+    /// Open (or initialise) the data directory and every partition log in it.
+    ///
+    /// # Errors
+    /// Unreadable metadata, or a log that cannot be opened/recovered.
+    pub fn open(config: BrokerConfig) -> anyhow::Result<Self> {
+        let data_dir = config
+            .log_dirs
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("log.dirs is empty: set at least one directory"))?;
+        if config.log_dirs.len() > 1 {
+            warn!("brook uses only the first of log.dirs for now: {}", data_dir.display());
+        }
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create log dir {}: {e}", data_dir.display()))?;
+        let store = MetadataStore::new(&data_dir);
+        let image = match store.load()? {
+            Some(img) => img,
+            None => {
+                let img = MetadataImage {
+                    cluster_id: config.cluster_id.clone().unwrap_or_else(|| Uuid::from_bytes(rand::random()).to_string()),
+                    ..Default::default()
+                };
+                store.save(&img)?;
+                write_meta_properties(&data_dir, config.node_id, &img.cluster_id)?;
+                img
+            }
+        };
+        let config = Arc::new(config);
+        let mut topics = BTreeMap::new();
+        for (name, rec) in &image.topics {
+            let id: Uuid = rec
+                .id
+                .parse()
+                .map_err(|_| anyhow::anyhow!("metadata: topic {name} has a bad id {}", rec.id))?;
+            let tc = Arc::new(TopicConfig::resolve(&config, &rec.configs)?);
+            let mut parts = Vec::new();
+            for p in 0..rec.partitions {
+                parts.push(Arc::new(open_partition(&data_dir, name, id, p, tc.clone())?));
+            }
+            topics.insert(
+                name.clone(),
+                Arc::new(Topic {
+                    name: name.as_str().into(),
+                    id,
+                    overrides: RwLock::new(rec.configs.clone()),
+                    partitions: RwLock::new(parts),
+                }),
+            );
+        }
+        info!(topics = topics.len(), dir = %data_dir.display(), "broker state loaded");
+        let next = image.next_producer_id_block;
+        Ok(Self {
+            cluster_id: image.cluster_id.clone(),
+            config,
+            data_dir,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(image),
+            store,
+            // (next id to hand out, end of the reserved block): nothing reserved yet.
+            producer_ids: std::sync::Mutex::new((next, next)),
+            offline: AtomicBool::new(false),
+            bound: RwLock::new(None),
+        })
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Host and port clients should connect to.
+    pub fn advertised(&self) -> (String, i32) {
+        if self.config.advertised_listeners.is_none() {
+            if let Some(b) = read(&self.bound).clone() {
+                return b;
+            }
+        }
+        match self.config.advertised().first() {
+            Some(hp) => (hp.host.clone(), i32::from(hp.port)),
+            None => ("127.0.0.1".into(), 9092),
+        }
+    }
+
+    /// Record the listener's bound address (used when `listeners` asked for port 0).
+    pub fn set_bound(&self, addr: std::net::SocketAddr) {
+        *write(&self.bound) = Some((addr.ip().to_string(), i32::from(addr.port())));
+    }
+
+    pub fn set_offline(&self) {
+        self.offline.store(true, Ordering::Release);
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::Acquire)
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        read(&self.topics).get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
+        read(&self.topics).values().find(|t| &t.id == id).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        read(&self.topics).values().cloned().collect()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.topic(topic)?.partition(index)
+    }
+
+    /// Look up a topic, creating it with broker defaults when
+    /// `auto.create.topics.enable` allows and `allow_auto_create` is set.
+    ///
+    /// # Errors
+    /// Invalid name or a storage failure while creating.
+    pub async fn topic_or_create(&self, name: &str, allow_auto_create: bool) -> Result<Option<Arc<Topic>>, BrokerError> {
+        if let Some(t) = self.topic(name) {
+            return Ok(Some(t));
+        }
+        if !(allow_auto_create && self.config.auto_create_topics_enable) {
+            return Ok(None);
+        }
+        validate_topic_name(name)?;
+        match self.create_topic(name, -1, -1, BTreeMap::new(), false).await {
+            Ok(t) => Ok(Some(t)),
+            Err(BrokerError::TopicAlreadyExists(_)) => Ok(self.topic(name)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Create a topic. `partitions`/`replication_factor` of -1 mean the broker
+    /// defaults. With `validate_only` nothing changes.
+    ///
+    /// # Errors
+    /// Invalid name, counts or configs; an existing topic; storage failures.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, BrokerError> {
+        validate_topic_name(name)?;
+        let partitions = if partitions == -1 { self.config.num_partitions } else { partitions };
+        let rf = if replication_factor == -1 { self.config.default_replication_factor } else { replication_factor };
+        if partitions <= 0 {
+            return Err(BrokerError::InvalidPartitions(format!("number of partitions must be at least 1, got {partitions}")));
+        }
+        if partitions > 100_000 {
+            return Err(BrokerError::InvalidPartitions(format!("{partitions} partitions is more than brook allows per topic (100000)")));
+        }
+        if rf != 1 {
+            return Err(BrokerError::InvalidReplicationFactor(format!(
+                "replication factor {rf} is larger than the number of brokers (1)"
+            )));
+        }
+        for (k, v) in &configs {
+            brook_config::validate_topic_override(k, v)?;
+        }
+        let tc = Arc::new(TopicConfig::resolve(&self.config, &configs)?);
+        log_config(&tc).validate().map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
+        let mut image = self.admin.lock().await;
+        if image.topics.contains_key(name) || self.topic(name).is_some() {
+            return Err(BrokerError::TopicAlreadyExists(name.to_owned()));
+        }
+        if let Some(collides) = read(&self.topics).keys().find(|t| t.replace('.', "_") == name.replace('.', "_")) {
+            return Err(BrokerError::InvalidTopic(format!(
+                "topic {name} collides with existing topic {collides} ('.' and '_' are equivalent in metric names)"
+            )));
+        }
+        let id = Uuid::from_bytes(rand::random());
+        let topic = Arc::new(Topic {
+            name: name.into(),
+            id,
+            overrides: RwLock::new(configs.clone()),
+            partitions: RwLock::new(Vec::new()),
+        });
+        if validate_only {
+            return Ok(topic);
+        }
+        let mut parts = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            match open_partition(&self.data_dir, name, id, p, tc.clone()) {
+                Ok(part) => parts.push(Arc::new(part)),
+                Err(e) => {
+                    for q in 0..p {
+                        let _ = std::fs::remove_dir_all(self.data_dir.join(format!("{name}-{q}")));
+                    }
+                    return Err(BrokerError::Storage(e.to_string()));
+                }
+            }
+        }
+        let mut next = image.clone();
+        next.topics.insert(
+            name.to_owned(),
+            TopicRecord {
+                id: id.to_string(),
+                partitions,
+                configs,
+            },
+        );
+        self.store.save(&next).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        *image = next;
+        *write(&topic.partitions) = parts;
+        write(&self.topics).insert(name.to_owned(), topic.clone());
+        info!(topic = name, partitions, "topic created");
+        Ok(topic)
+    }
+
+    /// Delete a topic and its data.
+    ///
+    /// # Errors
+    /// Unknown topic, deletion disabled, storage failure.
+    pub async fn delete_topic(&self, name: &str) -> Result<Uuid, BrokerError> {
+        if !self.config.delete_topic_enable {
+            return Err(BrokerError::TopicDeletionDisabled);
+        }
+        let mut image = self.admin.lock().await;
+        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let mut next = image.clone();
+        next.topics.remove(name);
+        self.store.save(&next).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        *image = next;
+        write(&self.topics).remove(name);
+        // Rename first (atomic, so a crash cannot resurrect half a partition),
+        // then delete in the background; readers holding open files are unaffected.
+        for p in topic.partitions() {
+            let dir = self.data_dir.join(format!("{name}-{}", p.index));
+            let doomed = self.data_dir.join(format!("{name}-{}.{}-delete", p.index, topic.id));
+            if std::fs::rename(&dir, &doomed).is_ok() {
+                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(doomed));
+            }
+        }
+        info!(topic = name, "topic deleted");
+        Ok(topic.id)
+    }
+
+    /// Grow a topic to `count` partitions.
+    ///
+    /// # Errors
+    /// Unknown topic, a count not larger than today's, storage failure.
+    pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), BrokerError> {
+        let mut image = self.admin.lock().await;
+        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let current = topic.partition_count();
+        if count <= current {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "topic {name} has {current} partitions; the new count {count} must be larger"
+            )));
+        }
+        if count > 100_000 {
+            return Err(BrokerError::InvalidPartitions(format!("{count} partitions is more than brook allows per topic (100000)")));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let tc = Arc::new(TopicConfig::resolve(&self.config, &topic.overrides())?);
+        let mut added = Vec::new();
+        for p in current..count {
+            let part = open_partition(&self.data_dir, name, topic.id, p, tc.clone()).map_err(|e| BrokerError::Storage(e.to_string()))?;
+            added.push(Arc::new(part));
+        }
+        let mut next = image.clone();
+        if let Some(rec) = next.topics.get_mut(name) {
+            rec.partitions = count;
+        }
+        self.store.save(&next).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        *image = next;
+        write(&topic.partitions).extend(added);
+        Ok(())
+    }
+
+    /// Replace (or patch) a topic's config overrides and apply them live.
+    ///
+    /// # Errors
+    /// Unknown topic, invalid key or value.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), BrokerError>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let mut image = self.admin.lock().await;
+        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let mut overrides = topic.overrides();
+        change(&mut overrides)?;
+        for (k, v) in &overrides {
+            brook_config::validate_topic_override(k, v)?;
+        }
+        let tc = Arc::new(TopicConfig::resolve(&self.config, &overrides)?);
+        log_config(&tc).validate().map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
+        if validate_only {
+            return Ok(());
+        }
+        let mut next = image.clone();
+        if let Some(rec) = next.topics.get_mut(name) {
+            rec.configs = overrides.clone();
+        }
+        self.store.save(&next).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        *image = next;
+        *write(&topic.overrides) = overrides;
+        for p in topic.partitions() {
+            p.set_config(tc.clone());
+            if let Err(e) = p.log().set_config(log_config(&tc)) {
+                warn!(topic = name, partition = p.index, error = %e, "applying new config to the log failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Hand out a new producer id, reserving ids on disk in blocks so a restart
+    /// never reuses one.
+    ///
+    /// # Errors
+    /// Storage failure while reserving a block.
+    pub async fn allocate_producer_id(&self) -> Result<i64, BrokerError> {
+        {
+            let mut ids = self.producer_ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if ids.0 < ids.1 {
+                ids.0 += 1;
+                return Ok(ids.0 - 1);
+            }
+        }
+        let mut image = self.admin.lock().await;
+        let mut ids = self.producer_ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ids.0 < ids.1 {
+            ids.0 += 1;
+            return Ok(ids.0 - 1);
+        }
+        let start = image.next_producer_id_block.max(ids.1);
+        let mut next = image.clone();
+        next.next_producer_id_block = start + PRODUCER_ID_BLOCK;
+        self.store.save(&next).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        *image = next;
+        *ids = (start + 1, start + PRODUCER_ID_BLOCK);
+        Ok(start)
+    }
+
+    /// Flush every partition and close the logs cleanly (graceful shutdown).
+    pub async fn shutdown(&self) {
+        for t in self.topics() {
+            for p in t.partitions() {
+                if let Err(e) = p.flush_all().await {
+                    warn!(topic = %t.name, partition = p.index, error = %e, "flush at shutdown failed");
+                }
+                if let Err(e) = p.log().close() {
+                    warn!(topic = %t.name, partition = p.index, error = %e, "closing log failed");
+                }
+            }
+        }
+    }
+}
+
+/// Map a topic's config to the log's.
+pub fn log_config(tc: &TopicConfig) -> LogConfig {
+    LogConfig {
+        segment_bytes: tc.segment_bytes,
+        segment_ms: tc.segment_ms,
+        segment_index_bytes: u64::from(tc.segment_index_bytes),
+        index_interval_bytes: u64::from(tc.index_interval_bytes),
+        retention_ms: tc.retention_ms,
+        retention_bytes: tc.retention_bytes,
+        max_message_bytes: u64::from(tc.max_message_bytes),
+    }
+}
+
+fn open_partition(data_dir: &Path, topic: &str, id: Uuid, index: i32, tc: Arc<TopicConfig>) -> anyhow::Result<Partition> {
+    let dir = data_dir.join(format!("{topic}-{index}"));
+    std::fs::create_dir_all(&dir)?;
+    let meta = dir.join("partition.metadata");
+    if !meta.exists() {
+        std::fs::write(&meta, format!("version: 0\ntopic_id: {id}\n"))?;
+    }
+    let log = PartitionLog::open(&dir, log_config(&tc))?;
+    let mut producers = ProducerStateTable::default();
+    crate::producer_state::rebuild(&log, &mut producers)?;
+    Ok(Partition::new(topic.into(), id, index, log, 0, tc, producers))
+}
+
+fn write_meta_properties(dir: &Path, node_id: i32, cluster_id: &str) -> anyhow::Result<()> {
+    let path = dir.join("meta.properties");
+    if !path.exists() {
+        std::fs::write(path, format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n"))?;
+    }
+    Ok(())
+}
+
+/// Kafka's topic name rules: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+///
+/// # Errors
+/// [`BrokerError::InvalidTopic`] naming the problem.
+pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
+    if name.is_empty() {
+        return Err(BrokerError::InvalidTopic("topic name is empty".into()));
+    }
+    if name == "." || name == ".." {
+        return Err(BrokerError::InvalidTopic(format!("topic name cannot be '{name}'")));
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(BrokerError::InvalidTopic(format!(
+            "topic name is {} characters; the limit is {MAX_TOPIC_NAME_LEN}",
+            name.len()
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(BrokerError::InvalidTopic(format!(
+            "topic name '{name}' contains '{c}'; allowed are ASCII letters, digits, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}

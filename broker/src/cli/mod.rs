@@ -1,0 +1,60 @@
+//! Command-line interface: `brook serve` runs a broker; `brook topic …` talks to
+//! one over the Kafka protocol.
+//!
+//! # Layout
+//! - `serve`: startup, background tasks, graceful shutdown.
+//! - `topic`: topic administration commands.
+//! - `client`: the minimal Kafka request/response client the commands use.
+
+mod client;
+mod serve;
+mod topic;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "brook", version, about = "A Kafka-compatible partitioned commit-log broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a broker (single node by default: data in ./data, Kafka on 127.0.0.1:9092).
+    Serve {
+        /// TOML config file; without it every key has its documented default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write {"kafka":…,"admin":…,"pid":…} here (atomically) once serving.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+    },
+    /// Manage topics on a running broker.
+    Topic(topic::TopicArgs),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { config, ready_file } => serve::run(config, ready_file),
+        Command::Topic(args) => topic::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("brook: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! `brook serve`: load config, open the data directory, serve Kafka and admin
+//! listeners, run background maintenance, and shut down gracefully on SIGTERM or
+//! SIGINT (stop accepting, finish in-flight requests, flush, checkpoint, write
+//! the clean-shutdown markers).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use brook_config::BrokerConfig;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+
+pub(super) fn run(config_path: Option<PathBuf>, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut config = match &config_path {
+        Some(p) => BrokerConfig::from_file(p)?,
+        None => BrokerConfig::default(),
+    };
+    config.apply_env(std::env::vars())?;
+    config.validate()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BROOK_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("brook")
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(serve(config, ready_file))
+}
+
+fn resolve(hp: &brook_config::HostPort, what: &str) -> anyhow::Result<SocketAddr> {
+    format!("{}:{}", hp.host, hp.port)
+        .to_socket_addrs()
+        .with_context(|| format!("{what} {}:{} does not resolve", hp.host, hp.port))?
+        .next()
+        .ok_or_else(|| anyhow!("{what} {}:{} does not resolve to an address", hp.host, hp.port))
+}
+
+async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let kafka_addr = resolve(
+        config.listeners.first().ok_or_else(|| anyhow!("listeners is empty: give at least one host:port"))?,
+        "listeners",
+    )?;
+    let admin_addr = resolve(&config.admin_listener, "admin.listener")?;
+    let metrics = match crate::metrics::install() {
+        Ok(h) => Some(h),
+        Err(e) => {
+            warn!(error = %e, "metrics disabled");
+            None
+        }
+    };
+    let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
+    let listener = crate::server::bind(kafka_addr)
+        .await
+        .with_context(|| format!("cannot listen on {kafka_addr} (listeners)"))?;
+    let kafka_bound = listener.local_addr()?;
+    broker.set_bound(kafka_bound);
+    let admin = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {admin_addr} (admin.listener)"))?;
+    let admin_bound = admin.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let kafka_task = tokio::spawn(crate::server::serve(listener, broker.clone(), stop_rx.clone()));
+    let admin_task = tokio::spawn(crate::admin_http::serve(admin, broker.clone(), metrics, stop_rx.clone()));
+    let maintenance = tokio::spawn(crate::maintenance::run(broker.clone(), stop_rx.clone()));
+    info!(kafka = %kafka_bound, admin = %admin_bound, cluster_id = broker.cluster_id(), "brook is serving");
+    if let Some(path) = &ready_file {
+        write_ready_file(path, kafka_bound, admin_bound)?;
+    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
+    }
+    let _ = stop_tx.send(true);
+    // Connections finish the requests they already read; bound the wait so a
+    // stuck client cannot hold shutdown hostage.
+    if tokio::time::timeout(Duration::from_secs(30), kafka_task).await.is_err() {
+        warn!("connections did not finish within 30 s; closing anyway");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
+    let _ = maintenance.await;
+    broker.shutdown().await;
+    info!("shutdown complete");
+    Ok(())
+}
+
+fn write_ready_file(path: &Path, kafka: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "kafka": kafka.to_string(),
+        "admin": admin.to_string(),
+        "pid": std::process::id(),
+    });
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! `brook topic create|list|describe|delete|alter-config`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use brook_protocol::error::ErrorCode;
+use brook_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use brook_protocol::messages::delete_topics_request::DeleteTopicState;
+use brook_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use brook_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use brook_protocol::messages::metadata_request::MetadataRequestTopic;
+use brook_protocol::messages::{
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest,
+    MetadataRequest,
+};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::client::Client;
+
+#[derive(Debug, Args)]
+pub struct TopicArgs {
+    /// Broker to talk to.
+    #[arg(long, global = true, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: TopicCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        /// Partition count (-1: the broker's num.partitions).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        partitions: i32,
+        /// Replication factor (-1: the broker's default.replication.factor).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        replication_factor: i16,
+        /// Topic config override, `key=value`; repeatable.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+    },
+    /// List topics.
+    List,
+    /// Show a topic's partitions, offsets and non-default configs.
+    Describe { name: String },
+    /// Delete a topic and its data.
+    Delete { name: String },
+    /// Set or delete topic config overrides.
+    AlterConfig {
+        name: String,
+        /// `key=value` to set; repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Key to reset to its default; repeatable.
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+    },
+}
+
+pub(super) fn run(args: TopicArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let mut client = Client::connect(&args.bootstrap).await?;
+        match args.command {
+            TopicCommand::Create { name, partitions, replication_factor, configs } => {
+                create(&mut client, args.json, name, partitions, replication_factor, &configs).await
+            }
+            TopicCommand::List => list(&mut client, args.json).await,
+            TopicCommand::Describe { name } => describe(&mut client, args.json, &name).await,
+            TopicCommand::Delete { name } => delete(&mut client, args.json, &name).await,
+            TopicCommand::AlterConfig { name, set, delete } => alter(&mut client, args.json, &name, &set, &delete).await,
+        }
+    })
+}
+
+fn parse_kv(s: &str) -> anyhow::Result<(String, String)> {
+    let (k, v) = s.split_once('=').with_context(|| format!("'{s}' is not KEY=VALUE"))?;
+    if k.is_empty() {
+        bail!("'{s}' has an empty key");
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+fn check(code: i16, message: Option<&str>, what: &str) -> anyhow::Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    let name = ErrorCode::from_i16(code);
+    match message {
+        Some(m) if !m.is_empty() => bail!("{what}: {name} ({m})"),
+        _ => bail!("{what}: {name}"),
+    }
+}
+
+async fn create(c: &mut Client, as_json: bool, name: String, partitions: i32, rf: i16, configs: &[String]) -> anyhow::Result<()> {
+    let mut cfgs = Vec::new();
+    for kv in configs {
+        let (k, v) = parse_kv(kv)?;
+        cfgs.push(CreatableTopicConfig { name: k, value: Some(v), ..Default::default() });
+    }
+    let req = CreateTopicsRequest {
+        topics: vec![CreatableTopic { name: name.clone(), num_partitions: partitions, replication_factor: rf, configs: cfgs, ..Default::default() }],
+        timeout_ms: 30_000,
+        ..Default::default()
+    };
+    let resp = c.send(&req, 7).await?;
+    let r = resp.topics.first().context("broker sent an empty CreateTopics response")?;
+    check(r.error_code, r.error_message.as_deref(), &format!("creating topic {name}"))?;
+    if as_json {
+        println!("{}", json!({"topic": name, "topic_id": r.topic_id.to_string(), "partitions": r.num_partitions, "replication_factor": r.replication_factor}));
+    } else {
+        println!("created topic {name} ({} partitions, replication factor {}, id {})", r.num_partitions, r.replication_factor, r.topic_id);
+    }
+    Ok(())
+}
+
+async fn list(c: &mut Client, as_json: bool) -> anyhow::Result<()> {
+    let resp = c.send(&MetadataRequest { topics: None, allow_auto_topic_creation: false, ..Default::default() }, 12).await?;
+    let mut rows: Vec<(String, usize, String)> = resp
+        .topics
+        .iter()
+        .map(|t| (t.name.clone().unwrap_or_default(), t.partitions.len(), t.topic_id.to_string()))
+        .collect();
+    rows.sort();
+    if as_json {
+        let v: Vec<_> = rows.iter().map(|(n, p, id)| json!({"topic": n, "partitions": p, "topic_id": id})).collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        println!("{:<40} {:>10}  TOPIC ID", "TOPIC", "PARTITIONS");
+        for (n, p, id) in rows {
+            println!("{n:<40} {p:>10}  {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn describe(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<()> {
+    let meta = c
+        .send(
+            &MetadataRequest {
+                topics: Some(vec![MetadataRequestTopic { name: Some(name.to_owned()), ..Default::default() }]),
+                allow_auto_topic_creation: false,
+                ..Default::default()
+            },
+            12,
+        )
+        .await?;
+    let t = meta.topics.first().context("broker sent an empty Metadata response")?;
+    check(t.error_code, None, &format!("describing topic {name}"))?;
+    let mut parts: Vec<_> = t.partitions.iter().collect();
+    parts.sort_by_key(|p| p.partition_index);
+    let offsets = |ts: i64| {
+        use brook_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+        ListOffsetsRequest {
+            replica_id: -1,
+            topics: vec![ListOffsetsTopic {
+                name: name.to_owned(),
+                partitions: parts
+                    .iter()
+                    .map(|p| ListOffsetsPartition { partition_index: p.partition_index, timestamp: ts, current_leader_epoch: -1, ..Default::default() })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    };
+    let earliest = c.send(&offsets(-2), 7).await?;
+    let latest = c.send(&offsets(-1), 7).await?;
+    let lookup = |r: &brook_protocol::messages::ListOffsetsResponse, p: i32| {
+        r.topics.iter().flat_map(|t| t.partitions.iter()).find(|x| x.partition_index == p).map_or(-1, |x| x.offset)
+    };
+    let cfg = c
+        .send(
+            &DescribeConfigsRequest {
+                resources: vec![DescribeConfigsResource { resource_type: 2, resource_name: name.to_owned(), configuration_keys: None, ..Default::default() }],
+                ..Default::default()
+            },
+            4,
+        )
+        .await?;
+    let overrides: BTreeMap<String, String> = cfg
+        .results
+        .iter()
+        .flat_map(|r| r.configs.iter())
+        .filter(|e| e.config_source == 1)
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    if as_json {
+        let ps: Vec<_> = parts
+            .iter()
+            .map(|p| json!({
+                "partition": p.partition_index, "leader": p.leader_id, "leader_epoch": p.leader_epoch,
+                "replicas": p.replica_nodes, "isr": p.isr_nodes,
+                "log_start_offset": lookup(&earliest, p.partition_index), "high_watermark": lookup(&latest, p.partition_index),
+            }))
+            .collect();
+        println!("{}", json!({"topic": name, "topic_id": t.topic_id.to_string(), "partitions": ps, "configs": overrides}));
+    } else {
+        println!("topic {name}  id {}  partitions {}", t.topic_id, parts.len());
+        if !overrides.is_empty() {
+            let list: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("configs: {}", list.join(", "));
+        }
+        println!("{:>9} {:>7} {:>6} {:>10} {:>10} {:>14} {:>14}", "PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "START OFFSET", "HIGH WATERMARK");
+        for p in parts {
+            println!(
+                "{:>9} {:>7} {:>6} {:>10} {:>10} {:>14} {:>14}",
+                p.partition_index,
+                p.leader_id,
+                p.leader_epoch,
+                format!("{:?}", p.replica_nodes),
+                format!("{:?}", p.isr_nodes),
+                lookup(&earliest, p.partition_index),
+                lookup(&latest, p.partition_index)
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn delete(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<()> {
+    let req = DeleteTopicsRequest {
+        topics: vec![DeleteTopicState { name: Some(name.to_owned()), ..Default::default() }],
+        timeout_ms: 30_000,
+        ..Default::default()
+    };
+    let resp = c.send(&req, 6).await?;
+    let r = resp.responses.first().context("broker sent an empty DeleteTopics response")?;
+    check(r.error_code, r.error_message.as_deref(), &format!("deleting topic {name}"))?;
+    if as_json {
+        println!("{}", json!({"deleted": name}));
+    } else {
+        println!("deleted topic {name}");
+    }
+    Ok(())
+}
+
+async fn alter(c: &mut Client, as_json: bool, name: &str, set: &[String], delete: &[String]) -> anyhow::Result<()> {
+    if set.is_empty() && delete.is_empty() {
+        bail!("nothing to change: give --set KEY=VALUE and/or --delete KEY");
+    }
+    let mut configs = Vec::new();
+    for kv in set {
+        let (k, v) = parse_kv(kv)?;
+        configs.push(AlterableConfig { name: k, config_operation: 0, value: Some(v), ..Default::default() });
+    }
+    for k in delete {
+        configs.push(AlterableConfig { name: k.clone(), config_operation: 1, value: None, ..Default::default() });
+    }
+    let req = IncrementalAlterConfigsRequest {
+        resources: vec![AlterConfigsResource { resource_type: 2, resource_name: name.to_owned(), configs, ..Default::default() }],
+        validate_only: false,
+        ..Default::default()
+    };
+    let resp = c.send(&req, 1).await?;
+    let r = resp.responses.first().context("broker sent an empty IncrementalAlterConfigs response")?;
+    check(r.error_code, r.error_message.as_deref(), &format!("altering configs of {name}"))?;
+    if as_json {
+        println!("{}", json!({"topic": name, "altered": true}));
+    } else {
+        println!("altered configs of topic {name}");
+    }
+    Ok(())
+}

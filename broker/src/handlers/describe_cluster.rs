@@ -1,0 +1,34 @@
+//! DescribeCluster (key 60, v0–1).
+
+use brook_protocol::error::ErrorCode;
+use brook_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
+use brook_protocol::messages::DescribeClusterRequest;
+
+use super::Ctx;
+use crate::server::connection::Reply;
+
+pub(super) fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> Reply {
+    let (host, port) = ctx.broker.advertised();
+    let node = ctx.broker.node_id();
+    let mut resp = DescribeClusterResponse {
+        endpoint_type: req.endpoint_type,
+        cluster_id: ctx.broker.cluster_id().to_owned(),
+        controller_id: node,
+        brokers: vec![DescribeClusterBroker {
+            broker_id: node,
+            host,
+            port,
+            rack: ctx.broker.config().broker_rack.clone(),
+            ..Default::default()
+        }],
+        cluster_authorized_operations: i32::MIN,
+        ..Default::default()
+    };
+    // Endpoint type 2 asks for controllers; this node is both.
+    if !matches!(req.endpoint_type, 1 | 2) {
+        resp.error_code = ErrorCode::UNSUPPORTED_ENDPOINT_TYPE.code();
+        resp.error_message = Some(format!("unknown endpoint type {}", req.endpoint_type));
+        resp.brokers.clear();
+    }
+    ctx.reply(&resp)
+}

@@ -1,0 +1,211 @@
+//! Fetch (key 1, v4–16): read record batches up to the high-water mark and send
+//! them as file regions (sendfile), long-polling until `min_bytes` are available
+//! or `max_wait_ms` passes. Woken by HW changes, never by sleeping.
+//!
+//! Rules clients depend on: an empty partition carries an empty (not null)
+//! record set; a fetch that starts inside a batch gets the whole batch; the
+//! first partition with data returns at least one whole batch even when it is
+//! larger than `max_bytes`; no session support yet, so `session_id` is always 0
+//! and clients keep sending full fetches.
+//!
+// Hot path: no copies of record data; regions go straight to sendfile.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brook_protocol::codec::{Records, Uuid};
+use brook_protocol::error::ErrorCode;
+use brook_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData};
+use brook_protocol::messages::FetchRequest;
+
+use super::Ctx;
+use crate::broker::Topic;
+use crate::error::BrokerError;
+use crate::log::FileRegion;
+use crate::partition::Partition;
+use crate::server::connection::Reply;
+
+/// Longest wait brook honours, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+
+struct Wanted {
+    topic: Option<Arc<Topic>>,
+    name: String,
+    id: Uuid,
+    partitions: Vec<(i32, Option<Arc<Partition>>, i64, i32, i32)>,
+}
+
+pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
+    let wanted: Vec<Wanted> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let topic = if ctx.version >= 13 { ctx.broker.topic_by_id(&t.topic_id) } else { ctx.broker.topic(&t.topic) };
+            Wanted {
+                name: topic.as_ref().map_or_else(|| t.topic.clone(), |tp| tp.name.to_string()),
+                id: t.topic_id,
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let part = topic.as_ref().and_then(|tp| tp.partition(p.partition));
+                        (p.partition, part, p.fetch_offset, p.partition_max_bytes, p.current_leader_epoch)
+                    })
+                    .collect(),
+                topic,
+            }
+        })
+        .collect();
+    let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    let (resp, regions, total) = build(&ctx, &wanted, max_bytes);
+    if total >= min_bytes.max(1) || max_wait.is_zero() || any_error(&resp) {
+        crate::metrics::bytes_out(total);
+        return match ctx.frame(&resp, regions) {
+            Some(f) => Reply::Ready(f),
+            None => Reply::Close,
+        };
+    }
+    // Long-poll: wait for any of the partitions' HW to move, then read again.
+    let task = tokio::spawn(async move {
+        let deadline = Instant::now() + max_wait;
+        let mut receivers: Vec<_> = wanted
+            .iter()
+            .flat_map(|w| w.partitions.iter().filter_map(|p| p.1.as_ref().map(|part| part.subscribe_hw())))
+            .collect();
+        // Subscribed before reading again, so an HW change between the first
+        // read and now is not missed.
+        loop {
+            let (resp, regions, total) = build(&ctx, &wanted, max_bytes);
+            if total >= min_bytes || receivers.is_empty() || any_error(&resp) || Instant::now() >= deadline {
+                crate::metrics::bytes_out(total);
+                return ctx.frame(&resp, regions);
+            }
+            let changed = async {
+                let futs = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
+                let _ = futures_select_all(futs).await;
+            };
+            if tokio::time::timeout_at(deadline.into(), changed).await.is_err() {
+                let (resp, regions, total) = build(&ctx, &wanted, max_bytes);
+                crate::metrics::bytes_out(total);
+                return ctx.frame(&resp, regions);
+            }
+        }
+    });
+    Reply::Pending(task)
+}
+
+/// Resolve when the first of `futs` does (a tiny select_all without a futures dependency).
+async fn futures_select_all<F>(futs: impl Iterator<Item = F>) -> Option<()>
+where
+    F: std::future::Future + Unpin,
+{
+    let mut futs: Vec<F> = futs.collect();
+    if futs.is_empty() {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|cx| {
+        for f in &mut futs {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(Some(()));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+fn any_error(resp: &FetchResponse) -> bool {
+    resp.responses.iter().any(|t| t.partitions.iter().any(|p| p.error_code != 0))
+}
+
+fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> (FetchResponse, Vec<FileRegion>, usize) {
+    let mut regions = Vec::new();
+    let mut total = 0usize;
+    let mut responses = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let mut parts = Vec::with_capacity(w.partitions.len());
+        for &(index, ref part, offset, partition_max, current_epoch) in &w.partitions {
+            let mut pd = PartitionData {
+                partition_index: index,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                preferred_read_replica: -1,
+                records: Some(Records::Bytes(bytes::Bytes::new())),
+                ..Default::default()
+            };
+            let Some(part) = part else {
+                pd.error_code = if w.topic.is_none() && ctx.version >= 13 {
+                    ErrorCode::UNKNOWN_TOPIC_ID.code()
+                } else {
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+                };
+                parts.push(pd);
+                continue;
+            };
+            pd.high_watermark = part.high_watermark();
+            pd.last_stable_offset = pd.high_watermark;
+            pd.log_start_offset = part.log_start_offset();
+            if let Some(code) = epoch_check(part, current_epoch) {
+                pd.error_code = code;
+                pd.current_leader = LeaderIdAndEpoch {
+                    leader_id: ctx.broker.node_id(),
+                    leader_epoch: part.leader_epoch(),
+                    ..Default::default()
+                };
+                parts.push(pd);
+                continue;
+            }
+            let budget = usize::try_from(partition_max).unwrap_or(0).min(max_bytes.saturating_sub(total));
+            // The first partition that has data may exceed the budgets by one batch.
+            let min_one = total == 0;
+            if budget == 0 && !min_one {
+                parts.push(pd);
+                continue;
+            }
+            match part.read(offset, budget, min_one) {
+                Ok(read) => {
+                    if let Some(region) = read.region {
+                        let len = region.len;
+                        if len > 0 {
+                            pd.records = Some(Records::Region { id: regions.len() as u64, len: len as u32 });
+                            regions.push(region);
+                            total += len as usize;
+                        }
+                    }
+                }
+                Err(e) => {
+                    pd.error_code = e.code();
+                    if let BrokerError::OffsetOutOfRange { .. } = e {
+                        pd.high_watermark = part.high_watermark();
+                    }
+                }
+            }
+            parts.push(pd);
+        }
+        responses.push(FetchableTopicResponse {
+            topic: w.name.clone(),
+            topic_id: w.topic.as_ref().map_or(w.id, |t| t.id),
+            partitions: parts,
+            ..Default::default()
+        });
+    }
+    (FetchResponse { responses, ..Default::default() }, regions, total)
+}
+
+/// The leader-epoch fence every epoch-carrying request goes through.
+pub(crate) fn epoch_check(part: &Partition, requested: i32) -> Option<i16> {
+    if requested < 0 {
+        return None;
+    }
+    let current = part.leader_epoch();
+    if requested < current {
+        Some(ErrorCode::FENCED_LEADER_EPOCH.code())
+    } else if requested > current {
+        Some(ErrorCode::UNKNOWN_LEADER_EPOCH.code())
+    } else {
+        None
+    }
+}

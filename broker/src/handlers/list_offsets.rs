@@ -1,0 +1,81 @@
+//! ListOffsets (key 2, v1–8): earliest (-2), latest (-1), max timestamp (-3),
+//! earliest-local (-4, = earliest here), and by timestamp through the time index.
+//! "Latest" is the high-water mark (what a consumer may read), as in Kafka.
+
+use brook_protocol::error::ErrorCode;
+use brook_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
+};
+use brook_protocol::messages::ListOffsetsRequest;
+
+use super::fetch::epoch_check;
+use super::Ctx;
+use crate::partition::Partition;
+use crate::server::connection::Reply;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub(super) fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = ctx.broker.topic(&t.name);
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut r = ListOffsetsPartitionResponse {
+                        partition_index: p.partition_index,
+                        timestamp: -1,
+                        offset: -1,
+                        leader_epoch: -1,
+                        ..Default::default()
+                    };
+                    let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                        r.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
+                        return r;
+                    };
+                    if let Some(code) = epoch_check(&part, p.current_leader_epoch) {
+                        r.error_code = code;
+                        return r;
+                    }
+                    match lookup(&part, p.timestamp) {
+                        Ok(Some((offset, ts))) => {
+                            r.offset = offset;
+                            r.timestamp = ts;
+                            r.leader_epoch = part.leader_epoch();
+                        }
+                        Ok(None) => {}
+                        Err(code) => r.error_code = code,
+                    }
+                    r
+                })
+                .collect();
+            ListOffsetsTopicResponse { name: t.name, partitions, ..Default::default() }
+        })
+        .collect();
+    ctx.reply(&ListOffsetsResponse { topics, ..Default::default() })
+}
+
+/// (offset, timestamp) for a ListOffsets target; `None` when no record matches.
+fn lookup(part: &Partition, target: i64) -> Result<Option<(i64, i64)>, i16> {
+    let hw = part.high_watermark();
+    match target {
+        LATEST | LATEST_TIERED => Ok(Some((hw, -1))),
+        EARLIEST | EARLIEST_LOCAL => Ok(Some((part.log_start_offset(), -1))),
+        MAX_TIMESTAMP => match part.log().max_timestamp_offset(hw) {
+            Ok(found) => Ok(found.map(|(ts, off)| (off, ts))),
+            Err(e) => Err(crate::error::BrokerError::from(e).code()),
+        },
+        ts if ts >= 0 => match part.log().offset_for_timestamp(ts, hw) {
+            Ok(found) => Ok(found.map(|(off, ts)| (off, ts))),
+            Err(e) => Err(crate::error::BrokerError::from(e).code()),
+        },
+        _ => Err(ErrorCode::INVALID_REQUEST.code()),
+    }
+}

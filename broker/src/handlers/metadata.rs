@@ -1,0 +1,98 @@
+//! Metadata (key 3, v0–12): this broker, the cluster id, and topics with their
+//! partitions. Unknown topics are created when the request allows it (v4+
+//! `allow_auto_topic_creation`, always for v0–3) and `auto.create.topics.enable`
+//! is on.
+
+use brook_protocol::codec::Uuid;
+use brook_protocol::error::ErrorCode;
+use brook_protocol::messages::metadata_response::{
+    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use brook_protocol::messages::MetadataRequest;
+
+use super::Ctx;
+use crate::broker::Topic;
+use crate::server::connection::Reply;
+
+pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
+    let broker = &ctx.broker;
+    let (host, port) = broker.advertised();
+    let node = broker.node_id();
+    // v0 with an empty list means "all topics"; v1+ uses null for that.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && ctx.version == 0,
+    };
+    let mut topics = Vec::new();
+    if all {
+        for t in broker.topics() {
+            topics.push(describe(&t, node));
+        }
+    } else {
+        let auto = if ctx.version >= 4 { req.allow_auto_topic_creation } else { true };
+        for rt in req.topics.unwrap_or_default() {
+            let topic = match (&rt.name, rt.topic_id) {
+                (Some(name), _) => broker.topic_or_create(name, auto).await,
+                (None, id) if id != Uuid::ZERO => Ok(broker.topic_by_id(&id)),
+                (None, _) => Ok(None),
+            };
+            topics.push(match topic {
+                Ok(Some(t)) => describe(&t, node),
+                Ok(None) => MetadataResponseTopic {
+                    error_code: if rt.name.is_none() { ErrorCode::UNKNOWN_TOPIC_ID.code() } else { ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code() },
+                    name: rt.name.clone(),
+                    topic_id: rt.topic_id,
+                    topic_authorized_operations: i32::MIN,
+                    ..Default::default()
+                },
+                Err(e) => MetadataResponseTopic {
+                    error_code: e.code(),
+                    name: rt.name.clone(),
+                    topic_id: rt.topic_id,
+                    topic_authorized_operations: i32::MIN,
+                    ..Default::default()
+                },
+            });
+        }
+    }
+    let resp = MetadataResponse {
+        brokers: vec![MetadataResponseBroker {
+            node_id: node,
+            host,
+            port,
+            rack: broker.config().broker_rack.clone(),
+            ..Default::default()
+        }],
+        cluster_id: Some(broker.cluster_id().to_owned()),
+        controller_id: node,
+        topics,
+        cluster_authorized_operations: i32::MIN,
+        ..Default::default()
+    };
+    ctx.reply(&resp)
+}
+
+fn describe(t: &Topic, node: i32) -> MetadataResponseTopic {
+    MetadataResponseTopic {
+        error_code: 0,
+        name: Some(t.name.to_string()),
+        topic_id: t.id,
+        is_internal: t.is_internal(),
+        partitions: t
+            .partitions()
+            .iter()
+            .map(|p| MetadataResponsePartition {
+                error_code: 0,
+                partition_index: p.index,
+                leader_id: node,
+                leader_epoch: p.leader_epoch(),
+                replica_nodes: vec![node],
+                isr_nodes: vec![node],
+                offline_replicas: Vec::new(),
+                ..Default::default()
+            })
+            .collect(),
+        topic_authorized_operations: i32::MIN,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,182 @@
+//! Request dispatch: one file per Kafka API.
+//!
+//! [`dispatch`] decodes the body for the request's (key, version), refuses what
+//! brook does not serve, runs the handler and encodes its response. Unknown API
+//! keys, unsupported versions (except ApiVersions, which always answers, and
+//! Produce 0–2, which get UNSUPPORTED_VERSION) and undecodable bodies close the
+//! connection, as Kafka does: the client cannot parse a response in a version
+//! it did not ask for.
+
+mod api_versions;
+mod configs;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use brook_protocol::api::{is_supported, ApiKey};
+use brook_protocol::codec::{Encoder, Message};
+use brook_protocol::header::{response_header_version, RequestHeader, ResponseHeader};
+use brook_protocol::messages::RequestBody;
+use bytes::Bytes;
+use tracing::debug;
+
+use crate::broker::Broker;
+use crate::log::FileRegion;
+use crate::server::connection::Reply;
+use crate::server::writer::Frame;
+
+pub use api_versions::advertised_versions;
+pub(crate) use produce::now_ms;
+
+/// Whether brook serves this API yet. Exhaustive: adding an API to the protocol
+/// table forces a decision here.
+pub fn implemented(key: ApiKey) -> bool {
+    match key {
+        ApiKey::Produce
+        | ApiKey::Fetch
+        | ApiKey::ListOffsets
+        | ApiKey::Metadata
+        | ApiKey::ApiVersions
+        | ApiKey::CreateTopics
+        | ApiKey::DeleteTopics
+        | ApiKey::DeleteRecords
+        | ApiKey::InitProducerId
+        | ApiKey::OffsetForLeaderEpoch
+        | ApiKey::DescribeConfigs
+        | ApiKey::AlterConfigs
+        | ApiKey::CreatePartitions
+        | ApiKey::IncrementalAlterConfigs
+        | ApiKey::DescribeCluster => true,
+        // Consumer groups arrive with the group coordinator.
+        ApiKey::OffsetCommit
+        | ApiKey::OffsetFetch
+        | ApiKey::FindCoordinator
+        | ApiKey::JoinGroup
+        | ApiKey::Heartbeat
+        | ApiKey::LeaveGroup
+        | ApiKey::SyncGroup
+        | ApiKey::DescribeGroups
+        | ApiKey::ListGroups
+        | ApiKey::DeleteGroups
+        | ApiKey::OffsetDelete => false,
+    }
+}
+
+/// Request context handed to handlers.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub broker: Arc<Broker>,
+    pub header: Arc<RequestHeader>,
+    pub key: ApiKey,
+    pub version: i16,
+}
+
+impl Ctx {
+    /// Encode `msg` as this request's response frame.
+    pub fn frame<M: Message>(&self, msg: &M, regions: Vec<FileRegion>) -> Option<Frame> {
+        encode_frame(&self.header, self.key, msg, regions)
+    }
+
+    /// A ready reply.
+    pub fn reply<M: Message>(&self, msg: &M) -> Reply {
+        match self.frame(msg, Vec::new()) {
+            Some(f) => Reply::Ready(f),
+            None => Reply::Close,
+        }
+    }
+}
+
+fn encode_frame<M: Message>(header: &RequestHeader, key: ApiKey, msg: &M, regions: Vec<FileRegion>) -> Option<Frame> {
+    let version = header.api_version;
+    let mut e = Encoder::with_capacity(256);
+    let prefix = e.reserve_length_prefix();
+    let rh = ResponseHeader {
+        correlation_id: header.correlation_id,
+        unknown_tagged_fields: Vec::new(),
+    };
+    let res = rh
+        .encode(&mut e, response_header_version(key, version))
+        .and_then(|()| msg.encode(&mut e, version))
+        .and_then(|()| e.patch_length_prefix(prefix));
+    match res {
+        Ok(()) => Some(Frame {
+            chunks: e.finish(),
+            regions,
+        }),
+        Err(err) => {
+            debug!(api = %key, version, error = %err, "cannot encode response; closing connection");
+            None
+        }
+    }
+}
+
+/// Decode and serve one request.
+pub async fn dispatch(broker: &Arc<Broker>, header: RequestHeader, mut body: Bytes) -> Reply {
+    let Some(key) = header.key() else {
+        debug!(api_key = header.api_key, "unknown API key; closing connection");
+        crate::metrics::request_error(None);
+        return Reply::Close;
+    };
+    let version = header.api_version;
+    let ctx = Ctx {
+        broker: broker.clone(),
+        header: Arc::new(header),
+        key,
+        version,
+    };
+    if key == ApiKey::ApiVersions {
+        return api_versions::handle(&ctx, body);
+    }
+    if !implemented(key) || !is_supported(key, version) {
+        if key == ApiKey::Produce && (0..3).contains(&version) {
+            return produce::unsupported_version(&ctx, body);
+        }
+        debug!(api = %key, version, "unsupported API or version; closing connection");
+        crate::metrics::request_error(Some(key));
+        return Reply::Close;
+    }
+    let request = match RequestBody::decode(key, version, &mut body) {
+        Ok(r) if body.is_empty() => r,
+        Ok(_) => {
+            debug!(api = %key, version, trailing = body.len(), "bytes after the request body; closing connection");
+            crate::metrics::request_error(Some(key));
+            return Reply::Close;
+        }
+        Err(e) => {
+            debug!(api = %key, version, error = %e, "undecodable request; closing connection");
+            crate::metrics::request_error(Some(key));
+            return Reply::Close;
+        }
+    };
+    let started = Instant::now();
+    let reply = match request {
+        RequestBody::Produce(r) => produce::handle(ctx, r).await,
+        RequestBody::Fetch(r) => fetch::handle(ctx, r).await,
+        RequestBody::ListOffsets(r) => list_offsets::handle(&ctx, r),
+        RequestBody::Metadata(r) => metadata::handle(&ctx, r).await,
+        RequestBody::CreateTopics(r) => create_topics::handle(&ctx, r).await,
+        RequestBody::DeleteTopics(r) => delete_topics::handle(&ctx, r).await,
+        RequestBody::DeleteRecords(r) => delete_records::handle(&ctx, r).await,
+        RequestBody::InitProducerId(r) => init_producer_id::handle(&ctx, r).await,
+        RequestBody::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(&ctx, r),
+        RequestBody::DescribeConfigs(r) => configs::describe(&ctx, r),
+        RequestBody::AlterConfigs(r) => configs::alter(&ctx, r).await,
+        RequestBody::IncrementalAlterConfigs(r) => configs::incremental_alter(&ctx, r).await,
+        RequestBody::CreatePartitions(r) => create_partitions::handle(&ctx, r).await,
+        RequestBody::DescribeCluster(r) => describe_cluster::handle(&ctx, r),
+        _ => Reply::Close,
+    };
+    crate::metrics::request_done(key, started.elapsed());
+    reply
+}

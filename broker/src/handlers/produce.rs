@@ -1,0 +1,233 @@
+//! Produce (key 0): validate and append each partition's record set, then answer
+//! per `acks`: 0 → no response, 1 → after the leader's append, -1 (all) → after
+//! the batch is durable (fsynced, group-committed; HW past it).
+//!
+// Hot path: one copy of each record set into a writable buffer (offsets are
+// patched in place), no per-record work beyond CRC validation, no logging above
+// debug.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use brook_protocol::error::ErrorCode;
+use brook_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+use brook_protocol::messages::ProduceRequest;
+use brook_protocol::codec::{Message, Records};
+use bytes::{Bytes, BytesMut};
+
+use super::Ctx;
+use crate::error::BrokerError;
+use crate::server::connection::Reply;
+
+/// Produce v0–2 is advertised (librdkafka needs that to enable compression) but
+/// refused: answer every partition with UNSUPPORTED_VERSION.
+pub(super) fn unsupported_version(ctx: &Ctx, mut body: Bytes) -> Reply {
+    let Ok(req) = ProduceRequest::decode(&mut body, ctx.version) else {
+        return Reply::Close;
+    };
+    if req.acks == 0 {
+        return Reply::None;
+    }
+    let resp = ProduceResponse {
+        responses: req
+            .topic_data
+            .iter()
+            .map(|t| TopicProduceResponse {
+                name: t.name.clone(),
+                partition_responses: t
+                    .partition_data
+                    .iter()
+                    .map(|p| partition_error(p.index, ErrorCode::UNSUPPORTED_VERSION.code(), None))
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    ctx.reply(&resp)
+}
+
+fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse {
+        index,
+        error_code: code,
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+        error_message: message,
+        ..Default::default()
+    }
+}
+
+struct Pending {
+    topic: usize,
+    slot: usize,
+    partition: std::sync::Arc<crate::partition::Partition>,
+    last_offset: i64,
+}
+
+pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
+    let acks = req.acks;
+    if req.transactional_id.is_some() {
+        // Transactions are a later milestone; refuse clearly rather than
+        // pretending to be transactional.
+        return respond_all(&ctx, &req, ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code(), acks);
+    }
+    if !matches!(acks, -1 | 0 | 1) {
+        return respond_all(&ctx, &req, ErrorCode::INVALID_REQUIRED_ACKS.code(), acks);
+    }
+    let now = now_ms();
+    let mut topics: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
+    let mut waits: Vec<Pending> = Vec::new();
+    for (ti, t) in req.topic_data.into_iter().enumerate() {
+        let mut parts = Vec::with_capacity(t.partition_data.len());
+        let topic = match ctx.broker.topic_or_create(&t.name, true).await {
+            Ok(topic) => topic,
+            Err(e) => {
+                for p in &t.partition_data {
+                    parts.push(partition_error(p.index, e.code(), e.message()));
+                }
+                topics.push(TopicProduceResponse { name: t.name, partition_responses: parts, ..Default::default() });
+                continue;
+            }
+        };
+        for p in t.partition_data {
+            let Some(partition) = topic.as_ref().and_then(|topic| topic.partition(p.index)) else {
+                parts.push(partition_error(p.index, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(), None));
+                continue;
+            };
+            let records = match p.records {
+                Some(Records::Bytes(b)) if !b.is_empty() => b,
+                _ => {
+                    parts.push(partition_error(p.index, ErrorCode::CORRUPT_MESSAGE.code(), Some("empty record set".into())));
+                    continue;
+                }
+            };
+            let max = partition.config().max_message_bytes as usize;
+            if records.len() > max.saturating_add(brook_protocol::records::header::LOG_OVERHEAD) {
+                let e = BrokerError::MessageTooLarge { size: records.len(), max };
+                parts.push(partition_error(p.index, e.code(), e.message()));
+                continue;
+            }
+            // A single-node ISR is this broker alone.
+            if acks == -1 && partition.config().min_insync_replicas > 1 {
+                parts.push(partition_error(
+                    p.index,
+                    ErrorCode::NOT_ENOUGH_REPLICAS.code(),
+                    Some(format!("min.insync.replicas={} but the ISR has 1 member", partition.config().min_insync_replicas)),
+                ));
+                continue;
+            }
+            if ctx.broker.is_offline() {
+                let e = BrokerError::Storage("log directory offline after an fsync failure".into());
+                parts.push(partition_error(p.index, e.code(), e.message()));
+                continue;
+            }
+            // The request buffer is shared and read-only; offsets are patched in a
+            // private copy that becomes the bytes written to the segment.
+            let mut buf = BytesMut::from(&records[..]);
+            let bytes_in = buf.len();
+            match partition.append(&mut buf, now).await {
+                Ok(a) => {
+                    crate::metrics::bytes_in(&partition.topic, bytes_in);
+                    if acks == -1 && partition.config().durability == brook_config::Durability::FsyncBeforeAck {
+                        waits.push(Pending { topic: ti, slot: parts.len(), partition: partition.clone(), last_offset: a.last_offset });
+                    }
+                    parts.push(PartitionProduceResponse {
+                        index: p.index,
+                        error_code: 0,
+                        base_offset: a.base_offset,
+                        log_append_time_ms: a.log_append_time,
+                        log_start_offset: a.log_start_offset,
+                        ..Default::default()
+                    });
+                    if acks != -1 && !a.duplicate && partition.config().durability == brook_config::Durability::FsyncBeforeAck {
+                        // Nobody waits for this flush, but consumers see records only
+                        // once durable: start the (group-committed) fsync now.
+                        let part = partition.clone();
+                        let last = a.last_offset;
+                        let broker = ctx.broker.clone();
+                        tokio::spawn(async move {
+                            if part.wait_durable(last).await.is_err() {
+                                broker.set_offline();
+                            }
+                        });
+                    }
+                }
+                Err(e) => {
+                    if matches!(e, BrokerError::Log(_)) && e.error_code() == ErrorCode::KAFKA_STORAGE_ERROR {
+                        ctx.broker.set_offline();
+                    }
+                    parts.push(partition_error(p.index, e.code(), e.message()));
+                }
+            }
+        }
+        topics.push(TopicProduceResponse { name: t.name, partition_responses: parts, ..Default::default() });
+    }
+    if acks == 0 {
+        return Reply::None;
+    }
+    let mut resp = ProduceResponse { responses: topics, ..Default::default() };
+    if waits.is_empty() {
+        return ctx.reply(&resp);
+    }
+    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0).max(1));
+    let task = tokio::spawn(async move {
+        // Wait for every partition's durability concurrently; the fsyncs are
+        // group-committed with other requests'.
+        let results = futures_join(waits.iter().map(|w| {
+            let partition = w.partition.clone();
+            let last = w.last_offset;
+            async move { tokio::time::timeout(timeout, partition.wait_durable(last)).await }
+        }))
+        .await;
+        for (w, r) in waits.iter().zip(results) {
+            let slot = &mut resp.responses[w.topic].partition_responses[w.slot];
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    ctx.broker.set_offline();
+                    *slot = partition_error(slot.index, e.code(), e.message());
+                }
+                Err(_) => *slot = partition_error(slot.index, ErrorCode::REQUEST_TIMED_OUT.code(), None),
+            }
+        }
+        ctx.frame(&resp, Vec::new())
+    });
+    Reply::Pending(task)
+}
+
+async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    // Durability waits share one fsync per partition; awaiting them in turn costs
+    // no more than the slowest.
+    for f in futs {
+        out.push(f.await);
+    }
+    out
+}
+
+fn respond_all(ctx: &Ctx, req: &ProduceRequest, code: i16, acks: i16) -> Reply {
+    if acks == 0 {
+        return Reply::None;
+    }
+    let mut by_topic: BTreeMap<&str, Vec<PartitionProduceResponse>> = BTreeMap::new();
+    for t in &req.topic_data {
+        let e = by_topic.entry(&t.name).or_default();
+        e.extend(t.partition_data.iter().map(|p| partition_error(p.index, code, None)));
+    }
+    let resp = ProduceResponse {
+        responses: by_topic
+            .into_iter()
+            .map(|(name, parts)| TopicProduceResponse { name: name.to_owned(), partition_responses: parts, ..Default::default() })
+            .collect(),
+        ..Default::default()
+    };
+    ctx.reply(&resp)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,107 @@
+//! Background maintenance: retention (`log.retention.check.interval.ms`),
+//! periodic flushing of topics that relaxed durability (`flush.ms` /
+//! `flush.messages`), and the data-dir checkpoint files.
+//!
+//! Runs as one task; each pass does blocking file work on the blocking pool.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brook_config::Durability;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::broker::Broker;
+use crate::log::{write_offset_checkpoint, TopicPartitionOffset};
+
+/// How often the loop wakes; each duty keeps its own interval.
+const TICK: Duration = Duration::from_millis(100);
+
+pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let retention_every = Duration::from_millis(u64::try_from(broker.config().log_retention_check_interval_ms).unwrap_or(300_000).max(100));
+    let checkpoint_every =
+        Duration::from_millis(u64::try_from(broker.config().log_flush_offset_checkpoint_interval_ms).unwrap_or(60_000).max(100));
+    let mut last_retention = Instant::now();
+    let mut last_checkpoint = Instant::now();
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = interval.tick() => {}
+        }
+        periodic_flush(&broker).await;
+        if last_retention.elapsed() >= retention_every {
+            last_retention = Instant::now();
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || retention_pass(&b)).await;
+        }
+        if last_checkpoint.elapsed() >= checkpoint_every {
+            last_checkpoint = Instant::now();
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || write_checkpoints(&b)).await;
+        }
+    }
+    let b = broker.clone();
+    let _ = tokio::task::spawn_blocking(move || write_checkpoints(&b)).await;
+}
+
+/// Flush partitions of `Periodic` topics whose unflushed data is older than
+/// `flush.ms` or larger than `flush.messages`.
+async fn periodic_flush(broker: &Arc<Broker>) {
+    for t in broker.topics() {
+        for p in t.partitions() {
+            let cfg = p.config();
+            if cfg.durability != Durability::Periodic {
+                continue;
+            }
+            if p.flush_due(cfg.flush_ms, cfg.flush_messages) {
+                if let Err(e) = p.flush_all().await {
+                    warn!(topic = %t.name, partition = p.index, error = %e, "periodic flush failed; log directory offline");
+                    broker.set_offline();
+                }
+            }
+        }
+    }
+}
+
+fn retention_pass(broker: &Broker) {
+    let now = crate::handlers::now_ms();
+    for t in broker.topics() {
+        for p in t.partitions() {
+            match p.log().delete_old_segments(now) {
+                Ok(outcome) if outcome.deleted_segments > 0 => {
+                    debug!(topic = %t.name, partition = p.index, deleted = outcome.deleted_segments, "retention deleted segments");
+                }
+                Ok(_) => {}
+                Err(e) => warn!(topic = %t.name, partition = p.index, error = %e, "retention failed"),
+            }
+        }
+    }
+}
+
+/// Write Kafka's data-dir checkpoint files: recovery point, high-water marks
+/// and log start offsets.
+pub fn write_checkpoints(broker: &Broker) {
+    let mut recovery = Vec::new();
+    let mut hws = Vec::new();
+    let mut starts = Vec::new();
+    for t in broker.topics() {
+        for p in t.partitions() {
+            let tp = |offset| TopicPartitionOffset { topic: t.name.to_string(), partition: p.index, offset };
+            recovery.push(tp(p.log().recovery_point()));
+            hws.push(tp(p.high_watermark()));
+            starts.push(tp(p.log_start_offset()));
+        }
+    }
+    let dir = broker.data_dir();
+    for (name, entries) in [
+        ("recovery-point-offset-checkpoint", &recovery),
+        ("replication-offset-checkpoint", &hws),
+        ("log-start-offset-checkpoint", &starts),
+    ] {
+        if let Err(e) = write_offset_checkpoint(&dir.join(name), entries) {
+            warn!(file = name, error = %e, "writing checkpoint failed");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Durable cluster metadata of a single-node broker: cluster id, topics (name, id,
+//! partition count, config overrides) and the next producer-id block.
+//!
+//! File: `<first log dir>/__brook_metadata.json`, replaced atomically (write to a
+//! temporary file, fsync, rename, fsync the directory), so after a crash it is
+//! either the old or the new version, never a mix. This is the seam the
+//! controller quorum (DESIGN.md section 7) replaces with its Raft metadata log.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+const FILE_NAME: &str = "__brook_metadata.json";
+
+/// Errors reading or writing the metadata file.
+#[derive(Debug, Error)]
+pub enum MetadataError {
+    #[error("metadata file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metadata file {path} is corrupt: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// One topic's durable record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    /// Topic id, base64 as Kafka prints it.
+    pub id: String,
+    pub partitions: i32,
+    /// Topic-level config overrides (DescribeConfigs source DYNAMIC_TOPIC_CONFIG).
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The whole image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    #[serde(default)]
+    pub topics: BTreeMap<String, TopicRecord>,
+    /// Producer ids below this are handed out; allocation reserves blocks.
+    #[serde(default)]
+    pub next_producer_id_block: i64,
+}
+
+/// Reads and atomically replaces the metadata file.
+#[derive(Debug)]
+pub struct MetadataStore {
+    dir: PathBuf,
+}
+
+impl MetadataStore {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// Load the image, or `None` when the broker has never written one.
+    ///
+    /// # Errors
+    /// I/O errors and a file that does not parse.
+    pub fn load(&self) -> Result<Option<MetadataImage>, MetadataError> {
+        let path = self.path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| MetadataError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(MetadataError::Io { path, source }),
+        }
+    }
+
+    /// Atomically replace the image on disk.
+    ///
+    /// # Errors
+    /// Any I/O error; the previous file is then still intact.
+    pub fn save(&self, image: &MetadataImage) -> Result<(), MetadataError> {
+        let path = self.path();
+        let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
+        let io = |source| MetadataError::Io {
+            path: path.clone(),
+            source,
+        };
+        let bytes = serde_json::to_vec_pretty(image).map_err(|e| io(std::io::Error::other(e)))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        fs::rename(&tmp, &path).map_err(io)?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::new(dir.path());
+        assert_eq!(store.load().unwrap(), None);
+        let mut img = MetadataImage {
+            cluster_id: "abc".into(),
+            ..Default::default()
+        };
+        img.topics.insert(
+            "t".into(),
+            TopicRecord {
+                id: "x".into(),
+                partitions: 3,
+                configs: BTreeMap::from([("retention.ms".into(), "5".into())]),
+            },
+        );
+        store.save(&img).unwrap();
+        assert_eq!(store.load().unwrap(), Some(img.clone()));
+        img.topics.clear();
+        store.save(&img).unwrap();
+        assert_eq!(store.load().unwrap(), Some(img));
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(FILE_NAME), b"{nope").unwrap();
+        let err = MetadataStore::new(dir.path()).load().unwrap_err();
+        assert!(err.to_string().contains(FILE_NAME));
+    }
+}

@@ -1,0 +1,158 @@
+//! One client connection: read length-prefixed frames, dispatch each request in
+//! arrival order, and write the responses in the same order (Kafka clients
+//! pipeline requests and match responses by order as well as correlation id).
+//!
+//! Requests are *applied* in order by the reader task (so two pipelined produce
+//! requests for one partition append in order), but a request may finish later
+//! (an `acks=all` produce waiting for fsync, a fetch long-poll): its response is a
+//! pending task that the writer task awaits in order. At most
+//! `max.inflight.requests.per.connection` responses are outstanding; beyond that
+//! the reader stops reading, which pushes back on the client through TCP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brook_protocol::frame::FrameDecoder;
+use brook_protocol::header::RequestHeader;
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use super::writer::{write_frame, Frame};
+use crate::broker::Broker;
+use crate::handlers;
+
+/// What the writer task gets for each request, in request order.
+#[derive(Debug)]
+pub enum Reply {
+    /// A response ready to write.
+    Ready(Frame),
+    /// A response still being produced.
+    Pending(JoinHandle<Option<Frame>>),
+    /// No response (produce with acks=0).
+    None,
+    /// Close the connection after the replies before this one are written.
+    Close,
+}
+
+/// Serve one connection until the client closes it, an error occurs, it idles
+/// out, or the broker shuts down.
+pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let config = broker.config();
+    let max_frame = config.socket_request_max_bytes as usize;
+    let idle = Duration::from_millis(u64::try_from(config.connections_max_idle_ms).unwrap_or(u64::MAX).max(1));
+    let inflight = (config.max_inflight_requests_per_connection as usize).max(1);
+    crate::metrics::connection_opened();
+    let stream = Arc::new(stream);
+    let (tx, rx) = mpsc::channel::<Reply>(inflight);
+    let writer = tokio::spawn(write_loop(stream.clone(), rx));
+    let reason = read_loop(&stream, &broker, &tx, max_frame, idle, &mut shutdown).await;
+    debug!(%peer, reason, "connection reader finished");
+    drop(tx);
+    // The writer drains every reply already queued (graceful shutdown finishes
+    // in-flight requests) and exits when the channel is closed.
+    let _ = writer.await;
+    crate::metrics::connection_closed();
+}
+
+async fn read_loop(
+    stream: &TcpStream,
+    broker: &Arc<Broker>,
+    tx: &mpsc::Sender<Reply>,
+    max_frame: usize,
+    idle: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> &'static str {
+    let mut decoder = FrameDecoder::new(max_frame);
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    loop {
+        match decoder.decode(&mut buf) {
+            Ok(Some(frame)) => {
+                let reply = handle_frame(broker, frame).await;
+                let close = matches!(reply, Reply::Close);
+                if tx.send(reply).await.is_err() {
+                    return "writer stopped";
+                }
+                if close {
+                    return "protocol error";
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                debug!(error = %e, "refusing frame");
+                crate::metrics::connection_error();
+                return "bad frame";
+            }
+        }
+        if *shutdown.borrow() {
+            return "shutdown";
+        }
+        // Read more. The buffer grows only as bytes actually arrive; the frame
+        // decoder has already refused any frame larger than the limit.
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
+        }
+        let read = tokio::select! {
+            _ = shutdown.changed() => return "shutdown",
+            r = tokio::time::timeout(idle, read_some(stream, &mut buf)) => r,
+        };
+        match read {
+            Err(_) => return "idle timeout",
+            Ok(Ok(0)) => return "closed by client",
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return "read error",
+        }
+    }
+}
+
+async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        match stream.try_read_buf(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
+    let header = match RequestHeader::decode(&mut frame) {
+        Ok(h) => h,
+        Err(e) => {
+            debug!(error = %e, "undecodable request header; closing");
+            crate::metrics::connection_error();
+            return Reply::Close;
+        }
+    };
+    handlers::dispatch(broker, header, frame).await
+}
+
+async fn write_loop(stream: Arc<TcpStream>, mut rx: mpsc::Receiver<Reply>) {
+    while let Some(reply) = rx.recv().await {
+        let frame = match reply {
+            Reply::Ready(f) => f,
+            Reply::Pending(task) => match task.await {
+                Ok(Some(f)) => f,
+                Ok(None) => continue,
+                Err(_) => break,
+            },
+            Reply::None => continue,
+            Reply::Close => break,
+        };
+        if let Err(e) = write_frame(&stream, &frame).await {
+            debug!(error = %e, "write failed; closing connection");
+            break;
+        }
+    }
+    // Wake the reader if it is blocked: shutting down the write side makes the
+    // client close, and dropping our end closes the socket.
+    let _ = nix::sys::socket::shutdown(
+        std::os::fd::AsRawFd::as_raw_fd(&*stream),
+        nix::sys::socket::Shutdown::Both,
+    );
+}

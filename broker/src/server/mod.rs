@@ -1,0 +1,81 @@
+//! The Kafka listener: accepts connections, enforces the connection limit, and
+//! runs one [`connection`] task per client.
+//!
+//! # Layout
+//! - `connection`: frame reading, request dispatch, in-order response writing.
+//! - `writer`: `writev`/`sendfile` output of encoded responses.
+
+pub mod connection;
+pub mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::broker::Broker;
+
+/// Accept connections until `shutdown` turns true, then wait for open
+/// connections to finish the requests they have already read.
+///
+/// # Errors
+/// Only a failure of the listening socket itself.
+pub async fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let max = broker.config().max_connections.max(1) as usize;
+    let permits = Arc::new(Semaphore::new(max));
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and friends: keep serving the connections we have.
+                        warn!(error = %e, "accept failed");
+                        crate::metrics::connection_error();
+                        continue;
+                    }
+                };
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    debug!(%peer, "connection refused: max.connections reached");
+                    crate::metrics::connection_error();
+                    drop(stream);
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let broker = broker.clone();
+                let shutdown = shutdown.clone();
+                conns.spawn(async move {
+                    connection::run(stream, peer, broker, shutdown).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    info!("listener closed; waiting for {} open connections", conns.len());
+    while conns.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Bind the Kafka listener.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}

@@ -1,0 +1,136 @@
+//! Writes encoded responses to a client socket: owned bytes with `writev`, record
+//! data held in log segments with `sendfile`, so fetched records never pass
+//! through user space.
+//!
+//! Only the connection's writer task calls into this module; the socket is shared
+//! with the reader task through tokio's readiness API, which allows one reader and
+//! one writer at a time.
+//!
+// Hot path: no allocation beyond the small iovec array, no logging above debug.
+
+use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use brook_protocol::codec::Chunk;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use crate::log::FileRegion;
+
+/// Record bytes sent to clients with `sendfile` since the process started.
+pub static SENDFILE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// An encoded response frame: its pieces in order, and the file regions its
+/// [`Chunk::Region`] entries refer to by index.
+#[derive(Debug, Default)]
+pub struct Frame {
+    pub chunks: Vec<Chunk>,
+    pub regions: Vec<FileRegion>,
+}
+
+impl Frame {
+    /// Total bytes on the wire.
+    pub fn len(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| match c {
+                Chunk::Bytes(b) => b.len(),
+                Chunk::Region { len, .. } => *len as usize,
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Largest number of byte chunks gathered into one `writev`.
+const MAX_IOV: usize = 64;
+
+/// Write a whole frame to `stream`.
+///
+/// # Errors
+/// Socket errors, or a region that refers to a missing table entry or a file that
+/// became shorter than the region (the segment was truncated or deleted under us).
+pub async fn write_frame(stream: &TcpStream, frame: &Frame) -> io::Result<()> {
+    let mut i = 0;
+    while i < frame.chunks.len() {
+        match &frame.chunks[i] {
+            Chunk::Region { id, len } => {
+                let region = usize::try_from(*id)
+                    .ok()
+                    .and_then(|id| frame.regions.get(id))
+                    .ok_or_else(|| io::Error::other("response refers to an unknown file region"))?;
+                let len = u64::from(*len).min(region.len);
+                send_region(stream, region, len).await?;
+                i += 1;
+            }
+            Chunk::Bytes(_) => {
+                let end = frame.chunks[i..]
+                    .iter()
+                    .take(MAX_IOV)
+                    .position(|c| matches!(c, Chunk::Region { .. }))
+                    .map_or_else(|| (i + MAX_IOV).min(frame.chunks.len()), |p| i + p);
+                write_bytes(stream, &frame.chunks[i..end]).await?;
+                i = end;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn write_bytes(stream: &TcpStream, chunks: &[Chunk]) -> io::Result<()> {
+    let mut bufs: Vec<&[u8]> = chunks
+        .iter()
+        .filter_map(|c| match c {
+            Chunk::Bytes(b) if !b.is_empty() => Some(&b[..]),
+            _ => None,
+        })
+        .collect();
+    let mut first = 0;
+    while first < bufs.len() {
+        stream.writable().await?;
+        let iov: Vec<IoSlice<'_>> = bufs[first..].iter().map(|b| IoSlice::new(b)).collect();
+        match stream.try_write_vectored(&iov) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(mut n) => {
+                while first < bufs.len() && n >= bufs[first].len() {
+                    n -= bufs[first].len();
+                    first += 1;
+                }
+                if n > 0 {
+                    bufs[first] = &bufs[first][n..];
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn send_region(stream: &TcpStream, region: &FileRegion, len: u64) -> io::Result<()> {
+    let mut offset = i64::try_from(region.position).map_err(io::Error::other)?;
+    let mut remaining = len;
+    while remaining > 0 {
+        stream.writable().await?;
+        let count = usize::try_from(remaining).unwrap_or(usize::MAX).min(1 << 30);
+        let res = stream.try_io(Interest::WRITABLE, || {
+            nix::sys::sendfile::sendfile64(stream.as_fd(), region.file.as_fd(), Some(&mut offset), count)
+                .map_err(io::Error::from)
+        });
+        match res {
+            // The file ended before the region did: the segment shrank under us.
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "log segment shorter than fetched region")),
+            Ok(n) => {
+                remaining -= n as u64;
+                SENDFILE_BYTES.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
