@@ -1,6 +1,8 @@
 //! Record batch round trips through brook's own builder and decoder, under every
 //! codec, plus header patching and control batches.
 
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
 use brook_protocol::records::header::{
     set_base_offset, set_log_append_time, set_partition_leader_epoch,
 };

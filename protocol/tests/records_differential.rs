@@ -2,6 +2,8 @@
 //! built by brook decode identically there, and batches it encodes decode
 //! identically in brook, for every compression codec.
 
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
 use brook_protocol::records::{BatchBuilder, Compression, Header, RecordBatch};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;

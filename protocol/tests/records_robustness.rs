@@ -3,6 +3,8 @@
 //! valid batch and then fix the CRC up, which drives the record parser and the
 //! decompressors with hostile input.
 
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
 use brook_protocol::records::{decode_batches, BatchBuilder, Compression, Header, RecordBatch};
 use bytes::Bytes;
 use proptest::prelude::*;
