@@ -132,7 +132,12 @@ pub(crate) fn parse_value(
                 return Err(invalid(def.kind.allowed()));
             }
             for s in &items {
-                check_item(item, s).map_err(|why| invalid(with_reason(item, why)))?;
+                check_item(item, s).map_err(|why| {
+                    invalid(format!(
+                        "each item to be {}; item {s:?} is not",
+                        with_reason(item, why)
+                    ))
+                })?;
             }
             Ok(Value::List(
                 items.iter().map(|s| canonical_item(item, s)).collect(),

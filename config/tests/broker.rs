@@ -4,10 +4,16 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, ensure, Result};
-use brook_config::{BrokerConfig, CleanupPolicy, CompressionType, ConfigError, HostPort, Origin, TimestampType};
+use brook_config::{
+    BrokerConfig, CleanupPolicy, CompressionType, ConfigError, HostPort, Origin, TimestampType,
+};
 
 fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>().into_iter()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 fn err_text(r: Result<BrokerConfig, ConfigError>) -> Result<String> {
@@ -54,7 +60,10 @@ fn dotted_quoted_table_and_inline_table_forms_are_equivalent() -> Result<()> {
     ];
     for text in forms {
         let c = BrokerConfig::from_toml_str(text)?;
-        ensure!(c.log_dirs == vec![PathBuf::from("/a"), PathBuf::from("/b")], "form {text:?}");
+        ensure!(
+            c.log_dirs == vec![PathBuf::from("/a"), PathBuf::from("/b")],
+            "form {text:?}"
+        );
         ensure!(c.log_segment_bytes == 1024, "form {text:?}");
         ensure!(c.is_explicit("log.dirs") && c.is_explicit("log.segment.bytes"));
     }
@@ -87,7 +96,10 @@ fn env_overrides_file_and_is_tracked() -> Result<()> {
     ]))?;
     assert_eq!(c.num_partitions, 7);
     assert_eq!(c.log_dirs, vec![PathBuf::from("/x"), PathBuf::from("/y")]);
-    assert_eq!(c.origin_of("num.partitions"), Some(&Origin::Env("BROOK_NUM_PARTITIONS".to_owned())));
+    assert_eq!(
+        c.origin_of("num.partitions"),
+        Some(&Origin::Env("BROOK_NUM_PARTITIONS".to_owned()))
+    );
     Ok(())
 }
 
@@ -95,10 +107,20 @@ fn env_overrides_file_and_is_tracked() -> Result<()> {
 fn failed_env_leaves_config_unchanged() -> Result<()> {
     let mut c = BrokerConfig::from_toml_str("num.partitions = 2\n")?;
     let before = c.clone();
-    let r = c.apply_env(env(&[("BROOK_NUM_PARTITIONS", "9"), ("BROOK_LOG_DIR", "/x")]));
-    let Err(e) = r else { bail!("unknown env key accepted") };
+    let r = c.apply_env(env(&[
+        ("BROOK_NUM_PARTITIONS", "9"),
+        ("BROOK_LOG_DIR", "/x"),
+    ]));
+    let Err(e) = r else {
+        bail!("unknown env key accepted")
+    };
     let text = e.to_string();
-    ensure!(text.contains("BROOK_LOG_DIR") && text.contains("`log.dir`") && text.contains("did you mean `log.dirs`"), "{text}");
+    ensure!(
+        text.contains("BROOK_LOG_DIR")
+            && text.contains("`log.dir`")
+            && text.contains("did you mean `log.dirs`"),
+        "{text}"
+    );
     ensure!(c == before, "partial env applied");
     Ok(())
 }
@@ -106,34 +128,81 @@ fn failed_env_leaves_config_unchanged() -> Result<()> {
 #[test]
 fn unknown_key_suggests_the_nearest() -> Result<()> {
     let text = err_text(BrokerConfig::from_toml_str("num.partition = 3\n"))?;
-    ensure!(text.contains("unknown broker config key `num.partition`"), "{text}");
+    ensure!(
+        text.contains("unknown broker config key `num.partition`"),
+        "{text}"
+    );
     ensure!(text.contains("did you mean `num.partitions`?"), "{text}");
     let text = err_text(BrokerConfig::from_toml_str("retention.ms = 1000\n"))?;
-    ensure!(text.contains("`log.retention.ms`"), "topic key in broker file should point at the broker key: {text}");
+    ensure!(
+        text.contains("`log.retention.ms`"),
+        "topic key in broker file should point at the broker key: {text}"
+    );
     Ok(())
 }
 
 #[test]
 fn every_error_names_key_value_allowed_and_origin() -> Result<()> {
     let cases: &[(&str, &[&str])] = &[
-        ("num.partitions = 0", &["`num.partitions`", "0", "[1,...]", "TOML config"]),
-        ("num.partitions = \"many\"", &["`num.partitions`", "\"many\"", "an integer", "[1,...]"]),
-        ("num.partitions = 3000000000", &["`num.partitions`", "3000000000", "[1,...]"]),
-        ("auto.create.topics.enable = \"yes\"", &["`auto.create.topics.enable`", "\"yes\"", "true or false"]),
-        ("log.cleanup.policy = \"delete,shrink\"", &["`log.cleanup.policy`", "\"delete,shrink\"", "compact, delete"]),
-        ("compression.type = \"brotli\"", &["`compression.type`", "\"brotli\"", "uncompressed, zstd, lz4, snappy, gzip, producer"]),
-        ("listeners = [\"localhost\"]", &["`listeners`", "localhost", "host:port", "missing `:port`"]),
-        ("listeners = [\"SSL://h:1\"]", &["`listeners`", "SSL", "not supported"]),
+        (
+            "num.partitions = 0",
+            &["`num.partitions`", "0", "[1,...]", "TOML config"],
+        ),
+        (
+            "num.partitions = \"many\"",
+            &["`num.partitions`", "\"many\"", "an integer", "[1,...]"],
+        ),
+        (
+            "num.partitions = 3000000000",
+            &["`num.partitions`", "3000000000", "[1,...]"],
+        ),
+        (
+            "auto.create.topics.enable = \"yes\"",
+            &["`auto.create.topics.enable`", "\"yes\"", "true or false"],
+        ),
+        (
+            "log.cleanup.policy = \"delete,shrink\"",
+            &[
+                "`log.cleanup.policy`",
+                "\"delete,shrink\"",
+                "compact, delete",
+            ],
+        ),
+        (
+            "compression.type = \"brotli\"",
+            &[
+                "`compression.type`",
+                "\"brotli\"",
+                "uncompressed, zstd, lz4, snappy, gzip, producer",
+            ],
+        ),
+        (
+            "listeners = [\"localhost\"]",
+            &["`listeners`", "localhost", "host:port", "missing `:port`"],
+        ),
+        (
+            "listeners = [\"SSL://h:1\"]",
+            &["`listeners`", "SSL", "not supported"],
+        ),
         ("log.dirs = []", &["`log.dirs`", "[]", "non-empty list"]),
         ("log.dirs = [1]", &["`log.dirs`", "[1]", "list of strings"]),
-        ("log.cleaner.min.cleanable.ratio = 1.5", &["`log.cleaner.min.cleanable.ratio`", "1.5", "[0,...,1]"]),
-        ("offsets.topic.replication.factor = 40000", &["`offsets.topic.replication.factor`", "40000", "[1,...]"]),
+        (
+            "log.cleaner.min.cleanable.ratio = 1.5",
+            &["`log.cleaner.min.cleanable.ratio`", "1.5", "[0,...,1]"],
+        ),
+        (
+            "offsets.topic.replication.factor = 40000",
+            &["`offsets.topic.replication.factor`", "40000", "[1,...]"],
+        ),
         ("cluster.id = 5", &["`cluster.id`", "5", "a string"]),
     ];
     for (text, needles) in cases {
         let msg = err_text(BrokerConfig::from_toml_str(text))?;
         for needle in *needles {
-            ensure!(msg.contains(needle), "error for {text:?} lacks {needle:?}: {msg}");
+            ensure!(
+                msg.contains(needle),
+                "error for {text:?} lacks {needle:?}: {msg}"
+            );
         }
     }
     Ok(())
@@ -145,7 +214,10 @@ fn file_errors_name_the_file() -> Result<()> {
     let path = dir.path().join("brook.toml");
     std::fs::write(&path, "num.partitions = -1\n")?;
     let msg = err_text(BrokerConfig::from_file(&path))?;
-    ensure!(msg.contains(&format!("config file {}", path.display())), "{msg}");
+    ensure!(
+        msg.contains(&format!("config file {}", path.display())),
+        "{msg}"
+    );
 
     std::fs::write(&path, "log.dirs = [\"/d\"]\nnode.id = 4\n")?;
     let c = BrokerConfig::from_file(&path)?;
@@ -153,7 +225,10 @@ fn file_errors_name_the_file() -> Result<()> {
 
     let missing = dir.path().join("missing.toml");
     let msg = err_text(BrokerConfig::from_file(&missing))?;
-    ensure!(msg.contains("cannot read config file") && msg.contains("missing.toml"), "{msg}");
+    ensure!(
+        msg.contains("cannot read config file") && msg.contains("missing.toml"),
+        "{msg}"
+    );
     Ok(())
 }
 
@@ -161,7 +236,9 @@ fn file_errors_name_the_file() -> Result<()> {
 fn syntax_and_duplicate_errors() -> Result<()> {
     let msg = err_text(BrokerConfig::from_toml_str("num.partitions = = 3"))?;
     ensure!(msg.contains("TOML syntax error"), "{msg}");
-    let msg = err_text(BrokerConfig::from_toml_str("\"log.dirs\" = [\"/a\"]\nlog.dirs = [\"/b\"]\n"))?;
+    let msg = err_text(BrokerConfig::from_toml_str(
+        "\"log.dirs\" = [\"/a\"]\nlog.dirs = [\"/b\"]\n",
+    ))?;
     ensure!(msg.contains("`log.dirs` is set more than once"), "{msg}");
     Ok(())
 }
@@ -170,9 +247,12 @@ fn syntax_and_duplicate_errors() -> Result<()> {
 fn retention_precedence_is_ms_then_minutes_then_hours() -> Result<()> {
     let hours = BrokerConfig::from_toml_str("log.retention.hours = 2")?;
     ensure!(hours.retention_ms() == 2 * 3_600_000);
-    let minutes = BrokerConfig::from_toml_str("log.retention.hours = 2\nlog.retention.minutes = 3")?;
+    let minutes =
+        BrokerConfig::from_toml_str("log.retention.hours = 2\nlog.retention.minutes = 3")?;
     ensure!(minutes.retention_ms() == 3 * 60_000);
-    let ms = BrokerConfig::from_toml_str("log.retention.hours = 2\nlog.retention.minutes = 3\nlog.retention.ms = 5")?;
+    let ms = BrokerConfig::from_toml_str(
+        "log.retention.hours = 2\nlog.retention.minutes = 3\nlog.retention.ms = 5",
+    )?;
     ensure!(ms.retention_ms() == 5);
     let unlimited = BrokerConfig::from_toml_str("log.retention.hours = -1")?;
     ensure!(unlimited.retention_ms() == -1);
@@ -183,8 +263,14 @@ fn retention_precedence_is_ms_then_minutes_then_hours() -> Result<()> {
 
 #[test]
 fn cross_key_rules_are_checked() -> Result<()> {
-    let msg = err_text(BrokerConfig::from_toml_str("group.min.session.timeout.ms = 10\ngroup.max.session.timeout.ms = 5\n"))?;
-    ensure!(msg.contains("group.min.session.timeout.ms (10)") && msg.contains("group.max.session.timeout.ms (5)"), "{msg}");
+    let msg = err_text(BrokerConfig::from_toml_str(
+        "group.min.session.timeout.ms = 10\ngroup.max.session.timeout.ms = 5\n",
+    ))?;
+    ensure!(
+        msg.contains("group.min.session.timeout.ms (10)")
+            && msg.contains("group.max.session.timeout.ms (5)"),
+        "{msg}"
+    );
     let msg = err_text(BrokerConfig::from_toml_str("log.dirs = [\"/a\", \"/a\"]"))?;
     ensure!(msg.contains("log.dirs lists /a twice"), "{msg}");
     Ok(())
