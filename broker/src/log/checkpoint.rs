@@ -109,7 +109,10 @@ pub(crate) fn read_lines(path: &Path) -> Result<Option<Vec<String>>, LogError> {
 ///
 /// # Errors
 /// I/O errors; on error the previous file is left in place.
-pub fn write_offset_checkpoint(path: &Path, entries: &[TopicPartitionOffset]) -> Result<(), LogError> {
+pub fn write_offset_checkpoint(
+    path: &Path,
+    entries: &[TopicPartitionOffset],
+) -> Result<(), LogError> {
     let lines: Vec<String> = entries
         .iter()
         .map(|e| format!("{} {} {}", e.topic, e.partition, e.offset))
@@ -204,10 +207,19 @@ mod tests {
     fn corrupt_files_are_errors() -> Result<(), LogError> {
         let dir = tmp()?;
         let path = dir.path().join("cp");
-        for bad in ["1\n0\n", "0\n2\nt 0 1\n", "0\n1\nt x 1\n", "0\n1\nt 0\n", ""] {
+        for bad in [
+            "1\n0\n",
+            "0\n2\nt 0 1\n",
+            "0\n1\nt x 1\n",
+            "0\n1\nt 0\n",
+            "",
+        ] {
             fs::write(&path, bad).map_err(|e| LogError::io(&path, e))?;
             assert!(
-                matches!(read_offset_checkpoint(&path), Err(LogError::CorruptCheckpoint { .. })),
+                matches!(
+                    read_offset_checkpoint(&path),
+                    Err(LogError::CorruptCheckpoint { .. })
+                ),
                 "{bad:?} should be rejected"
             );
         }

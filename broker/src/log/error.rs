@@ -41,7 +41,9 @@ pub enum LogError {
         log_end: i64,
     },
     /// A follower append whose offsets go backwards.
-    #[error("append of offsets starting at {first_offset} is below the next expected offset {expected}")]
+    #[error(
+        "append of offsets starting at {first_offset} is below the next expected offset {expected}"
+    )]
     UnexpectedAppendOffset { first_offset: i64, expected: i64 },
     /// An earlier fsync or write failed; the log refuses all writes (KAFKA_STORAGE_ERROR).
     #[error("log {dir} is offline after an earlier I/O failure")]

@@ -153,9 +153,7 @@ impl IndexFile {
     /// Entry `i` (< entries) as raw bytes.
     pub(crate) fn entry(&self, i: usize) -> &[u8] {
         match &self.mmap {
-            Some(m) if i < self.entries => {
-                &m[i * self.entry_size..(i + 1) * self.entry_size]
-            }
+            Some(m) if i < self.entries => &m[i * self.entry_size..(i + 1) * self.entry_size],
             _ => &[],
         }
     }

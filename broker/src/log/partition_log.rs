@@ -187,7 +187,13 @@ impl PartitionLog {
         config.validate()?;
         fs::create_dir_all(dir).at(dir)?;
         let now = opts.clock.now_ms();
-        let loaded = recovery::load(dir, &config, opts.recovery_point, opts.log_start_offset, now)?;
+        let loaded = recovery::load(
+            dir,
+            &config,
+            opts.recovery_point,
+            opts.log_start_offset,
+            now,
+        )?;
         let segments = loaded.segments;
         let leo = segments.active().map_or(0, Segment::next_offset);
         let first_base = segments.first().map_or(0, Segment::base_offset);
@@ -259,7 +265,11 @@ impl PartitionLog {
     /// # Errors
     /// Invalid or oversized batches (nothing is written), [`LogError::Offline`],
     /// [`LogError::Closed`], I/O errors (which take the log offline).
-    pub fn append_as_leader(&self, batches: &mut [u8], leader_epoch: i32) -> Result<AppendInfo, LogError> {
+    pub fn append_as_leader(
+        &self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, LogError> {
         self.check_online()?;
         let max_batch = self.read_state()?.config.max_message_bytes;
         let v = validate(batches, max_batch, true)?;
@@ -337,7 +347,9 @@ impl PartitionLog {
         }
         let first = first.unwrap_or(expected);
         for (_, h) in brook_protocol::records::BatchIter::new(batches) {
-            let r = st.epochs.assign(h.partition_leader_epoch(), h.base_offset());
+            let r = st
+                .epochs
+                .assign(h.partition_leader_epoch(), h.base_offset());
             self.guard_io(r)?;
         }
         self.write_batches(&mut st, batches, first, expected - 1, max_ts)?;
@@ -376,7 +388,10 @@ impl PartitionLog {
         }
         let r = match st.segments.active_mut() {
             Some(active) => active.append(bytes).map(|_| ()),
-            None => Err(LogError::io(&self.dir, std::io::Error::other("no active segment"))),
+            None => Err(LogError::io(
+                &self.dir,
+                std::io::Error::other("no active segment"),
+            )),
         };
         self.guard_io(r)
     }

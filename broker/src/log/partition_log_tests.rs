@@ -58,7 +58,10 @@ fn append_assigns_offsets_and_reads_back_across_rolls() -> Result<()> {
         next = info.log_end_offset;
     }
     ensure!(log.log_end_offset() == next);
-    ensure!(log.segment_base_offsets().len() > 2, "small segment.bytes must roll");
+    ensure!(
+        log.segment_base_offsets().len() > 2,
+        "small segment.bytes must roll"
+    );
     ensure!(read_all(&log, 0)? == expected);
     // Rolled segments have trimmed indexes; reopening without close must still read all.
     drop(log);
@@ -106,9 +109,16 @@ fn max_bytes_min_one_and_high_watermark() -> Result<()> {
     ensure!(log.read(8, 1 << 20, i64::MAX, true)?.region.is_none());
     ensure!(matches!(
         log.read(9, 100, i64::MAX, true),
-        Err(LogError::OffsetOutOfRange { log_start: 0, log_end: 8, .. })
+        Err(LogError::OffsetOutOfRange {
+            log_start: 0,
+            log_end: 8,
+            ..
+        })
     ));
-    ensure!(matches!(log.read(-1, 100, i64::MAX, true), Err(LogError::OffsetOutOfRange { .. })));
+    ensure!(matches!(
+        log.read(-1, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     Ok(())
 }
 
@@ -129,7 +139,10 @@ fn invalid_batches_are_rejected_before_writing() -> Result<()> {
     ensure!(log.append_as_leader(&mut torn, 0).is_err());
     ensure!(log.append_as_leader(&mut [], 0).is_err());
     let mut huge = batch(1, 2_000_000, 1);
-    ensure!(matches!(log.append_as_leader(&mut huge, 0), Err(LogError::RecordTooLarge { .. })));
+    ensure!(matches!(
+        log.append_as_leader(&mut huge, 0),
+        Err(LogError::RecordTooLarge { .. })
+    ));
     ensure!(log.log_end_offset() == 0 && log.size_in_bytes() == 0);
     Ok(())
 }
@@ -207,7 +220,10 @@ fn truncate_to_removes_whole_batches_and_segments() -> Result<()> {
         log.append_as_leader(&mut batch(2, 80, 5), 0)?;
     }
     let segs_before = log.segment_base_offsets().len();
-    ensure!(log.truncate_to(21)? == 20, "batch 20..=21 holds 21 and goes entirely");
+    ensure!(
+        log.truncate_to(21)? == 20,
+        "batch 20..=21 holds 21 and goes entirely"
+    );
     ensure!(log.segment_base_offsets().len() < segs_before);
     ensure!(read_all(&log, 0)?.last() == Some(&(18, 19)));
     let info = log.append_as_leader(&mut batch(1, 5, 5), 0)?;
@@ -235,10 +251,16 @@ fn delete_records_moves_log_start() -> Result<()> {
     ensure!(log.delete_records_before(cut)? == cut);
     ensure!(log.log_start_offset() == cut);
     ensure!(log.segment_base_offsets()[0] == bases[2]);
-    ensure!(matches!(log.read(cut - 1, 100, i64::MAX, true), Err(LogError::OffsetOutOfRange { .. })));
+    ensure!(matches!(
+        log.read(cut - 1, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     ensure!(log.read(cut, 100, i64::MAX, true)?.region.is_some());
     ensure!(log.delete_records_before(1)? == cut, "never moves back");
-    ensure!(matches!(log.delete_records_before(1000), Err(LogError::OffsetOutOfRange { .. })));
+    ensure!(matches!(
+        log.delete_records_before(1000),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     // Up to the log end: every older segment goes, the active one stays.
     ensure!(log.delete_records_before(60)? == 60);
     ensure!(log.segment_base_offsets().len() == 1);
@@ -266,7 +288,10 @@ fn retention_by_time_and_size_never_deletes_active() -> Result<()> {
     ensure!(log.log_start_offset() == log.segment_base_offsets()[0]);
     ensure!(out.log_start_offset == log.log_start_offset());
     let out = log.delete_old_segments(1_000_000)?;
-    ensure!(log.segment_base_offsets().len() == 1, "active segment kept: {out:?}");
+    ensure!(
+        log.segment_base_offsets().len() == 1,
+        "active segment kept: {out:?}"
+    );
     ensure!(log.log_start_offset() == *before.last().context("bases")?);
 
     let dir = tempfile::tempdir()?;
@@ -353,7 +378,11 @@ fn group_commit_shares_fsyncs() -> Result<()> {
                 let info = log.append_as_leader(&mut batch(1, 10, 1), 0)?;
                 entered.fetch_add(1, Ordering::SeqCst);
                 let flushed = log.flush_up_to(info.log_end_offset)?;
-                ensure!(flushed >= info.log_end_offset, "{flushed} < {}", info.log_end_offset);
+                ensure!(
+                    flushed >= info.log_end_offset,
+                    "{flushed} < {}",
+                    info.log_end_offset
+                );
                 Ok(())
             })
         })
@@ -393,7 +422,10 @@ fn fsync_failure_takes_log_offline_for_good() -> Result<()> {
         log.append_as_leader(&mut batch(1, 10, 1), 0),
         Err(LogError::Offline { .. })
     ));
-    ensure!(matches!(log.read(0, 100, i64::MAX, true), Err(LogError::Offline { .. })));
+    ensure!(matches!(
+        log.read(0, 100, i64::MAX, true),
+        Err(LogError::Offline { .. })
+    ));
     ensure!(log.close().is_err());
     ensure!(log.recovery_point() == 0, "nothing may be reported durable");
     Ok(())
@@ -408,10 +440,16 @@ fn closed_log_refuses_appends_and_reopens_cleanly() -> Result<()> {
     }
     log.close()?;
     ensure!(dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
-    ensure!(matches!(log.append_as_leader(&mut batch(1, 1, 1), 0), Err(LogError::Closed { .. })));
+    ensure!(matches!(
+        log.append_as_leader(&mut batch(1, 1, 1), 0),
+        Err(LogError::Closed { .. })
+    ));
     drop(log);
     let log = PartitionLog::open(dir.path(), small_config())?;
-    ensure!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists(), "marker removed on open");
+    ensure!(
+        !dir.path().join(CLEAN_SHUTDOWN_FILE).exists(),
+        "marker removed on open"
+    );
     ensure!(log.log_end_offset() == 10);
     ensure!(log.recovery_point() == 10);
     ensure!(log.max_timestamp_offset(i64::MAX)? == Some((9, 9)));

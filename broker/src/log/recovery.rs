@@ -179,7 +179,9 @@ fn batch_is_intact(seg: &Segment, m: &BatchMeta, chunk: &mut [u8]) -> Result<boo
     let mut at = m.position + BATCH_HEADER_LEN as u64;
     let end = m.position + m.size;
     while at < end {
-        let n = usize::try_from(end - at).unwrap_or(usize::MAX).min(chunk.len());
+        let n = usize::try_from(end - at)
+            .unwrap_or(usize::MAX)
+            .min(chunk.len());
         seg.read_exact_at(&mut chunk[..n], at)?;
         crc = crc32c::crc32c_append(crc, &chunk[..n]);
         at += n as u64;

@@ -92,10 +92,7 @@ impl PartitionLog {
         }
         st.log_start_offset = offset;
         let bases = st.segments.bases();
-        let doomed = bases
-            .windows(2)
-            .take_while(|w| w[1] <= offset)
-            .count();
+        let doomed = bases.windows(2).take_while(|w| w[1] <= offset).count();
         let r = self.delete_prefix(&mut st, doomed);
         self.guard_io(r)?;
         Ok(st.log_start_offset)

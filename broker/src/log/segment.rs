@@ -160,8 +160,11 @@ impl Segment {
             .open(&log_path)
             .at(&log_path)?;
         let size = log.metadata().at(&log_path)?.len();
-        let (offset_index, oi_ok) =
-            OffsetIndex::open(&dir.join(file_name(base_offset, "index")), base_offset, size)?;
+        let (offset_index, oi_ok) = OffsetIndex::open(
+            &dir.join(file_name(base_offset, "index")),
+            base_offset,
+            size,
+        )?;
         let (time_index, ti_ok) =
             TimeIndex::open(&dir.join(file_name(base_offset, "timeindex")), base_offset)?;
         let mut seg = Self {
@@ -187,7 +190,10 @@ impl Segment {
     /// scan of the batches after them. Returns false when the scan does not end
     /// exactly at the end of the file (a torn tail: recovery needed).
     fn load_tail(&mut self) -> Result<bool, LogError> {
-        let start = self.offset_index.last_entry().map_or(0, |e| u64::from(e.position));
+        let start = self
+            .offset_index
+            .last_entry()
+            .map_or(0, |e| u64::from(e.position));
         self.next_offset = self.base_offset;
         self.max_timestamp = -1;
         self.offset_of_max_timestamp = self.base_offset;
@@ -264,7 +270,8 @@ impl Segment {
             self.size
         } else {
             // The batch holding max_offset is not visible yet, nor anything after it.
-            self.translate(max_offset)?.map_or(self.size, |m| m.position)
+            self.translate(max_offset)?
+                .map_or(self.size, |m| m.position)
         };
         let available = end.saturating_sub(first.position);
         let len = if available <= max_bytes {
@@ -277,8 +284,8 @@ impl Segment {
             }
         } else {
             let limit = first.position + max_bytes;
-            let mut pos = u64::from(self.offset_index.lookup_by_position(limit).position)
-                .max(first.position);
+            let mut pos =
+                u64::from(self.offset_index.lookup_by_position(limit).position).max(first.position);
             while let Some(m) = self.read_header(pos)? {
                 if m.position + m.size > limit {
                     break;
@@ -435,7 +442,8 @@ impl Segment {
     /// # Errors
     /// I/O errors resizing or mapping.
     pub fn make_active(&mut self, config: &LogConfig) -> Result<(), LogError> {
-        self.offset_index.make_writable(config.segment_index_bytes)?;
+        self.offset_index
+            .make_writable(config.segment_index_bytes)?;
         self.time_index.make_writable(config.segment_index_bytes)
     }
 
