@@ -251,3 +251,15 @@ pub(crate) fn env_to_key(var: &str) -> Option<String> {
 pub fn key_to_env(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.to_ascii_uppercase().replace('.', "_"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_map_both_ways() {
+        assert_eq!(env_to_key("BROOK_LOG_DIRS").as_deref(), Some("log.dirs"));
+        assert_eq!(env_to_key("HOME"), None);
+        assert_eq!(key_to_env("log.retention.ms"), "BROOK_LOG_RETENTION_MS");
+    }
+}

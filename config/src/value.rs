@@ -498,3 +498,58 @@ impl<T: FieldValue> FieldValue for Option<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!("h:1".parse::<HostPort>(), Ok(HostPort::new("h", 1)));
+        assert_eq!(
+            "PLAINTEXT://0.0.0.0:9092".parse::<HostPort>(),
+            Ok(HostPort::new("0.0.0.0", 9092))
+        );
+        assert_eq!(
+            "[::1]:9092".parse::<HostPort>().map(|h| h.to_string()),
+            Ok("[::1]:9092".to_owned())
+        );
+        assert!(
+            "::1:9092".parse::<HostPort>().is_err(),
+            "unbracketed IPv6 is ambiguous"
+        );
+        assert!(":9092".parse::<HostPort>().is_err());
+        assert!("h:70000".parse::<HostPort>().is_err());
+        assert!("SASL_SSL://h:1".parse::<HostPort>().is_err());
+    }
+
+    #[test]
+    fn cleanup_policy_round_trips() {
+        for p in [
+            CleanupPolicy::DELETE,
+            CleanupPolicy::COMPACT,
+            CleanupPolicy {
+                delete: true,
+                compact: true,
+            },
+        ] {
+            assert_eq!(CleanupPolicy::from_value(&p.to_value()), Some(p));
+        }
+        assert_eq!(
+            CleanupPolicy::from_value(&Value::List(vec!["nope".to_owned()])),
+            None
+        );
+    }
+
+    #[test]
+    fn kafka_strings() {
+        assert_eq!(
+            Value::List(vec!["a".into(), "b".into()])
+                .to_kafka_string()
+                .as_deref(),
+            Some("a,b")
+        );
+        assert_eq!(Value::Double(0.5).to_kafka_string().as_deref(), Some("0.5"));
+        assert_eq!(Value::Null.to_kafka_string(), None);
+    }
+}
