@@ -512,10 +512,10 @@ impl Ctx<'_> {
         if let Some(resp) = top {
             let _ = write!(
                 out,
-                "impl c::Request for {} {{\nconst KEY: {root}::api::ApiKey = {root}::api::ApiKey::{};\ntype Response = super::{}::{resp};\n}}\n\n",
+                "impl c::Request for {} {{\nconst KEY: {root}::api::ApiKey = {root}::api::ApiKey::{};\ntype Response = super::{}_response::{resp};\n}}\n\n",
                 s.name,
                 self.api.name,
-                format!("{}_response", crate::schema::snake(&self.api.name)),
+                crate::schema::snake(&self.api.name),
             );
         }
         Ok(())

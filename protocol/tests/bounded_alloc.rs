@@ -3,7 +3,10 @@
 //!
 //! A counting global allocator records the peak of live heap bytes. The checks run
 //! in one test function so no other test of this binary allocates concurrently.
-#![expect(unsafe_code, reason = "a GlobalAlloc implementation is unsafe by definition")]
+#![expect(
+    unsafe_code,
+    reason = "a GlobalAlloc implementation is unsafe by definition"
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,7 +57,7 @@ fn measure(key: ApiKey, version: i16, frame: &Bytes) -> (Result<RequestBody, Dec
 fn metadata_v0_claiming_max_topics() -> Bytes {
     let mut b = BytesMut::new();
     b.put_i32(i32::MAX); // topics count
-    // A few plausible topic names after the count, as a real attacker might send.
+                         // A few plausible topic names after the count, as a real attacker might send.
     for _ in 0..3 {
         b.put_i16(3);
         b.put_slice(b"abc");
@@ -90,12 +93,18 @@ fn join_group_v5_claiming_max_protocols() -> Result<Bytes, Box<dyn std::error::E
 fn hostile_counts_fail_without_allocating() -> Result<(), Box<dyn std::error::Error>> {
     let frame = metadata_v0_claiming_max_topics();
     let (result, peak) = measure(ApiKey::Metadata, 0, &frame);
-    assert_eq!(result.err(), Some(DecodeError::InvalidLength(i64::from(i32::MAX))));
+    assert_eq!(
+        result.err(),
+        Some(DecodeError::InvalidLength(i64::from(i32::MAX)))
+    );
     assert!(peak < LIMIT, "Metadata v0 decode peaked at {peak} bytes");
 
     let frame = join_group_v5_claiming_max_protocols()?;
     let (result, peak) = measure(ApiKey::JoinGroup, 5, &frame);
-    assert_eq!(result.err(), Some(DecodeError::InvalidLength(i64::from(i32::MAX))));
+    assert_eq!(
+        result.err(),
+        Some(DecodeError::InvalidLength(i64::from(i32::MAX)))
+    );
     assert!(peak < LIMIT, "JoinGroup v5 decode peaked at {peak} bytes");
 
     // The counter itself works: a real 2 MiB allocation is seen.

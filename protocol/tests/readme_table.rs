@@ -11,11 +11,20 @@ fn table() -> String {
     let mut out = String::from("| API | Key | Versions | Notes |\n|---|---:|---|---|\n");
     for s in SUPPORTED_APIS {
         let note = if s.key == ApiKey::Produce {
-            format!("advertised from {}, accepted from {PRODUCE_MIN_ACCEPTED}", s.min)
+            format!(
+                "advertised from {}, accepted from {PRODUCE_MIN_ACCEPTED}",
+                s.min
+            )
         } else {
             String::new()
         };
-        out.push_str(&format!("| {} | {} | {}–{} | {note} |\n", s.key.name(), s.key.as_i16(), s.min, s.max));
+        out.push_str(&format!(
+            "| {} | {} | {}–{} | {note} |\n",
+            s.key.name(),
+            s.key.as_i16(),
+            s.min,
+            s.max
+        ));
     }
     out
 }
@@ -27,6 +36,10 @@ fn readme_table_matches_supported_apis() -> Result<(), Box<dyn std::error::Error
     let end = readme.find(END).ok_or("README lacks the end marker")?;
     let current = readme.get(start..end).ok_or("markers out of order")?.trim();
     let expected = table();
-    assert_eq!(current, expected.trim(), "protocol/README.md table is stale; expected:\n{expected}");
+    assert_eq!(
+        current,
+        expected.trim(),
+        "protocol/README.md table is stale; expected:\n{expected}"
+    );
     Ok(())
 }
