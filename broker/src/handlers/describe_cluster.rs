@@ -4,7 +4,7 @@ use brook_protocol::error::ErrorCode;
 use brook_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
 use brook_protocol::messages::DescribeClusterRequest;
 
-use super::Ctx;
+use super::{Ctx, CLUSTER_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED};
 use crate::server::connection::Reply;
 
 pub(super) fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> Reply {
@@ -21,7 +21,11 @@ pub(super) fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> Reply {
             rack: ctx.broker.config().broker_rack.clone(),
             ..Default::default()
         }],
-        cluster_authorized_operations: i32::MIN,
+        cluster_authorized_operations: if req.include_cluster_authorized_operations {
+            CLUSTER_AUTHORIZED_OPERATIONS
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        },
         ..Default::default()
     };
     // Endpoint type 2 asks for controllers; this node is both.

@@ -10,7 +10,9 @@ use brook_protocol::messages::ListOffsetsRequest;
 
 use super::fetch::epoch_check;
 use super::Ctx;
+use crate::error::BrokerError;
 use crate::partition::Partition;
+use brook_protocol::records::RecordBatch;
 use crate::server::connection::Reply;
 
 const LATEST: i64 = -1;
@@ -62,6 +64,45 @@ pub(super) fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
     ctx.reply(&ListOffsetsResponse { topics, ..Default::default() })
 }
 
+/// Largest decompressed batch inspected by a timestamp lookup.
+const MAX_DECOMPRESSED: usize = 256 * 1024 * 1024;
+/// Batches inspected past the one the time index points at before giving up.
+const MAX_BATCHES_SCANNED: usize = 1024;
+
+/// The first record (not batch) with timestamp ≥ `ts` below the HW, as Kafka
+/// answers: the time index finds the batch, its records give the exact offset.
+fn record_for_timestamp(part: &Partition, ts: i64, hw: i64) -> Result<Option<(i64, i64)>, BrokerError> {
+    use std::os::unix::fs::FileExt;
+
+    let Some((mut offset, _)) = part.log().offset_for_timestamp(ts, hw)? else {
+        return Ok(None);
+    };
+    let log_start = part.log_start_offset();
+    for _ in 0..MAX_BATCHES_SCANNED {
+        if offset >= hw {
+            return Ok(None);
+        }
+        let read = part.log().read(offset, 1, hw, true)?;
+        let Some(region) = read.region else { return Ok(None) };
+        let len = usize::try_from(region.len).map_err(|_| BrokerError::Internal("batch too large"))?;
+        let mut buf = vec![0u8; len];
+        region
+            .file
+            .read_exact_at(&mut buf, region.position)
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let bytes = bytes::Bytes::from(buf);
+        let batch = RecordBatch::decode(&bytes, MAX_DECOMPRESSED).map_err(|_| BrokerError::CorruptMessage("stored batch does not decode"))?;
+        for record in batch.records() {
+            let record = record.map_err(|_| BrokerError::CorruptMessage("stored record does not decode"))?;
+            if record.timestamp >= ts && record.offset >= log_start && record.offset >= offset {
+                return Ok(Some((record.offset, record.timestamp)));
+            }
+        }
+        offset = batch.last_offset() + 1;
+    }
+    Ok(None)
+}
+
 /// (offset, timestamp) for a ListOffsets target; `None` when no record matches.
 fn lookup(part: &Partition, target: i64) -> Result<Option<(i64, i64)>, i16> {
     let hw = part.high_watermark();
@@ -72,10 +113,8 @@ fn lookup(part: &Partition, target: i64) -> Result<Option<(i64, i64)>, i16> {
             Ok(found) => Ok(found.map(|(ts, off)| (off, ts))),
             Err(e) => Err(crate::error::BrokerError::from(e).code()),
         },
-        ts if ts >= 0 => match part.log().offset_for_timestamp(ts, hw) {
-            Ok(found) => Ok(found.map(|(off, ts)| (off, ts))),
-            Err(e) => Err(crate::error::BrokerError::from(e).code()),
-        },
+        ts if ts >= 0 => tokio::task::block_in_place(|| record_for_timestamp(part, ts, hw))
+            .map_err(|e| e.code()),
         _ => Err(ErrorCode::INVALID_REQUEST.code()),
     }
 }

@@ -10,7 +10,7 @@ use brook_protocol::messages::metadata_response::{
 };
 use brook_protocol::messages::MetadataRequest;
 
-use super::Ctx;
+use super::{Ctx, CLUSTER_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_AUTHORIZED_OPERATIONS};
 use crate::broker::Topic;
 use crate::server::connection::Reply;
 
@@ -23,10 +23,11 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
         None => true,
         Some(t) => t.is_empty() && ctx.version == 0,
     };
+    let topic_ops = if req.include_topic_authorized_operations { TOPIC_AUTHORIZED_OPERATIONS } else { OPERATIONS_NOT_REQUESTED };
     let mut topics = Vec::new();
     if all {
         for t in broker.topics() {
-            topics.push(describe(&t, node));
+            topics.push(describe(&t, node, topic_ops));
         }
     } else {
         let auto = if ctx.version >= 4 { req.allow_auto_topic_creation } else { true };
@@ -37,19 +38,19 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
                 (None, _) => Ok(None),
             };
             topics.push(match topic {
-                Ok(Some(t)) => describe(&t, node),
+                Ok(Some(t)) => describe(&t, node, topic_ops),
                 Ok(None) => MetadataResponseTopic {
                     error_code: if rt.name.is_none() { ErrorCode::UNKNOWN_TOPIC_ID.code() } else { ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code() },
                     name: rt.name.clone(),
                     topic_id: rt.topic_id,
-                    topic_authorized_operations: i32::MIN,
+                    topic_authorized_operations: OPERATIONS_NOT_REQUESTED,
                     ..Default::default()
                 },
                 Err(e) => MetadataResponseTopic {
                     error_code: e.code(),
                     name: rt.name.clone(),
                     topic_id: rt.topic_id,
-                    topic_authorized_operations: i32::MIN,
+                    topic_authorized_operations: OPERATIONS_NOT_REQUESTED,
                     ..Default::default()
                 },
             });
@@ -66,13 +67,17 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
         cluster_id: Some(broker.cluster_id().to_owned()),
         controller_id: node,
         topics,
-        cluster_authorized_operations: i32::MIN,
+        cluster_authorized_operations: if req.include_cluster_authorized_operations {
+            CLUSTER_AUTHORIZED_OPERATIONS
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        },
         ..Default::default()
     };
     ctx.reply(&resp)
 }
 
-fn describe(t: &Topic, node: i32) -> MetadataResponseTopic {
+fn describe(t: &Topic, node: i32, topic_ops: i32) -> MetadataResponseTopic {
     MetadataResponseTopic {
         error_code: 0,
         name: Some(t.name.to_string()),
@@ -92,7 +97,7 @@ fn describe(t: &Topic, node: i32) -> MetadataResponseTopic {
                 ..Default::default()
             })
             .collect(),
-        topic_authorized_operations: i32::MIN,
+        topic_authorized_operations: topic_ops,
         ..Default::default()
     }
 }

@@ -5,7 +5,7 @@
 //! keys, unsupported versions (except ApiVersions, which always answers, and
 //! Produce 0–2, which get UNSUPPORTED_VERSION) and undecodable bodies close the
 //! connection, as Kafka does: the client cannot parse a response in a version
-//! it did not ask for.
+//! it did not ask for. Bytes after a complete body are ignored, as Kafka does.
 
 mod api_versions;
 mod configs;
@@ -72,6 +72,19 @@ pub fn implemented(key: ApiKey) -> bool {
         | ApiKey::OffsetDelete => false,
     }
 }
+
+/// ACL operation bits (Kafka's `AclOperation` codes) a client may perform on a
+/// cluster; brook has no authorizer yet, so it reports every cluster operation Kafka
+/// supports (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS,
+/// ALTER_CONFIGS, IDEMPOTENT_WRITE), which is
+/// what Kafka reports without an authorizer.
+pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+/// The same for a topic: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+pub const TOPIC_AUTHORIZED_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// "Not requested" (Kafka's `Integer.MIN_VALUE`).
+pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 /// Request context handed to handlers.
 #[derive(Debug, Clone)]
@@ -147,11 +160,13 @@ pub async fn dispatch(broker: &Arc<Broker>, header: RequestHeader, mut body: Byt
         return Reply::Close;
     }
     let request = match RequestBody::decode(key, version, &mut body) {
-        Ok(r) if body.is_empty() => r,
-        Ok(_) => {
-            debug!(api = %key, version, trailing = body.len(), "bytes after the request body; closing connection");
-            crate::metrics::request_error(Some(key));
-            return Reply::Close;
+        Ok(r) => {
+            // Kafka ignores bytes after a complete body, and librdkafka 2.x sends
+            // three of them after an all-topics Metadata v12 request; so do we.
+            if !body.is_empty() {
+                debug!(api = %key, version, trailing = body.len(), "ignoring bytes after the request body");
+            }
+            r
         }
         Err(e) => {
             debug!(api = %key, version, error = %e, "undecodable request; closing connection");
