@@ -146,6 +146,32 @@ pub fn is_supported(key: ApiKey, version: i16) -> bool {
     supported(key).is_some_and(|s| (s.min..=s.max).contains(&version))
 }
 
+/// The ApiVersions answer built from [`SUPPORTED_APIS`]: every advertised API with
+/// its range, `error_code` as given (0, or 35 UNSUPPORTED_VERSION, in which case the
+/// caller encodes it in the v0 layout). The content is the same for every
+/// `version` (fields a version lacks are skipped when encoding), so `_version` is
+/// only part of the signature for the broker's convenience.
+#[must_use]
+pub fn api_versions_response(
+    _version: i16,
+    error_code: i16,
+) -> crate::messages::ApiVersionsResponse {
+    use crate::messages::api_versions_response::ApiVersion;
+    crate::messages::ApiVersionsResponse {
+        error_code,
+        api_keys: SUPPORTED_APIS
+            .iter()
+            .map(|s| ApiVersion {
+                api_key: s.key.as_i16(),
+                min_version: s.min,
+                max_version: s.max,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// What a schema file declares for one API (generated from `protocol/schema`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiSchema {
@@ -193,6 +219,21 @@ mod tests {
             ApiKey::ALL,
             "table must be in key order, one row per API"
         );
+    }
+
+    #[test]
+    fn api_versions_response_lists_the_table() {
+        let r = api_versions_response(3, 0);
+        assert_eq!(r.api_keys.len(), SUPPORTED_APIS.len());
+        assert_eq!(
+            (
+                r.api_keys[0].api_key,
+                r.api_keys[0].min_version,
+                r.api_keys[0].max_version
+            ),
+            (0, 0, 11)
+        );
+        assert_eq!(api_versions_response(0, 35).error_code, 35);
     }
 
     #[test]
