@@ -121,6 +121,7 @@ async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<us
 }
 
 async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
+    capture::maybe_capture(&frame);
     let header = match RequestHeader::decode(&mut frame) {
         Ok(h) => h,
         Err(e) => {
@@ -155,4 +156,33 @@ async fn write_loop(stream: Arc<TcpStream>, mut rx: mpsc::Receiver<Reply>) {
         std::os::fd::AsRawFd::as_raw_fd(&*stream),
         nix::sys::socket::Shutdown::Both,
     );
+}
+
+/// Request capture for golden test vectors: with `BROOK_CAPTURE_DIR` set, every
+/// request frame (header + body, without the size prefix) is written to
+/// `<dir>/<seq>-<api key>-v<version>.bin`. Off by default; the check is one
+/// atomic load per request.
+mod capture {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) fn maybe_capture(frame: &[u8]) {
+        let Some(dir) = DIR.get_or_init(|| std::env::var_os("BROOK_CAPTURE_DIR").map(PathBuf::from)) else {
+            return;
+        };
+        if frame.len() < 4 {
+            return;
+        }
+        let key = i16::from_be_bytes([frame[0], frame[1]]);
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{seq:06}-{key}-v{version}.bin"));
+        if let Err(e) = std::fs::write(&path, frame) {
+            tracing::warn!(path = %path.display(), error = %e, "request capture failed");
+        }
+    }
 }
