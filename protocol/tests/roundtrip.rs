@@ -157,3 +157,21 @@ mod header_versions {
         assert_eq!(request_header_version(ApiKey::ApiVersions, 7), 2);
     }
 }
+
+mod arbitrary_bytes {
+    use brook_protocol::messages::{RequestBody, ResponseBody, API_SCHEMAS};
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any byte string, for any API and version, decodes or fails cleanly.
+        #[test]
+        fn decoding_garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..256), pick in any::<usize>(), v in any::<i16>()) {
+            let s = &API_SCHEMAS[pick % API_SCHEMAS.len()];
+            let version = s.min + v.rem_euclid(s.max - s.min + 1);
+            let bytes = Bytes::from(data);
+            let _ = RequestBody::decode(s.key, version, &mut bytes.clone());
+            let _ = ResponseBody::decode(s.key, version, &mut bytes.clone());
+        }
+    }
+}
