@@ -17,13 +17,15 @@
 //! - `offset_index`, `time_index`: the two sparse indexes of a segment.
 //! - `segment`: one `.log` file plus its indexes; append, read as a [`FileRegion`].
 //! - `segments`: the ordered set of segments of a partition.
-//! - `partition_log`: [`PartitionLog`], the log of one partition (append, read, truncate).
+//! - `partition_log`: [`PartitionLog`], the log of one partition (open, read, truncate).
+//! - `append`: leader/follower appends: validation, offset assignment, rolling.
 //! - `flush`: group-committed `fdatasync` and the offline ("poisoned") state.
 //! - `recovery`: loading segments on open, CRC scan after an unclean stop.
 //! - `retention`: time/size retention and `DeleteRecords`.
 //! - `checkpoint`: Kafka's offset-checkpoint text files, written atomically.
 //! - `leader_epoch_cache`: epoch → start offset map behind `leader-epoch-checkpoint`.
 
+mod append;
 pub mod checkpoint;
 pub mod config;
 pub mod error;

@@ -14,16 +14,13 @@
 //!   clean-shutdown marker makes `recovery` CRC-scan from the recovery point and cut
 //!   the log at the first torn or corrupt batch. Any write or sync error takes the log
 //!   offline (see `flush`).
-// Hot path: `append_as_leader` and `read` allocate nothing per record and log nothing
-// above debug; keep it that way (no per-batch Vec, no info! logging).
+// Hot path: `read` allocates nothing per batch and logs nothing above debug; appends
+// live in `append` under the same rule.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-
-use brook_protocol::records::header::{set_base_offset, set_partition_leader_epoch};
-use brook_protocol::records::{BatchError, BatchHeader};
 
 use crate::log::checkpoint::sync_dir;
 use crate::log::config::{Clock, LogConfig, SystemClock};
@@ -130,46 +127,6 @@ impl std::fmt::Debug for PartitionLog {
     }
 }
 
-/// Totals of a validated append request.
-struct Validated {
-    batches: u32,
-    records: i64,
-}
-
-/// Check every batch of a request before anything is written: framing, magic, CRC,
-/// record count and size limits. Nothing is allocated.
-fn validate(bytes: &[u8], max_batch: u64, leader: bool) -> Result<Validated, LogError> {
-    if bytes.is_empty() {
-        return Err(LogError::EmptyBatch { position: 0 });
-    }
-    let mut pos = 0;
-    let mut v = Validated {
-        batches: 0,
-        records: 0,
-    };
-    while pos < bytes.len() {
-        let bad = |source: BatchError| LogError::InvalidBatch {
-            position: pos,
-            source,
-        };
-        let h = BatchHeader::new(&bytes[pos..]).map_err(bad)?;
-        let total = h.validate().map_err(bad)?;
-        if total as u64 > max_batch {
-            return Err(LogError::RecordTooLarge {
-                size: total,
-                max: usize::try_from(max_batch).unwrap_or(usize::MAX),
-            });
-        }
-        if leader && h.record_count() == 0 {
-            return Err(LogError::EmptyBatch { position: pos });
-        }
-        v.batches += 1;
-        v.records += i64::from(h.record_count());
-        pos += total;
-    }
-    Ok(v)
-}
-
 impl PartitionLog {
     /// Open (or create) the log in `dir` with default [`OpenOptions`].
     ///
@@ -256,155 +213,6 @@ impl PartitionLog {
             tracing::error!(path = %path.display(), error = %source, "log write failed; log taken offline");
         }
         r
-    }
-
-    /// Append produced batches as leader: validate each, assign offsets from the log
-    /// end and stamp `leader_epoch` in place, write them with one `pwrite`, and record
-    /// a new epoch in the leader-epoch cache.
-    ///
-    /// # Errors
-    /// Invalid or oversized batches (nothing is written), [`LogError::Offline`],
-    /// [`LogError::Closed`], I/O errors (which take the log offline).
-    pub fn append_as_leader(
-        &self,
-        batches: &mut [u8],
-        leader_epoch: i32,
-    ) -> Result<AppendInfo, LogError> {
-        self.check_online()?;
-        let max_batch = self.read_state()?.config.max_message_bytes;
-        let v = validate(batches, max_batch, true)?;
-        let mut st = self.write_state()?;
-        self.check_online()?;
-        let first = st.log_end_offset();
-        let (mut next, mut pos) = (first, 0usize);
-        let (mut max_ts, mut offset_of_max) = (-1i64, first);
-        while pos < batches.len() {
-            let bad = |source| LogError::InvalidBatch {
-                position: pos,
-                source,
-            };
-            let h = BatchHeader::new(&batches[pos..]).map_err(bad)?;
-            let total = h.total_size().ok_or(LogError::InvalidBatch {
-                position: pos,
-                source: BatchError::InvalidLength(h.batch_length()),
-            })?;
-            let last = next + i64::from(h.last_offset_delta());
-            if h.max_timestamp() > max_ts {
-                max_ts = h.max_timestamp();
-                offset_of_max = last;
-            }
-            set_base_offset(&mut batches[pos..], next).map_err(bad)?;
-            set_partition_leader_epoch(&mut batches[pos..], leader_epoch).map_err(bad)?;
-            next = last + 1;
-            pos += total;
-        }
-        self.write_batches(&mut st, batches, first, next - 1, max_ts)?;
-        let r = st.epochs.assign(leader_epoch, first);
-        self.guard_io(r)?;
-        self.publish(&st);
-        Ok(AppendInfo {
-            first_offset: first,
-            last_offset: next - 1,
-            max_timestamp: max_ts,
-            offset_of_max_timestamp: offset_of_max,
-            batch_count: v.batches,
-            record_count: v.records,
-            bytes: batches.len() as u64,
-            log_start_offset: st.log_start_offset,
-            log_end_offset: next,
-        })
-    }
-
-    /// Append batches fetched from the leader, keeping their offsets and epochs.
-    /// Offsets must not go backwards (gaps are allowed, as after compaction).
-    ///
-    /// # Errors
-    /// As [`PartitionLog::append_as_leader`], plus [`LogError::UnexpectedAppendOffset`].
-    pub fn append_as_follower(&self, batches: &[u8]) -> Result<AppendInfo, LogError> {
-        self.check_online()?;
-        // The leader enforced max.message.bytes; a follower only needs batches to fit
-        // a segment.
-        let max_batch = self.read_state()?.config.segment_bytes;
-        let v = validate(batches, max_batch, false)?;
-        let mut st = self.write_state()?;
-        self.check_online()?;
-        let mut expected = st.log_end_offset();
-        let mut first = None;
-        let (mut max_ts, mut offset_of_max) = (-1i64, expected);
-        for (_, h) in brook_protocol::records::BatchIter::new(batches) {
-            if h.base_offset() < expected {
-                return Err(LogError::UnexpectedAppendOffset {
-                    first_offset: h.base_offset(),
-                    expected,
-                });
-            }
-            first.get_or_insert(h.base_offset());
-            if h.max_timestamp() > max_ts {
-                max_ts = h.max_timestamp();
-                offset_of_max = h.last_offset();
-            }
-            expected = h.next_offset();
-        }
-        let first = first.unwrap_or(expected);
-        for (_, h) in brook_protocol::records::BatchIter::new(batches) {
-            let r = st
-                .epochs
-                .assign(h.partition_leader_epoch(), h.base_offset());
-            self.guard_io(r)?;
-        }
-        self.write_batches(&mut st, batches, first, expected - 1, max_ts)?;
-        self.publish(&st);
-        Ok(AppendInfo {
-            first_offset: first,
-            last_offset: expected - 1,
-            max_timestamp: max_ts,
-            offset_of_max_timestamp: offset_of_max,
-            batch_count: v.batches,
-            record_count: v.records,
-            bytes: batches.len() as u64,
-            log_start_offset: st.log_start_offset,
-            log_end_offset: expected,
-        })
-    }
-
-    /// Roll if needed, then write with one `pwrite`.
-    fn write_batches(
-        &self,
-        st: &mut LogState,
-        bytes: &[u8],
-        first: i64,
-        last: i64,
-        max_ts: i64,
-    ) -> Result<(), LogError> {
-        let now = self.clock.now_ms();
-        let config = &st.config;
-        let roll = st
-            .segments
-            .active()
-            .is_none_or(|s| s.should_roll(config, bytes.len() as u64, last, max_ts, now));
-        if roll {
-            let r = self.roll(st, first, now);
-            self.guard_io(r)?;
-        }
-        let r = match st.segments.active_mut() {
-            Some(active) => active.append(bytes).map(|_| ()),
-            None => Err(LogError::io(
-                &self.dir,
-                std::io::Error::other("no active segment"),
-            )),
-        };
-        self.guard_io(r)
-    }
-
-    fn roll(&self, st: &mut LogState, new_base: i64, now: i64) -> Result<(), LogError> {
-        if let Some(active) = st.segments.active_mut() {
-            active.seal()?;
-        }
-        let seg = Segment::create(&self.dir, new_base, &st.config, now)?;
-        tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled segment");
-        st.segments.insert(seg);
-        self.flush.mark_dir_dirty();
-        Ok(())
     }
 
     /// Read whole batches starting with the one holding `offset`: at most `max_bytes`
