@@ -21,6 +21,8 @@ fi
 # The e2e tests treat a missing kcat / Python venv as a failure, not a skip,
 # because the step above installed them.
 export BROOK_REQUIRE_CLIENTS="${BROOK_REQUIRE_CLIENTS:-1}"
+# Panics keep RUST_BACKTRACE; anyhow errors from tests stay readable without one.
+export RUST_LIB_BACKTRACE="${RUST_LIB_BACKTRACE:-0}"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -87,8 +87,14 @@ def produce(topic, records, conf):
     return delivered
 
 
+def create_topic(name, partitions):
+    a = admin()
+    a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(timeout=15)
+
+
 def check_idempotent_produce_consume_assign():
     n = 5000
+    create_topic("ck-data", 2)
     records = [(i % 2, b"k%d" % i, b"v%d" % i, [("idx", str(i).encode())], None) for i in range(n)]
     delivered = produce("ck-data", records, {
         "enable.idempotence": True, "acks": "all", "compression.type": "lz4", "linger.ms": 5,

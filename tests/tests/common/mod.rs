@@ -2,8 +2,10 @@
 //! delivery report, an assign-based consumer that reads partitions up to their high
 //! watermarks, and a checksum over (partition, offset, key, value, headers).
 //!
-//! Consumers here never use a `group.id`: brook has no group APIs in this milestone,
-//! and librdkafka would otherwise start its group coordinator machinery.
+//! Consumers only ever `assign` (brook has no group APIs in this milestone) and never
+//! commit. librdkafka still insists on a `group.id` for `assign` (it returns
+//! `_UNKNOWN_GROUP` without one), so a fixed one is set; with explicit offsets no
+//! coordinator is needed to fetch.
 #![allow(
     dead_code,
     reason = "each test binary uses a different subset of these helpers"
@@ -105,6 +107,10 @@ pub fn produce_all<F>(
 where
     F: FnMut(usize) -> (Option<i32>, TestRecord),
 {
+    // Reports from earlier calls on the same producer are not this call's business.
+    let ctx = producer.context();
+    ctx.ok.lock().map_err(|_| anyhow!("poisoned"))?.clear();
+    ctx.failed.lock().map_err(|_| anyhow!("poisoned"))?.clear();
     let deadline = Instant::now() + IO_TIMEOUT;
     for i in 0..count {
         let (partition, rec) = gen(i);
@@ -140,7 +146,6 @@ where
     producer
         .flush(IO_TIMEOUT)
         .context("flushing producer (waiting for delivery reports)")?;
-    let ctx = producer.context();
     let failed = ctx.failed.lock().map_err(|_| anyhow!("poisoned"))?.clone();
     if !failed.is_empty() {
         bail!(
@@ -175,10 +180,11 @@ pub struct Consumed {
     pub record: TestRecord,
 }
 
-/// An assign-only consumer (no `group.id`, no commits).
+/// An assign-only consumer (never subscribes, never commits).
 pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> Result<BaseConsumer> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap)
+        .set("group.id", "brook-e2e-assign-only")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
