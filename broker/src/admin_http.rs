@@ -43,13 +43,19 @@ pub async fn serve(
 async fn metrics_text(State(s): State<AppState>) -> (StatusCode, String) {
     match &s.metrics {
         Some(h) => (StatusCode::OK, crate::metrics::render(h)),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed\n".into()),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed\n".into(),
+        ),
     }
 }
 
 async fn health(State(s): State<AppState>) -> (StatusCode, String) {
     if s.broker.is_offline() {
-        (StatusCode::SERVICE_UNAVAILABLE, "{\"ready\":false,\"live\":true,\"reason\":\"log directory offline\"}\n".into())
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{\"ready\":false,\"live\":true,\"reason\":\"log directory offline\"}\n".into(),
+        )
     } else {
         (StatusCode::OK, "{\"ready\":true,\"live\":true}\n".into())
     }

@@ -41,7 +41,9 @@ impl Topic {
     }
 
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| read(&self.partitions).get(i).cloned())
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| read(&self.partitions).get(i).cloned())
     }
 
     pub fn partition_count(&self) -> i32 {
@@ -94,7 +96,10 @@ impl Broker {
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("log.dirs is empty: set at least one directory"))?;
         if config.log_dirs.len() > 1 {
-            warn!("brook uses only the first of log.dirs for now: {}", data_dir.display());
+            warn!(
+                "brook uses only the first of log.dirs for now: {}",
+                data_dir.display()
+            );
         }
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create log dir {}: {e}", data_dir.display()))?;
@@ -103,7 +108,10 @@ impl Broker {
             Some(img) => img,
             None => {
                 let img = MetadataImage {
-                    cluster_id: config.cluster_id.clone().unwrap_or_else(|| Uuid::from_bytes(rand::random()).to_string()),
+                    cluster_id: config
+                        .cluster_id
+                        .clone()
+                        .unwrap_or_else(|| Uuid::from_bytes(rand::random()).to_string()),
                     ..Default::default()
                 };
                 store.save(&img)?;
@@ -121,7 +129,13 @@ impl Broker {
             let tc = Arc::new(TopicConfig::resolve(&config, &rec.configs)?);
             let mut parts = Vec::new();
             for p in 0..rec.partitions {
-                parts.push(Arc::new(open_partition(&data_dir, name, id, p, tc.clone())?));
+                parts.push(Arc::new(open_partition(
+                    &data_dir,
+                    name,
+                    id,
+                    p,
+                    tc.clone(),
+                )?));
             }
             topics.insert(
                 name.clone(),
@@ -212,7 +226,11 @@ impl Broker {
     ///
     /// # Errors
     /// Invalid name or a storage failure while creating.
-    pub async fn topic_or_create(&self, name: &str, allow_auto_create: bool) -> Result<Option<Arc<Topic>>, BrokerError> {
+    pub async fn topic_or_create(
+        &self,
+        name: &str,
+        allow_auto_create: bool,
+    ) -> Result<Option<Arc<Topic>>, BrokerError> {
         if let Some(t) = self.topic(name) {
             return Ok(Some(t));
         }
@@ -220,7 +238,10 @@ impl Broker {
             return Ok(None);
         }
         validate_topic_name(name)?;
-        match self.create_topic(name, -1, -1, BTreeMap::new(), false).await {
+        match self
+            .create_topic(name, -1, -1, BTreeMap::new(), false)
+            .await
+        {
             Ok(t) => Ok(Some(t)),
             Err(BrokerError::TopicAlreadyExists(_)) => Ok(self.topic(name)),
             Err(e) => Err(e),
@@ -241,13 +262,25 @@ impl Broker {
         validate_only: bool,
     ) -> Result<Arc<Topic>, BrokerError> {
         validate_topic_name(name)?;
-        let partitions = if partitions == -1 { self.config.num_partitions } else { partitions };
-        let rf = if replication_factor == -1 { self.config.default_replication_factor } else { replication_factor };
+        let partitions = if partitions == -1 {
+            self.config.num_partitions
+        } else {
+            partitions
+        };
+        let rf = if replication_factor == -1 {
+            self.config.default_replication_factor
+        } else {
+            replication_factor
+        };
         if partitions <= 0 {
-            return Err(BrokerError::InvalidPartitions(format!("number of partitions must be at least 1, got {partitions}")));
+            return Err(BrokerError::InvalidPartitions(format!(
+                "number of partitions must be at least 1, got {partitions}"
+            )));
         }
         if partitions > 100_000 {
-            return Err(BrokerError::InvalidPartitions(format!("{partitions} partitions is more than brook allows per topic (100000)")));
+            return Err(BrokerError::InvalidPartitions(format!(
+                "{partitions} partitions is more than brook allows per topic (100000)"
+            )));
         }
         if rf != 1 {
             return Err(BrokerError::InvalidReplicationFactor(format!(
@@ -258,12 +291,17 @@ impl Broker {
             brook_config::validate_topic_override(k, v)?;
         }
         let tc = Arc::new(TopicConfig::resolve(&self.config, &configs)?);
-        log_config(&tc).validate().map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
+        log_config(&tc)
+            .validate()
+            .map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
         let mut image = self.admin.lock().await;
         if image.topics.contains_key(name) || self.topic(name).is_some() {
             return Err(BrokerError::TopicAlreadyExists(name.to_owned()));
         }
-        if let Some(collides) = read(&self.topics).keys().find(|t| t.replace('.', "_") == name.replace('.', "_")) {
+        if let Some(collides) = read(&self.topics)
+            .keys()
+            .find(|t| t.replace('.', "_") == name.replace('.', "_"))
+        {
             return Err(BrokerError::InvalidTopic(format!(
                 "topic {name} collides with existing topic {collides} ('.' and '_' are equivalent in metric names)"
             )));
@@ -299,7 +337,9 @@ impl Broker {
                 configs,
             },
         );
-        self.store.save(&next).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        self.store
+            .save(&next)
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
         *image = next;
         *write(&topic.partitions) = parts;
         write(&self.topics).insert(name.to_owned(), topic.clone());
@@ -316,17 +356,23 @@ impl Broker {
             return Err(BrokerError::TopicDeletionDisabled);
         }
         let mut image = self.admin.lock().await;
-        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = self
+            .topic(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let mut next = image.clone();
         next.topics.remove(name);
-        self.store.save(&next).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        self.store
+            .save(&next)
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
         *image = next;
         write(&self.topics).remove(name);
         // Rename first (atomic, so a crash cannot resurrect half a partition),
         // then delete in the background; readers holding open files are unaffected.
         for p in topic.partitions() {
             let dir = self.data_dir.join(format!("{name}-{}", p.index));
-            let doomed = self.data_dir.join(format!("{name}-{}.{}-delete", p.index, topic.id));
+            let doomed = self
+                .data_dir
+                .join(format!("{name}-{}.{}-delete", p.index, topic.id));
             if std::fs::rename(&dir, &doomed).is_ok() {
                 tokio::task::spawn_blocking(move || std::fs::remove_dir_all(doomed));
             }
@@ -339,9 +385,16 @@ impl Broker {
     ///
     /// # Errors
     /// Unknown topic, a count not larger than today's, storage failure.
-    pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), BrokerError> {
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
         let mut image = self.admin.lock().await;
-        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = self
+            .topic(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let current = topic.partition_count();
         if count <= current {
             return Err(BrokerError::InvalidPartitions(format!(
@@ -349,7 +402,9 @@ impl Broker {
             )));
         }
         if count > 100_000 {
-            return Err(BrokerError::InvalidPartitions(format!("{count} partitions is more than brook allows per topic (100000)")));
+            return Err(BrokerError::InvalidPartitions(format!(
+                "{count} partitions is more than brook allows per topic (100000)"
+            )));
         }
         if validate_only {
             return Ok(());
@@ -357,14 +412,17 @@ impl Broker {
         let tc = Arc::new(TopicConfig::resolve(&self.config, &topic.overrides())?);
         let mut added = Vec::new();
         for p in current..count {
-            let part = open_partition(&self.data_dir, name, topic.id, p, tc.clone()).map_err(|e| BrokerError::Storage(e.to_string()))?;
+            let part = open_partition(&self.data_dir, name, topic.id, p, tc.clone())
+                .map_err(|e| BrokerError::Storage(e.to_string()))?;
             added.push(Arc::new(part));
         }
         let mut next = image.clone();
         if let Some(rec) = next.topics.get_mut(name) {
             rec.partitions = count;
         }
-        self.store.save(&next).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        self.store
+            .save(&next)
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
         *image = next;
         write(&topic.partitions).extend(added);
         Ok(())
@@ -381,14 +439,18 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), BrokerError> {
         let mut image = self.admin.lock().await;
-        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = self
+            .topic(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let mut overrides = topic.overrides();
         change(&mut overrides)?;
         for (k, v) in &overrides {
             brook_config::validate_topic_override(k, v)?;
         }
         let tc = Arc::new(TopicConfig::resolve(&self.config, &overrides)?);
-        log_config(&tc).validate().map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
+        log_config(&tc)
+            .validate()
+            .map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
         if validate_only {
             return Ok(());
         }
@@ -396,7 +458,9 @@ impl Broker {
         if let Some(rec) = next.topics.get_mut(name) {
             rec.configs = overrides.clone();
         }
-        self.store.save(&next).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        self.store
+            .save(&next)
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
         *image = next;
         *write(&topic.overrides) = overrides;
         for p in topic.partitions() {
@@ -415,14 +479,20 @@ impl Broker {
     /// Storage failure while reserving a block.
     pub async fn allocate_producer_id(&self) -> Result<i64, BrokerError> {
         {
-            let mut ids = self.producer_ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut ids = self
+                .producer_ids
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if ids.0 < ids.1 {
                 ids.0 += 1;
                 return Ok(ids.0 - 1);
             }
         }
         let mut image = self.admin.lock().await;
-        let mut ids = self.producer_ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ids = self
+            .producer_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if ids.0 < ids.1 {
             ids.0 += 1;
             return Ok(ids.0 - 1);
@@ -430,7 +500,9 @@ impl Broker {
         let start = image.next_producer_id_block.max(ids.1);
         let mut next = image.clone();
         next.next_producer_id_block = start + PRODUCER_ID_BLOCK;
-        self.store.save(&next).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        self.store
+            .save(&next)
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
         *image = next;
         *ids = (start + 1, start + PRODUCER_ID_BLOCK);
         Ok(start)
@@ -464,7 +536,13 @@ pub fn log_config(tc: &TopicConfig) -> LogConfig {
     }
 }
 
-fn open_partition(data_dir: &Path, topic: &str, id: Uuid, index: i32, tc: Arc<TopicConfig>) -> anyhow::Result<Partition> {
+fn open_partition(
+    data_dir: &Path,
+    topic: &str,
+    id: Uuid,
+    index: i32,
+    tc: Arc<TopicConfig>,
+) -> anyhow::Result<Partition> {
     let dir = data_dir.join(format!("{topic}-{index}"));
     std::fs::create_dir_all(&dir)?;
     let meta = dir.join("partition.metadata");
@@ -474,13 +552,24 @@ fn open_partition(data_dir: &Path, topic: &str, id: Uuid, index: i32, tc: Arc<To
     let log = PartitionLog::open(&dir, log_config(&tc))?;
     let mut producers = ProducerStateTable::default();
     crate::producer_state::rebuild(&log, &mut producers)?;
-    Ok(Partition::new(topic.into(), id, index, log, 0, tc, producers))
+    Ok(Partition::new(
+        topic.into(),
+        id,
+        index,
+        log,
+        0,
+        tc,
+        producers,
+    ))
 }
 
 fn write_meta_properties(dir: &Path, node_id: i32, cluster_id: &str) -> anyhow::Result<()> {
     let path = dir.join("meta.properties");
     if !path.exists() {
-        std::fs::write(path, format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n"))?;
+        std::fs::write(
+            path,
+            format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n"),
+        )?;
     }
     Ok(())
 }
@@ -494,7 +583,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
         return Err(BrokerError::InvalidTopic("topic name is empty".into()));
     }
     if name == "." || name == ".." {
-        return Err(BrokerError::InvalidTopic(format!("topic name cannot be '{name}'")));
+        return Err(BrokerError::InvalidTopic(format!(
+            "topic name cannot be '{name}'"
+        )));
     }
     if name.len() > MAX_TOPIC_NAME_LEN {
         return Err(BrokerError::InvalidTopic(format!(
@@ -502,7 +593,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
             name.len()
         )));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(BrokerError::InvalidTopic(format!(
             "topic name '{name}' contains '{c}'; allowed are ASCII letters, digits, '.', '_' and '-'"
         )));

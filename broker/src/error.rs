@@ -16,7 +16,11 @@ pub enum BrokerError {
     #[error("unknown topic id")]
     UnknownTopicId,
     #[error("offset {offset} out of range [{log_start}, {log_end}]")]
-    OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
     #[error("corrupt record batch: {0}")]
     CorruptBatch(brook_protocol::records::BatchError),
     #[error("corrupt message: {0}")]
@@ -72,7 +76,9 @@ impl BrokerError {
             BrokerError::UnknownTopicOrPartition => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             BrokerError::UnknownTopicId => ErrorCode::UNKNOWN_TOPIC_ID,
             BrokerError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
-            BrokerError::CorruptBatch(_) | BrokerError::CorruptMessage(_) => ErrorCode::CORRUPT_MESSAGE,
+            BrokerError::CorruptBatch(_) | BrokerError::CorruptMessage(_) => {
+                ErrorCode::CORRUPT_MESSAGE
+            }
             BrokerError::InvalidRecord(_) => ErrorCode::INVALID_RECORD,
             BrokerError::MessageTooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
             BrokerError::InvalidProducerEpoch => ErrorCode::INVALID_PRODUCER_EPOCH,
@@ -117,15 +123,16 @@ impl From<brook_config::ConfigError> for BrokerError {
 /// The storage layer's errors, as clients see them. Exhaustive on purpose.
 fn log_error_code(e: &LogError) -> ErrorCode {
     match e {
-        LogError::InvalidBatch { .. } | LogError::EmptyBatch { .. } | LogError::TrailingBytes { .. } => {
-            ErrorCode::CORRUPT_MESSAGE
-        }
+        LogError::InvalidBatch { .. }
+        | LogError::EmptyBatch { .. }
+        | LogError::TrailingBytes { .. } => ErrorCode::CORRUPT_MESSAGE,
         LogError::RecordTooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
         LogError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
         LogError::UnexpectedAppendOffset { .. } => ErrorCode::UNKNOWN_SERVER_ERROR,
-        LogError::Io { .. } | LogError::Offline { .. } | LogError::Poisoned { .. } | LogError::CorruptCheckpoint { .. } => {
-            ErrorCode::KAFKA_STORAGE_ERROR
-        }
+        LogError::Io { .. }
+        | LogError::Offline { .. }
+        | LogError::Poisoned { .. }
+        | LogError::CorruptCheckpoint { .. } => ErrorCode::KAFKA_STORAGE_ERROR,
         LogError::Closed { .. } => ErrorCode::NOT_LEADER_OR_FOLLOWER,
         LogError::InvalidConfig { .. } => ErrorCode::INVALID_CONFIG,
     }

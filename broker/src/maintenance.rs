@@ -18,9 +18,16 @@ use crate::log::{write_offset_checkpoint, TopicPartitionOffset};
 const TICK: Duration = Duration::from_millis(100);
 
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    let retention_every = Duration::from_millis(u64::try_from(broker.config().log_retention_check_interval_ms).unwrap_or(300_000).max(100));
-    let checkpoint_every =
-        Duration::from_millis(u64::try_from(broker.config().log_flush_offset_checkpoint_interval_ms).unwrap_or(60_000).max(100));
+    let retention_every = Duration::from_millis(
+        u64::try_from(broker.config().log_retention_check_interval_ms)
+            .unwrap_or(300_000)
+            .max(100),
+    );
+    let checkpoint_every = Duration::from_millis(
+        u64::try_from(broker.config().log_flush_offset_checkpoint_interval_ms)
+            .unwrap_or(60_000)
+            .max(100),
+    );
     let mut last_retention = Instant::now();
     let mut last_checkpoint = Instant::now();
     let mut interval = tokio::time::interval(TICK);
@@ -74,7 +81,9 @@ fn retention_pass(broker: &Broker) {
                     debug!(topic = %t.name, partition = p.index, deleted = outcome.deleted_segments, "retention deleted segments");
                 }
                 Ok(_) => {}
-                Err(e) => warn!(topic = %t.name, partition = p.index, error = %e, "retention failed"),
+                Err(e) => {
+                    warn!(topic = %t.name, partition = p.index, error = %e, "retention failed")
+                }
             }
         }
     }
@@ -88,7 +97,11 @@ pub fn write_checkpoints(broker: &Broker) {
     let mut starts = Vec::new();
     for t in broker.topics() {
         for p in t.partitions() {
-            let tp = |offset| TopicPartitionOffset { topic: t.name.to_string(), partition: p.index, offset };
+            let tp = |offset| TopicPartitionOffset {
+                topic: t.name.to_string(),
+                partition: p.index,
+                offset,
+            };
             recovery.push(tp(p.log().recovery_point()));
             hws.push(tp(p.high_watermark()));
             starts.push(tp(p.log_start_offset()));

@@ -18,7 +18,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets(&[
-            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0, 10.0,
         ])?
         .install_recorder()?;
     Ok(handle)
@@ -45,7 +46,8 @@ pub fn connection_error() {
 }
 
 pub fn request_error(key: Option<ApiKey>) {
-    counter!("brook_request_errors_total", "api" => key.map_or("unknown", ApiKey::name)).increment(1);
+    counter!("brook_request_errors_total", "api" => key.map_or("unknown", ApiKey::name))
+        .increment(1);
 }
 
 pub fn request_done(key: ApiKey, elapsed: Duration) {

@@ -6,7 +6,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use brook_protocol::codec::{Encoder, Message, Request};
 use brook_protocol::frame::FrameDecoder;
-use brook_protocol::header::{request_header_version, response_header_version, RequestHeader, ResponseHeader};
+use brook_protocol::header::{
+    request_header_version, response_header_version, RequestHeader, ResponseHeader,
+};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -48,7 +50,10 @@ impl Client {
             client_id: Some("brook-cli".into()),
             unknown_tagged_fields: Vec::new(),
         };
-        debug_assert_eq!(header.header_version(), request_header_version(R::KEY, version));
+        debug_assert_eq!(
+            header.header_version(),
+            request_header_version(R::KEY, version)
+        );
         let mut e = Encoder::new();
         let prefix = e.reserve_length_prefix();
         header.encode(&mut e)?;

@@ -25,7 +25,8 @@ pub(super) fn run(config_path: Option<PathBuf>, ready_file: Option<PathBuf>) -> 
     config.validate()?;
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BROOK_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("BROOK_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -42,12 +43,21 @@ fn resolve(hp: &brook_config::HostPort, what: &str) -> anyhow::Result<SocketAddr
         .to_socket_addrs()
         .with_context(|| format!("{what} {}:{} does not resolve", hp.host, hp.port))?
         .next()
-        .ok_or_else(|| anyhow!("{what} {}:{} does not resolve to an address", hp.host, hp.port))
+        .ok_or_else(|| {
+            anyhow!(
+                "{what} {}:{} does not resolve to an address",
+                hp.host,
+                hp.port
+            )
+        })
 }
 
 async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
     let kafka_addr = resolve(
-        config.listeners.first().ok_or_else(|| anyhow!("listeners is empty: give at least one host:port"))?,
+        config
+            .listeners
+            .first()
+            .ok_or_else(|| anyhow!("listeners is empty: give at least one host:port"))?,
         "listeners",
     )?;
     let admin_addr = resolve(&config.admin_listener, "admin.listener")?;
@@ -69,8 +79,17 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
         .with_context(|| format!("cannot listen on {admin_addr} (admin.listener)"))?;
     let admin_bound = admin.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let kafka_task = tokio::spawn(crate::server::serve(listener, broker.clone(), stop_rx.clone()));
-    let admin_task = tokio::spawn(crate::admin_http::serve(admin, broker.clone(), metrics, stop_rx.clone()));
+    let kafka_task = tokio::spawn(crate::server::serve(
+        listener,
+        broker.clone(),
+        stop_rx.clone(),
+    ));
+    let admin_task = tokio::spawn(crate::admin_http::serve(
+        admin,
+        broker.clone(),
+        metrics,
+        stop_rx.clone(),
+    ));
     let maintenance = tokio::spawn(crate::maintenance::run(broker.clone(), stop_rx.clone()));
     info!(kafka = %kafka_bound, admin = %admin_bound, cluster_id = broker.cluster_id(), "brook is serving");
     if let Some(path) = &ready_file {
@@ -85,7 +104,10 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     let _ = stop_tx.send(true);
     // Connections finish the requests they already read; bound the wait so a
     // stuck client cannot hold shutdown hostage.
-    if tokio::time::timeout(Duration::from_secs(30), kafka_task).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(30), kafka_task)
+        .await
+        .is_err()
+    {
         warn!("connections did not finish within 30 s; closing anyway");
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;

@@ -7,11 +7,13 @@ use brook_protocol::error::ErrorCode;
 use brook_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use brook_protocol::messages::delete_topics_request::DeleteTopicState;
 use brook_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use brook_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use brook_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use brook_protocol::messages::metadata_request::MetadataRequestTopic;
 use brook_protocol::messages::{
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest,
-    MetadataRequest,
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest,
 };
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -64,23 +66,42 @@ enum TopicCommand {
 }
 
 pub(super) fn run(args: TopicArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let mut client = Client::connect(&args.bootstrap).await?;
         match args.command {
-            TopicCommand::Create { name, partitions, replication_factor, configs } => {
-                create(&mut client, args.json, name, partitions, replication_factor, &configs).await
+            TopicCommand::Create {
+                name,
+                partitions,
+                replication_factor,
+                configs,
+            } => {
+                create(
+                    &mut client,
+                    args.json,
+                    name,
+                    partitions,
+                    replication_factor,
+                    &configs,
+                )
+                .await
             }
             TopicCommand::List => list(&mut client, args.json).await,
             TopicCommand::Describe { name } => describe(&mut client, args.json, &name).await,
             TopicCommand::Delete { name } => delete(&mut client, args.json, &name).await,
-            TopicCommand::AlterConfig { name, set, delete } => alter(&mut client, args.json, &name, &set, &delete).await,
+            TopicCommand::AlterConfig { name, set, delete } => {
+                alter(&mut client, args.json, &name, &set, &delete).await
+            }
         }
     })
 }
 
 fn parse_kv(s: &str) -> anyhow::Result<(String, String)> {
-    let (k, v) = s.split_once('=').with_context(|| format!("'{s}' is not KEY=VALUE"))?;
+    let (k, v) = s
+        .split_once('=')
+        .with_context(|| format!("'{s}' is not KEY=VALUE"))?;
     if k.is_empty() {
         bail!("'{s}' has an empty key");
     }
@@ -98,38 +119,86 @@ fn check(code: i16, message: Option<&str>, what: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn create(c: &mut Client, as_json: bool, name: String, partitions: i32, rf: i16, configs: &[String]) -> anyhow::Result<()> {
+async fn create(
+    c: &mut Client,
+    as_json: bool,
+    name: String,
+    partitions: i32,
+    rf: i16,
+    configs: &[String],
+) -> anyhow::Result<()> {
     let mut cfgs = Vec::new();
     for kv in configs {
         let (k, v) = parse_kv(kv)?;
-        cfgs.push(CreatableTopicConfig { name: k, value: Some(v), ..Default::default() });
+        cfgs.push(CreatableTopicConfig {
+            name: k,
+            value: Some(v),
+            ..Default::default()
+        });
     }
     let req = CreateTopicsRequest {
-        topics: vec![CreatableTopic { name: name.clone(), num_partitions: partitions, replication_factor: rf, configs: cfgs, ..Default::default() }],
+        topics: vec![CreatableTopic {
+            name: name.clone(),
+            num_partitions: partitions,
+            replication_factor: rf,
+            configs: cfgs,
+            ..Default::default()
+        }],
         timeout_ms: 30_000,
         ..Default::default()
     };
     let resp = c.send(&req, 7).await?;
-    let r = resp.topics.first().context("broker sent an empty CreateTopics response")?;
-    check(r.error_code, r.error_message.as_deref(), &format!("creating topic {name}"))?;
+    let r = resp
+        .topics
+        .first()
+        .context("broker sent an empty CreateTopics response")?;
+    check(
+        r.error_code,
+        r.error_message.as_deref(),
+        &format!("creating topic {name}"),
+    )?;
     if as_json {
-        println!("{}", json!({"topic": name, "topic_id": r.topic_id.to_string(), "partitions": r.num_partitions, "replication_factor": r.replication_factor}));
+        println!(
+            "{}",
+            json!({"topic": name, "topic_id": r.topic_id.to_string(), "partitions": r.num_partitions, "replication_factor": r.replication_factor})
+        );
     } else {
-        println!("created topic {name} ({} partitions, replication factor {}, id {})", r.num_partitions, r.replication_factor, r.topic_id);
+        println!(
+            "created topic {name} ({} partitions, replication factor {}, id {})",
+            r.num_partitions, r.replication_factor, r.topic_id
+        );
     }
     Ok(())
 }
 
 async fn list(c: &mut Client, as_json: bool) -> anyhow::Result<()> {
-    let resp = c.send(&MetadataRequest { topics: None, allow_auto_topic_creation: false, ..Default::default() }, 12).await?;
+    let resp = c
+        .send(
+            &MetadataRequest {
+                topics: None,
+                allow_auto_topic_creation: false,
+                ..Default::default()
+            },
+            12,
+        )
+        .await?;
     let mut rows: Vec<(String, usize, String)> = resp
         .topics
         .iter()
-        .map(|t| (t.name.clone().unwrap_or_default(), t.partitions.len(), t.topic_id.to_string()))
+        .map(|t| {
+            (
+                t.name.clone().unwrap_or_default(),
+                t.partitions.len(),
+                t.topic_id.to_string(),
+            )
+        })
         .collect();
     rows.sort();
     if as_json {
-        let v: Vec<_> = rows.iter().map(|(n, p, id)| json!({"topic": n, "partitions": p, "topic_id": id})).collect();
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(n, p, id)| json!({"topic": n, "partitions": p, "topic_id": id}))
+            .collect();
         println!("{}", serde_json::Value::Array(v));
     } else {
         println!("{:<40} {:>10}  TOPIC ID", "TOPIC", "PARTITIONS");
@@ -144,26 +213,39 @@ async fn describe(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<(
     let meta = c
         .send(
             &MetadataRequest {
-                topics: Some(vec![MetadataRequestTopic { name: Some(name.to_owned()), ..Default::default() }]),
+                topics: Some(vec![MetadataRequestTopic {
+                    name: Some(name.to_owned()),
+                    ..Default::default()
+                }]),
                 allow_auto_topic_creation: false,
                 ..Default::default()
             },
             12,
         )
         .await?;
-    let t = meta.topics.first().context("broker sent an empty Metadata response")?;
+    let t = meta
+        .topics
+        .first()
+        .context("broker sent an empty Metadata response")?;
     check(t.error_code, None, &format!("describing topic {name}"))?;
     let mut parts: Vec<_> = t.partitions.iter().collect();
     parts.sort_by_key(|p| p.partition_index);
     let offsets = |ts: i64| {
-        use brook_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+        use brook_protocol::messages::list_offsets_request::{
+            ListOffsetsPartition, ListOffsetsTopic,
+        };
         ListOffsetsRequest {
             replica_id: -1,
             topics: vec![ListOffsetsTopic {
                 name: name.to_owned(),
                 partitions: parts
                     .iter()
-                    .map(|p| ListOffsetsPartition { partition_index: p.partition_index, timestamp: ts, current_leader_epoch: -1, ..Default::default() })
+                    .map(|p| ListOffsetsPartition {
+                        partition_index: p.partition_index,
+                        timestamp: ts,
+                        current_leader_epoch: -1,
+                        ..Default::default()
+                    })
                     .collect(),
                 ..Default::default()
             }],
@@ -173,12 +255,21 @@ async fn describe(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<(
     let earliest = c.send(&offsets(-2), 7).await?;
     let latest = c.send(&offsets(-1), 7).await?;
     let lookup = |r: &brook_protocol::messages::ListOffsetsResponse, p: i32| {
-        r.topics.iter().flat_map(|t| t.partitions.iter()).find(|x| x.partition_index == p).map_or(-1, |x| x.offset)
+        r.topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .find(|x| x.partition_index == p)
+            .map_or(-1, |x| x.offset)
     };
     let cfg = c
         .send(
             &DescribeConfigsRequest {
-                resources: vec![DescribeConfigsResource { resource_type: 2, resource_name: name.to_owned(), configuration_keys: None, ..Default::default() }],
+                resources: vec![DescribeConfigsResource {
+                    resource_type: 2,
+                    resource_name: name.to_owned(),
+                    configuration_keys: None,
+                    ..Default::default()
+                }],
                 ..Default::default()
             },
             4,
@@ -200,14 +291,24 @@ async fn describe(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<(
                 "log_start_offset": lookup(&earliest, p.partition_index), "high_watermark": lookup(&latest, p.partition_index),
             }))
             .collect();
-        println!("{}", json!({"topic": name, "topic_id": t.topic_id.to_string(), "partitions": ps, "configs": overrides}));
+        println!(
+            "{}",
+            json!({"topic": name, "topic_id": t.topic_id.to_string(), "partitions": ps, "configs": overrides})
+        );
     } else {
-        println!("topic {name}  id {}  partitions {}", t.topic_id, parts.len());
+        println!(
+            "topic {name}  id {}  partitions {}",
+            t.topic_id,
+            parts.len()
+        );
         if !overrides.is_empty() {
             let list: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
             println!("configs: {}", list.join(", "));
         }
-        println!("{:>9} {:>7} {:>6} {:>10} {:>10} {:>14} {:>14}", "PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "START OFFSET", "HIGH WATERMARK");
+        println!(
+            "{:>9} {:>7} {:>6} {:>10} {:>10} {:>14} {:>14}",
+            "PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "START OFFSET", "HIGH WATERMARK"
+        );
         for p in parts {
             println!(
                 "{:>9} {:>7} {:>6} {:>10} {:>10} {:>14} {:>14}",
@@ -226,13 +327,23 @@ async fn describe(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<(
 
 async fn delete(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<()> {
     let req = DeleteTopicsRequest {
-        topics: vec![DeleteTopicState { name: Some(name.to_owned()), ..Default::default() }],
+        topics: vec![DeleteTopicState {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        }],
         timeout_ms: 30_000,
         ..Default::default()
     };
     let resp = c.send(&req, 6).await?;
-    let r = resp.responses.first().context("broker sent an empty DeleteTopics response")?;
-    check(r.error_code, r.error_message.as_deref(), &format!("deleting topic {name}"))?;
+    let r = resp
+        .responses
+        .first()
+        .context("broker sent an empty DeleteTopics response")?;
+    check(
+        r.error_code,
+        r.error_message.as_deref(),
+        &format!("deleting topic {name}"),
+    )?;
     if as_json {
         println!("{}", json!({"deleted": name}));
     } else {
@@ -241,26 +352,54 @@ async fn delete(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn alter(c: &mut Client, as_json: bool, name: &str, set: &[String], delete: &[String]) -> anyhow::Result<()> {
+async fn alter(
+    c: &mut Client,
+    as_json: bool,
+    name: &str,
+    set: &[String],
+    delete: &[String],
+) -> anyhow::Result<()> {
     if set.is_empty() && delete.is_empty() {
         bail!("nothing to change: give --set KEY=VALUE and/or --delete KEY");
     }
     let mut configs = Vec::new();
     for kv in set {
         let (k, v) = parse_kv(kv)?;
-        configs.push(AlterableConfig { name: k, config_operation: 0, value: Some(v), ..Default::default() });
+        configs.push(AlterableConfig {
+            name: k,
+            config_operation: 0,
+            value: Some(v),
+            ..Default::default()
+        });
     }
     for k in delete {
-        configs.push(AlterableConfig { name: k.clone(), config_operation: 1, value: None, ..Default::default() });
+        configs.push(AlterableConfig {
+            name: k.clone(),
+            config_operation: 1,
+            value: None,
+            ..Default::default()
+        });
     }
     let req = IncrementalAlterConfigsRequest {
-        resources: vec![AlterConfigsResource { resource_type: 2, resource_name: name.to_owned(), configs, ..Default::default() }],
+        resources: vec![AlterConfigsResource {
+            resource_type: 2,
+            resource_name: name.to_owned(),
+            configs,
+            ..Default::default()
+        }],
         validate_only: false,
         ..Default::default()
     };
     let resp = c.send(&req, 1).await?;
-    let r = resp.responses.first().context("broker sent an empty IncrementalAlterConfigs response")?;
-    check(r.error_code, r.error_message.as_deref(), &format!("altering configs of {name}"))?;
+    let r = resp
+        .responses
+        .first()
+        .context("broker sent an empty IncrementalAlterConfigs response")?;
+    check(
+        r.error_code,
+        r.error_message.as_deref(),
+        &format!("altering configs of {name}"),
+    )?;
     if as_json {
         println!("{}", json!({"topic": name, "altered": true}));
     } else {

@@ -8,12 +8,17 @@ use std::collections::BTreeMap;
 
 use brook_config::ConfigEntry;
 use brook_protocol::error::ErrorCode;
-use brook_protocol::messages::alter_configs_response::{AlterConfigsResourceResponse, AlterConfigsResponse};
+use brook_protocol::messages::alter_configs_response::{
+    AlterConfigsResourceResponse, AlterConfigsResponse,
+};
 use brook_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult, DescribeConfigsSynonym,
+    DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
+    DescribeConfigsSynonym,
 };
 use brook_protocol::messages::incremental_alter_configs_response as inc;
-use brook_protocol::messages::{AlterConfigsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest};
+use brook_protocol::messages::{
+    AlterConfigsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+};
 
 use super::Ctx;
 use crate::error::BrokerError;
@@ -43,7 +48,11 @@ pub(super) fn describe(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply {
             };
             out.configs = entries
                 .into_iter()
-                .filter(|e| r.configuration_keys.as_ref().is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k == &e.name)))
+                .filter(|e| {
+                    r.configuration_keys
+                        .as_ref()
+                        .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k == &e.name))
+                })
                 .map(|e| DescribeConfigsResourceResult {
                     is_default: e.source == brook_config::ConfigSource::DefaultConfig,
                     config_source: e.source.code(),
@@ -53,13 +62,20 @@ pub(super) fn describe(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply {
                     synonyms: if req.include_synonyms {
                         e.synonyms
                             .iter()
-                            .map(|s| DescribeConfigsSynonym { name: s.name.clone(), value: s.value.clone(), source: s.source.code(), ..Default::default() })
+                            .map(|s| DescribeConfigsSynonym {
+                                name: s.name.clone(),
+                                value: s.value.clone(),
+                                source: s.source.code(),
+                                ..Default::default()
+                            })
                             .collect()
                     } else {
                         Vec::new()
                     },
                     config_type: e.config_type.code(),
-                    documentation: req.include_documentation.then(|| e.documentation.to_owned()),
+                    documentation: req
+                        .include_documentation
+                        .then(|| e.documentation.to_owned()),
                     name: e.name,
                     ..Default::default()
                 })
@@ -67,21 +83,34 @@ pub(super) fn describe(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply {
             out
         })
         .collect();
-    ctx.reply(&DescribeConfigsResponse { results, ..Default::default() })
+    ctx.reply(&DescribeConfigsResponse {
+        results,
+        ..Default::default()
+    })
 }
 
 fn entries_for(ctx: &Ctx, resource_type: i8, name: &str) -> Result<Vec<ConfigEntry>, BrokerError> {
     match resource_type {
         TOPIC => {
-            let topic = ctx.broker.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
-            Ok(brook_config::describe_topic(ctx.broker.config(), &topic.overrides()))
+            let topic = ctx
+                .broker
+                .topic(name)
+                .ok_or(BrokerError::UnknownTopicOrPartition)?;
+            Ok(brook_config::describe_topic(
+                ctx.broker.config(),
+                &topic.overrides(),
+            ))
         }
         BROKER => {
             check_broker_name(ctx, name)?;
             Ok(brook_config::describe_broker(ctx.broker.config()))
         }
-        BROKER_LOGGER => Err(BrokerError::InvalidRequest("broker loggers are not configurable in brook".into())),
-        other => Err(BrokerError::InvalidRequest(format!("unknown resource type {other}"))),
+        BROKER_LOGGER => Err(BrokerError::InvalidRequest(
+            "broker loggers are not configurable in brook".into(),
+        )),
+        other => Err(BrokerError::InvalidRequest(format!(
+            "unknown resource type {other}"
+        ))),
     }
 }
 
@@ -89,14 +118,19 @@ fn check_broker_name(ctx: &Ctx, name: &str) -> Result<(), BrokerError> {
     if name.is_empty() || name == ctx.broker.node_id().to_string() {
         Ok(())
     } else {
-        Err(BrokerError::InvalidRequest(format!("unknown broker {name}; this is broker {}", ctx.broker.node_id())))
+        Err(BrokerError::InvalidRequest(format!(
+            "unknown broker {name}; this is broker {}",
+            ctx.broker.node_id()
+        )))
     }
 }
 
 fn static_broker(ctx: &Ctx, name: &str) -> BrokerError {
     match check_broker_name(ctx, name) {
         Err(e) => e,
-        Ok(()) => BrokerError::InvalidRequest("broker configs are static in brook: edit the config file and restart".into()),
+        Ok(()) => BrokerError::InvalidRequest(
+            "broker configs are static in brook: edit the config file and restart".into(),
+        ),
     }
 }
 
@@ -117,19 +151,27 @@ pub(super) async fn alter(ctx: &Ctx, req: AlterConfigsRequest) -> Reply {
                     }
                 }
                 match bad {
-                    Some(k) => Err(BrokerError::InvalidConfig(format!("config {k} has a null value"))),
+                    Some(k) => Err(BrokerError::InvalidConfig(format!(
+                        "config {k} has a null value"
+                    ))),
                     None => {
                         ctx.broker
-                            .alter_topic_configs(&r.resource_name, |o| {
-                                *o = set;
-                                Ok(())
-                            }, req.validate_only)
+                            .alter_topic_configs(
+                                &r.resource_name,
+                                |o| {
+                                    *o = set;
+                                    Ok(())
+                                },
+                                req.validate_only,
+                            )
                             .await
                     }
                 }
             }
             BROKER => Err(static_broker(ctx, &r.resource_name)),
-            other => Err(BrokerError::InvalidRequest(format!("unknown resource type {other}"))),
+            other => Err(BrokerError::InvalidRequest(format!(
+                "unknown resource type {other}"
+            ))),
         };
         let (error_code, error_message) = split(result);
         responses.push(AlterConfigsResourceResponse {
@@ -140,7 +182,10 @@ pub(super) async fn alter(ctx: &Ctx, req: AlterConfigsRequest) -> Reply {
             ..Default::default()
         });
     }
-    ctx.reply(&AlterConfigsResponse { responses, ..Default::default() })
+    ctx.reply(&AlterConfigsResponse {
+        responses,
+        ..Default::default()
+    })
 }
 
 const SET: i8 = 0;
@@ -153,15 +198,24 @@ pub(super) async fn incremental_alter(ctx: &Ctx, req: IncrementalAlterConfigsReq
     for r in req.resources {
         let result = match r.resource_type {
             TOPIC => {
-                let ops: Vec<(String, i8, Option<String>)> =
-                    r.configs.iter().map(|c| (c.name.clone(), c.config_operation, c.value.clone())).collect();
+                let ops: Vec<(String, i8, Option<String>)> = r
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.clone(), c.config_operation, c.value.clone()))
+                    .collect();
                 let broker_cfg = ctx.broker.config();
                 ctx.broker
-                    .alter_topic_configs(&r.resource_name, |o| apply_ops(o, &ops, broker_cfg), req.validate_only)
+                    .alter_topic_configs(
+                        &r.resource_name,
+                        |o| apply_ops(o, &ops, broker_cfg),
+                        req.validate_only,
+                    )
                     .await
             }
             BROKER => Err(static_broker(ctx, &r.resource_name)),
-            other => Err(BrokerError::InvalidRequest(format!("unknown resource type {other}"))),
+            other => Err(BrokerError::InvalidRequest(format!(
+                "unknown resource type {other}"
+            ))),
         };
         let (error_code, error_message) = split(result);
         responses.push(inc::AlterConfigsResourceResponse {
@@ -172,7 +226,10 @@ pub(super) async fn incremental_alter(ctx: &Ctx, req: IncrementalAlterConfigsReq
             ..Default::default()
         });
     }
-    ctx.reply(&inc::IncrementalAlterConfigsResponse { responses, ..Default::default() })
+    ctx.reply(&inc::IncrementalAlterConfigsResponse {
+        responses,
+        ..Default::default()
+    })
 }
 
 fn apply_ops(
@@ -183,23 +240,34 @@ fn apply_ops(
     for (name, op, value) in ops {
         match *op {
             SET => {
-                let v = value.clone().ok_or_else(|| BrokerError::InvalidConfig(format!("SET of {name} needs a value")))?;
+                let v = value.clone().ok_or_else(|| {
+                    BrokerError::InvalidConfig(format!("SET of {name} needs a value"))
+                })?;
                 overrides.insert(name.clone(), v);
             }
             DELETE => {
                 overrides.remove(name);
             }
             APPEND | SUBTRACT => {
-                let v = value.clone().ok_or_else(|| BrokerError::InvalidConfig(format!("APPEND/SUBTRACT of {name} needs a value")))?;
+                let v = value.clone().ok_or_else(|| {
+                    BrokerError::InvalidConfig(format!("APPEND/SUBTRACT of {name} needs a value"))
+                })?;
                 let current = match overrides.get(name) {
                     Some(c) => c.clone(),
                     None => brook_config::describe_topic(broker, &BTreeMap::new())
                         .into_iter()
                         .find(|e| &e.name == name)
                         .and_then(|e| e.value)
-                        .ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config {name}")))?,
+                        .ok_or_else(|| {
+                            BrokerError::InvalidConfig(format!("unknown topic config {name}"))
+                        })?,
                 };
-                let mut items: Vec<String> = current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
                 for x in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     if *op == APPEND {
                         if !items.iter().any(|i| i == x) {
@@ -211,7 +279,11 @@ fn apply_ops(
                 }
                 overrides.insert(name.clone(), items.join(","));
             }
-            other => return Err(BrokerError::InvalidRequest(format!("unknown config operation {other} for {name}"))),
+            other => {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "unknown config operation {other} for {name}"
+                )))
+            }
         }
     }
     Ok(())

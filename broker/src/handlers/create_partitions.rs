@@ -1,6 +1,8 @@
 //! CreatePartitions (key 37, v0–3): grow a topic's partition count.
 
-use brook_protocol::messages::create_partitions_response::{CreatePartitionsResponse, CreatePartitionsTopicResult};
+use brook_protocol::messages::create_partitions_response::{
+    CreatePartitionsResponse, CreatePartitionsTopicResult,
+};
 use brook_protocol::messages::CreatePartitionsRequest;
 
 use super::Ctx;
@@ -11,15 +13,22 @@ pub(super) async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Reply {
     let node = ctx.broker.node_id();
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let mut res = CreatePartitionsTopicResult { name: t.name.clone(), ..Default::default() };
+        let mut res = CreatePartitionsTopicResult {
+            name: t.name.clone(),
+            ..Default::default()
+        };
         let bad_assignment = t
             .assignments
             .as_ref()
             .is_some_and(|a| a.iter().any(|x| x.broker_ids != [node]));
         let outcome = if bad_assignment {
-            Err(BrokerError::InvalidReplicaAssignment(format!("this cluster has only broker {node}")))
+            Err(BrokerError::InvalidReplicaAssignment(format!(
+                "this cluster has only broker {node}"
+            )))
         } else {
-            ctx.broker.create_partitions(&t.name, t.count, req.validate_only).await
+            ctx.broker
+                .create_partitions(&t.name, t.count, req.validate_only)
+                .await
         };
         if let Err(e) = outcome {
             res.error_code = e.code();
@@ -27,5 +36,8 @@ pub(super) async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Reply {
         }
         results.push(res);
     }
-    ctx.reply(&CreatePartitionsResponse { results, ..Default::default() })
+    ctx.reply(&CreatePartitionsResponse {
+        results,
+        ..Default::default()
+    })
 }

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use brook_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse};
+use brook_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
+};
 use brook_protocol::messages::CreateTopicsRequest;
 
 use super::Ctx;
@@ -22,20 +24,36 @@ pub(super) async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
             ..Default::default()
         };
         if !seen.insert(t.name.clone()) {
-            let e = BrokerError::InvalidRequest(format!("topic {} appears more than once in the request", t.name));
+            let e = BrokerError::InvalidRequest(format!(
+                "topic {} appears more than once in the request",
+                t.name
+            ));
             res.error_code = e.code();
             res.error_message = e.message();
             results.push(res);
             continue;
         }
-        let outcome = create(ctx, &t.name, t.num_partitions, t.replication_factor, &t.assignments, &t.configs, req.validate_only).await;
+        let outcome = create(
+            ctx,
+            &t.name,
+            t.num_partitions,
+            t.replication_factor,
+            &t.assignments,
+            &t.configs,
+            req.validate_only,
+        )
+        .await;
         match outcome {
             Ok(topic) => {
                 res.topic_id = topic.id;
                 let overrides = topic.overrides();
                 let entries = brook_config::describe_topic(ctx.broker.config(), &overrides);
                 res.num_partitions = if req.validate_only {
-                    if t.num_partitions == -1 { ctx.broker.config().num_partitions } else { t.num_partitions }
+                    if t.num_partitions == -1 {
+                        ctx.broker.config().num_partitions
+                    } else {
+                        t.num_partitions
+                    }
                 } else {
                     topic.partition_count()
                 };
@@ -61,7 +79,10 @@ pub(super) async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
         }
         results.push(res);
     }
-    ctx.reply(&CreateTopicsResponse { topics: results, ..Default::default() })
+    ctx.reply(&CreateTopicsResponse {
+        topics: results,
+        ..Default::default()
+    })
 }
 
 async fn create(
@@ -78,13 +99,16 @@ async fn create(
     if !assignments.is_empty() {
         if partitions != -1 || rf != -1 {
             return Err(BrokerError::InvalidRequest(
-                "give either replica assignments or num_partitions/replication_factor, not both".into(),
+                "give either replica assignments or num_partitions/replication_factor, not both"
+                    .into(),
             ));
         }
         let node = ctx.broker.node_id();
         for (i, a) in assignments.iter().enumerate() {
             if a.partition_index != i as i32 {
-                return Err(BrokerError::InvalidReplicaAssignment("partitions must be assigned as 0, 1, 2, …".into()));
+                return Err(BrokerError::InvalidReplicaAssignment(
+                    "partitions must be assigned as 0, 1, 2, …".into(),
+                ));
             }
             if a.broker_ids != [node] {
                 return Err(BrokerError::InvalidReplicaAssignment(format!(
@@ -103,9 +127,14 @@ async fn create(
                 map.insert(c.name.clone(), v.clone());
             }
             None => {
-                return Err(BrokerError::InvalidConfig(format!("config {} has a null value", c.name)));
+                return Err(BrokerError::InvalidConfig(format!(
+                    "config {} has a null value",
+                    c.name
+                )));
             }
         }
     }
-    ctx.broker.create_topic(name, partitions, rf, map, validate_only).await
+    ctx.broker
+        .create_topic(name, partitions, rf, map, validate_only)
+        .await
 }

@@ -17,7 +17,11 @@ pub(super) async fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Reply {
         let topic = ctx.broker.topic(&t.name);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            let mut r = DeleteRecordsPartitionResult { partition_index: p.partition_index, low_watermark: -1, ..Default::default() };
+            let mut r = DeleteRecordsPartitionResult {
+                partition_index: p.partition_index,
+                low_watermark: -1,
+                ..Default::default()
+            };
             let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
                 r.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
                 partitions.push(r);
@@ -39,7 +43,14 @@ pub(super) async fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Reply {
             }
             partitions.push(r);
         }
-        topics.push(DeleteRecordsTopicResult { name: t.name, partitions, ..Default::default() });
+        topics.push(DeleteRecordsTopicResult {
+            name: t.name,
+            partitions,
+            ..Default::default()
+        });
     }
-    ctx.reply(&DeleteRecordsResponse { topics, ..Default::default() })
+    ctx.reply(&DeleteRecordsResponse {
+        topics,
+        ..Default::default()
+    })
 }

@@ -2,7 +2,9 @@
 
 use brook_protocol::codec::Uuid;
 use brook_protocol::error::ErrorCode;
-use brook_protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
+use brook_protocol::messages::delete_topics_response::{
+    DeletableTopicResult, DeleteTopicsResponse,
+};
 use brook_protocol::messages::DeleteTopicsRequest;
 
 use super::Ctx;
@@ -10,9 +12,15 @@ use crate::server::connection::Reply;
 
 pub(super) async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply {
     let targets: Vec<(Option<String>, Uuid)> = if ctx.version >= 6 {
-        req.topics.iter().map(|t| (t.name.clone(), t.topic_id)).collect()
+        req.topics
+            .iter()
+            .map(|t| (t.name.clone(), t.topic_id))
+            .collect()
     } else {
-        req.topic_names.iter().map(|n| (Some(n.clone()), Uuid::ZERO)).collect()
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.clone()), Uuid::ZERO))
+            .collect()
     };
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
@@ -20,7 +28,11 @@ pub(super) async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply {
             Some(n) => Some(n),
             None => ctx.broker.topic_by_id(&id).map(|t| t.name.to_string()),
         };
-        let mut res = DeletableTopicResult { name: name.clone(), topic_id: id, ..Default::default() };
+        let mut res = DeletableTopicResult {
+            name: name.clone(),
+            topic_id: id,
+            ..Default::default()
+        };
         match name {
             None => res.error_code = ErrorCode::UNKNOWN_TOPIC_ID.code(),
             Some(n) => match ctx.broker.delete_topic(&n).await {
@@ -33,5 +45,8 @@ pub(super) async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply {
         }
         responses.push(res);
     }
-    ctx.reply(&DeleteTopicsResponse { responses, ..Default::default() })
+    ctx.reply(&DeleteTopicsResponse {
+        responses,
+        ..Default::default()
+    })
 }

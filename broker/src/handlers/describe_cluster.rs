@@ -1,7 +1,9 @@
 //! DescribeCluster (key 60, v0–1).
 
 use brook_protocol::error::ErrorCode;
-use brook_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
+use brook_protocol::messages::describe_cluster_response::{
+    DescribeClusterBroker, DescribeClusterResponse,
+};
 use brook_protocol::messages::DescribeClusterRequest;
 
 use super::{Ctx, CLUSTER_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED};

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use brook_protocol::codec::{Records, Uuid};
 use brook_protocol::error::ErrorCode;
-use brook_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData};
+use brook_protocol::messages::fetch_response::{
+    FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+};
 use brook_protocol::messages::FetchRequest;
 
 use super::Ctx;
@@ -32,7 +34,15 @@ struct Wanted {
     topic: Option<Arc<Topic>>,
     name: String,
     id: Uuid,
-    partitions: Vec<(i32, Option<Arc<Partition>>, i64, i32, i32)>,
+    partitions: Vec<WantedPartition>,
+}
+
+struct WantedPartition {
+    index: i32,
+    partition: Option<Arc<Partition>>,
+    offset: i64,
+    max_bytes: i32,
+    current_leader_epoch: i32,
 }
 
 pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
@@ -40,23 +50,33 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         .topics
         .iter()
         .map(|t| {
-            let topic = if ctx.version >= 13 { ctx.broker.topic_by_id(&t.topic_id) } else { ctx.broker.topic(&t.topic) };
+            let topic = if ctx.version >= 13 {
+                ctx.broker.topic_by_id(&t.topic_id)
+            } else {
+                ctx.broker.topic(&t.topic)
+            };
             Wanted {
-                name: topic.as_ref().map_or_else(|| t.topic.clone(), |tp| tp.name.to_string()),
+                name: topic
+                    .as_ref()
+                    .map_or_else(|| t.topic.clone(), |tp| tp.name.to_string()),
                 id: t.topic_id,
                 partitions: t
                     .partitions
                     .iter()
-                    .map(|p| {
-                        let part = topic.as_ref().and_then(|tp| tp.partition(p.partition));
-                        (p.partition, part, p.fetch_offset, p.partition_max_bytes, p.current_leader_epoch)
+                    .map(|p| WantedPartition {
+                        index: p.partition,
+                        partition: topic.as_ref().and_then(|tp| tp.partition(p.partition)),
+                        offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes,
+                        current_leader_epoch: p.current_leader_epoch,
                     })
                     .collect(),
                 topic,
             }
         })
         .collect();
-    let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
+    let max_wait =
+        Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
     let (resp, regions, total) = build(&ctx, &wanted, max_bytes);
@@ -72,13 +92,21 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         let deadline = Instant::now() + max_wait;
         let mut receivers: Vec<_> = wanted
             .iter()
-            .flat_map(|w| w.partitions.iter().filter_map(|p| p.1.as_ref().map(|part| part.subscribe_hw())))
+            .flat_map(|w| {
+                w.partitions
+                    .iter()
+                    .filter_map(|p| p.partition.as_ref().map(|part| part.subscribe_hw()))
+            })
             .collect();
         // Subscribed before reading again, so an HW change between the first
         // read and now is not missed.
         loop {
             let (resp, regions, total) = build(&ctx, &wanted, max_bytes);
-            if total >= min_bytes || receivers.is_empty() || any_error(&resp) || Instant::now() >= deadline {
+            if total >= min_bytes
+                || receivers.is_empty()
+                || any_error(&resp)
+                || Instant::now() >= deadline
+            {
                 crate::metrics::bytes_out(total);
                 return ctx.frame(&resp, regions);
             }
@@ -86,7 +114,10 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 let futs = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
                 let _ = futures_select_all(futs).await;
             };
-            if tokio::time::timeout_at(deadline.into(), changed).await.is_err() {
+            if tokio::time::timeout_at(deadline.into(), changed)
+                .await
+                .is_err()
+            {
                 let (resp, regions, total) = build(&ctx, &wanted, max_bytes);
                 crate::metrics::bytes_out(total);
                 return ctx.frame(&resp, regions);
@@ -117,16 +148,29 @@ where
 }
 
 fn any_error(resp: &FetchResponse) -> bool {
-    resp.responses.iter().any(|t| t.partitions.iter().any(|p| p.error_code != 0))
+    resp.responses
+        .iter()
+        .any(|t| t.partitions.iter().any(|p| p.error_code != 0))
 }
 
-fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> (FetchResponse, Vec<FileRegion>, usize) {
+fn build(
+    ctx: &Ctx,
+    wanted: &[Wanted],
+    max_bytes: usize,
+) -> (FetchResponse, Vec<FileRegion>, usize) {
     let mut regions = Vec::new();
     let mut total = 0usize;
     let mut responses = Vec::with_capacity(wanted.len());
     for w in wanted {
         let mut parts = Vec::with_capacity(w.partitions.len());
-        for &(index, ref part, offset, partition_max, current_epoch) in &w.partitions {
+        for wp in &w.partitions {
+            let (index, part, offset, partition_max, current_epoch) = (
+                wp.index,
+                &wp.partition,
+                wp.offset,
+                wp.max_bytes,
+                wp.current_leader_epoch,
+            );
             let mut pd = PartitionData {
                 partition_index: index,
                 high_watermark: -1,
@@ -158,7 +202,9 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> (FetchResponse, Vec<
                 parts.push(pd);
                 continue;
             }
-            let budget = usize::try_from(partition_max).unwrap_or(0).min(max_bytes.saturating_sub(total));
+            let budget = usize::try_from(partition_max)
+                .unwrap_or(0)
+                .min(max_bytes.saturating_sub(total));
             // The first partition that has data may exceed the budgets by one batch.
             let min_one = total == 0;
             if budget == 0 && !min_one {
@@ -170,7 +216,10 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> (FetchResponse, Vec<
                     if let Some(region) = read.region {
                         let len = region.len;
                         if len > 0 {
-                            pd.records = Some(Records::Region { id: regions.len() as u64, len: len as u32 });
+                            pd.records = Some(Records::Region {
+                                id: regions.len() as u64,
+                                len: len as u32,
+                            });
                             regions.push(region);
                             total += len as usize;
                         }
@@ -192,7 +241,14 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> (FetchResponse, Vec<
             ..Default::default()
         });
     }
-    (FetchResponse { responses, ..Default::default() }, regions, total)
+    (
+        FetchResponse {
+            responses,
+            ..Default::default()
+        },
+        regions,
+        total,
+    )
 }
 
 /// The leader-epoch fence every epoch-carrying request goes through.

@@ -11,7 +11,11 @@ use super::Ctx;
 use crate::server::connection::Reply;
 
 pub(super) async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Reply {
-    let mut resp = InitProducerIdResponse { producer_id: -1, producer_epoch: -1, ..Default::default() };
+    let mut resp = InitProducerIdResponse {
+        producer_id: -1,
+        producer_epoch: -1,
+        ..Default::default()
+    };
     if req.transactional_id.is_some() {
         resp.error_code = ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code();
         return ctx.reply(&resp);

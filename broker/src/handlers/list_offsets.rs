@@ -12,8 +12,8 @@ use super::fetch::epoch_check;
 use super::Ctx;
 use crate::error::BrokerError;
 use crate::partition::Partition;
-use brook_protocol::records::RecordBatch;
 use crate::server::connection::Reply;
+use brook_protocol::records::RecordBatch;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -38,7 +38,8 @@ pub(super) fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
                         leader_epoch: -1,
                         ..Default::default()
                     };
-                    let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                    let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
+                    else {
                         r.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
                         return r;
                     };
@@ -58,10 +59,17 @@ pub(super) fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
                     r
                 })
                 .collect();
-            ListOffsetsTopicResponse { name: t.name, partitions, ..Default::default() }
+            ListOffsetsTopicResponse {
+                name: t.name,
+                partitions,
+                ..Default::default()
+            }
         })
         .collect();
-    ctx.reply(&ListOffsetsResponse { topics, ..Default::default() })
+    ctx.reply(&ListOffsetsResponse {
+        topics,
+        ..Default::default()
+    })
 }
 
 /// Largest decompressed batch inspected by a timestamp lookup.
@@ -71,7 +79,11 @@ const MAX_BATCHES_SCANNED: usize = 1024;
 
 /// The first record (not batch) with timestamp ≥ `ts` below the HW, as Kafka
 /// answers: the time index finds the batch, its records give the exact offset.
-fn record_for_timestamp(part: &Partition, ts: i64, hw: i64) -> Result<Option<(i64, i64)>, BrokerError> {
+fn record_for_timestamp(
+    part: &Partition,
+    ts: i64,
+    hw: i64,
+) -> Result<Option<(i64, i64)>, BrokerError> {
     use std::os::unix::fs::FileExt;
 
     let Some((mut offset, _)) = part.log().offset_for_timestamp(ts, hw)? else {
@@ -83,17 +95,22 @@ fn record_for_timestamp(part: &Partition, ts: i64, hw: i64) -> Result<Option<(i6
             return Ok(None);
         }
         let read = part.log().read(offset, 1, hw, true)?;
-        let Some(region) = read.region else { return Ok(None) };
-        let len = usize::try_from(region.len).map_err(|_| BrokerError::Internal("batch too large"))?;
+        let Some(region) = read.region else {
+            return Ok(None);
+        };
+        let len =
+            usize::try_from(region.len).map_err(|_| BrokerError::Internal("batch too large"))?;
         let mut buf = vec![0u8; len];
         region
             .file
             .read_exact_at(&mut buf, region.position)
             .map_err(|e| BrokerError::Storage(e.to_string()))?;
         let bytes = bytes::Bytes::from(buf);
-        let batch = RecordBatch::decode(&bytes, MAX_DECOMPRESSED).map_err(|_| BrokerError::CorruptMessage("stored batch does not decode"))?;
+        let batch = RecordBatch::decode(&bytes, MAX_DECOMPRESSED)
+            .map_err(|_| BrokerError::CorruptMessage("stored batch does not decode"))?;
         for record in batch.records() {
-            let record = record.map_err(|_| BrokerError::CorruptMessage("stored record does not decode"))?;
+            let record =
+                record.map_err(|_| BrokerError::CorruptMessage("stored record does not decode"))?;
             if record.timestamp >= ts && record.offset >= log_start && record.offset >= offset {
                 return Ok(Some((record.offset, record.timestamp)));
             }
@@ -113,8 +130,9 @@ fn lookup(part: &Partition, target: i64) -> Result<Option<(i64, i64)>, i16> {
             Ok(found) => Ok(found.map(|(ts, off)| (off, ts))),
             Err(e) => Err(crate::error::BrokerError::from(e).code()),
         },
-        ts if ts >= 0 => tokio::task::block_in_place(|| record_for_timestamp(part, ts, hw))
-            .map_err(|e| e.code()),
+        ts if ts >= 0 => {
+            tokio::task::block_in_place(|| record_for_timestamp(part, ts, hw)).map_err(|e| e.code())
+        }
         _ => Err(ErrorCode::INVALID_REQUEST.code()),
     }
 }

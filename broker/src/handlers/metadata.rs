@@ -10,7 +10,9 @@ use brook_protocol::messages::metadata_response::{
 };
 use brook_protocol::messages::MetadataRequest;
 
-use super::{Ctx, CLUSTER_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_AUTHORIZED_OPERATIONS};
+use super::{
+    Ctx, CLUSTER_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_AUTHORIZED_OPERATIONS,
+};
 use crate::broker::Topic;
 use crate::server::connection::Reply;
 
@@ -23,14 +25,22 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
         None => true,
         Some(t) => t.is_empty() && ctx.version == 0,
     };
-    let topic_ops = if req.include_topic_authorized_operations { TOPIC_AUTHORIZED_OPERATIONS } else { OPERATIONS_NOT_REQUESTED };
+    let topic_ops = if req.include_topic_authorized_operations {
+        TOPIC_AUTHORIZED_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
     let mut topics = Vec::new();
     if all {
         for t in broker.topics() {
             topics.push(describe(&t, node, topic_ops));
         }
     } else {
-        let auto = if ctx.version >= 4 { req.allow_auto_topic_creation } else { true };
+        let auto = if ctx.version >= 4 {
+            req.allow_auto_topic_creation
+        } else {
+            true
+        };
         for rt in req.topics.unwrap_or_default() {
             let topic = match (&rt.name, rt.topic_id) {
                 (Some(name), _) => broker.topic_or_create(name, auto).await,
@@ -40,7 +50,11 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
             topics.push(match topic {
                 Ok(Some(t)) => describe(&t, node, topic_ops),
                 Ok(None) => MetadataResponseTopic {
-                    error_code: if rt.name.is_none() { ErrorCode::UNKNOWN_TOPIC_ID.code() } else { ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code() },
+                    error_code: if rt.name.is_none() {
+                        ErrorCode::UNKNOWN_TOPIC_ID.code()
+                    } else {
+                        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+                    },
                     name: rt.name.clone(),
                     topic_id: rt.topic_id,
                     topic_authorized_operations: OPERATIONS_NOT_REQUESTED,

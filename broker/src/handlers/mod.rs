@@ -110,7 +110,12 @@ impl Ctx {
     }
 }
 
-fn encode_frame<M: Message>(header: &RequestHeader, key: ApiKey, msg: &M, regions: Vec<FileRegion>) -> Option<Frame> {
+fn encode_frame<M: Message>(
+    header: &RequestHeader,
+    key: ApiKey,
+    msg: &M,
+    regions: Vec<FileRegion>,
+) -> Option<Frame> {
     let version = header.api_version;
     let mut e = Encoder::with_capacity(256);
     let prefix = e.reserve_length_prefix();
@@ -137,7 +142,10 @@ fn encode_frame<M: Message>(header: &RequestHeader, key: ApiKey, msg: &M, region
 /// Decode and serve one request.
 pub async fn dispatch(broker: &Arc<Broker>, header: RequestHeader, mut body: Bytes) -> Reply {
     let Some(key) = header.key() else {
-        debug!(api_key = header.api_key, "unknown API key; closing connection");
+        debug!(
+            api_key = header.api_key,
+            "unknown API key; closing connection"
+        );
         crate::metrics::request_error(None);
         return Reply::Close;
     };

@@ -22,7 +22,12 @@ pub(super) fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Reply {
                 .partitions
                 .iter()
                 .map(|p| {
-                    let mut r = EpochEndOffset { partition: p.partition, leader_epoch: -1, end_offset: -1, ..Default::default() };
+                    let mut r = EpochEndOffset {
+                        partition: p.partition,
+                        leader_epoch: -1,
+                        end_offset: -1,
+                        ..Default::default()
+                    };
                     let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                         r.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
                         return r;
@@ -37,8 +42,15 @@ pub(super) fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Reply {
                     r
                 })
                 .collect();
-            OffsetForLeaderTopicResult { topic: t.topic, partitions, ..Default::default() }
+            OffsetForLeaderTopicResult {
+                topic: t.topic,
+                partitions,
+                ..Default::default()
+            }
         })
         .collect();
-    ctx.reply(&OffsetForLeaderEpochResponse { topics, ..Default::default() })
+    ctx.reply(&OffsetForLeaderEpochResponse {
+        topics,
+        ..Default::default()
+    })
 }

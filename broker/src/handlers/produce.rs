@@ -9,10 +9,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use brook_protocol::error::ErrorCode;
-use brook_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
-use brook_protocol::messages::ProduceRequest;
 use brook_protocol::codec::{Message, Records};
+use brook_protocol::error::ErrorCode;
+use brook_protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+use brook_protocol::messages::ProduceRequest;
 use bytes::{Bytes, BytesMut};
 
 use super::Ctx;
@@ -71,9 +73,14 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
     if req.transactional_id.is_some() {
         // Transactions are a later milestone; refuse clearly rather than
         // pretending to be transactional.
-        return respond_all(&ctx, &req, ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code(), acks);
+        return respond_all(
+            &ctx,
+            &req,
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code(),
+            acks,
+        );
     }
-    if !matches!(acks, -1 | 0 | 1) {
+    if !(-1..=1).contains(&acks) {
         return respond_all(&ctx, &req, ErrorCode::INVALID_REQUIRED_ACKS.code(), acks);
     }
     let now = now_ms();
@@ -87,25 +94,40 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                 for p in &t.partition_data {
                     parts.push(partition_error(p.index, e.code(), e.message()));
                 }
-                topics.push(TopicProduceResponse { name: t.name, partition_responses: parts, ..Default::default() });
+                topics.push(TopicProduceResponse {
+                    name: t.name,
+                    partition_responses: parts,
+                    ..Default::default()
+                });
                 continue;
             }
         };
         for p in t.partition_data {
             let Some(partition) = topic.as_ref().and_then(|topic| topic.partition(p.index)) else {
-                parts.push(partition_error(p.index, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(), None));
+                parts.push(partition_error(
+                    p.index,
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(),
+                    None,
+                ));
                 continue;
             };
             let records = match p.records {
                 Some(Records::Bytes(b)) if !b.is_empty() => b,
                 _ => {
-                    parts.push(partition_error(p.index, ErrorCode::CORRUPT_MESSAGE.code(), Some("empty record set".into())));
+                    parts.push(partition_error(
+                        p.index,
+                        ErrorCode::CORRUPT_MESSAGE.code(),
+                        Some("empty record set".into()),
+                    ));
                     continue;
                 }
             };
             let max = partition.config().max_message_bytes as usize;
             if records.len() > max.saturating_add(brook_protocol::records::header::LOG_OVERHEAD) {
-                let e = BrokerError::MessageTooLarge { size: records.len(), max };
+                let e = BrokerError::MessageTooLarge {
+                    size: records.len(),
+                    max,
+                };
                 parts.push(partition_error(p.index, e.code(), e.message()));
                 continue;
             }
@@ -114,7 +136,10 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                 parts.push(partition_error(
                     p.index,
                     ErrorCode::NOT_ENOUGH_REPLICAS.code(),
-                    Some(format!("min.insync.replicas={} but the ISR has 1 member", partition.config().min_insync_replicas)),
+                    Some(format!(
+                        "min.insync.replicas={} but the ISR has 1 member",
+                        partition.config().min_insync_replicas
+                    )),
                 ));
                 continue;
             }
@@ -130,8 +155,15 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
             match partition.append(&mut buf, now).await {
                 Ok(a) => {
                     crate::metrics::bytes_in(&partition.topic, bytes_in);
-                    if acks == -1 && partition.config().durability == brook_config::Durability::FsyncBeforeAck {
-                        waits.push(Pending { topic: ti, slot: parts.len(), partition: partition.clone(), last_offset: a.last_offset });
+                    if acks == -1
+                        && partition.config().durability == brook_config::Durability::FsyncBeforeAck
+                    {
+                        waits.push(Pending {
+                            topic: ti,
+                            slot: parts.len(),
+                            partition: partition.clone(),
+                            last_offset: a.last_offset,
+                        });
                     }
                     parts.push(PartitionProduceResponse {
                         index: p.index,
@@ -141,7 +173,10 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                         log_start_offset: a.log_start_offset,
                         ..Default::default()
                     });
-                    if acks != -1 && !a.duplicate && partition.config().durability == brook_config::Durability::FsyncBeforeAck {
+                    if acks != -1
+                        && !a.duplicate
+                        && partition.config().durability == brook_config::Durability::FsyncBeforeAck
+                    {
                         // Nobody waits for this flush, but consumers see records only
                         // once durable: start the (group-committed) fsync now.
                         let part = partition.clone();
@@ -155,19 +190,28 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                     }
                 }
                 Err(e) => {
-                    if matches!(e, BrokerError::Log(_)) && e.error_code() == ErrorCode::KAFKA_STORAGE_ERROR {
+                    if matches!(e, BrokerError::Log(_))
+                        && e.error_code() == ErrorCode::KAFKA_STORAGE_ERROR
+                    {
                         ctx.broker.set_offline();
                     }
                     parts.push(partition_error(p.index, e.code(), e.message()));
                 }
             }
         }
-        topics.push(TopicProduceResponse { name: t.name, partition_responses: parts, ..Default::default() });
+        topics.push(TopicProduceResponse {
+            name: t.name,
+            partition_responses: parts,
+            ..Default::default()
+        });
     }
     if acks == 0 {
         return Reply::None;
     }
-    let mut resp = ProduceResponse { responses: topics, ..Default::default() };
+    let mut resp = ProduceResponse {
+        responses: topics,
+        ..Default::default()
+    };
     if waits.is_empty() {
         return ctx.reply(&resp);
     }
@@ -189,7 +233,9 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                     ctx.broker.set_offline();
                     *slot = partition_error(slot.index, e.code(), e.message());
                 }
-                Err(_) => *slot = partition_error(slot.index, ErrorCode::REQUEST_TIMED_OUT.code(), None),
+                Err(_) => {
+                    *slot = partition_error(slot.index, ErrorCode::REQUEST_TIMED_OUT.code(), None)
+                }
             }
         }
         ctx.frame(&resp, Vec::new())
@@ -214,12 +260,20 @@ fn respond_all(ctx: &Ctx, req: &ProduceRequest, code: i16, acks: i16) -> Reply {
     let mut by_topic: BTreeMap<&str, Vec<PartitionProduceResponse>> = BTreeMap::new();
     for t in &req.topic_data {
         let e = by_topic.entry(&t.name).or_default();
-        e.extend(t.partition_data.iter().map(|p| partition_error(p.index, code, None)));
+        e.extend(
+            t.partition_data
+                .iter()
+                .map(|p| partition_error(p.index, code, None)),
+        );
     }
     let resp = ProduceResponse {
         responses: by_topic
             .into_iter()
-            .map(|(name, parts)| TopicProduceResponse { name: name.to_owned(), partition_responses: parts, ..Default::default() })
+            .map(|(name, parts)| TopicProduceResponse {
+                name: name.to_owned(),
+                partition_responses: parts,
+                ..Default::default()
+            })
             .collect(),
         ..Default::default()
     };

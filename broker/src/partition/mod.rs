@@ -89,7 +89,10 @@ impl Partition {
         if unflushed >= flush_messages {
             return true;
         }
-        let last = *self.last_flush.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = *self
+            .last_flush
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         u128::try_from(flush_ms).is_ok_and(|ms| last.elapsed().as_millis() >= ms)
     }
 
@@ -168,7 +171,9 @@ impl Partition {
             });
         }
         if checked != records.len() || ids.is_empty() {
-            return Err(BrokerError::CorruptMessage("record set has trailing or missing bytes"));
+            return Err(BrokerError::CorruptMessage(
+                "record set has trailing or missing bytes",
+            ));
         }
         if ids.len() == 1 {
             match producers.check(&ids[0]) {
@@ -187,7 +192,9 @@ impl Partition {
                 SequenceCheck::UnknownProducer => return Err(BrokerError::UnknownProducerId),
             }
         } else if ids.iter().any(|id| id.producer_id >= 0) {
-            return Err(BrokerError::InvalidRecord("idempotent produce requests carry one batch per partition"));
+            return Err(BrokerError::InvalidRecord(
+                "idempotent produce requests carry one batch per partition",
+            ));
         }
         let log_append_time = match config.message_timestamp_type {
             brook_config::TimestampType::LogAppendTime => Some(now_ms),
@@ -201,9 +208,14 @@ impl Partition {
                 let size = BatchHeader::new(&records[pos..])
                     .ok()
                     .and_then(|h| h.total_size())
-                    .ok_or(BrokerError::CorruptMessage("record set changed during append"))?;
-                brook_protocol::records::header::set_log_append_time(&mut records[pos..pos + size], ts)
-                    .map_err(BrokerError::CorruptBatch)?;
+                    .ok_or(BrokerError::CorruptMessage(
+                        "record set changed during append",
+                    ))?;
+                brook_protocol::records::header::set_log_append_time(
+                    &mut records[pos..pos + size],
+                    ts,
+                )
+                .map_err(BrokerError::CorruptBatch)?;
                 pos += size;
             }
         }
@@ -236,7 +248,10 @@ impl Partition {
             .await
             .map_err(|_| BrokerError::Internal("flush task panicked"))??;
         crate::metrics::fsync(started.elapsed());
-        *self.last_flush.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+        *self
+            .last_flush
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
         self.advance_hw(durable);
         Ok(())
     }
@@ -257,7 +272,12 @@ impl Partition {
     ///
     /// # Errors
     /// OFFSET_OUT_OF_RANGE and storage errors.
-    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, BrokerError> {
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadResult, BrokerError> {
         let hw = self.high_watermark();
         Ok(self.log.read(offset, max_bytes as u64, hw, min_one)?)
     }

@@ -129,7 +129,9 @@ impl ProducerStateTable {
             return SequenceCheck::Duplicate(*dup);
         }
         match entry.batches.back() {
-            Some(last) if next_sequence(last.last_sequence) == b.base_sequence => SequenceCheck::Append,
+            Some(last) if next_sequence(last.last_sequence) == b.base_sequence => {
+                SequenceCheck::Append
+            }
             // A batch overlapping cached ones but not equal to any: a client bug or
             // a retry of something we no longer cache; either way out of order.
             Some(_) => SequenceCheck::OutOfOrder,
@@ -144,13 +146,21 @@ impl ProducerStateTable {
     }
 
     /// Record a batch that was appended (or found in the log during replay).
-    pub fn record(&mut self, b: &BatchIdentity, first_offset: i64, last_offset: i64, timestamp: i64) {
+    pub fn record(
+        &mut self,
+        b: &BatchIdentity,
+        first_offset: i64,
+        last_offset: i64,
+        timestamp: i64,
+    ) {
         if b.producer_id == NO_PRODUCER_ID || b.base_sequence < 0 {
             return;
         }
         self.clock += 1;
         let clock = self.clock;
-        if !self.producers.contains_key(&b.producer_id) && self.producers.len() >= self.max_producers {
+        if !self.producers.contains_key(&b.producer_id)
+            && self.producers.len() >= self.max_producers
+        {
             self.evict_oldest();
         }
         let entry = self.producers.entry(b.producer_id).or_default();
@@ -172,7 +182,13 @@ impl ProducerStateTable {
     }
 
     /// Replay a batch header read from the log (recovery path).
-    pub fn replay(&mut self, b: &BatchIdentity, first_offset: i64, last_offset: i64, timestamp: i64) {
+    pub fn replay(
+        &mut self,
+        b: &BatchIdentity,
+        first_offset: i64,
+        last_offset: i64,
+        timestamp: i64,
+    ) {
         self.record(b, first_offset, last_offset, timestamp);
     }
 
@@ -208,6 +224,58 @@ fn next_sequence(s: i32) -> i32 {
     } else {
         s + 1
     }
+}
+
+/// Rebuild a partition's producer table by replaying the batch headers of its
+/// log (headers only: one 61-byte read per batch).
+///
+/// # Errors
+/// I/O errors reading the log.
+pub fn rebuild(
+    log: &crate::log::PartitionLog,
+    table: &mut ProducerStateTable,
+) -> Result<(), crate::log::LogError> {
+    use std::os::unix::fs::FileExt;
+
+    use brook_protocol::records::{BatchHeader, BATCH_HEADER_LEN};
+
+    const CHUNK: u64 = 8 * 1024 * 1024;
+    let end = log.log_end_offset();
+    let mut offset = log.log_start_offset();
+    let mut header = [0u8; BATCH_HEADER_LEN];
+    while offset < end {
+        let read = log.read(offset, CHUNK, end, true)?;
+        let Some(region) = read.region else { break };
+        let mut pos = region.position;
+        let stop = region.position + region.len;
+        let mut next = offset;
+        while pos + BATCH_HEADER_LEN as u64 <= stop {
+            region
+                .file
+                .read_exact_at(&mut header, pos)
+                .map_err(|e| crate::log::LogError::io(log.dir(), e))?;
+            let Ok(h) = BatchHeader::new(&header) else {
+                break;
+            };
+            let Some(size) = h.total_size() else { break };
+            if h.producer_id() >= 0 {
+                let id = BatchIdentity {
+                    producer_id: h.producer_id(),
+                    producer_epoch: h.producer_epoch(),
+                    base_sequence: h.base_sequence(),
+                    last_sequence: h.last_sequence(),
+                };
+                table.replay(&id, h.base_offset(), h.last_offset(), h.max_timestamp());
+            }
+            next = h.next_offset();
+            pos += size as u64;
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -256,7 +324,10 @@ mod tests {
             t.record(&b(1, 0, i, i), i64::from(i), i64::from(i), 0);
         }
         assert_eq!(t.check(&b(1, 0, 0, 0)), SequenceCheck::OutOfOrder);
-        assert!(matches!(t.check(&b(1, 0, 6, 6)), SequenceCheck::Duplicate(_)));
+        assert!(matches!(
+            t.check(&b(1, 0, 6, 6)),
+            SequenceCheck::Duplicate(_)
+        ));
         t.record(&b(2, 0, 0, 0), 10, 10, 0);
         t.record(&b(3, 0, 0, 0), 11, 11, 0);
         assert_eq!(t.len(), 2);
@@ -279,51 +350,4 @@ mod tests {
         t.truncate_from(1);
         assert_eq!(t.check(&b(1, 0, 1, 1)), SequenceCheck::Append);
     }
-}
-
-/// Rebuild a partition's producer table by replaying the batch headers of its
-/// log (headers only: one 61-byte read per batch).
-///
-/// # Errors
-/// I/O errors reading the log.
-pub fn rebuild(log: &crate::log::PartitionLog, table: &mut ProducerStateTable) -> Result<(), crate::log::LogError> {
-    use std::os::unix::fs::FileExt;
-
-    use brook_protocol::records::{BatchHeader, BATCH_HEADER_LEN};
-
-    const CHUNK: u64 = 8 * 1024 * 1024;
-    let end = log.log_end_offset();
-    let mut offset = log.log_start_offset();
-    let mut header = [0u8; BATCH_HEADER_LEN];
-    while offset < end {
-        let read = log.read(offset, CHUNK, end, true)?;
-        let Some(region) = read.region else { break };
-        let mut pos = region.position;
-        let stop = region.position + region.len;
-        let mut next = offset;
-        while pos + BATCH_HEADER_LEN as u64 <= stop {
-            region
-                .file
-                .read_exact_at(&mut header, pos)
-                .map_err(|e| crate::log::LogError::io(log.dir(), e))?;
-            let Ok(h) = BatchHeader::new(&header) else { break };
-            let Some(size) = h.total_size() else { break };
-            if h.producer_id() >= 0 {
-                let id = BatchIdentity {
-                    producer_id: h.producer_id(),
-                    producer_epoch: h.producer_epoch(),
-                    base_sequence: h.base_sequence(),
-                    last_sequence: h.last_sequence(),
-                };
-                table.replay(&id, h.base_offset(), h.last_offset(), h.max_timestamp());
-            }
-            next = h.next_offset();
-            pos += size as u64;
-        }
-        if next <= offset {
-            break;
-        }
-        offset = next;
-    }
-    Ok(())
 }

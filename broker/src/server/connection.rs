@@ -40,10 +40,19 @@ pub enum Reply {
 
 /// Serve one connection until the client closes it, an error occurs, it idles
 /// out, or the broker shuts down.
-pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let config = broker.config();
     let max_frame = config.socket_request_max_bytes as usize;
-    let idle = Duration::from_millis(u64::try_from(config.connections_max_idle_ms).unwrap_or(u64::MAX).max(1));
+    let idle = Duration::from_millis(
+        u64::try_from(config.connections_max_idle_ms)
+            .unwrap_or(u64::MAX)
+            .max(1),
+    );
     let inflight = (config.max_inflight_requests_per_connection as usize).max(1);
     crate::metrics::connection_opened();
     let stream = Arc::new(stream);
@@ -171,7 +180,9 @@ mod capture {
     static SEQ: AtomicU64 = AtomicU64::new(0);
 
     pub(super) fn maybe_capture(frame: &[u8]) {
-        let Some(dir) = DIR.get_or_init(|| std::env::var_os("BROOK_CAPTURE_DIR").map(PathBuf::from)) else {
+        let Some(dir) =
+            DIR.get_or_init(|| std::env::var_os("BROOK_CAPTURE_DIR").map(PathBuf::from))
+        else {
             return;
         };
         if frame.len() < 4 {

@@ -61,7 +61,10 @@ pub async fn serve(
             }
         }
     }
-    info!("listener closed; waiting for {} open connections", conns.len());
+    info!(
+        "listener closed; waiting for {} open connections",
+        conns.len()
+    );
     while conns.join_next().await.is_some() {}
     Ok(())
 }

@@ -116,14 +116,26 @@ async fn send_region(stream: &TcpStream, region: &FileRegion, len: u64) -> io::R
     let mut remaining = len;
     while remaining > 0 {
         stream.writable().await?;
-        let count = usize::try_from(remaining).unwrap_or(usize::MAX).min(1 << 30);
+        let count = usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
         let res = stream.try_io(Interest::WRITABLE, || {
-            nix::sys::sendfile::sendfile64(stream.as_fd(), region.file.as_fd(), Some(&mut offset), count)
-                .map_err(io::Error::from)
+            nix::sys::sendfile::sendfile64(
+                stream.as_fd(),
+                region.file.as_fd(),
+                Some(&mut offset),
+                count,
+            )
+            .map_err(io::Error::from)
         });
         match res {
             // The file ended before the region did: the segment shrank under us.
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "log segment shorter than fetched region")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "log segment shorter than fetched region",
+                ))
+            }
             Ok(n) => {
                 remaining -= n as u64;
                 SENDFILE_BYTES.fetch_add(n as u64, Ordering::Relaxed);
