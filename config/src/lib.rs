@@ -42,8 +42,10 @@
 //! - `reference`: [`reference_markdown`] for the README.
 //! - `suggest`: "did you mean" hints.
 //! - `error`: [`ConfigError`], [`Origin`].
+//! - [`client`]: `ProducerConfig` / `ConsumerConfig` (the Java clients' keys).
 
 mod broker;
+pub mod client;
 mod describe;
 mod error;
 mod parse;
