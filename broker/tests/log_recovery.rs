@@ -290,3 +290,28 @@ fn preallocated_indexes_after_crash_are_rebuilt() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn lost_index_files_are_rebuilt() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = PartitionLog::open(dir.path(), config())?;
+    let end = fill(&log, &[(2, 150); 60])?;
+    log.close()?;
+    drop(log);
+    for f in fs::read_dir(dir.path())? {
+        let p = f?.path();
+        if p.extension()
+            .is_some_and(|e| e == "index" || e == "timeindex")
+        {
+            fs::remove_file(p)?;
+        }
+    }
+    let log = PartitionLog::open(dir.path(), config())?;
+    ensure!(log.log_end_offset() == end);
+    check_every_offset_readable(&log)?;
+    ensure!(log.offset_for_timestamp(1030, i64::MAX)? == Some((60, 1030)));
+    log.close()?;
+    let index = dir.path().join("00000000000000000000.index");
+    ensure!(fs::metadata(&index)?.len() > 0, "index rebuilt on disk");
+    Ok(())
+}

@@ -8,6 +8,9 @@
 //!   preallocated to `segment.index.bytes` and trimmed on roll and close.
 //! - Lookup: the largest entry whose offset is ≤ the target (binary search), i.e. a
 //!   position at or before the batch holding the target; callers scan forward.
+//!   (Kafka indexes a batch's *last* offset instead; either file works with either
+//!   reader, since both only promise "the batch at this position starts at or before
+//!   the target".)
 //! - Concurrency: mutation takes `&mut self`; lookups `&self` (see `segment`).
 //! - Crash: derived data. A file that is still preallocated or whose entries are not
 //!   strictly increasing is rebuilt from the `.log` by `recovery`.

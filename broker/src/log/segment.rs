@@ -182,7 +182,11 @@ impl Segment {
             bytes_since_last_index_entry: 0,
             index_interval_bytes: config.index_interval_bytes,
         };
-        let ok = oi_ok && ti_ok && seg.load_tail()?;
+        // An empty offset index over a log longer than one index interval means the
+        // index file was lost: rebuild it rather than scan from 0 on every read.
+        let index_lost =
+            seg.offset_index.entries() == 0 && seg.size > seg.index_interval_bytes.max(1) * 2;
+        let ok = oi_ok && ti_ok && !index_lost && seg.load_tail()?;
         Ok((seg, ok))
     }
 
