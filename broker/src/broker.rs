@@ -31,6 +31,8 @@ const MAX_TOPIC_NAME_LEN: usize = 249;
 pub struct Topic {
     pub name: Arc<str>,
     pub id: Uuid,
+    /// Per-topic counters (bytes/records in and out).
+    pub probe: crate::metrics::TopicProbe,
     overrides: RwLock<BTreeMap<String, String>>,
     partitions: RwLock<Vec<Arc<Partition>>>,
 }
@@ -82,6 +84,8 @@ pub struct Broker {
     offline: AtomicBool,
     /// The address bound at startup when the config left the port to the OS.
     bound: RwLock<Option<(String, i32)>>,
+    /// The consumer group coordinator (groups loaded from `__consumer_offsets`).
+    groups: crate::group::GroupCoordinator,
 }
 
 impl Broker {
@@ -142,12 +146,18 @@ impl Broker {
                 Arc::new(Topic {
                     name: name.as_str().into(),
                     id,
+                    probe: crate::metrics::TopicProbe::new(name),
                     overrides: RwLock::new(rec.configs.clone()),
                     partitions: RwLock::new(parts),
                 }),
             );
         }
         info!(topics = topics.len(), dir = %data_dir.display(), "broker state loaded");
+        let groups = crate::group::GroupCoordinator::load(
+            crate::group::GroupConfig::from_broker(&config),
+            Arc::new(crate::log::SystemClock),
+            &topics.get(crate::group::OFFSETS_TOPIC).map(|t: &Arc<Topic>| t.partitions()).unwrap_or_default(),
+        )?;
         let next = image.next_producer_id_block;
         Ok(Self {
             cluster_id: image.cluster_id.clone(),
@@ -160,7 +170,13 @@ impl Broker {
             producer_ids: std::sync::Mutex::new((next, next)),
             offline: AtomicBool::new(false),
             bound: RwLock::new(None),
+            groups,
         })
+    }
+
+    /// The consumer group coordinator.
+    pub fn groups(&self) -> &crate::group::GroupCoordinator {
+        &self.groups
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -310,6 +326,7 @@ impl Broker {
         let topic = Arc::new(Topic {
             name: name.into(),
             id,
+            probe: crate::metrics::TopicProbe::new(name),
             overrides: RwLock::new(configs.clone()),
             partitions: RwLock::new(Vec::new()),
         });

@@ -8,6 +8,7 @@
 //! - `partition`: one hosted partition: log, leader epoch, high-water mark.
 //! - `log`: on-disk partition log storage (segments, indexes, recovery, …).
 //! - `producer_state`: idempotent-producer sequence tracking.
+//! - `group`: the consumer group coordinator and `__consumer_offsets`.
 //! - `metadata_store`: the durable topic/cluster image.
 //! - `maintenance`: retention, periodic flush, checkpoints.
 //! - `metrics`, `admin_http`: Prometheus metrics and the admin HTTP listener.
@@ -17,6 +18,7 @@ pub mod admin_http;
 pub mod broker;
 pub mod cli;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod maintenance;

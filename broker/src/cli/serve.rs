@@ -91,6 +91,7 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
         stop_rx.clone(),
     ));
     let maintenance = tokio::spawn(crate::maintenance::run(broker.clone(), stop_rx.clone()));
+    let group_timer = tokio::spawn(crate::group::run_timer(broker.clone(), stop_rx.clone()));
     info!(kafka = %kafka_bound, admin = %admin_bound, cluster_id = broker.cluster_id(), "brook is serving");
     if let Some(path) = &ready_file {
         write_ready_file(path, kafka_bound, admin_bound)?;
@@ -112,6 +113,7 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
     let _ = maintenance.await;
+    let _ = group_timer.await;
     broker.shutdown().await;
     info!("shutdown complete");
     Ok(())

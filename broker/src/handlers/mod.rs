@@ -11,15 +11,26 @@ mod api_versions;
 mod configs;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,9 +68,8 @@ pub fn implemented(key: ApiKey) -> bool {
         | ApiKey::AlterConfigs
         | ApiKey::CreatePartitions
         | ApiKey::IncrementalAlterConfigs
-        | ApiKey::DescribeCluster => true,
-        // Consumer groups arrive with the group coordinator.
-        ApiKey::OffsetCommit
+        | ApiKey::DescribeCluster
+        | ApiKey::OffsetCommit
         | ApiKey::OffsetFetch
         | ApiKey::FindCoordinator
         | ApiKey::JoinGroup
@@ -69,7 +79,7 @@ pub fn implemented(key: ApiKey) -> bool {
         | ApiKey::DescribeGroups
         | ApiKey::ListGroups
         | ApiKey::DeleteGroups
-        | ApiKey::OffsetDelete => false,
+        | ApiKey::OffsetDelete => true,
     }
 }
 
@@ -198,6 +208,17 @@ pub async fn dispatch(broker: &Arc<Broker>, header: RequestHeader, mut body: Byt
         RequestBody::IncrementalAlterConfigs(r) => configs::incremental_alter(&ctx, r).await,
         RequestBody::CreatePartitions(r) => create_partitions::handle(&ctx, r).await,
         RequestBody::DescribeCluster(r) => describe_cluster::handle(&ctx, r),
+        RequestBody::FindCoordinator(r) => find_coordinator::handle(&ctx, r).await,
+        RequestBody::JoinGroup(r) => join_group::handle(ctx, r).await,
+        RequestBody::SyncGroup(r) => sync_group::handle(ctx, r).await,
+        RequestBody::Heartbeat(r) => heartbeat::handle(&ctx, r).await,
+        RequestBody::LeaveGroup(r) => leave_group::handle(ctx, r).await,
+        RequestBody::OffsetCommit(r) => offset_commit::handle(ctx, r).await,
+        RequestBody::OffsetFetch(r) => offset_fetch::handle(&ctx, r).await,
+        RequestBody::DescribeGroups(r) => describe_groups::handle(&ctx, r).await,
+        RequestBody::ListGroups(r) => list_groups::handle(&ctx, r).await,
+        RequestBody::DeleteGroups(r) => delete_groups::handle(&ctx, r).await,
+        RequestBody::OffsetDelete(r) => offset_delete::handle(&ctx, r).await,
         _ => Reply::Close,
     };
     crate::metrics::request_done(key, started.elapsed());

@@ -1,0 +1,399 @@
+//! [`GroupCoordinator`]: the I/O shell around the pure group state machine.
+//!
+//! Concurrency: the group table is a `std` mutex held only to look up or
+//! insert a group; each group has its own tokio mutex held across
+//! step → append → replay, so a group's requests are applied one at a time
+//! in arrival order while different groups proceed in parallel. Durability
+//! waits and parked JoinGroup/SyncGroup responses happen after the lock is
+//! released ([`Stepped::finish`]), so a slow fsync or a member waiting for a
+//! rebalance never blocks the group's other members.
+//!
+//! Crash behaviour: responses (including the ones parked for other members)
+//! are delivered only after the step's records are durable, so a client never
+//! acts on an assignment or commit that a crash could take back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use brook_protocol::records::{BatchBuilder, Compression};
+use bytes::BytesMut;
+use tokio::sync::{oneshot, watch, Mutex};
+use tracing::{debug, warn};
+
+use super::error::GroupError;
+use super::machine::{Command, Effect, JoinResult, Pending, Reply, SyncResult};
+use super::records::GroupRecord;
+use super::state::{Group, GroupConfig, GroupView, Member, Phase};
+use super::{partition_for, OFFSETS_TOPIC};
+use crate::broker::Broker;
+use crate::log::Clock;
+use crate::partition::Partition;
+
+/// How often the timer checks session, rebalance and retention deadlines.
+const TICK: Duration = Duration::from_millis(100);
+
+type JoinTx = oneshot::Sender<JoinResult>;
+type SyncTx = oneshot::Sender<Result<SyncResult, GroupError>>;
+
+#[derive(Debug)]
+struct Slot {
+    group: Group,
+    /// Parked JoinGroup / SyncGroup responses by member id.
+    joins: HashMap<String, JoinTx>,
+    syncs: HashMap<String, SyncTx>,
+}
+
+/// Lists and describes groups for ListGroups / DescribeGroups.
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    pub group_id: String,
+    pub phase: Phase,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<Member>,
+}
+
+/// The coordinator of every group (this broker leads every offsets partition).
+pub struct GroupCoordinator {
+    cfg: GroupConfig,
+    clock: Arc<dyn Clock>,
+    groups: StdMutex<HashMap<String, Arc<Mutex<Slot>>>>,
+}
+
+impl std::fmt::Debug for GroupCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCoordinator").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+enum Delivery {
+    Join(JoinTx, JoinResult),
+    Sync(SyncTx, Result<SyncResult, GroupError>),
+}
+
+/// A step applied in order; [`Stepped::finish`] waits for durability, delivers
+/// the responses it produced and resolves the caller's own.
+#[must_use = "finish() delivers other members' responses"]
+pub struct Stepped {
+    reply: Reply,
+    join_rx: Option<oneshot::Receiver<JoinResult>>,
+    sync_rx: Option<oneshot::Receiver<Result<SyncResult, GroupError>>>,
+    durable: Option<(Arc<Partition>, i64)>,
+    failed: Option<GroupError>,
+    deliveries: Vec<Delivery>,
+    offline: Option<Arc<Broker>>,
+}
+
+impl std::fmt::Debug for Stepped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stepped").field("reply", &self.reply).finish_non_exhaustive()
+    }
+}
+
+impl Stepped {
+    fn ready(reply: Reply) -> Self {
+        Self { reply, join_rx: None, sync_rx: None, durable: None, failed: None, deliveries: Vec::new(), offline: None }
+    }
+
+    /// Wait until the step's records are durable, deliver parked responses,
+    /// and return the caller's reply with any `Pending::Wait` resolved.
+    pub async fn finish(self) -> Reply {
+        let mut failed = self.failed;
+        if failed.is_none() {
+            if let Some((p, last)) = &self.durable {
+                if let Err(e) = p.wait_durable(*last).await {
+                    if let Some(b) = &self.offline {
+                        b.set_offline();
+                    }
+                    failed = Some(GroupError::Storage(e.to_string()));
+                }
+            }
+        }
+        for d in self.deliveries {
+            // A receiver that is gone belongs to a connection that closed.
+            match d {
+                Delivery::Join(tx, r) => {
+                    let r = match &failed {
+                        Some(e) => JoinResult { error: Some(e.clone()), ..r },
+                        None => r,
+                    };
+                    let _ = tx.send(r);
+                }
+                Delivery::Sync(tx, r) => {
+                    let _ = tx.send(failed.clone().map_or(r, Err));
+                }
+            }
+        }
+        match self.reply {
+            Reply::Join(Pending::Wait(id)) => {
+                let r = match self.join_rx {
+                    Some(rx) => rx.await.unwrap_or_else(|_| JoinResult::error_for(GroupError::UnknownMemberId, &id)),
+                    None => JoinResult::error_for(GroupError::UnknownMemberId, &id),
+                };
+                Reply::Join(Pending::Now(r))
+            }
+            Reply::Join(Pending::Now(r)) => Reply::Join(Pending::Now(match failed {
+                Some(e) if r.error.is_none() => JoinResult { error: Some(e), ..r },
+                _ => r,
+            })),
+            Reply::Sync(Pending::Wait(_)) => {
+                let r = match self.sync_rx {
+                    Some(rx) => rx.await.unwrap_or(Err(GroupError::RebalanceInProgress)),
+                    None => Err(GroupError::RebalanceInProgress),
+                };
+                Reply::Sync(Pending::Now(r))
+            }
+            Reply::Commit(Ok(_)) | Reply::DeleteOffsets(Ok(_)) | Reply::Delete(Ok(())) if failed.is_some() => {
+                let e = failed.unwrap_or(GroupError::CoordinatorNotAvailable);
+                match self.reply {
+                    Reply::Commit(_) => Reply::Commit(Err(e)),
+                    Reply::DeleteOffsets(_) => Reply::DeleteOffsets(Err(e)),
+                    _ => Reply::Delete(Err(e)),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl JoinResult {
+    /// An error answer for `member_id`.
+    pub fn error_for(e: GroupError, member_id: &str) -> Self {
+        Self {
+            error: Some(e),
+            generation: -1,
+            protocol_type: None,
+            protocol: None,
+            leader: String::new(),
+            member_id: member_id.to_owned(),
+            members: Vec::new(),
+        }
+    }
+}
+
+impl GroupCoordinator {
+    /// A coordinator holding `groups` (from [`super::load::load_groups`]).
+    pub fn new(cfg: GroupConfig, clock: Arc<dyn Clock>, groups: HashMap<String, Group>) -> Self {
+        let groups = groups
+            .into_iter()
+            .map(|(id, group)| (id, Arc::new(Mutex::new(Slot { group, joins: HashMap::new(), syncs: HashMap::new() }))))
+            .collect();
+        Self { cfg, clock, groups: StdMutex::new(groups) }
+    }
+
+    /// Load every group from `__consumer_offsets` (if it exists) at startup.
+    ///
+    /// # Errors
+    /// Storage errors reading the topic.
+    pub fn load(cfg: GroupConfig, clock: Arc<dyn Clock>, offsets_partitions: &[Arc<Partition>]) -> anyhow::Result<Self> {
+        let groups = super::load::load_groups(offsets_partitions, clock.now_ms())?;
+        tracing::info!(groups = groups.len(), "consumer groups loaded");
+        Ok(Self::new(cfg, clock, groups))
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.cfg
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Slot>>>> {
+        self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn slot(&self, group: &str, create: bool) -> Option<Arc<Mutex<Slot>>> {
+        let mut t = self.table();
+        if let Some(s) = t.get(group) {
+            return Some(s.clone());
+        }
+        if !create {
+            return None;
+        }
+        let s = Arc::new(Mutex::new(Slot { group: Group::new(group, self.clock.now_ms()), joins: HashMap::new(), syncs: HashMap::new() }));
+        t.insert(group.to_owned(), s.clone());
+        Some(s)
+    }
+
+    /// Ids of all groups.
+    pub fn group_ids(&self) -> Vec<String> {
+        self.table().keys().cloned().collect()
+    }
+
+    /// Apply `cmd` to `group`. `create` makes an unknown group (JoinGroup,
+    /// OffsetCommit); otherwise `missing` is the reply for an unknown group.
+    pub async fn execute(&self, broker: &Arc<Broker>, group: &str, cmd: Command, create: bool, missing: Reply) -> Stepped {
+        let Some(slot) = self.slot(group, create) else {
+            return Stepped::ready(missing);
+        };
+        let mut s = slot.lock().await;
+        let now = self.clock.now_ms();
+        let out = s.group.step(cmd, now, &self.cfg);
+        let mut stepped = Stepped::ready(out.reply);
+        match &stepped.reply {
+            Reply::Join(Pending::Wait(id)) => {
+                let (tx, rx) = oneshot::channel();
+                s.joins.insert(id.clone(), tx);
+                stepped.join_rx = Some(rx);
+            }
+            Reply::Sync(Pending::Wait(id)) => {
+                let (tx, rx) = oneshot::channel();
+                s.syncs.insert(id.clone(), tx);
+                stepped.sync_rx = Some(rx);
+            }
+            _ => {}
+        }
+        for e in out.effects {
+            match e {
+                Effect::Join { member_id, result } => {
+                    if let Some(tx) = s.joins.remove(&member_id) {
+                        stepped.deliveries.push(Delivery::Join(tx, result));
+                    }
+                }
+                Effect::Sync { member_id, result } => {
+                    if let Some(tx) = s.syncs.remove(&member_id) {
+                        stepped.deliveries.push(Delivery::Sync(tx, result));
+                    }
+                }
+            }
+        }
+        if !out.records.is_empty() {
+            match self.append(broker, group, &out.records, now).await {
+                Ok((p, last)) => {
+                    for r in &out.records {
+                        s.group.replay(r, now);
+                    }
+                    stepped.durable = Some((p, last));
+                    stepped.offline = Some(broker.clone());
+                }
+                Err(e) => {
+                    warn!(group, error = %e, "cannot persist group records");
+                    stepped.failed = Some(e);
+                }
+            }
+        }
+        if s.group.is_vacant() {
+            // Dead (deleted) or never really created: forget it. Parked responses
+            // left behind are answered by their dropped senders.
+            self.table().remove(group);
+        }
+        stepped
+    }
+
+    async fn append(&self, broker: &Arc<Broker>, group: &str, records: &[GroupRecord], now: i64) -> Result<(Arc<Partition>, i64), GroupError> {
+        let partition = offsets_partition(broker, group).await?;
+        let mut b = BatchBuilder::new();
+        for r in records {
+            let (k, v) = r.encode();
+            b.append(now, Some(&k), v.as_deref(), &[]).map_err(|e| GroupError::Storage(e.to_string()))?;
+        }
+        let batch = b.build(Compression::None).map_err(|e| GroupError::Storage(e.to_string()))?;
+        let mut buf = BytesMut::from(&batch[..]);
+        let a = partition.append(&mut buf, now).await.map_err(|e| GroupError::Storage(e.to_string()))?;
+        Ok((partition, a.last_offset))
+    }
+
+    /// Committed offsets of `group`: all of them, or those of `wanted`
+    /// (`(topic, partition)`), absent ones as `None`.
+    pub async fn fetch_offsets(&self, group: &str, wanted: Option<&[(String, i32)]>) -> Vec<((String, i32), Option<super::OffsetValue>)> {
+        let Some(slot) = self.slot(group, false) else {
+            return wanted.map(|w| w.iter().map(|k| (k.clone(), None)).collect()).unwrap_or_default();
+        };
+        let s = slot.lock().await;
+        match wanted {
+            Some(w) => w.iter().map(|k| (k.clone(), s.group.offsets.get(k).cloned())).collect(),
+            None => s.group.offsets.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+        }
+    }
+
+    /// A group's summary, or `None` if it does not exist.
+    pub async fn describe(&self, group: &str) -> Option<GroupSummary> {
+        let slot = self.slot(group, false)?;
+        let s = slot.lock().await;
+        if s.group.is_vacant() {
+            return None;
+        }
+        let g = &s.group;
+        Some(GroupSummary {
+            group_id: g.id.clone(),
+            phase: g.phase,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: g.protocol.clone().unwrap_or_default(),
+            members: g.members.values().cloned().collect(),
+        })
+    }
+
+    /// Summaries of every group, by id.
+    pub async fn list(&self) -> Vec<GroupSummary> {
+        let mut ids = self.group_ids();
+        ids.sort();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(s) = self.describe(&id).await {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// The persistent view of a group (tests, tools).
+    pub async fn view(&self, group: &str) -> Option<GroupView> {
+        let slot = self.slot(group, false)?;
+        let s = slot.lock().await;
+        Some(s.group.view())
+    }
+
+    /// Run timeouts and retention for every group.
+    pub async fn tick_all(&self, broker: &Arc<Broker>) {
+        for id in self.group_ids() {
+            let stepped = self.execute(broker, &id, Command::Tick, false, Reply::None).await;
+            // Ticks answer nobody themselves; deliver what they completed
+            // without holding up the other groups.
+            tokio::spawn(stepped.finish());
+        }
+    }
+}
+
+/// The `__consumer_offsets` partition of `group`, creating the topic on first use.
+///
+/// # Errors
+/// The topic cannot be created.
+pub async fn offsets_partition(broker: &Broker, group: &str) -> Result<Arc<Partition>, GroupError> {
+    let topic = match broker.topic(OFFSETS_TOPIC) {
+        Some(t) => t,
+        None => {
+            let n = broker.config().offsets_topic_num_partitions;
+            let configs = BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
+            match broker.create_topic(OFFSETS_TOPIC, n, 1, configs, false).await {
+                Ok(t) => t,
+                Err(crate::error::BrokerError::TopicAlreadyExists(_)) => {
+                    broker.topic(OFFSETS_TOPIC).ok_or(GroupError::CoordinatorNotAvailable)?
+                }
+                Err(e) => return Err(GroupError::Storage(e.to_string())),
+            }
+        }
+    };
+    // The topic's real partition count decides placement (a changed
+    // offsets.topic.num.partitions must not move existing groups).
+    topic.partition(partition_for(group, topic.partition_count())).ok_or(GroupError::CoordinatorNotAvailable)
+}
+
+/// The coordinator's timer: session, rebalance and initial-delay deadlines and
+/// offset retention, until `stop` turns true.
+pub async fn run_timer(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(TICK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => broker.groups().tick_all(&broker).await,
+            r = stop.changed() => {
+                if r.is_err() || *stop.borrow() {
+                    debug!("group timer stopped");
+                    return;
+                }
+            }
+        }
+    }
+}
