@@ -4,9 +4,11 @@
 //! # Layout
 //! - `serve`: startup, background tasks, graceful shutdown.
 //! - `topic`: topic administration commands.
+//! - `group`: consumer group administration commands.
 //! - `client`: the minimal Kafka request/response client the commands use.
 
 mod client;
+mod group;
 mod serve;
 mod topic;
 
@@ -39,6 +41,8 @@ enum Command {
     },
     /// Manage topics on a running broker.
     Topic(topic::TopicArgs),
+    /// Inspect and manage consumer groups on a running broker.
+    Group(group::GroupArgs),
 }
 
 /// Entry point of the binary.
@@ -57,6 +61,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, ready_file } => serve::run(config, ready_file),
         Command::Topic(args) => topic::run(args),
+        Command::Group(args) => group::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
