@@ -23,7 +23,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::kill;
+pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 /// How long a broker may take from spawn to writing its ready file.
@@ -311,12 +312,21 @@ impl Broker {
     /// The broker was not running, or did not exit within [`SHUTDOWN_TIMEOUT`]
     /// (it is then killed).
     pub fn sigterm(&mut self) -> Result<ExitStatus> {
+        self.signal_and_wait(Signal::SIGTERM)
+    }
+
+    /// Send `signal` (SIGTERM, SIGINT, …) and wait (bounded) for the broker to exit.
+    ///
+    /// # Errors
+    /// The broker was not running, or did not exit within [`SHUTDOWN_TIMEOUT`]
+    /// (it is then killed).
+    pub fn signal_and_wait(&mut self, signal: Signal) -> Result<ExitStatus> {
         let mut child = self
             .child
             .take()
             .ok_or_else(|| anyhow!("broker is not running"))?;
         let pid = Pid::from_raw(i32::try_from(child.id())?);
-        kill(pid, Signal::SIGTERM).context("SIGTERM")?;
+        kill(pid, signal).with_context(|| format!("sending {signal}"))?;
         let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
         loop {
             if let Some(status) = child.try_wait()? {
@@ -326,7 +336,7 @@ impl Broker {
                 let _ = child.kill();
                 let _ = child.wait();
                 bail!(
-                    "brook did not exit within {SHUTDOWN_TIMEOUT:?} of SIGTERM\n{}",
+                    "brook did not exit within {SHUTDOWN_TIMEOUT:?} of {signal}\n{}",
                     self.log_tail()
                 );
             }
