@@ -1,22 +1,42 @@
-//! The admin HTTP listener (`admin.listener`, default 127.0.0.1:9644):
-//! `GET /metrics` (Prometheus text) and `GET /v1/health`.
+//! The admin HTTP listener (`admin.listener`, default 127.0.0.1:9644).
+//!
+//! - `GET /metrics`: Prometheus text exposition.
+//! - `GET /v1/health`: readiness and liveness with reasons (503 when not ready).
+//! - `GET /v1/cluster`: cluster id, brokers, controller, totals.
+//! - `GET /v1/topics`, `GET /v1/topics/{name}`: partitions with leader, ISR,
+//!   log end offset, high-water mark, log start offset and size on disk.
+//!
+//! Every answer is JSON except `/metrics`.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Topic};
 
 #[derive(Clone)]
 struct AppState {
     broker: Arc<Broker>,
     metrics: Option<PrometheusHandle>,
+}
+
+/// The admin router (exposed for tests).
+pub fn router(broker: Arc<Broker>, metrics: Option<PrometheusHandle>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/v1/health", get(health))
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/topics", get(topics))
+        .route("/v1/topics/{name}", get(topic))
+        .with_state(AppState { broker, metrics })
 }
 
 /// Serve until `shutdown` turns true.
@@ -29,34 +49,133 @@ pub async fn serve(
     metrics: Option<PrometheusHandle>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/v1/health", get(health))
-        .with_state(AppState { broker, metrics });
-    axum::serve(listener, app)
+    axum::serve(listener, router(broker, metrics))
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;
         })
         .await
 }
 
-async fn metrics_text(State(s): State<AppState>) -> (StatusCode, String) {
+async fn metrics_text(State(s): State<AppState>) -> Response {
     match &s.metrics {
-        Some(h) => (StatusCode::OK, crate::metrics::render(h)),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metrics recorder not installed\n".into(),
-        ),
+        Some(h) => {
+            let broker = s.broker.clone();
+            // Partition sizes stat files; keep that off the async workers.
+            let _ = tokio::task::spawn_blocking(move || crate::metrics::collect::collect(&broker)).await;
+            (
+                StatusCode::OK,
+                [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                crate::metrics::render(h),
+            )
+                .into_response()
+        }
+        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed\n").into_response(),
     }
 }
 
-async fn health(State(s): State<AppState>) -> (StatusCode, String) {
+async fn health(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
+    let mut reasons = Vec::new();
     if s.broker.is_offline() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{\"ready\":false,\"live\":true,\"reason\":\"log directory offline\"}\n".into(),
-        )
-    } else {
-        (StatusCode::OK, "{\"ready\":true,\"live\":true}\n".into())
+        reasons.push("log directory offline after a storage failure".to_owned());
     }
+    let offline: Vec<String> = s
+        .broker
+        .topics()
+        .iter()
+        .flat_map(|t| {
+            t.partitions()
+                .into_iter()
+                .filter(|p| p.log().is_offline())
+                .map(|p| format!("{}-{}", t.name, p.index))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if !offline.is_empty() {
+        reasons.push(format!("{} partitions offline", offline.len()));
+    }
+    let ready = reasons.is_empty();
+    let body = json!({
+        "live": true,
+        "ready": ready,
+        "reasons": reasons,
+        "log_dirs_online": !s.broker.is_offline(),
+        // Single node: this broker is the controller.
+        "controller_known": true,
+        "controller_id": s.broker.node_id(),
+    });
+    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+}
+
+async fn cluster(State(s): State<AppState>) -> Json<Value> {
+    let b = &s.broker;
+    let (host, port) = b.advertised();
+    let topics = b.topics();
+    let partitions: usize = topics.iter().map(|t| t.partitions().len()).sum();
+    Json(json!({
+        "cluster_id": b.cluster_id(),
+        "controller_id": b.node_id(),
+        "brokers": [{"node_id": b.node_id(), "host": host, "port": port, "rack": b.config().broker_rack}],
+        "topics": topics.len(),
+        "partitions": partitions,
+        "under_replicated_partitions": 0,
+        "offline_partitions": topics.iter().flat_map(|t| t.partitions()).filter(|p| p.log().is_offline()).count(),
+        "log_dir_offline": b.is_offline(),
+    }))
+}
+
+async fn topics(State(s): State<AppState>) -> Json<Value> {
+    let b = s.broker.clone();
+    let list = tokio::task::spawn_blocking(move || b.topics().iter().map(|t| describe(&b, t, false)).collect::<Vec<_>>())
+        .await
+        .unwrap_or_default();
+    Json(Value::Array(list))
+}
+
+async fn topic(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    let Some(t) = s.broker.topic(&name) else {
+        return (StatusCode::NOT_FOUND, Json(json!({"error": format!("unknown topic {name}")}))).into_response();
+    };
+    let b = s.broker.clone();
+    match tokio::task::spawn_blocking(move || describe(&b, &t, true)).await {
+        Ok(v) => Json(v).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn describe(b: &Broker, t: &Topic, with_partitions: bool) -> Value {
+    let node = b.node_id();
+    let parts = t.partitions();
+    let mut size_total = 0u64;
+    let partitions: Vec<Value> = parts
+        .iter()
+        .map(|p| {
+            let size = p.log().size_in_bytes();
+            size_total += size;
+            json!({
+                "partition": p.index,
+                "leader": node,
+                "leader_epoch": p.leader_epoch(),
+                "replicas": [node],
+                "isr": [node],
+                "log_end_offset": p.log_end_offset(),
+                "high_watermark": p.high_watermark(),
+                "log_start_offset": p.log_start_offset(),
+                "size_bytes": size,
+                "offline": p.log().is_offline(),
+            })
+        })
+        .collect();
+    let mut v = json!({
+        "name": &*t.name,
+        "topic_id": t.id.to_string(),
+        "internal": t.is_internal(),
+        "partitions": parts.len(),
+        "size_bytes": size_total,
+        "configs": t.overrides(),
+    });
+    if with_partitions {
+        v["partitions"] = Value::Array(partitions);
+        v["partition_count"] = json!(parts.len());
+    }
+    v
 }

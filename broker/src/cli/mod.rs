@@ -5,10 +5,12 @@
 //! - `serve`: startup, background tasks, graceful shutdown.
 //! - `topic`: topic administration commands.
 //! - `group`: consumer group administration commands.
+//! - `cluster`: `brook cluster status` over the admin HTTP API.
 //! - `client`: the minimal Kafka request/response client the commands use.
 
 mod client;
 mod group;
+mod cluster;
 mod serve;
 mod topic;
 
@@ -43,6 +45,8 @@ enum Command {
     Topic(topic::TopicArgs),
     /// Inspect and manage consumer groups on a running broker.
     Group(group::GroupArgs),
+    /// Cluster overview from a broker's admin listener.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Entry point of the binary.
@@ -62,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Serve { config, ready_file } => serve::run(config, ready_file),
         Command::Topic(args) => topic::run(args),
         Command::Group(args) => group::run(args),
+        Command::Cluster(args) => cluster::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

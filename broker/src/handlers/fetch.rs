@@ -81,7 +81,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
     let (resp, regions, total) = build(&ctx, &wanted, max_bytes);
     if total >= min_bytes.max(1) || max_wait.is_zero() || any_error(&resp) {
-        crate::metrics::bytes_out(total);
+        record_fetch(&resp, &wanted);
         return match ctx.frame(&resp, regions) {
             Some(f) => Reply::Ready(f),
             None => Reply::Close,
@@ -107,7 +107,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 || any_error(&resp)
                 || Instant::now() >= deadline
             {
-                crate::metrics::bytes_out(total);
+                record_fetch(&resp, &wanted);
                 return ctx.frame(&resp, regions);
             }
             let changed = async {
@@ -118,8 +118,8 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 .await
                 .is_err()
             {
-                let (resp, regions, total) = build(&ctx, &wanted, max_bytes);
-                crate::metrics::bytes_out(total);
+                let (resp, regions, _) = build(&ctx, &wanted, max_bytes);
+                record_fetch(&resp, &wanted);
                 return ctx.frame(&resp, regions);
             }
         }
@@ -145,6 +145,24 @@ where
         std::task::Poll::Pending
     })
     .await
+}
+
+/// Count what a final fetch response carries, per topic, and its error codes.
+fn record_fetch(resp: &FetchResponse, wanted: &[Wanted]) {
+    for (t, w) in resp.responses.iter().zip(wanted) {
+        let mut bytes = 0u64;
+        for p in &t.partitions {
+            crate::metrics::api_error(brook_protocol::api::ApiKey::Fetch, p.error_code);
+            if let Some(Records::Region { len, .. }) = &p.records {
+                bytes += u64::from(*len);
+            }
+        }
+        if let Some(topic) = &w.topic {
+            if bytes > 0 {
+                topic.probe.fetched(bytes, 0);
+            }
+        }
+    }
 }
 
 fn any_error(resp: &FetchResponse) -> bool {

@@ -50,6 +50,7 @@ pub(super) fn unsupported_version(ctx: &Ctx, mut body: Bytes) -> Reply {
 }
 
 fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    crate::metrics::api_error(brook_protocol::api::ApiKey::Produce, code);
     PartitionProduceResponse {
         index,
         error_code: code,
@@ -154,7 +155,9 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
             let bytes_in = buf.len();
             match partition.append(&mut buf, now).await {
                 Ok(a) => {
-                    crate::metrics::bytes_in(&partition.topic, bytes_in);
+                    if let Some(topic) = &topic {
+                        topic.probe.produced(bytes_in as u64, a.records);
+                    }
                     if acks == -1
                         && partition.config().durability == brook_config::Durability::FsyncBeforeAck
                     {

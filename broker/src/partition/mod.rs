@@ -32,6 +32,8 @@ pub struct Appended {
     pub last_offset: i64,
     pub log_append_time: i64,
     pub log_start_offset: i64,
+    /// Records appended (0 for a duplicate).
+    pub records: u64,
     /// The batch was a retry already in the log: nothing was written.
     pub duplicate: bool,
 }
@@ -184,6 +186,7 @@ impl Partition {
                         last_offset: c.last_offset,
                         log_append_time: -1,
                         log_start_offset: self.log.log_start_offset(),
+                        records: 0,
                         duplicate: true,
                     })
                 }
@@ -232,6 +235,7 @@ impl Partition {
             last_offset: info.last_offset,
             log_append_time: log_append_time.unwrap_or(-1),
             log_start_offset: self.log.log_start_offset(),
+            records: u64::try_from(info.record_count).unwrap_or(0),
             duplicate: false,
         })
     }

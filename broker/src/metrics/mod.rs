@@ -1,0 +1,192 @@
+//! Prometheus metrics (DESIGN.md section 11), through the `metrics` facade.
+//!
+//! # Layout
+//! - this file: the one registry of every metric ([`METRICS`]: name, type,
+//!   labels, meaning) — it drives `# HELP` lines, the README table and its
+//!   drift test — plus the recording functions used on request paths.
+//! - `probe`: per-topic counter handles registered once, so hot paths only
+//!   bump an atomic (no label formatting per request).
+//! - `collect`: scrape-time gauges (partition offsets and sizes, process stats,
+//!   group lag), computed when `/metrics` is read rather than on every write.
+//!
+//! Recording allocates nothing: API labels are `&'static str`. Without an
+//! installed recorder (unit tests) every call is a no-op.
+
+pub mod collect;
+pub mod probe;
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use brook_protocol::api::ApiKey;
+use brook_protocol::error::ErrorCode;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
+
+pub use probe::TopicProbe;
+
+/// Kind of a metric, as Prometheus sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One row of the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+const fn m(name: &'static str, kind: Kind, labels: &'static [&'static str], help: &'static str) -> MetricDef {
+    MetricDef { name, kind, labels, help }
+}
+
+use Kind::{Counter, Gauge, Histogram};
+
+/// Every metric brook exports.
+pub const METRICS: &[MetricDef] = &[
+    m("brook_requests_total", Counter, &["api"], "Kafka requests served, by API."),
+    m("brook_request_errors_total", Counter, &["api", "error"], "Error codes returned (per partition or resource) and requests refused, by API and Kafka error name."),
+    m("brook_request_latency_seconds", Histogram, &["api"], "Time from a request's arrival to its response being ready, by API."),
+    m("brook_topic_bytes_in_total", Counter, &["topic"], "Record-batch bytes appended by producers, by topic."),
+    m("brook_topic_records_in_total", Counter, &["topic"], "Records appended by producers, by topic."),
+    m("brook_topic_bytes_out_total", Counter, &["topic"], "Record-batch bytes returned to fetchers, by topic."),
+    m("brook_topic_records_out_total", Counter, &["topic"], "Records returned to fetchers (counted by whole batches), by topic."),
+    m("brook_fetch_sendfile_bytes_total", Counter, &[], "Record bytes sent to clients with sendfile (zero-copy)."),
+    m("brook_partition_log_end_offset", Gauge, &["topic", "partition"], "Log end offset (LEO) of each partition."),
+    m("brook_partition_high_watermark", Gauge, &["topic", "partition"], "High-water mark of each partition: what consumers may read."),
+    m("brook_partition_log_start_offset", Gauge, &["topic", "partition"], "Log start offset of each partition."),
+    m("brook_partition_size_bytes", Gauge, &["topic", "partition"], "Bytes on disk of each partition's segments."),
+    m("brook_partition_series_dropped", Gauge, &[], "Partitions left out of per-partition series by metrics.max.partition.series or metrics.per.partition.enable=false."),
+    m("brook_partitions", Gauge, &[], "Partitions hosted by this broker."),
+    m("brook_under_replicated_partitions", Gauge, &[], "Partitions whose ISR is smaller than their replica set."),
+    m("brook_offline_partitions", Gauge, &[], "Partitions whose log is offline after a storage failure."),
+    m("brook_isr_shrinks_total", Counter, &[], "Replicas removed from an ISR."),
+    m("brook_isr_expands_total", Counter, &[], "Replicas added to an ISR."),
+    m("brook_fsync_latency_seconds", Histogram, &[], "Duration of group-committed log fsyncs (the _count is the number of fsync waits)."),
+    m("brook_segment_rolls_total", Counter, &[], "Log segments rolled (a new active segment started)."),
+    m("brook_retention_deleted_segments_total", Counter, &[], "Log segments deleted by retention."),
+    m("brook_retention_deleted_bytes_total", Counter, &[], "Bytes of log segments deleted by retention."),
+    m("brook_log_dir_offline", Gauge, &[], "1 when the log directory is offline after an fsync/write failure, else 0."),
+    m("brook_connections_active", Gauge, &[], "Open client connections."),
+    m("brook_connections_total", Counter, &[], "Client connections accepted."),
+    m("brook_connection_errors_total", Counter, &[], "Connections refused or closed for a protocol error, an oversized frame or the connection limit."),
+    m("brook_group_members", Gauge, &["group"], "Members of each consumer group."),
+    m("brook_group_lag_records", Gauge, &["group", "topic", "partition"], "Consumer group lag: log end offset minus committed offset."),
+    m("brook_controller_active", Gauge, &[], "1 when this broker is the active controller."),
+    m("brook_controller_epoch", Gauge, &[], "Epoch of the active controller as this broker knows it."),
+    m("brook_process_resident_memory_bytes", Gauge, &[], "Resident set size of the brook process."),
+    m("brook_process_cpu_seconds_total", Counter, &[], "User plus system CPU time of the brook process."),
+    m("brook_process_open_fds", Gauge, &[], "Open file descriptors of the brook process."),
+];
+
+/// Install the global Prometheus recorder and describe every metric.
+///
+/// # Errors
+/// A recorder was already installed.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])?
+        // Scrape-time gauges of deleted topics or departed groups disappear
+        // once nobody refreshes them.
+        .idle_timeout(MetricKindMask::GAUGE, Some(Duration::from_secs(300)))
+        .install_recorder()?;
+    for def in METRICS {
+        match def.kind {
+            Counter => describe_counter!(def.name, def.help),
+            Gauge => describe_gauge!(def.name, def.help),
+            Histogram => {
+                if def.name.ends_with("_seconds") {
+                    describe_histogram!(def.name, Unit::Seconds, def.help);
+                } else {
+                    describe_histogram!(def.name, def.help);
+                }
+            }
+        }
+    }
+    // Series that exist from the start, so dashboards see zeros, not gaps.
+    counter!("brook_isr_shrinks_total").absolute(0);
+    counter!("brook_isr_expands_total").absolute(0);
+    counter!("brook_segment_rolls_total").increment(0);
+    counter!("brook_retention_deleted_segments_total").increment(0);
+    counter!("brook_retention_deleted_bytes_total").increment(0);
+    counter!("brook_connections_total").increment(0);
+    counter!("brook_connection_errors_total").increment(0);
+    gauge!("brook_connections_active").increment(0.0);
+    Ok(handle)
+}
+
+/// The README's metrics table, rendered from [`METRICS`].
+pub fn reference_markdown() -> String {
+    let mut s = String::from("| Metric | Type | Labels | Meaning |\n|---|---|---|---|\n");
+    for d in METRICS {
+        let labels = if d.labels.is_empty() { "—".to_owned() } else { d.labels.join(", ") };
+        let _ = writeln!(s, "| `{}` | {} | {} | {} |", d.name, d.kind.name(), labels, d.help);
+    }
+    s
+}
+
+/// Render the text exposition, refreshing counters kept outside the facade.
+pub fn render(handle: &PrometheusHandle) -> String {
+    counter!("brook_fetch_sendfile_bytes_total").absolute(crate::server::writer::SENDFILE_BYTES.load(Ordering::Relaxed));
+    handle.render()
+}
+
+pub fn connection_opened() {
+    gauge!("brook_connections_active").increment(1.0);
+    counter!("brook_connections_total").increment(1);
+}
+
+pub fn connection_closed() {
+    gauge!("brook_connections_active").decrement(1.0);
+}
+
+pub fn connection_error() {
+    counter!("brook_connection_errors_total").increment(1);
+}
+
+/// A request refused before a handler ran (undecodable, unsupported version).
+pub fn request_error(key: Option<ApiKey>) {
+    counter!("brook_request_errors_total", "api" => key.map_or("unknown", ApiKey::name), "error" => "INVALID_REQUEST")
+        .increment(1);
+}
+
+/// An error code a handler put in its response.
+pub fn api_error(key: ApiKey, code: i16) {
+    if code != 0 {
+        counter!("brook_request_errors_total", "api" => key.name(), "error" => ErrorCode::from_i16(code).name()).increment(1);
+    }
+}
+
+pub fn request_done(key: ApiKey, elapsed: Duration) {
+    counter!("brook_requests_total", "api" => key.name()).increment(1);
+    histogram!("brook_request_latency_seconds", "api" => key.name()).record(elapsed.as_secs_f64());
+}
+
+pub fn fsync(elapsed: Duration) {
+    histogram!("brook_fsync_latency_seconds").record(elapsed.as_secs_f64());
+}
+
+pub fn retention_deleted(segments: usize, bytes: u64) {
+    counter!("brook_retention_deleted_segments_total").increment(segments as u64);
+    counter!("brook_retention_deleted_bytes_total").increment(bytes);
+}
