@@ -61,7 +61,8 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
         Some(h) => {
             let broker = s.broker.clone();
             // Partition sizes stat files; keep that off the async workers.
-            let _ = tokio::task::spawn_blocking(move || crate::metrics::collect::collect(&broker)).await;
+            let _ = tokio::task::spawn_blocking(move || crate::metrics::collect::collect(&broker))
+                .await;
             (
                 StatusCode::OK,
                 [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
@@ -69,7 +70,11 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
             )
                 .into_response()
         }
-        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed\n").into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed\n",
+        )
+            .into_response(),
     }
 }
 
@@ -103,7 +108,14 @@ async fn health(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
         "controller_known": true,
         "controller_id": s.broker.node_id(),
     });
-    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(body),
+    )
 }
 
 async fn cluster(State(s): State<AppState>) -> Json<Value> {
@@ -125,15 +137,24 @@ async fn cluster(State(s): State<AppState>) -> Json<Value> {
 
 async fn topics(State(s): State<AppState>) -> Json<Value> {
     let b = s.broker.clone();
-    let list = tokio::task::spawn_blocking(move || b.topics().iter().map(|t| describe(&b, t, false)).collect::<Vec<_>>())
-        .await
-        .unwrap_or_default();
+    let list = tokio::task::spawn_blocking(move || {
+        b.topics()
+            .iter()
+            .map(|t| describe(&b, t, false))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
     Json(Value::Array(list))
 }
 
 async fn topic(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     let Some(t) = s.broker.topic(&name) else {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": format!("unknown topic {name}")}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("unknown topic {name}")})),
+        )
+            .into_response();
     };
     let b = s.broker.clone();
     match tokio::task::spawn_blocking(move || describe(&b, &t, true)).await {

@@ -156,7 +156,10 @@ impl Broker {
         let groups = crate::group::GroupCoordinator::load(
             crate::group::GroupConfig::from_broker(&config),
             Arc::new(crate::log::SystemClock),
-            &topics.get(crate::group::OFFSETS_TOPIC).map(|t: &Arc<Topic>| t.partitions()).unwrap_or_default(),
+            &topics
+                .get(crate::group::OFFSETS_TOPIC)
+                .map(|t: &Arc<Topic>| t.partitions())
+                .unwrap_or_default(),
         )?;
         let next = image.next_producer_id_block;
         Ok(Self {

@@ -78,7 +78,10 @@ fn retention_pass(broker: &Broker) {
         for p in t.partitions() {
             match p.log().delete_old_segments(now) {
                 Ok(outcome) if outcome.deleted_segments > 0 => {
-                    crate::metrics::retention_deleted(outcome.deleted_segments, outcome.deleted_bytes);
+                    crate::metrics::retention_deleted(
+                        outcome.deleted_segments,
+                        outcome.deleted_bytes,
+                    );
                     debug!(topic = %t.name, partition = p.index, deleted = outcome.deleted_segments, "retention deleted segments");
                 }
                 Ok(_) => {}

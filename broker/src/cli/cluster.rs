@@ -45,32 +45,48 @@ pub(super) async fn get_json(admin: &str, path: &str) -> anyhow::Result<(u16, Va
         .await
         .map_err(|_| anyhow!("admin request to {admin}{path} timed out"))??;
     let text = String::from_utf8(buf).context("admin response is not UTF-8")?;
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("malformed HTTP response from {admin}"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed HTTP response from {admin}"))?;
     let status: u16 = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow!("malformed HTTP status line from {admin}"))?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body)? } else { body.to_owned() };
-    let json = serde_json::from_str(&body).with_context(|| format!("{admin}{path} did not answer JSON"))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)?
+    } else {
+        body.to_owned()
+    };
+    let json = serde_json::from_str(&body)
+        .with_context(|| format!("{admin}{path} did not answer JSON"))?;
     Ok((status, json))
 }
 
 fn dechunk(mut body: &str) -> anyhow::Result<String> {
     let mut out = String::new();
     loop {
-        let (size, rest) = body.split_once("\r\n").ok_or_else(|| anyhow!("bad chunked body"))?;
+        let (size, rest) = body
+            .split_once("\r\n")
+            .ok_or_else(|| anyhow!("bad chunked body"))?;
         let n = usize::from_str_radix(size.trim(), 16).context("bad chunk size")?;
         if n == 0 {
             return Ok(out);
         }
         out.push_str(rest.get(..n).ok_or_else(|| anyhow!("truncated chunk"))?);
-        body = rest.get(n + 2..).ok_or_else(|| anyhow!("truncated chunk"))?;
+        body = rest
+            .get(n + 2..)
+            .ok_or_else(|| anyhow!("truncated chunk"))?;
     }
 }
 
 pub(super) fn run(args: ClusterArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         match args.command {
             ClusterCommand::Status => status(&args.admin, args.json).await,
@@ -86,28 +102,57 @@ async fn status(admin: &str, as_json: bool) -> anyhow::Result<()> {
     }
     let (_, topics) = get_json(admin, "/v1/topics").await?;
     if as_json {
-        println!("{}", serde_json::json!({"health": health, "cluster": cluster, "topics": topics}));
+        println!(
+            "{}",
+            serde_json::json!({"health": health, "cluster": cluster, "topics": topics})
+        );
         return Ok(());
     }
     let ready = health["ready"].as_bool().unwrap_or(false);
-    println!("cluster   {}", cluster["cluster_id"].as_str().unwrap_or("?"));
-    println!("health    {}", if ready { "ready".to_owned() } else { format!("NOT READY: {}", health["reasons"]) });
+    println!(
+        "cluster   {}",
+        cluster["cluster_id"].as_str().unwrap_or("?")
+    );
+    println!(
+        "health    {}",
+        if ready {
+            "ready".to_owned()
+        } else {
+            format!("NOT READY: {}", health["reasons"])
+        }
+    );
     println!("controller {}", cluster["controller_id"]);
     if let Some(brokers) = cluster["brokers"].as_array() {
         for b in brokers {
-            println!("broker    {} at {}:{}", b["node_id"], b["host"].as_str().unwrap_or("?"), b["port"]);
+            println!(
+                "broker    {} at {}:{}",
+                b["node_id"],
+                b["host"].as_str().unwrap_or("?"),
+                b["port"]
+            );
         }
     }
     println!(
         "topics    {}   partitions {}   under-replicated {}   offline {}",
-        cluster["topics"], cluster["partitions"], cluster["under_replicated_partitions"], cluster["offline_partitions"]
+        cluster["topics"],
+        cluster["partitions"],
+        cluster["under_replicated_partitions"],
+        cluster["offline_partitions"]
     );
     if let Some(list) = topics.as_array() {
         if !list.is_empty() {
             println!();
-            println!("{:<40} {:>10} {:>14}", "TOPIC", "PARTITIONS", "SIZE (BYTES)");
+            println!(
+                "{:<40} {:>10} {:>14}",
+                "TOPIC", "PARTITIONS", "SIZE (BYTES)"
+            );
             for t in list {
-                println!("{:<40} {:>10} {:>14}", t["name"].as_str().unwrap_or("?"), t["partitions"], t["size_bytes"]);
+                println!(
+                    "{:<40} {:>10} {:>14}",
+                    t["name"].as_str().unwrap_or("?"),
+                    t["partitions"],
+                    t["size_bytes"]
+                );
             }
         }
     }

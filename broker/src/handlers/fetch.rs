@@ -79,9 +79,14 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
-    let (resp, regions, total) = build(&ctx, &wanted, max_bytes);
+    let Built {
+        resp,
+        regions,
+        total,
+        records,
+    } = build(&ctx, &wanted, max_bytes);
     if total >= min_bytes.max(1) || max_wait.is_zero() || any_error(&resp) {
-        record_fetch(&resp, &wanted);
+        record_fetch(&resp, &wanted, &records);
         return match ctx.frame(&resp, regions) {
             Some(f) => Reply::Ready(f),
             None => Reply::Close,
@@ -101,13 +106,18 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         // Subscribed before reading again, so an HW change between the first
         // read and now is not missed.
         loop {
-            let (resp, regions, total) = build(&ctx, &wanted, max_bytes);
+            let Built {
+                resp,
+                regions,
+                total,
+                records,
+            } = build(&ctx, &wanted, max_bytes);
             if total >= min_bytes
                 || receivers.is_empty()
                 || any_error(&resp)
                 || Instant::now() >= deadline
             {
-                record_fetch(&resp, &wanted);
+                record_fetch(&resp, &wanted, &records);
                 return ctx.frame(&resp, regions);
             }
             let changed = async {
@@ -118,8 +128,13 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 .await
                 .is_err()
             {
-                let (resp, regions, _) = build(&ctx, &wanted, max_bytes);
-                record_fetch(&resp, &wanted);
+                let Built {
+                    resp,
+                    regions,
+                    records,
+                    ..
+                } = build(&ctx, &wanted, max_bytes);
+                record_fetch(&resp, &wanted, &records);
                 return ctx.frame(&resp, regions);
             }
         }
@@ -148,8 +163,8 @@ where
 }
 
 /// Count what a final fetch response carries, per topic, and its error codes.
-fn record_fetch(resp: &FetchResponse, wanted: &[Wanted]) {
-    for (t, w) in resp.responses.iter().zip(wanted) {
+fn record_fetch(resp: &FetchResponse, wanted: &[Wanted], records: &[u64]) {
+    for ((t, w), &records) in resp.responses.iter().zip(wanted).zip(records) {
         let mut bytes = 0u64;
         for p in &t.partitions {
             crate::metrics::api_error(brook_protocol::api::ApiKey::Fetch, p.error_code);
@@ -159,7 +174,7 @@ fn record_fetch(resp: &FetchResponse, wanted: &[Wanted]) {
         }
         if let Some(topic) = &w.topic {
             if bytes > 0 {
-                topic.probe.fetched(bytes, 0);
+                topic.probe.fetched(bytes, records);
             }
         }
     }
@@ -171,15 +186,24 @@ fn any_error(resp: &FetchResponse) -> bool {
         .any(|t| t.partitions.iter().any(|p| p.error_code != 0))
 }
 
-fn build(
-    ctx: &Ctx,
-    wanted: &[Wanted],
-    max_bytes: usize,
-) -> (FetchResponse, Vec<FileRegion>, usize) {
+/// One assembled fetch response and what it carries.
+struct Built {
+    resp: FetchResponse,
+    regions: Vec<FileRegion>,
+    /// Record bytes in `regions`.
+    total: usize,
+    /// Records returned per wanted topic (from the fetch offset to the end of
+    /// the last whole batch), for the per-topic counters.
+    records: Vec<u64>,
+}
+
+fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> Built {
     let mut regions = Vec::new();
     let mut total = 0usize;
     let mut responses = Vec::with_capacity(wanted.len());
+    let mut records = Vec::with_capacity(wanted.len());
     for w in wanted {
+        let mut records_out = 0u64;
         let mut parts = Vec::with_capacity(w.partitions.len());
         for wp in &w.partitions {
             let (index, part, offset, partition_max, current_epoch) = (
@@ -231,6 +255,9 @@ fn build(
             }
             match part.read(offset, budget, min_one) {
                 Ok(read) => {
+                    if let Some(next) = read.next_offset {
+                        records_out += u64::try_from(next.saturating_sub(offset)).unwrap_or(0);
+                    }
                     if let Some(region) = read.region {
                         let len = region.len;
                         if len > 0 {
@@ -258,15 +285,17 @@ fn build(
             partitions: parts,
             ..Default::default()
         });
+        records.push(records_out);
     }
-    (
-        FetchResponse {
+    Built {
+        resp: FetchResponse {
             responses,
             ..Default::default()
         },
         regions,
         total,
-    )
+        records,
+    }
 }
 
 /// The leader-epoch fence every epoch-carrying request goes through.

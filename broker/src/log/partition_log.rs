@@ -86,6 +86,8 @@ pub struct ReadResult {
     pub region: Option<FileRegion>,
     /// Base offset of the first batch in `region` (may be below the requested offset).
     pub first_offset: Option<i64>,
+    /// Offset after the last batch in `region`, when there is one.
+    pub next_offset: Option<i64>,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
 }
@@ -244,6 +246,7 @@ impl PartitionLog {
         let mut result = ReadResult {
             region: None,
             first_offset: None,
+            next_offset: None,
             log_start_offset: log_start,
             log_end_offset: log_end,
         };
@@ -255,6 +258,7 @@ impl PartitionLog {
             if let Some(r) = seg.read(offset, max_bytes, max_offset, min_one_message)? {
                 if r.region.len > 0 {
                     result.first_offset = Some(r.first_offset);
+                    result.next_offset = Some(r.next_offset);
                     result.region = Some(r.region);
                 }
                 break;

@@ -73,6 +73,8 @@ pub struct SegmentRead {
     pub region: FileRegion,
     /// Base offset of the first batch in `region`.
     pub first_offset: i64,
+    /// Offset after the last batch in `region` (= `first_offset` when empty).
+    pub next_offset: i64,
 }
 
 /// One segment of a partition log.
@@ -270,33 +272,39 @@ impl Segment {
         let Some(first) = self.translate(offset)? else {
             return Ok(None);
         };
-        let end = if max_offset >= self.next_offset {
-            self.size
+        let (end, end_offset) = if max_offset >= self.next_offset {
+            (self.size, self.next_offset)
         } else {
             // The batch holding max_offset is not visible yet, nor anything after it.
             self.translate(max_offset)?
-                .map_or(self.size, |m| m.position)
+                .map_or((self.size, self.next_offset), |m| {
+                    (m.position, m.base_offset)
+                })
         };
         let available = end.saturating_sub(first.position);
-        let len = if available <= max_bytes {
-            available
+        let (len, next_offset) = if available <= max_bytes {
+            (available, end_offset)
         } else if first.size > max_bytes {
             if min_one {
-                first.size
+                (first.size, first.last_offset + 1)
             } else {
-                0
+                (0, first.base_offset)
             }
         } else {
             let limit = first.position + max_bytes;
             let mut pos =
                 u64::from(self.offset_index.lookup_by_position(limit).position).max(first.position);
+            let mut next = self.next_offset;
             while let Some(m) = self.read_header(pos)? {
                 if m.position + m.size > limit {
+                    // The region ends right before this batch.
+                    next = m.base_offset;
                     break;
                 }
                 pos += m.size;
+                next = m.last_offset + 1;
             }
-            pos - first.position
+            (pos - first.position, next)
         };
         Ok(Some(SegmentRead {
             region: FileRegion {
@@ -305,6 +313,7 @@ impl Segment {
                 len,
             },
             first_offset: first.base_offset,
+            next_offset,
         }))
     }
 

@@ -13,7 +13,11 @@ use crate::broker::Broker;
 /// Refresh every scrape-time gauge.
 pub fn collect(broker: &Broker) {
     let cfg = broker.config();
-    let budget = if cfg.metrics_per_partition_enable { cfg.metrics_max_partition_series as usize } else { 0 };
+    let budget = if cfg.metrics_per_partition_enable {
+        cfg.metrics_max_partition_series as usize
+    } else {
+        0
+    };
     let mut emitted = 0usize;
     let mut dropped = 0usize;
     let mut total = 0usize;
@@ -29,7 +33,10 @@ pub fn collect(broker: &Broker) {
                 continue;
             }
             emitted += 1;
-            let labels = [("topic", t.name.to_string()), ("partition", p.index.to_string())];
+            let labels = [
+                ("topic", t.name.to_string()),
+                ("partition", p.index.to_string()),
+            ];
             gauge!("brook_partition_log_end_offset", &labels).set(p.log_end_offset() as f64);
             gauge!("brook_partition_high_watermark", &labels).set(p.high_watermark() as f64);
             gauge!("brook_partition_log_start_offset", &labels).set(p.log_start_offset() as f64);
@@ -68,7 +75,8 @@ fn process() {
             let ticks = 100.0;
             if let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) {
                 if let (Ok(u), Ok(s)) = (u.parse::<f64>(), s.parse::<f64>()) {
-                    metrics::counter!("brook_process_cpu_seconds_total").absolute(((u + s) / ticks) as u64);
+                    metrics::counter!("brook_process_cpu_seconds_total")
+                        .absolute(((u + s) / ticks) as u64);
                 }
             }
         }

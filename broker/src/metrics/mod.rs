@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use brook_protocol::api::ApiKey;
 use brook_protocol::error::ErrorCode;
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 
@@ -54,8 +56,18 @@ pub struct MetricDef {
     pub help: &'static str,
 }
 
-const fn m(name: &'static str, kind: Kind, labels: &'static [&'static str], help: &'static str) -> MetricDef {
-    MetricDef { name, kind, labels, help }
+const fn m(
+    name: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> MetricDef {
+    MetricDef {
+        name,
+        kind,
+        labels,
+        help,
+    }
 }
 
 use Kind::{Counter, Gauge, Histogram};
@@ -68,7 +80,7 @@ pub const METRICS: &[MetricDef] = &[
     m("brook_topic_bytes_in_total", Counter, &["topic"], "Record-batch bytes appended by producers, by topic."),
     m("brook_topic_records_in_total", Counter, &["topic"], "Records appended by producers, by topic."),
     m("brook_topic_bytes_out_total", Counter, &["topic"], "Record-batch bytes returned to fetchers, by topic."),
-    m("brook_topic_records_out_total", Counter, &["topic"], "Records returned to fetchers (counted by whole batches), by topic."),
+    m("brook_topic_records_out_total", Counter, &["topic"], "Records returned to fetchers (from the fetch offset to the end of the last whole batch sent), by topic."),
     m("brook_fetch_sendfile_bytes_total", Counter, &[], "Record bytes sent to clients with sendfile (zero-copy)."),
     m("brook_partition_log_end_offset", Gauge, &["topic", "partition"], "Log end offset (LEO) of each partition."),
     m("brook_partition_high_watermark", Gauge, &["topic", "partition"], "High-water mark of each partition: what consumers may read."),
@@ -104,7 +116,8 @@ pub const METRICS: &[MetricDef] = &[
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets(&[
-            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0, 10.0,
         ])?
         // Scrape-time gauges of deleted topics or departed groups disappear
         // once nobody refreshes them.
@@ -139,15 +152,27 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 pub fn reference_markdown() -> String {
     let mut s = String::from("| Metric | Type | Labels | Meaning |\n|---|---|---|---|\n");
     for d in METRICS {
-        let labels = if d.labels.is_empty() { "—".to_owned() } else { d.labels.join(", ") };
-        let _ = writeln!(s, "| `{}` | {} | {} | {} |", d.name, d.kind.name(), labels, d.help);
+        let labels = if d.labels.is_empty() {
+            "—".to_owned()
+        } else {
+            d.labels.join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} |",
+            d.name,
+            d.kind.name(),
+            labels,
+            d.help
+        );
     }
     s
 }
 
 /// Render the text exposition, refreshing counters kept outside the facade.
 pub fn render(handle: &PrometheusHandle) -> String {
-    counter!("brook_fetch_sendfile_bytes_total").absolute(crate::server::writer::SENDFILE_BYTES.load(Ordering::Relaxed));
+    counter!("brook_fetch_sendfile_bytes_total")
+        .absolute(crate::server::writer::SENDFILE_BYTES.load(Ordering::Relaxed));
     handle.render()
 }
 
