@@ -49,8 +49,6 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             let _ = tokio::task::spawn_blocking(move || write_checkpoints(&b)).await;
         }
     }
-    let b = broker.clone();
-    let _ = tokio::task::spawn_blocking(move || write_checkpoints(&b)).await;
 }
 
 /// Flush partitions of `Periodic` topics whose unflushed data is older than

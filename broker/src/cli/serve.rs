@@ -115,6 +115,9 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     let _ = maintenance.await;
     let _ = group_timer.await;
     broker.shutdown().await;
+    // After the final flush, so the recovery points written are the final ones.
+    let b = broker.clone();
+    let _ = tokio::task::spawn_blocking(move || crate::maintenance::write_checkpoints(&b)).await;
     info!("shutdown complete");
     Ok(())
 }
