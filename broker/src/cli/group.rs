@@ -8,10 +8,12 @@ use anyhow::{bail, Context};
 use brook_protocol::error::ErrorCode;
 use brook_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use brook_protocol::messages::metadata_request::MetadataRequestTopic;
-use brook_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use brook_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use brook_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetFetchRequest,
+    DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest, ListOffsetsRequest,
+    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
 };
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
@@ -64,14 +66,24 @@ enum GroupCommand {
 }
 
 pub(super) fn run(args: GroupArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let mut c = Client::connect(&args.bootstrap).await?;
         match args.command {
             GroupCommand::List => list(&mut c, args.json).await,
             GroupCommand::Describe { group } => describe(&mut c, args.json, &group).await,
             GroupCommand::Delete { group } => delete(&mut c, args.json, &group).await,
-            GroupCommand::ResetOffsets { group, topic, to_earliest, to_latest, to_offset, to_datetime, dry_run } => {
+            GroupCommand::ResetOffsets {
+                group,
+                topic,
+                to_earliest,
+                to_latest,
+                to_offset,
+                to_datetime,
+                dry_run,
+            } => {
                 let target = if to_earliest {
                     Target::Earliest
                 } else if to_latest {
@@ -103,21 +115,34 @@ async fn list(c: &mut Client, json: bool) -> anyhow::Result<()> {
     } else {
         println!("{:<40} {:<20} PROTOCOL TYPE", "GROUP", "STATE");
         for g in &r.groups {
-            println!("{:<40} {:<20} {}", g.group_id, g.group_state, g.protocol_type);
+            println!(
+                "{:<40} {:<20} {}",
+                g.group_id, g.group_state, g.protocol_type
+            );
         }
     }
     Ok(())
 }
 
 /// Latest (-1) or earliest (-2) offsets, or the first offset at a timestamp.
-async fn list_offsets(c: &mut Client, topic: &str, partitions: &[i32], ts: i64) -> anyhow::Result<BTreeMap<i32, i64>> {
+async fn list_offsets(
+    c: &mut Client,
+    topic: &str,
+    partitions: &[i32],
+    ts: i64,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
     let req = ListOffsetsRequest {
         replica_id: -1,
         topics: vec![ListOffsetsTopic {
             name: topic.to_owned(),
             partitions: partitions
                 .iter()
-                .map(|p| ListOffsetsPartition { partition_index: *p, timestamp: ts, current_leader_epoch: -1, ..Default::default() })
+                .map(|p| ListOffsetsPartition {
+                    partition_index: *p,
+                    timestamp: ts,
+                    current_leader_epoch: -1,
+                    ..Default::default()
+                })
                 .collect(),
             ..Default::default()
         }],
@@ -126,26 +151,60 @@ async fn list_offsets(c: &mut Client, topic: &str, partitions: &[i32], ts: i64) 
     let r = c.send(&req, 7).await?;
     let mut out = BTreeMap::new();
     for p in r.topics.iter().flat_map(|t| t.partitions.iter()) {
-        check(p.error_code, &format!("offsets of {topic}-{}", p.partition_index))?;
+        check(
+            p.error_code,
+            &format!("offsets of {topic}-{}", p.partition_index),
+        )?;
         out.insert(p.partition_index, p.offset);
     }
     Ok(out)
 }
 
 async fn describe(c: &mut Client, json: bool, group: &str) -> anyhow::Result<()> {
-    let d = c.send(&DescribeGroupsRequest { groups: vec![group.to_owned()], ..Default::default() }, 5).await?;
-    let g = d.groups.into_iter().next().context("empty DescribeGroups response")?;
+    let d = c
+        .send(
+            &DescribeGroupsRequest {
+                groups: vec![group.to_owned()],
+                ..Default::default()
+            },
+            5,
+        )
+        .await?;
+    let g = d
+        .groups
+        .into_iter()
+        .next()
+        .context("empty DescribeGroups response")?;
     check(g.error_code, &format!("describing {group}"))?;
-    let f = c.send(&OffsetFetchRequest { group_id: group.to_owned(), topics: None, ..Default::default() }, 7).await?;
+    let f = c
+        .send(
+            &OffsetFetchRequest {
+                group_id: group.to_owned(),
+                topics: None,
+                ..Default::default()
+            },
+            7,
+        )
+        .await?;
     check(f.error_code, &format!("fetching offsets of {group}"))?;
     let mut rows = Vec::new();
     for t in &f.topics {
         let parts: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
-        let ends = list_offsets(c, &t.name, &parts, -1).await.unwrap_or_default();
+        let ends = list_offsets(c, &t.name, &parts, -1)
+            .await
+            .unwrap_or_default();
         for p in &t.partitions {
             let end = ends.get(&p.partition_index).copied();
-            let lag = end.filter(|_| p.committed_offset >= 0).map(|e| (e - p.committed_offset).max(0));
-            rows.push((t.name.clone(), p.partition_index, p.committed_offset, end, lag));
+            let lag = end
+                .filter(|_| p.committed_offset >= 0)
+                .map(|e| (e - p.committed_offset).max(0));
+            rows.push((
+                t.name.clone(),
+                p.partition_index,
+                p.committed_offset,
+                end,
+                lag,
+            ));
         }
     }
     rows.sort();
@@ -171,25 +230,50 @@ async fn describe(c: &mut Client, json: bool, group: &str) -> anyhow::Result<()>
         println!("{v}");
         return Ok(());
     }
-    println!("group {}  state {}  protocol {} {}", g.group_id, g.group_state, g.protocol_type, g.protocol_data);
+    println!(
+        "group {}  state {}  protocol {} {}",
+        g.group_id, g.group_state, g.protocol_type, g.protocol_data
+    );
     for m in &g.members {
         let assigned = match assignment_partitions(&m.member_assignment) {
-            Some(a) => a.iter().map(|(t, ps)| format!("{t}:{ps:?}")).collect::<Vec<_>>().join(" "),
+            Some(a) => a
+                .iter()
+                .map(|(t, ps)| format!("{t}:{ps:?}"))
+                .collect::<Vec<_>>()
+                .join(" "),
             None => format!("{} opaque bytes", m.member_assignment.len()),
         };
         let inst = m.group_instance_id.as_deref().unwrap_or("-");
-        println!("  member {} instance {inst} client {} host {}  {assigned}", m.member_id, m.client_id, m.client_host);
+        println!(
+            "  member {} instance {inst} client {} host {}  {assigned}",
+            m.member_id, m.client_id, m.client_host
+        );
     }
-    println!("{:<30} {:>9} {:>12} {:>12} {:>10}", "TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG");
+    println!(
+        "{:<30} {:>9} {:>12} {:>12} {:>10}",
+        "TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"
+    );
     for (t, p, committed, end, lag) in &rows {
         let show = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
-        println!("{t:<30} {p:>9} {committed:>12} {:>12} {:>10}", show(*end), show(*lag));
+        println!(
+            "{t:<30} {p:>9} {committed:>12} {:>12} {:>10}",
+            show(*end),
+            show(*lag)
+        );
     }
     Ok(())
 }
 
 async fn delete(c: &mut Client, json: bool, group: &str) -> anyhow::Result<()> {
-    let r = c.send(&DeleteGroupsRequest { groups_names: vec![group.to_owned()], ..Default::default() }, 2).await?;
+    let r = c
+        .send(
+            &DeleteGroupsRequest {
+                groups_names: vec![group.to_owned()],
+                ..Default::default()
+            },
+            2,
+        )
+        .await?;
     let res = r.results.first().context("empty DeleteGroups response")?;
     check(res.error_code, &format!("deleting {group}"))?;
     if json {
@@ -208,19 +292,54 @@ enum Target {
     Time(i64),
 }
 
-async fn reset(c: &mut Client, json: bool, group: &str, topic: &str, target: Target, dry_run: bool) -> anyhow::Result<()> {
-    let d = c.send(&DescribeGroupsRequest { groups: vec![group.to_owned()], ..Default::default() }, 5).await?;
-    let g = d.groups.into_iter().next().context("empty DescribeGroups response")?;
+async fn reset(
+    c: &mut Client,
+    json: bool,
+    group: &str,
+    topic: &str,
+    target: Target,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let d = c
+        .send(
+            &DescribeGroupsRequest {
+                groups: vec![group.to_owned()],
+                ..Default::default()
+            },
+            5,
+        )
+        .await?;
+    let g = d
+        .groups
+        .into_iter()
+        .next()
+        .context("empty DescribeGroups response")?;
     check(g.error_code, &format!("describing {group}"))?;
     // Kafka's rule: moving offsets under active consumers would be overwritten
     // by their next commit, so only groups without members may be reset.
     if !(g.group_state == "Empty" || g.group_state == "Dead") {
-        bail!("group {group} has active members (state {}); stop its consumers first", g.group_state);
+        bail!(
+            "group {group} has active members (state {}); stop its consumers first",
+            g.group_state
+        );
     }
     let m = c
-        .send(&MetadataRequest { topics: Some(vec![MetadataRequestTopic { name: Some(topic.to_owned()), ..Default::default() }]), ..Default::default() }, 9)
+        .send(
+            &MetadataRequest {
+                topics: Some(vec![MetadataRequestTopic {
+                    name: Some(topic.to_owned()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            9,
+        )
         .await?;
-    let t = m.topics.into_iter().next().context("empty Metadata response")?;
+    let t = m
+        .topics
+        .into_iter()
+        .next()
+        .context("empty Metadata response")?;
     check(t.error_code, &format!("topic {topic}"))?;
     let mut parts: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
     parts.sort_unstable();
@@ -232,13 +351,20 @@ async fn reset(c: &mut Client, json: bool, group: &str, topic: &str, target: Tar
     };
     let mut plan = Vec::new();
     for p in &parts {
-        let (lo, hi) = (earliest.get(p).copied().unwrap_or(0), latest.get(p).copied().unwrap_or(0));
+        let (lo, hi) = (
+            earliest.get(p).copied().unwrap_or(0),
+            latest.get(p).copied().unwrap_or(0),
+        );
         let to = match target {
             Target::Earliest => lo,
             Target::Latest => hi,
             Target::Offset(o) => o.clamp(lo, hi),
             // No record at or after the time: the end, as Kafka's tool does.
-            Target::Time(_) => at.as_ref().and_then(|a| a.get(p).copied()).filter(|o| *o >= 0).unwrap_or(hi),
+            Target::Time(_) => at
+                .as_ref()
+                .and_then(|a| a.get(p).copied())
+                .filter(|o| *o >= 0)
+                .unwrap_or(hi),
         };
         plan.push((*p, to));
     }
@@ -265,14 +391,29 @@ async fn reset(c: &mut Client, json: bool, group: &str, topic: &str, target: Tar
         };
         let r = c.send(&req, 7).await?;
         for p in r.topics.iter().flat_map(|t| t.partitions.iter()) {
-            check(p.error_code, &format!("committing {topic}-{}", p.partition_index))?;
+            check(
+                p.error_code,
+                &format!("committing {topic}-{}", p.partition_index),
+            )?;
         }
     }
     if json {
-        let v: Vec<_> = plan.iter().map(|(p, o)| json!({"topic": topic, "partition": p, "offset": o})).collect();
-        println!("{}", json!({"group": group, "dry_run": dry_run, "offsets": v}));
+        let v: Vec<_> = plan
+            .iter()
+            .map(|(p, o)| json!({"topic": topic, "partition": p, "offset": o}))
+            .collect();
+        println!(
+            "{}",
+            json!({"group": group, "dry_run": dry_run, "offsets": v})
+        );
     } else {
-        println!("{:<30} {:>9} {:>12}{}", "TOPIC", "PARTITION", "NEW-OFFSET", if dry_run { "  (dry run)" } else { "" });
+        println!(
+            "{:<30} {:>9} {:>12}{}",
+            "TOPIC",
+            "PARTITION",
+            "NEW-OFFSET",
+            if dry_run { "  (dry run)" } else { "" }
+        );
         for (p, o) in &plan {
             println!("{topic:<30} {p:>9} {o:>12}");
         }
@@ -285,13 +426,31 @@ fn parse_datetime(s: &str) -> anyhow::Result<i64> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
-    let bad = || anyhow::anyhow!("--to-datetime {s:?}: expected milliseconds or RFC 3339 like 2024-05-01T12:00:00Z");
+    let bad = || {
+        anyhow::anyhow!(
+            "--to-datetime {s:?}: expected milliseconds or RFC 3339 like 2024-05-01T12:00:00Z"
+        )
+    };
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(bad());
     }
-    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(bad);
-    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let num =
+        |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(bad);
+    let (y, mo, d, h, mi, sec) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     let mut i = 19;
     let mut ms = 0;
     if b.get(i) == Some(&b'.') {
@@ -308,8 +467,14 @@ fn parse_datetime(s: &str) -> anyhow::Result<i64> {
         Some("Z" | "z") => 0,
         Some(tz) if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) => {
             let sign = if tz.starts_with('-') { -1 } else { 1 };
-            let hh = tz.get(1..3).and_then(|x| x.parse::<i64>().ok()).ok_or_else(bad)?;
-            let mm = tz.get(4..6).and_then(|x| x.parse::<i64>().ok()).ok_or_else(bad)?;
+            let hh = tz
+                .get(1..3)
+                .and_then(|x| x.parse::<i64>().ok())
+                .ok_or_else(bad)?;
+            let mm = tz
+                .get(4..6)
+                .and_then(|x| x.parse::<i64>().ok())
+                .ok_or_else(bad)?;
             sign * (hh * 60 + mm)
         }
         _ => return Err(bad()),
@@ -338,10 +503,19 @@ mod tests {
 
     #[test]
     fn datetimes_parse() {
-        assert_eq!(parse_datetime("1700000000123").ok(), Some(1_700_000_000_123));
+        assert_eq!(
+            parse_datetime("1700000000123").ok(),
+            Some(1_700_000_000_123)
+        );
         assert_eq!(parse_datetime("1970-01-01T00:00:00Z").ok(), Some(0));
-        assert_eq!(parse_datetime("2024-05-01T12:00:00.5Z").ok(), Some(1_714_564_800_500));
-        assert_eq!(parse_datetime("2024-05-01T14:00:00+02:00").ok(), Some(1_714_564_800_000));
+        assert_eq!(
+            parse_datetime("2024-05-01T12:00:00.5Z").ok(),
+            Some(1_714_564_800_500)
+        );
+        assert_eq!(
+            parse_datetime("2024-05-01T14:00:00+02:00").ok(),
+            Some(1_714_564_800_000)
+        );
         assert!(parse_datetime("yesterday").is_err());
         assert!(parse_datetime("2024-13-01T00:00:00Z").is_err());
     }

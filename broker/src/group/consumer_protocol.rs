@@ -115,7 +115,10 @@ mod tests {
 
     #[test]
     fn subscription_round_trips_and_garbage_is_refused() {
-        assert_eq!(subscription_topics(&encode_subscription(&["a", "b"])), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            subscription_topics(&encode_subscription(&["a", "b"])),
+            Some(vec!["a".into(), "b".into()])
+        );
         assert_eq!(subscription_topics(&[0, 0, 0x7f, 0xff, 0xff, 0xff]), None);
         assert_eq!(assignment_partitions(&[1]), None);
     }

@@ -63,7 +63,9 @@ pub struct GroupCoordinator {
 
 impl std::fmt::Debug for GroupCoordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupCoordinator").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("GroupCoordinator")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -87,13 +89,23 @@ pub struct Stepped {
 
 impl std::fmt::Debug for Stepped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stepped").field("reply", &self.reply).finish_non_exhaustive()
+        f.debug_struct("Stepped")
+            .field("reply", &self.reply)
+            .finish_non_exhaustive()
     }
 }
 
 impl Stepped {
     fn ready(reply: Reply) -> Self {
-        Self { reply, join_rx: None, sync_rx: None, durable: None, failed: None, deliveries: Vec::new(), offline: None }
+        Self {
+            reply,
+            join_rx: None,
+            sync_rx: None,
+            durable: None,
+            failed: None,
+            deliveries: Vec::new(),
+            offline: None,
+        }
     }
 
     /// Wait until the step's records are durable, deliver parked responses,
@@ -115,7 +127,10 @@ impl Stepped {
             match d {
                 Delivery::Join(tx, r) => {
                     let r = match &failed {
-                        Some(e) => JoinResult { error: Some(e.clone()), ..r },
+                        Some(e) => JoinResult {
+                            error: Some(e.clone()),
+                            ..r
+                        },
                         None => r,
                     };
                     let _ = tx.send(r);
@@ -128,13 +143,18 @@ impl Stepped {
         match self.reply {
             Reply::Join(Pending::Wait(id)) => {
                 let r = match self.join_rx {
-                    Some(rx) => rx.await.unwrap_or_else(|_| JoinResult::error_for(GroupError::UnknownMemberId, &id)),
+                    Some(rx) => rx.await.unwrap_or_else(|_| {
+                        JoinResult::error_for(GroupError::UnknownMemberId, &id)
+                    }),
                     None => JoinResult::error_for(GroupError::UnknownMemberId, &id),
                 };
                 Reply::Join(Pending::Now(r))
             }
             Reply::Join(Pending::Now(r)) => Reply::Join(Pending::Now(match failed {
-                Some(e) if r.error.is_none() => JoinResult { error: Some(e), ..r },
+                Some(e) if r.error.is_none() => JoinResult {
+                    error: Some(e),
+                    ..r
+                },
                 _ => r,
             })),
             Reply::Sync(Pending::Wait(_)) => {
@@ -144,7 +164,9 @@ impl Stepped {
                 };
                 Reply::Sync(Pending::Now(r))
             }
-            Reply::Commit(Ok(_)) | Reply::DeleteOffsets(Ok(_)) | Reply::Delete(Ok(())) if failed.is_some() => {
+            Reply::Commit(Ok(_)) | Reply::DeleteOffsets(Ok(_)) | Reply::Delete(Ok(()))
+                if failed.is_some() =>
+            {
                 let e = failed.unwrap_or(GroupError::CoordinatorNotAvailable);
                 match self.reply {
                     Reply::Commit(_) => Reply::Commit(Err(e)),
@@ -177,16 +199,33 @@ impl GroupCoordinator {
     pub fn new(cfg: GroupConfig, clock: Arc<dyn Clock>, groups: HashMap<String, Group>) -> Self {
         let groups = groups
             .into_iter()
-            .map(|(id, group)| (id, Arc::new(Mutex::new(Slot { group, joins: HashMap::new(), syncs: HashMap::new() }))))
+            .map(|(id, group)| {
+                (
+                    id,
+                    Arc::new(Mutex::new(Slot {
+                        group,
+                        joins: HashMap::new(),
+                        syncs: HashMap::new(),
+                    })),
+                )
+            })
             .collect();
-        Self { cfg, clock, groups: StdMutex::new(groups) }
+        Self {
+            cfg,
+            clock,
+            groups: StdMutex::new(groups),
+        }
     }
 
     /// Load every group from `__consumer_offsets` (if it exists) at startup.
     ///
     /// # Errors
     /// Storage errors reading the topic.
-    pub fn load(cfg: GroupConfig, clock: Arc<dyn Clock>, offsets_partitions: &[Arc<Partition>]) -> anyhow::Result<Self> {
+    pub fn load(
+        cfg: GroupConfig,
+        clock: Arc<dyn Clock>,
+        offsets_partitions: &[Arc<Partition>],
+    ) -> anyhow::Result<Self> {
         let groups = super::load::load_groups(offsets_partitions, clock.now_ms())?;
         tracing::info!(groups = groups.len(), "consumer groups loaded");
         Ok(Self::new(cfg, clock, groups))
@@ -201,7 +240,9 @@ impl GroupCoordinator {
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Slot>>>> {
-        self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn slot(&self, group: &str, create: bool) -> Option<Arc<Mutex<Slot>>> {
@@ -212,7 +253,11 @@ impl GroupCoordinator {
         if !create {
             return None;
         }
-        let s = Arc::new(Mutex::new(Slot { group: Group::new(group, self.clock.now_ms()), joins: HashMap::new(), syncs: HashMap::new() }));
+        let s = Arc::new(Mutex::new(Slot {
+            group: Group::new(group, self.clock.now_ms()),
+            joins: HashMap::new(),
+            syncs: HashMap::new(),
+        }));
         t.insert(group.to_owned(), s.clone());
         Some(s)
     }
@@ -224,7 +269,14 @@ impl GroupCoordinator {
 
     /// Apply `cmd` to `group`. `create` makes an unknown group (JoinGroup,
     /// OffsetCommit); otherwise `missing` is the reply for an unknown group.
-    pub async fn execute(&self, broker: &Arc<Broker>, group: &str, cmd: Command, create: bool, missing: Reply) -> Stepped {
+    pub async fn execute(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        cmd: Command,
+        create: bool,
+        missing: Reply,
+    ) -> Stepped {
         let Some(slot) = self.slot(group, create) else {
             return Stepped::ready(missing);
         };
@@ -282,29 +334,55 @@ impl GroupCoordinator {
         stepped
     }
 
-    async fn append(&self, broker: &Arc<Broker>, group: &str, records: &[GroupRecord], now: i64) -> Result<(Arc<Partition>, i64), GroupError> {
+    async fn append(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        records: &[GroupRecord],
+        now: i64,
+    ) -> Result<(Arc<Partition>, i64), GroupError> {
         let partition = offsets_partition(broker, group).await?;
         let mut b = BatchBuilder::new();
         for r in records {
             let (k, v) = r.encode();
-            b.append(now, Some(&k), v.as_deref(), &[]).map_err(|e| GroupError::Storage(e.to_string()))?;
+            b.append(now, Some(&k), v.as_deref(), &[])
+                .map_err(|e| GroupError::Storage(e.to_string()))?;
         }
-        let batch = b.build(Compression::None).map_err(|e| GroupError::Storage(e.to_string()))?;
+        let batch = b
+            .build(Compression::None)
+            .map_err(|e| GroupError::Storage(e.to_string()))?;
         let mut buf = BytesMut::from(&batch[..]);
-        let a = partition.append(&mut buf, now).await.map_err(|e| GroupError::Storage(e.to_string()))?;
+        let a = partition
+            .append(&mut buf, now)
+            .await
+            .map_err(|e| GroupError::Storage(e.to_string()))?;
         Ok((partition, a.last_offset))
     }
 
     /// Committed offsets of `group`: all of them, or those of `wanted`
     /// (`(topic, partition)`), absent ones as `None`.
-    pub async fn fetch_offsets(&self, group: &str, wanted: Option<&[(String, i32)]>) -> Vec<((String, i32), Option<super::OffsetValue>)> {
+    pub async fn fetch_offsets(
+        &self,
+        group: &str,
+        wanted: Option<&[(String, i32)]>,
+    ) -> Vec<((String, i32), Option<super::OffsetValue>)> {
         let Some(slot) = self.slot(group, false) else {
-            return wanted.map(|w| w.iter().map(|k| (k.clone(), None)).collect()).unwrap_or_default();
+            return wanted
+                .map(|w| w.iter().map(|k| (k.clone(), None)).collect())
+                .unwrap_or_default();
         };
         let s = slot.lock().await;
         match wanted {
-            Some(w) => w.iter().map(|k| (k.clone(), s.group.offsets.get(k).cloned())).collect(),
-            None => s.group.offsets.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+            Some(w) => w
+                .iter()
+                .map(|k| (k.clone(), s.group.offsets.get(k).cloned()))
+                .collect(),
+            None => s
+                .group
+                .offsets
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
         }
     }
 
@@ -348,7 +426,9 @@ impl GroupCoordinator {
     /// Run timeouts and retention for every group.
     pub async fn tick_all(&self, broker: &Arc<Broker>) {
         for id in self.group_ids() {
-            let stepped = self.execute(broker, &id, Command::Tick, false, Reply::None).await;
+            let stepped = self
+                .execute(broker, &id, Command::Tick, false, Reply::None)
+                .await;
             // Ticks answer nobody themselves; deliver what they completed
             // without holding up the other groups.
             tokio::spawn(stepped.finish());
@@ -366,18 +446,23 @@ pub async fn offsets_partition(broker: &Broker, group: &str) -> Result<Arc<Parti
         None => {
             let n = broker.config().offsets_topic_num_partitions;
             let configs = BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
-            match broker.create_topic(OFFSETS_TOPIC, n, 1, configs, false).await {
+            match broker
+                .create_topic(OFFSETS_TOPIC, n, 1, configs, false)
+                .await
+            {
                 Ok(t) => t,
-                Err(crate::error::BrokerError::TopicAlreadyExists(_)) => {
-                    broker.topic(OFFSETS_TOPIC).ok_or(GroupError::CoordinatorNotAvailable)?
-                }
+                Err(crate::error::BrokerError::TopicAlreadyExists(_)) => broker
+                    .topic(OFFSETS_TOPIC)
+                    .ok_or(GroupError::CoordinatorNotAvailable)?,
                 Err(e) => return Err(GroupError::Storage(e.to_string())),
             }
         }
     };
     // The topic's real partition count decides placement (a changed
     // offsets.topic.num.partitions must not move existing groups).
-    topic.partition(partition_for(group, topic.partition_count())).ok_or(GroupError::CoordinatorNotAvailable)
+    topic
+        .partition(partition_for(group, topic.partition_count()))
+        .ok_or(GroupError::CoordinatorNotAvailable)
 }
 
 /// The coordinator's timer: session, rebalance and initial-delay deadlines and

@@ -26,7 +26,10 @@ const MAX_DECOMPRESSED: usize = 64 << 20;
 ///
 /// # Errors
 /// Storage errors reading the log.
-pub fn load_groups(partitions: &[std::sync::Arc<Partition>], now: i64) -> anyhow::Result<HashMap<String, Group>> {
+pub fn load_groups(
+    partitions: &[std::sync::Arc<Partition>],
+    now: i64,
+) -> anyhow::Result<HashMap<String, Group>> {
     let mut groups: HashMap<String, Group> = HashMap::new();
     for p in partitions {
         let log = p.log();
@@ -65,10 +68,14 @@ pub fn load_groups(partitions: &[std::sync::Arc<Partition>], now: i64) -> anyhow
                     }
                     match GroupRecord::decode(r.key.as_ref(), r.value.as_ref()) {
                         Ok(rec) => {
-                            let g = groups.entry(rec.group().to_owned()).or_insert_with(|| Group::new(rec.group(), now));
+                            let g = groups
+                                .entry(rec.group().to_owned())
+                                .or_insert_with(|| Group::new(rec.group(), now));
                             g.replay(&rec, now);
                         }
-                        Err(e) => warn!(partition = p.index, offset = r.offset, error = %e, "skipping __consumer_offsets record"),
+                        Err(e) => {
+                            warn!(partition = p.index, offset = r.offset, error = %e, "skipping __consumer_offsets record")
+                        }
                     }
                 }
             }

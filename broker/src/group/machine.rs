@@ -11,7 +11,7 @@
 use bytes::Bytes;
 
 use super::error::GroupError;
-use super::records::{GroupRecord, OffsetKey, OffsetValue};
+use super::records::GroupRecord;
 use super::state::{Group, GroupConfig, Member, Phase};
 
 /// A request (or timer tick) for one group.
@@ -19,11 +19,19 @@ use super::state::{Group, GroupConfig, Member, Phase};
 pub enum Command {
     Join(JoinRequest),
     Sync(SyncRequest),
-    Heartbeat { member_id: String, instance_id: Option<String>, generation: i32 },
+    Heartbeat {
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+    },
     /// `(member id, group.instance.id)` pairs; either may be empty/absent.
-    Leave { members: Vec<(String, Option<String>)> },
+    Leave {
+        members: Vec<(String, Option<String>)>,
+    },
     Commit(CommitRequest),
-    DeleteOffsets { partitions: Vec<(String, i32)> },
+    DeleteOffsets {
+        partitions: Vec<(String, i32)>,
+    },
     Delete,
     /// Enforce session, rebalance and initial-delay timeouts and offset retention.
     Tick,
@@ -137,8 +145,14 @@ pub enum Reply {
 /// A delayed answer to another member's earlier request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    Join { member_id: String, result: JoinResult },
-    Sync { member_id: String, result: Result<SyncResult, GroupError> },
+    Join {
+        member_id: String,
+        result: JoinResult,
+    },
+    Sync {
+        member_id: String,
+        result: Result<SyncResult, GroupError>,
+    },
 }
 
 /// Everything one step produced.
@@ -154,18 +168,34 @@ impl Group {
     /// be appended and then [`Group::replay`]ed, in order, before the responses
     /// are delivered.
     pub fn step(&mut self, cmd: Command, now: i64, cfg: &GroupConfig) -> Output {
-        let mut out = Output { records: Vec::new(), effects: Vec::new(), reply: Reply::None };
+        let mut out = Output {
+            records: Vec::new(),
+            effects: Vec::new(),
+            reply: Reply::None,
+        };
         out.reply = match cmd {
             Command::Join(r) => Reply::Join(self.join(r, now, cfg, &mut out)),
             Command::Sync(r) => Reply::Sync(self.sync(r, now, &mut out)),
-            Command::Heartbeat { member_id, instance_id, generation } => {
-                Reply::Heartbeat(self.heartbeat(&member_id, instance_id.as_deref(), generation, now))
-            }
+            Command::Heartbeat {
+                member_id,
+                instance_id,
+                generation,
+            } => Reply::Heartbeat(self.heartbeat(
+                &member_id,
+                instance_id.as_deref(),
+                generation,
+                now,
+            )),
             Command::Leave { members } => Reply::Leave(
-                members.into_iter().map(|(id, inst)| self.leave(&id, inst.as_deref(), now, &mut out)).collect(),
+                members
+                    .into_iter()
+                    .map(|(id, inst)| self.leave(&id, inst.as_deref(), now, &mut out))
+                    .collect(),
             ),
             Command::Commit(r) => Reply::Commit(self.commit(r, now, cfg, &mut out)),
-            Command::DeleteOffsets { partitions } => Reply::DeleteOffsets(self.delete_offsets(&partitions, &mut out)),
+            Command::DeleteOffsets { partitions } => {
+                Reply::DeleteOffsets(self.delete_offsets(&partitions, &mut out))
+            }
             Command::Delete => Reply::Delete(self.delete(&mut out)),
             Command::Tick => {
                 self.tick(now, cfg, &mut out);
@@ -175,12 +205,20 @@ impl Group {
         out
     }
 
-    fn join(&mut self, r: JoinRequest, now: i64, cfg: &GroupConfig, out: &mut Output) -> Pending<JoinResult> {
+    fn join(
+        &mut self,
+        r: JoinRequest,
+        now: i64,
+        cfg: &GroupConfig,
+        out: &mut Output,
+    ) -> Pending<JoinResult> {
         let fail = |e| Pending::Now(JoinResult::error(e, &r.member_id));
         if self.phase == Phase::Dead {
             return fail(GroupError::CoordinatorNotAvailable);
         }
-        if r.session_timeout_ms < cfg.min_session_timeout_ms || r.session_timeout_ms > cfg.max_session_timeout_ms {
+        if r.session_timeout_ms < cfg.min_session_timeout_ms
+            || r.session_timeout_ms > cfg.max_session_timeout_ms
+        {
             return fail(GroupError::InvalidSessionTimeout(r.session_timeout_ms));
         }
         if !self.supports(&r.protocol_type, &r.protocols) {
@@ -203,10 +241,18 @@ impl Group {
             return true;
         }
         self.protocol_type.as_deref() == Some(protocol_type)
-            && protocols.iter().any(|(name, _)| self.members.values().all(|m| m.metadata(name).is_some()))
+            && protocols
+                .iter()
+                .any(|(name, _)| self.members.values().all(|m| m.metadata(name).is_some()))
     }
 
-    fn join_new(&mut self, r: JoinRequest, now: i64, cfg: &GroupConfig, out: &mut Output) -> Pending<JoinResult> {
+    fn join_new(
+        &mut self,
+        r: JoinRequest,
+        now: i64,
+        cfg: &GroupConfig,
+        out: &mut Output,
+    ) -> Pending<JoinResult> {
         if let Some(inst) = &r.instance_id {
             if let Some(old) = self.static_members.get(inst).cloned() {
                 if self.members.contains_key(&old) {
@@ -214,30 +260,54 @@ impl Group {
                 }
             }
         }
-        if self.members.len() + self.pending.len() >= usize::try_from(cfg.max_size).unwrap_or(usize::MAX) {
+        if self.members.len() + self.pending.len()
+            >= usize::try_from(cfg.max_size).unwrap_or(usize::MAX)
+        {
             return Pending::Now(JoinResult::error(GroupError::GroupMaxSizeReached, ""));
         }
         if r.instance_id.is_none() && r.require_known_member {
             // The client retries with this id, so a lost response cannot leave a
             // phantom member behind that the group waits for.
-            self.pending.insert(r.new_member_id.clone(), now.saturating_add(i64::from(r.session_timeout_ms)));
-            return Pending::Now(JoinResult::error(GroupError::MemberIdRequired, &r.new_member_id));
+            self.pending.insert(
+                r.new_member_id.clone(),
+                now.saturating_add(i64::from(r.session_timeout_ms)),
+            );
+            return Pending::Now(JoinResult::error(
+                GroupError::MemberIdRequired,
+                &r.new_member_id,
+            ));
         }
         let id = r.new_member_id.clone();
         self.add_member(id, r, now, cfg, out)
     }
 
-    fn join_known(&mut self, r: JoinRequest, now: i64, cfg: &GroupConfig, out: &mut Output) -> Pending<JoinResult> {
+    fn join_known(
+        &mut self,
+        r: JoinRequest,
+        now: i64,
+        cfg: &GroupConfig,
+        out: &mut Output,
+    ) -> Pending<JoinResult> {
         if self.pending.remove(&r.member_id).is_some() {
             if self.members.len() >= usize::try_from(cfg.max_size).unwrap_or(usize::MAX) {
-                return Pending::Now(JoinResult::error(GroupError::GroupMaxSizeReached, &r.member_id));
+                return Pending::Now(JoinResult::error(
+                    GroupError::GroupMaxSizeReached,
+                    &r.member_id,
+                ));
             }
             let id = r.member_id.clone();
             return self.add_member(id, r, now, cfg, out);
         }
         if let Some(inst) = &r.instance_id {
-            if self.static_members.get(inst).is_some_and(|id| *id != r.member_id) {
-                return Pending::Now(JoinResult::error(GroupError::FencedInstanceId, &r.member_id));
+            if self
+                .static_members
+                .get(inst)
+                .is_some_and(|id| *id != r.member_id)
+            {
+                return Pending::Now(JoinResult::error(
+                    GroupError::FencedInstanceId,
+                    &r.member_id,
+                ));
             }
         }
         let Some(m) = self.members.get_mut(&r.member_id) else {
@@ -248,16 +318,25 @@ impl Group {
         match self.phase {
             Phase::PreparingRebalance => self.update_and_wait(r, now, out),
             Phase::CompletingRebalance if same => Pending::Now(self.join_result(&r.member_id)),
-            Phase::Stable if same && self.leader.as_deref() != Some(&r.member_id) => Pending::Now(self.join_result(&r.member_id)),
+            Phase::Stable if same && self.leader.as_deref() != Some(&r.member_id) => {
+                Pending::Now(self.join_result(&r.member_id))
+            }
             Phase::CompletingRebalance | Phase::Stable => {
                 self.prepare_rebalance(now, out);
                 self.update_and_wait(r, now, out)
             }
-            Phase::Empty | Phase::Dead => Pending::Now(JoinResult::error(GroupError::UnknownMemberId, &r.member_id)),
+            Phase::Empty | Phase::Dead => {
+                Pending::Now(JoinResult::error(GroupError::UnknownMemberId, &r.member_id))
+            }
         }
     }
 
-    fn update_and_wait(&mut self, r: JoinRequest, now: i64, out: &mut Output) -> Pending<JoinResult> {
+    fn update_and_wait(
+        &mut self,
+        r: JoinRequest,
+        now: i64,
+        out: &mut Output,
+    ) -> Pending<JoinResult> {
         let id = r.member_id.clone();
         if let Some(m) = self.members.get_mut(&id) {
             m.protocols = r.protocols;
@@ -271,7 +350,14 @@ impl Group {
         Pending::Wait(id)
     }
 
-    fn add_member(&mut self, id: String, r: JoinRequest, now: i64, cfg: &GroupConfig, out: &mut Output) -> Pending<JoinResult> {
+    fn add_member(
+        &mut self,
+        id: String,
+        r: JoinRequest,
+        now: i64,
+        cfg: &GroupConfig,
+        out: &mut Output,
+    ) -> Pending<JoinResult> {
         let r_rebalance_timeout = r.rebalance_timeout_ms;
         if self.members.is_empty() {
             self.protocol_type = Some(r.protocol_type.clone());
@@ -312,7 +398,13 @@ impl Group {
 
     /// A known `group.instance.id` rejoins with a new member id (a restarted
     /// static member): it takes over the old member's place and assignment.
-    fn replace_static(&mut self, old: &str, r: JoinRequest, now: i64, out: &mut Output) -> Pending<JoinResult> {
+    fn replace_static(
+        &mut self,
+        old: &str,
+        r: JoinRequest,
+        now: i64,
+        out: &mut Output,
+    ) -> Pending<JoinResult> {
         let Some(mut m) = self.members.remove(old) else {
             return Pending::Now(JoinResult::error(GroupError::UnknownMemberId, ""));
         };
@@ -323,7 +415,10 @@ impl Group {
             });
         }
         if m.awaiting_sync {
-            out.effects.push(Effect::Sync { member_id: old.to_owned(), result: Err(GroupError::FencedInstanceId) });
+            out.effects.push(Effect::Sync {
+                member_id: old.to_owned(),
+                result: Err(GroupError::FencedInstanceId),
+            });
             m.awaiting_sync = false;
         }
         let new_id = r.new_member_id.clone();
@@ -364,7 +459,13 @@ impl Group {
         let members = if leader == member_id {
             self.members
                 .values()
-                .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol).cloned().unwrap_or_default()))
+                .map(|m| {
+                    (
+                        m.id.clone(),
+                        m.instance_id.clone(),
+                        m.metadata(&protocol).cloned().unwrap_or_default(),
+                    )
+                })
                 .collect()
         } else {
             Vec::new()
@@ -386,12 +487,20 @@ impl Group {
             Phase::CompletingRebalance => {
                 for m in self.members.values_mut().filter(|m| m.awaiting_sync) {
                     m.awaiting_sync = false;
-                    out.effects.push(Effect::Sync { member_id: m.id.clone(), result: Err(GroupError::RebalanceInProgress) });
+                    out.effects.push(Effect::Sync {
+                        member_id: m.id.clone(),
+                        result: Err(GroupError::RebalanceInProgress),
+                    });
                 }
             }
             Phase::Empty | Phase::Stable => {}
         }
-        let timeout = self.members.values().map(|m| i64::from(m.rebalance_timeout_ms)).max().unwrap_or(0);
+        let timeout = self
+            .members
+            .values()
+            .map(|m| i64::from(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or(0);
         self.phase = Phase::PreparingRebalance;
         self.state_timestamp = now;
         self.sync_deadline = None;
@@ -415,7 +524,12 @@ impl Group {
         }
         if !all_joined {
             // Members that did not rejoin within the rebalance timeout are out.
-            let gone: Vec<String> = self.members.values().filter(|m| !m.awaiting_join).map(|m| m.id.clone()).collect();
+            let gone: Vec<String> = self
+                .members
+                .values()
+                .filter(|m| !m.awaiting_join)
+                .map(|m| m.id.clone())
+                .collect();
             for id in gone {
                 self.drop_member(&id, out);
             }
@@ -432,11 +546,20 @@ impl Group {
             return;
         }
         self.protocol = self.select_protocol();
-        if !self.leader.as_ref().is_some_and(|l| self.members.contains_key(l)) {
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|l| self.members.contains_key(l))
+        {
             self.leader = self.members.keys().next().cloned();
         }
         self.phase = Phase::CompletingRebalance;
-        let sync_timeout = self.members.values().map(|m| i64::from(m.rebalance_timeout_ms)).max().unwrap_or(0);
+        let sync_timeout = self
+            .members
+            .values()
+            .map(|m| i64::from(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or(0);
         self.sync_deadline = Some(now.saturating_add(sync_timeout));
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in ids {
@@ -445,7 +568,10 @@ impl Group {
                 m.awaiting_join = false;
                 m.session_deadline = now.saturating_add(i64::from(m.session_timeout_ms));
             }
-            out.effects.push(Effect::Join { member_id: id, result });
+            out.effects.push(Effect::Join {
+                member_id: id,
+                result,
+            });
         }
     }
 
@@ -461,27 +587,42 @@ impl Group {
             .collect();
         let mut votes: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
         for m in self.members.values() {
-            if let Some((n, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n.as_str())) {
+            if let Some((n, _)) = m
+                .protocols
+                .iter()
+                .find(|(n, _)| candidates.contains(&n.as_str()))
+            {
                 *votes.entry(n.as_str()).or_default() += 1;
             }
         }
         let best = votes.values().copied().max()?;
-        votes.into_iter().find(|(_, v)| *v == best).map(|(n, _)| n.to_owned())
+        votes
+            .into_iter()
+            .find(|(_, v)| *v == best)
+            .map(|(n, _)| n.to_owned())
     }
 
     /// Remove a member, answering its outstanding requests, without starting a rebalance.
     fn drop_member(&mut self, id: &str, out: &mut Output) {
-        let Some(m) = self.members.remove(id) else { return };
+        let Some(m) = self.members.remove(id) else {
+            return;
+        };
         if let Some(inst) = &m.instance_id {
             if self.static_members.get(inst).is_some_and(|v| v == id) {
                 self.static_members.remove(inst);
             }
         }
         if m.awaiting_join {
-            out.effects.push(Effect::Join { member_id: id.to_owned(), result: JoinResult::error(GroupError::UnknownMemberId, id) });
+            out.effects.push(Effect::Join {
+                member_id: id.to_owned(),
+                result: JoinResult::error(GroupError::UnknownMemberId, id),
+            });
         }
         if m.awaiting_sync {
-            out.effects.push(Effect::Sync { member_id: id.to_owned(), result: Err(GroupError::UnknownMemberId) });
+            out.effects.push(Effect::Sync {
+                member_id: id.to_owned(),
+                result: Err(GroupError::UnknownMemberId),
+            });
         }
         if self.leader.as_deref() == Some(id) {
             self.leader = self.members.keys().next().cloned();
@@ -501,9 +642,18 @@ impl Group {
         }
     }
 
-    fn check_member(&self, member_id: &str, instance_id: Option<&str>, generation: i32) -> Result<(), GroupError> {
+    pub(super) fn check_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
         if let Some(inst) = instance_id {
-            if self.static_members.get(inst).is_some_and(|id| id != member_id) {
+            if self
+                .static_members
+                .get(inst)
+                .is_some_and(|id| id != member_id)
+            {
                 return Err(GroupError::FencedInstanceId);
             }
         }
@@ -511,20 +661,32 @@ impl Group {
             return Err(GroupError::UnknownMemberId);
         }
         if generation != self.generation {
-            return Err(GroupError::IllegalGeneration { got: generation, current: self.generation });
+            return Err(GroupError::IllegalGeneration {
+                got: generation,
+                current: self.generation,
+            });
         }
         Ok(())
     }
 
-    fn sync(&mut self, r: SyncRequest, now: i64, out: &mut Output) -> Pending<Result<SyncResult, GroupError>> {
+    fn sync(
+        &mut self,
+        r: SyncRequest,
+        now: i64,
+        out: &mut Output,
+    ) -> Pending<Result<SyncResult, GroupError>> {
         if self.phase == Phase::Dead {
             return Pending::Now(Err(GroupError::CoordinatorNotAvailable));
         }
         if let Err(e) = self.check_member(&r.member_id, r.instance_id.as_deref(), r.generation) {
             return Pending::Now(Err(e));
         }
-        if r.protocol_type.as_ref().is_some_and(|t| Some(t) != self.protocol_type.as_ref())
-            || r.protocol_name.as_ref().is_some_and(|p| Some(p) != self.protocol.as_ref())
+        if r.protocol_type
+            .as_ref()
+            .is_some_and(|t| Some(t) != self.protocol_type.as_ref())
+            || r.protocol_name
+                .as_ref()
+                .is_some_and(|p| Some(p) != self.protocol.as_ref())
         {
             return Pending::Now(Err(GroupError::InconsistentGroupProtocol));
         }
@@ -541,19 +703,32 @@ impl Group {
                 }
                 if self.leader.as_deref() == Some(r.member_id.as_str()) {
                     for m in self.members.values_mut() {
-                        m.assignment = r.assignments.iter().find(|(id, _)| *id == m.id).map(|(_, a)| a.clone()).unwrap_or_default();
+                        m.assignment = r
+                            .assignments
+                            .iter()
+                            .find(|(id, _)| *id == m.id)
+                            .map(|(_, a)| a.clone())
+                            .unwrap_or_default();
                     }
                     self.phase = Phase::Stable;
                     self.sync_deadline = None;
                     self.state_timestamp = now;
                     out.records.push(self.snapshot_record());
-                    let ids: Vec<String> = self.members.values().filter(|m| m.awaiting_sync).map(|m| m.id.clone()).collect();
+                    let ids: Vec<String> = self
+                        .members
+                        .values()
+                        .filter(|m| m.awaiting_sync)
+                        .map(|m| m.id.clone())
+                        .collect();
                     for id in ids {
                         let result = Ok(self.sync_result(&id));
                         if let Some(m) = self.members.get_mut(&id) {
                             m.awaiting_sync = false;
                         }
-                        out.effects.push(Effect::Sync { member_id: id, result });
+                        out.effects.push(Effect::Sync {
+                            member_id: id,
+                            result,
+                        });
                     }
                 }
                 Pending::Wait(r.member_id)
@@ -565,11 +740,21 @@ impl Group {
         SyncResult {
             protocol_type: self.protocol_type.clone(),
             protocol: self.protocol.clone(),
-            assignment: self.members.get(member_id).map(|m| m.assignment.clone()).unwrap_or_default(),
+            assignment: self
+                .members
+                .get(member_id)
+                .map(|m| m.assignment.clone())
+                .unwrap_or_default(),
         }
     }
 
-    fn heartbeat(&mut self, member_id: &str, instance_id: Option<&str>, generation: i32, now: i64) -> Result<(), GroupError> {
+    fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: i64,
+    ) -> Result<(), GroupError> {
         if self.phase == Phase::Dead {
             return Err(GroupError::CoordinatorNotAvailable);
         }
@@ -584,14 +769,22 @@ impl Group {
         }
     }
 
-    fn leave(&mut self, member_id: &str, instance_id: Option<&str>, now: i64, out: &mut Output) -> Result<(), GroupError> {
+    fn leave(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now: i64,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
         if self.phase == Phase::Dead {
             return Err(GroupError::CoordinatorNotAvailable);
         }
         let id = if let Some(inst) = instance_id {
             match self.static_members.get(inst) {
                 None => return Err(GroupError::UnknownMemberId),
-                Some(id) if !member_id.is_empty() && id != member_id => return Err(GroupError::FencedInstanceId),
+                Some(id) if !member_id.is_empty() && id != member_id => {
+                    return Err(GroupError::FencedInstanceId)
+                }
                 Some(id) => id.clone(),
             }
         } else {
@@ -608,100 +801,6 @@ impl Group {
         Ok(())
     }
 
-    fn commit(&mut self, r: CommitRequest, now: i64, cfg: &GroupConfig, out: &mut Output) -> Result<Vec<Result<(), GroupError>>, GroupError> {
-        if self.phase == Phase::Dead {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
-        let simple = r.generation < 0 && self.phase == Phase::Empty;
-        if !simple {
-            self.check_member(&r.member_id, r.instance_id.as_deref(), r.generation)?;
-            if self.phase == Phase::CompletingRebalance {
-                return Err(GroupError::RebalanceInProgress);
-            }
-            if let Some(m) = self.members.get_mut(&r.member_id) {
-                m.session_deadline = now.saturating_add(i64::from(m.session_timeout_ms));
-            }
-        }
-        let expire = (r.retention_ms > 0).then(|| now.saturating_add(r.retention_ms));
-        Ok(r.offsets
-            .into_iter()
-            .map(|o| {
-                let metadata = o.metadata.unwrap_or_default();
-                if metadata.len() > cfg.offset_metadata_max_bytes {
-                    return Err(GroupError::OffsetMetadataTooLarge { len: metadata.len(), max: cfg.offset_metadata_max_bytes });
-                }
-                out.records.push(GroupRecord::Offset {
-                    key: OffsetKey { group: self.id.clone(), topic: o.topic, partition: o.partition },
-                    value: Some(OffsetValue {
-                        offset: o.offset,
-                        leader_epoch: o.leader_epoch,
-                        metadata,
-                        commit_timestamp: now,
-                        expire_timestamp: expire,
-                    }),
-                });
-                Ok(())
-            })
-            .collect())
-    }
-
-    fn delete_offsets(&mut self, partitions: &[(String, i32)], out: &mut Output) -> Result<Vec<Result<(), GroupError>>, GroupError> {
-        if self.is_vacant() {
-            return Err(GroupError::GroupIdNotFound);
-        }
-        let subscribed: Option<Vec<String>> = if self.members.is_empty() {
-            Some(Vec::new())
-        } else if self.protocol_type.as_deref() == Some("consumer") {
-            let protocol = self.protocol.clone().unwrap_or_default();
-            let mut topics = Vec::new();
-            for m in self.members.values() {
-                topics.extend(m.metadata(&protocol).and_then(|b| super::consumer_protocol::subscription_topics(b)).unwrap_or_default());
-            }
-            Some(topics)
-        } else {
-            None
-        };
-        let Some(subscribed) = subscribed else {
-            return Err(GroupError::NonEmptyGroup);
-        };
-        Ok(partitions
-            .iter()
-            .map(|(topic, partition)| {
-                if subscribed.contains(topic) {
-                    return Err(GroupError::GroupSubscribedToTopic);
-                }
-                if self.offset(topic, *partition).is_some() {
-                    out.records.push(GroupRecord::Offset {
-                        key: OffsetKey { group: self.id.clone(), topic: topic.clone(), partition: *partition },
-                        value: None,
-                    });
-                }
-                Ok(())
-            })
-            .collect())
-    }
-
-    fn delete(&mut self, out: &mut Output) -> Result<(), GroupError> {
-        if self.is_vacant() {
-            return Err(GroupError::GroupIdNotFound);
-        }
-        if !self.members.is_empty() || self.phase != Phase::Empty {
-            return Err(GroupError::NonEmptyGroup);
-        }
-        self.tombstone_all(out);
-        Ok(())
-    }
-
-    fn tombstone_all(&self, out: &mut Output) {
-        for (topic, partition) in self.offsets.keys() {
-            out.records.push(GroupRecord::Offset {
-                key: OffsetKey { group: self.id.clone(), topic: topic.clone(), partition: *partition },
-                value: None,
-            });
-        }
-        out.records.push(GroupRecord::Group { group: self.id.clone(), value: None });
-    }
-
     fn tick(&mut self, now: i64, cfg: &GroupConfig, out: &mut Output) {
         self.pending.retain(|_, deadline| *deadline > now);
         let expired: Vec<String> = self
@@ -710,7 +809,8 @@ impl Group {
             .filter(|m| {
                 // A member parked in JoinGroup (bounded by the rebalance timeout) or
                 // SyncGroup (bounded by the sync deadline) cannot heartbeat.
-                let parked = (m.awaiting_join && self.phase == Phase::PreparingRebalance) || m.awaiting_sync;
+                let parked =
+                    (m.awaiting_join && self.phase == Phase::PreparingRebalance) || m.awaiting_sync;
                 !parked && m.session_deadline <= now
             })
             .map(|m| m.id.clone())
@@ -718,9 +818,15 @@ impl Group {
         for id in expired {
             self.remove_member(&id, now, out);
         }
-        if self.phase == Phase::CompletingRebalance && self.sync_deadline.is_some_and(|d| now >= d) {
+        if self.phase == Phase::CompletingRebalance && self.sync_deadline.is_some_and(|d| now >= d)
+        {
             // The leader never sent its assignment: drop those that did not sync.
-            let gone: Vec<String> = self.members.values().filter(|m| !m.awaiting_sync).map(|m| m.id.clone()).collect();
+            let gone: Vec<String> = self
+                .members
+                .values()
+                .filter(|m| !m.awaiting_sync)
+                .map(|m| m.id.clone())
+                .collect();
             for id in gone {
                 self.drop_member(&id, out);
             }
@@ -731,30 +837,4 @@ impl Group {
             self.expire_offsets(now, cfg, out);
         }
     }
-
-    /// Offset retention for a group without members: offsets expire
-    /// `offsets.retention.minutes` after the group emptied (or after their own
-    /// commit, if later, or at an explicit v1 expiry); a group left with neither
-    /// members nor offsets is deleted.
-    fn expire_offsets(&self, now: i64, cfg: &GroupConfig, out: &mut Output) {
-        let mut remaining = 0usize;
-        for ((topic, partition), v) in &self.offsets {
-            let due = v.expire_timestamp.unwrap_or_else(|| {
-                self.state_timestamp.max(v.commit_timestamp).saturating_add(cfg.offsets_retention_ms)
-            });
-            if now >= due {
-                out.records.push(GroupRecord::Offset {
-                    key: OffsetKey { group: self.id.clone(), topic: topic.clone(), partition: *partition },
-                    value: None,
-                });
-            } else {
-                remaining += 1;
-            }
-        }
-        let group_due = self.state_timestamp.saturating_add(cfg.offsets_retention_ms);
-        if remaining == 0 && now >= group_due && !self.is_vacant() {
-            out.records.push(GroupRecord::Group { group: self.id.clone(), value: None });
-        }
-    }
 }
-

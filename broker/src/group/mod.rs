@@ -24,18 +24,24 @@ mod coordinator;
 mod error;
 mod load;
 mod machine;
+mod offsets;
 mod records;
 mod state;
 #[cfg(test)]
 mod tests;
 
-pub use consumer_protocol::{assignment_partitions, encode_assignment, encode_subscription, subscription_topics};
+pub use consumer_protocol::{
+    assignment_partitions, encode_assignment, encode_subscription, subscription_topics,
+};
 pub use coordinator::{offsets_partition, run_timer, GroupCoordinator, GroupSummary, Stepped};
 pub use error::GroupError;
 pub use machine::{
-    CommitOffset, CommitRequest, Command, Effect, JoinRequest, JoinResult, Output, Pending, Reply, SyncRequest, SyncResult,
+    Command, CommitOffset, CommitRequest, Effect, JoinRequest, JoinResult, Output, Pending, Reply,
+    SyncRequest, SyncResult,
 };
-pub use records::{GroupMetadata, GroupRecord, MemberMetadata, OffsetKey, OffsetValue, RecordDecodeError};
+pub use records::{
+    GroupMetadata, GroupRecord, MemberMetadata, OffsetKey, OffsetValue, RecordDecodeError,
+};
 pub use state::{Group, GroupConfig, GroupView, Member, Phase};
 
 /// The internal topic holding group metadata and committed offsets.
@@ -43,7 +49,8 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Java's `String.hashCode` over UTF-16 code units (wrapping `i32` arithmetic).
 pub fn java_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }
 
 /// The `__consumer_offsets` partition of `group` (Kafka's `Utils.abs(hash) % n`,

@@ -25,9 +25,15 @@ use bytes::{BufMut, Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupRecord {
     /// A committed offset, or its deletion (`value: None`).
-    Offset { key: OffsetKey, value: Option<OffsetValue> },
+    Offset {
+        key: OffsetKey,
+        value: Option<OffsetValue>,
+    },
     /// A group's membership snapshot, or the group's deletion (`value: None`).
-    Group { group: String, value: Option<GroupMetadata> },
+    Group {
+        group: String,
+        value: Option<GroupMetadata>,
+    },
 }
 
 /// Key of a committed offset.
@@ -169,12 +175,12 @@ impl GroupRecord {
                     topic: k.string("offset key")?,
                     partition: k.i32("offset key")?,
                 };
-                let value = value.map(|v| decode_offset_value(v)).transpose()?;
+                let value = value.map(decode_offset_value).transpose()?;
                 Ok(GroupRecord::Offset { key, value })
             }
             2 => {
                 let group = k.string("group key")?;
-                let value = value.map(|v| decode_group_value(v)).transpose()?;
+                let value = value.map(decode_group_value).transpose()?;
                 Ok(GroupRecord::Group { group, value })
             }
             v => Err(RecordDecodeError::UnknownKeyVersion(v)),
@@ -189,13 +195,22 @@ fn decode_offset_value(v: &Bytes) -> Result<OffsetValue, RecordDecodeError> {
     let offset = c.i64(W)?;
     let leader_epoch = if version >= 3 { c.i32(W)? } else { -1 };
     if version > 4 {
-        return Err(RecordDecodeError::UnknownValueVersion { what: "offset", version });
+        return Err(RecordDecodeError::UnknownValueVersion {
+            what: "offset",
+            version,
+        });
     }
     let metadata = c.string(W)?;
     let commit_timestamp = c.i64(W)?;
     let expire_timestamp = if version == 1 { Some(c.i64(W)?) } else { None };
     // v4 (flexible) appends tagged fields only; the fields above are the same.
-    Ok(OffsetValue { offset, leader_epoch, metadata, commit_timestamp, expire_timestamp })
+    Ok(OffsetValue {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp,
+        expire_timestamp,
+    })
 }
 
 fn decode_group_value(v: &Bytes) -> Result<GroupMetadata, RecordDecodeError> {
@@ -203,7 +218,10 @@ fn decode_group_value(v: &Bytes) -> Result<GroupMetadata, RecordDecodeError> {
     let mut c = Cur(v.clone());
     let version = c.i16(W)?;
     if !(0..=3).contains(&version) {
-        return Err(RecordDecodeError::UnknownValueVersion { what: "group", version });
+        return Err(RecordDecodeError::UnknownValueVersion {
+            what: "group",
+            version,
+        });
     }
     let protocol_type = c.string(W)?;
     let generation = c.i32(W)?;
@@ -226,13 +244,24 @@ fn decode_group_value(v: &Bytes) -> Result<GroupMetadata, RecordDecodeError> {
             group_instance_id,
             client_id,
             client_host,
-            rebalance_timeout_ms: if rebalance_timeout_ms < 0 { session_timeout_ms } else { rebalance_timeout_ms },
+            rebalance_timeout_ms: if rebalance_timeout_ms < 0 {
+                session_timeout_ms
+            } else {
+                rebalance_timeout_ms
+            },
             session_timeout_ms,
             subscription,
             assignment,
         });
     }
-    Ok(GroupMetadata { protocol_type, generation, protocol, leader, current_state_timestamp, members })
+    Ok(GroupMetadata {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        current_state_timestamp,
+        members,
+    })
 }
 
 fn put_str(b: &mut BytesMut, s: &str) {
@@ -284,7 +313,9 @@ impl Cur {
             return Ok(None);
         }
         let b = self.take(len as usize, w)?;
-        String::from_utf8(b.to_vec()).map(Some).map_err(|_| RecordDecodeError::Malformed(w))
+        String::from_utf8(b.to_vec())
+            .map(Some)
+            .map_err(|_| RecordDecodeError::Malformed(w))
     }
     fn string(&mut self, w: &'static str) -> Result<String, RecordDecodeError> {
         Ok(self.opt_string(w)?.unwrap_or_default())

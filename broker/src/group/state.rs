@@ -93,7 +93,10 @@ pub struct Member {
 impl Member {
     /// This member's metadata for `protocol`.
     pub fn metadata(&self, protocol: &str) -> Option<&Bytes> {
-        self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m)
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m)
     }
 }
 
@@ -169,13 +172,19 @@ impl Group {
             *self = Group::new(&id, now);
         }
         match record {
-            GroupRecord::Offset { key, value: Some(v) } => {
-                self.offsets.insert((key.topic.clone(), key.partition), v.clone());
+            GroupRecord::Offset {
+                key,
+                value: Some(v),
+            } => {
+                self.offsets
+                    .insert((key.topic.clone(), key.partition), v.clone());
             }
             GroupRecord::Offset { key, value: None } => {
                 self.offsets.remove(&(key.topic.clone(), key.partition));
             }
-            GroupRecord::Group { value: Some(meta), .. } => self.apply_snapshot(meta, now),
+            GroupRecord::Group {
+                value: Some(meta), ..
+            } => self.apply_snapshot(meta, now),
             GroupRecord::Group { value: None, .. } => {
                 let id = std::mem::take(&mut self.id);
                 *self = Group::new(&id, now);
@@ -195,19 +204,22 @@ impl Group {
         let mut members = BTreeMap::new();
         self.static_members.clear();
         for pm in &meta.members {
-            let mut m = self.members.remove(&pm.member_id).unwrap_or_else(|| Member {
-                id: pm.member_id.clone(),
-                instance_id: None,
-                client_id: String::new(),
-                client_host: String::new(),
-                session_timeout_ms: pm.session_timeout_ms,
-                rebalance_timeout_ms: pm.rebalance_timeout_ms,
-                protocols: Vec::new(),
-                assignment: Bytes::new(),
-                awaiting_join: false,
-                awaiting_sync: false,
-                session_deadline: now.saturating_add(i64::from(pm.session_timeout_ms)),
-            });
+            let mut m = self
+                .members
+                .remove(&pm.member_id)
+                .unwrap_or_else(|| Member {
+                    id: pm.member_id.clone(),
+                    instance_id: None,
+                    client_id: String::new(),
+                    client_host: String::new(),
+                    session_timeout_ms: pm.session_timeout_ms,
+                    rebalance_timeout_ms: pm.rebalance_timeout_ms,
+                    protocols: Vec::new(),
+                    assignment: Bytes::new(),
+                    awaiting_join: false,
+                    awaiting_sync: false,
+                    session_deadline: now.saturating_add(i64::from(pm.session_timeout_ms)),
+                });
             m.instance_id = pm.group_instance_id.clone();
             m.client_id = pm.client_id.clone();
             m.client_host = pm.client_host.clone();
@@ -227,7 +239,11 @@ impl Group {
         self.members = members;
         // Snapshots are written exactly when a generation completes (Stable) or
         // the group empties, so this is also what the live group's phase is.
-        self.phase = if self.members.is_empty() { Phase::Empty } else { Phase::Stable };
+        self.phase = if self.members.is_empty() {
+            Phase::Empty
+        } else {
+            Phase::Stable
+        };
         self.rebalance_deadline = None;
         self.sync_deadline = None;
         self.initial_delay = None;
@@ -235,7 +251,10 @@ impl Group {
 
     /// The membership snapshot record for the current state.
     pub fn snapshot_record(&self) -> GroupRecord {
-        GroupRecord::Group { group: self.id.clone(), value: Some(self.metadata()) }
+        GroupRecord::Group {
+            group: self.id.clone(),
+            value: Some(self.metadata()),
+        }
     }
 
     fn metadata(&self) -> GroupMetadata {
@@ -256,7 +275,11 @@ impl Group {
                     client_host: m.client_host.clone(),
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
                     session_timeout_ms: m.session_timeout_ms,
-                    subscription: protocol.as_deref().and_then(|p| m.metadata(p)).cloned().unwrap_or_default(),
+                    subscription: protocol
+                        .as_deref()
+                        .and_then(|p| m.metadata(p))
+                        .cloned()
+                        .unwrap_or_default(),
                     assignment: m.assignment.clone(),
                 })
                 .collect(),

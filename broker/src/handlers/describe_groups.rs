@@ -15,7 +15,11 @@ const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 pub(super) async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
     let mut groups = Vec::with_capacity(req.groups.len());
     for id in req.groups {
-        let ops = if req.include_authorized_operations { GROUP_AUTHORIZED_OPERATIONS } else { OPERATIONS_NOT_REQUESTED };
+        let ops = if req.include_authorized_operations {
+            GROUP_AUTHORIZED_OPERATIONS
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        };
         let Some(g) = ctx.broker.groups().describe(&id).await else {
             groups.push(DescribedGroup {
                 group_id: id,
@@ -31,7 +35,11 @@ pub(super) async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
             group_id: g.group_id,
             group_state: g.phase.name().into(),
             protocol_type: g.protocol_type,
-            protocol_data: if stable { g.protocol.clone() } else { String::new() },
+            protocol_data: if stable {
+                g.protocol.clone()
+            } else {
+                String::new()
+            },
             members: g
                 .members
                 .iter()
@@ -40,8 +48,16 @@ pub(super) async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
                     group_instance_id: m.instance_id.clone(),
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
-                    member_metadata: if stable { m.metadata(&g.protocol).cloned().unwrap_or_default() } else { Default::default() },
-                    member_assignment: if stable { m.assignment.clone() } else { Default::default() },
+                    member_metadata: if stable {
+                        m.metadata(&g.protocol).cloned().unwrap_or_default()
+                    } else {
+                        Default::default()
+                    },
+                    member_assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Default::default()
+                    },
                     ..Default::default()
                 })
                 .collect(),
@@ -49,5 +65,8 @@ pub(super) async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
             ..Default::default()
         });
     }
-    ctx.reply(&DescribeGroupsResponse { groups, ..Default::default() })
+    ctx.reply(&DescribeGroupsResponse {
+        groups,
+        ..Default::default()
+    })
 }

@@ -11,13 +11,20 @@ use super::Ctx;
 use crate::server::connection::Reply;
 
 pub(super) async fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Reply {
-    let keys = if ctx.version >= 4 { req.coordinator_keys.clone() } else { vec![req.key.clone()] };
+    let keys = if ctx.version >= 4 {
+        req.coordinator_keys.clone()
+    } else {
+        vec![req.key.clone()]
+    };
     let mut answers = Vec::with_capacity(keys.len());
     for key in keys {
         answers.push(find(ctx, req.key_type, key).await);
     }
     let resp = if ctx.version >= 4 {
-        FindCoordinatorResponse { coordinators: answers, ..Default::default() }
+        FindCoordinatorResponse {
+            coordinators: answers,
+            ..Default::default()
+        }
     } else {
         let a = answers.into_iter().next().unwrap_or_default();
         FindCoordinatorResponse {
@@ -45,12 +52,26 @@ async fn find(ctx: &Ctx, key_type: i8, key: String) -> Coordinator {
     match key_type {
         0 => {}
         1 => {
-            return refuse(key, ErrorCode::COORDINATOR_NOT_AVAILABLE, "brook does not support transactions yet".into());
+            return refuse(
+                key,
+                ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                "brook does not support transactions yet".into(),
+            );
         }
-        other => return refuse(key, ErrorCode::INVALID_REQUEST, format!("unknown coordinator key type {other}")),
+        other => {
+            return refuse(
+                key,
+                ErrorCode::INVALID_REQUEST,
+                format!("unknown coordinator key type {other}"),
+            )
+        }
     }
     if key.is_empty() {
-        return refuse(key, ErrorCode::INVALID_GROUP_ID, "the group id is empty".into());
+        return refuse(
+            key,
+            ErrorCode::INVALID_GROUP_ID,
+            "the group id is empty".into(),
+        );
     }
     // Create __consumer_offsets now, as Kafka does, so the first JoinGroup does
     // not pay for it.
@@ -58,5 +79,13 @@ async fn find(ctx: &Ctx, key_type: i8, key: String) -> Coordinator {
         return refuse(key, e.error_code(), e.to_string());
     }
     let (host, port) = ctx.broker.advertised();
-    Coordinator { key, node_id: ctx.broker.node_id(), host, port, error_code: 0, error_message: None, ..Default::default() }
+    Coordinator {
+        key,
+        node_id: ctx.broker.node_id(),
+        host,
+        port,
+        error_code: 0,
+        error_message: None,
+        ..Default::default()
+    }
 }

@@ -14,11 +14,18 @@ pub(super) async fn handle(ctx: &Ctx, req: HeartbeatRequest) -> Reply {
         generation: req.generation_id,
     };
     let missing = GroupReply::Heartbeat(Err(GroupError::UnknownMemberId));
-    let stepped = ctx.broker.groups().execute(&ctx.broker, &req.group_id, cmd, false, missing).await;
+    let stepped = ctx
+        .broker
+        .groups()
+        .execute(&ctx.broker, &req.group_id, cmd, false, missing)
+        .await;
     // A heartbeat writes no records, so finishing does not wait on I/O.
     let code = match stepped.finish().await {
         GroupReply::Heartbeat(r) => r.err().map_or(0, |e| e.code()),
         _ => GroupError::CoordinatorNotAvailable.code(),
     };
-    ctx.reply(&HeartbeatResponse { error_code: code, ..Default::default() })
+    ctx.reply(&HeartbeatResponse {
+        error_code: code,
+        ..Default::default()
+    })
 }

@@ -12,7 +12,10 @@ use crate::server::connection::Reply;
 
 pub(super) async fn handle(ctx: Ctx, req: JoinGroupRequest) -> Reply {
     if req.group_id.is_empty() {
-        return ctx.reply(&response(&ctx, JoinResult::error_for(crate::group::GroupError::InvalidGroupId, &req.member_id)));
+        return ctx.reply(&response(
+            &ctx,
+            JoinResult::error_for(crate::group::GroupError::InvalidGroupId, &req.member_id),
+        ));
     }
     let client_id = ctx.header.client_id.clone().unwrap_or_default();
     let join = JoinRequest {
@@ -24,12 +27,30 @@ pub(super) async fn handle(ctx: Ctx, req: JoinGroupRequest) -> Reply {
         client_host: String::new(),
         session_timeout_ms: req.session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.
-        rebalance_timeout_ms: if req.rebalance_timeout_ms < 0 { req.session_timeout_ms } else { req.rebalance_timeout_ms },
+        rebalance_timeout_ms: if req.rebalance_timeout_ms < 0 {
+            req.session_timeout_ms
+        } else {
+            req.rebalance_timeout_ms
+        },
         protocol_type: req.protocol_type,
-        protocols: req.protocols.into_iter().map(|p| (p.name, p.metadata)).collect(),
+        protocols: req
+            .protocols
+            .into_iter()
+            .map(|p| (p.name, p.metadata))
+            .collect(),
         require_known_member: ctx.version >= 4,
     };
-    let stepped = ctx.broker.groups().execute(&ctx.broker, &req.group_id, Command::Join(join), true, GroupReply::None).await;
+    let stepped = ctx
+        .broker
+        .groups()
+        .execute(
+            &ctx.broker,
+            &req.group_id,
+            Command::Join(join),
+            true,
+            GroupReply::None,
+        )
+        .await;
     Reply::Pending(tokio::spawn(async move {
         let result = match stepped.finish().await {
             GroupReply::Join(Pending::Now(r)) => r,
@@ -46,18 +67,24 @@ fn response(ctx: &Ctx, r: JoinResult) -> JoinGroupResponse {
         generation_id: r.generation,
         protocol_type: r.protocol_type,
         // Before v7 the field is not nullable: an empty string stands for none.
-        protocol_name: if ctx.version >= 7 { r.protocol } else { Some(r.protocol.unwrap_or_default()) },
+        protocol_name: if ctx.version >= 7 {
+            r.protocol
+        } else {
+            Some(r.protocol.unwrap_or_default())
+        },
         leader: r.leader,
         member_id: r.member_id,
         members: r
             .members
             .into_iter()
-            .map(|(member_id, group_instance_id, metadata)| JoinGroupResponseMember {
-                member_id,
-                group_instance_id,
-                metadata,
-                ..Default::default()
-            })
+            .map(
+                |(member_id, group_instance_id, metadata)| JoinGroupResponseMember {
+                    member_id,
+                    group_instance_id,
+                    metadata,
+                    ..Default::default()
+                },
+            )
             .collect(),
         ..Default::default()
     }
@@ -67,5 +94,12 @@ fn response(ctx: &Ctx, r: JoinResult) -> JoinGroupResponse {
 fn new_member_id(client_id: &str) -> String {
     let r: u128 = rand::random();
     let h = format!("{r:032x}");
-    format!("{client_id}-{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{client_id}-{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }

@@ -10,17 +10,39 @@ use crate::server::connection::Reply;
 
 pub(super) async fn handle(ctx: Ctx, req: LeaveGroupRequest) -> Reply {
     let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
-        req.members.iter().map(|m| (m.member_id.clone(), m.group_instance_id.clone().filter(|i| !i.is_empty()))).collect()
+        req.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.clone(),
+                    m.group_instance_id.clone().filter(|i| !i.is_empty()),
+                )
+            })
+            .collect()
     } else {
         vec![(req.member_id.clone(), None)]
     };
-    let missing = GroupReply::Leave(members.iter().map(|_| Err(GroupError::UnknownMemberId)).collect());
-    let cmd = Command::Leave { members: members.clone() };
-    let stepped = ctx.broker.groups().execute(&ctx.broker, &req.group_id, cmd, false, missing).await;
+    let missing = GroupReply::Leave(
+        members
+            .iter()
+            .map(|_| Err(GroupError::UnknownMemberId))
+            .collect(),
+    );
+    let cmd = Command::Leave {
+        members: members.clone(),
+    };
+    let stepped = ctx
+        .broker
+        .groups()
+        .execute(&ctx.broker, &req.group_id, cmd, false, missing)
+        .await;
     Reply::Pending(tokio::spawn(async move {
         let results = match stepped.finish().await {
             GroupReply::Leave(r) => r,
-            _ => members.iter().map(|_| Err(GroupError::CoordinatorNotAvailable)).collect(),
+            _ => members
+                .iter()
+                .map(|_| Err(GroupError::CoordinatorNotAvailable))
+                .collect(),
         };
         let resp = if ctx.version >= 3 {
             LeaveGroupResponse {
@@ -38,8 +60,15 @@ pub(super) async fn handle(ctx: Ctx, req: LeaveGroupRequest) -> Reply {
                 ..Default::default()
             }
         } else {
-            let code = results.into_iter().next().and_then(Result::err).map_or(0, |e| e.code());
-            LeaveGroupResponse { error_code: code, ..Default::default() }
+            let code = results
+                .into_iter()
+                .next()
+                .and_then(Result::err)
+                .map_or(0, |e| e.code());
+            LeaveGroupResponse {
+                error_code: code,
+                ..Default::default()
+            }
         };
         ctx.frame(&resp, Vec::new())
     }))

@@ -13,7 +13,13 @@ pub(super) async fn handle(ctx: &Ctx, req: ListGroupsRequest) -> Reply {
         .list()
         .await
         .into_iter()
-        .filter(|g| req.states_filter.is_empty() || req.states_filter.iter().any(|s| s.eq_ignore_ascii_case(g.phase.name())))
+        .filter(|g| {
+            req.states_filter.is_empty()
+                || req
+                    .states_filter
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(g.phase.name()))
+        })
         .map(|g| ListedGroup {
             group_id: g.group_id,
             protocol_type: g.protocol_type,
@@ -21,5 +27,9 @@ pub(super) async fn handle(ctx: &Ctx, req: ListGroupsRequest) -> Reply {
             ..Default::default()
         })
         .collect();
-    ctx.reply(&ListGroupsResponse { error_code: 0, groups, ..Default::default() })
+    ctx.reply(&ListGroupsResponse {
+        error_code: 0,
+        groups,
+        ..Default::default()
+    })
 }

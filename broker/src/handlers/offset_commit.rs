@@ -4,11 +4,13 @@
 //! Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION, as in Kafka.
 
 use brook_protocol::error::ErrorCode;
-use brook_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use brook_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
 use brook_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::Ctx;
-use crate::group::{CommitOffset, CommitRequest, Command, GroupError, Reply as GroupReply};
+use crate::group::{Command, CommitOffset, CommitRequest, GroupError, Reply as GroupReply};
 use crate::server::connection::Reply;
 
 pub(super) async fn handle(ctx: Ctx, req: OffsetCommitRequest) -> Reply {
@@ -18,9 +20,15 @@ pub(super) async fn handle(ctx: Ctx, req: OffsetCommitRequest) -> Reply {
     for (ti, t) in req.topics.iter().enumerate() {
         let topic = ctx.broker.topic(&t.name);
         for p in &t.partitions {
-            let known = topic.as_ref().is_some_and(|topic| topic.partition(p.partition_index).is_some());
+            let known = topic
+                .as_ref()
+                .is_some_and(|topic| topic.partition(p.partition_index).is_some());
             if !known {
-                plan.push((ti, p.partition_index, Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code())));
+                plan.push((
+                    ti,
+                    p.partition_index,
+                    Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()),
+                ));
                 continue;
             }
             plan.push((ti, p.partition_index, Ok(offsets.len())));
@@ -46,7 +54,11 @@ pub(super) async fn handle(ctx: Ctx, req: OffsetCommitRequest) -> Reply {
             retention_ms: req.retention_time_ms,
             offsets,
         });
-        let stepped = ctx.broker.groups().execute(&ctx.broker, &req.group_id, cmd, true, GroupReply::None).await;
+        let stepped = ctx
+            .broker
+            .groups()
+            .execute(&ctx.broker, &req.group_id, cmd, true, GroupReply::None)
+            .await;
         return Reply::Pending(tokio::spawn(async move {
             let result = match stepped.finish().await {
                 GroupReply::Commit(r) => r,
@@ -63,17 +75,32 @@ fn response(
     plan: &[(usize, i32, Result<usize, i16>)],
     result: &Result<Vec<Result<(), GroupError>>, GroupError>,
 ) -> OffsetCommitResponse {
-    let mut topics: Vec<OffsetCommitResponseTopic> =
-        names.iter().map(|n| OffsetCommitResponseTopic { name: n.clone(), ..Default::default() }).collect();
+    let mut topics: Vec<OffsetCommitResponseTopic> = names
+        .iter()
+        .map(|n| OffsetCommitResponseTopic {
+            name: n.clone(),
+            ..Default::default()
+        })
+        .collect();
     for (ti, partition, slot) in plan {
         let code = match (slot, result) {
             (Err(code), _) => *code,
             (Ok(_), Err(e)) => e.code(),
-            (Ok(i), Ok(per)) => per.get(*i).and_then(|r| r.as_ref().err()).map_or(0, GroupError::code),
+            (Ok(i), Ok(per)) => per
+                .get(*i)
+                .and_then(|r| r.as_ref().err())
+                .map_or(0, GroupError::code),
         };
         if let Some(t) = topics.get_mut(*ti) {
-            t.partitions.push(OffsetCommitResponsePartition { partition_index: *partition, error_code: code, ..Default::default() });
+            t.partitions.push(OffsetCommitResponsePartition {
+                partition_index: *partition,
+                error_code: code,
+                ..Default::default()
+            });
         }
     }
-    OffsetCommitResponse { topics, ..Default::default() }
+    OffsetCommitResponse {
+        topics,
+        ..Default::default()
+    }
 }

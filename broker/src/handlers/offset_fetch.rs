@@ -5,8 +5,8 @@
 //! never finds unstable ones.
 
 use brook_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
-    OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use brook_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 
@@ -20,7 +20,11 @@ pub(super) async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
     if ctx.version >= 8 {
         let mut groups = Vec::with_capacity(req.groups.len());
         for g in req.groups {
-            let wanted = g.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+            let wanted = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name, t.partition_indexes))
+                    .collect()
+            });
             let fetched = fetch(ctx, &g.group_id, wanted).await;
             groups.push(OffsetFetchResponseGroup {
                 group_id: g.group_id,
@@ -46,9 +50,16 @@ pub(super) async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
                 ..Default::default()
             });
         }
-        return ctx.reply(&OffsetFetchResponse { groups, ..Default::default() });
+        return ctx.reply(&OffsetFetchResponse {
+            groups,
+            ..Default::default()
+        });
     }
-    let wanted = req.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+    let wanted = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name, t.partition_indexes))
+            .collect()
+    });
     let fetched = fetch(ctx, &req.group_id, wanted).await;
     let topics = fetched
         .into_iter()
@@ -68,13 +79,24 @@ pub(super) async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
             ..Default::default()
         })
         .collect();
-    ctx.reply(&OffsetFetchResponse { topics, error_code: 0, ..Default::default() })
+    ctx.reply(&OffsetFetchResponse {
+        topics,
+        error_code: 0,
+        ..Default::default()
+    })
 }
 
 async fn fetch(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
-    let keys: Option<Vec<(String, i32)>> =
-        wanted.map(|w| w.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p))).collect());
-    let rows = ctx.broker.groups().fetch_offsets(group, keys.as_deref()).await;
+    let keys: Option<Vec<(String, i32)>> = wanted.map(|w| {
+        w.into_iter()
+            .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+            .collect()
+    });
+    let rows = ctx
+        .broker
+        .groups()
+        .fetch_offsets(group, keys.as_deref())
+        .await;
     let mut out: Fetched = Vec::new();
     for ((topic, partition), v) in rows {
         match out.last_mut() {

@@ -14,10 +14,24 @@ pub(super) async fn handle(ctx: Ctx, req: SyncGroupRequest) -> Reply {
         generation: req.generation_id,
         protocol_type: req.protocol_type,
         protocol_name: req.protocol_name,
-        assignments: req.assignments.into_iter().map(|a| (a.member_id, a.assignment)).collect(),
+        assignments: req
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id, a.assignment))
+            .collect(),
     };
     let missing = GroupReply::Sync(Pending::Now(Err(GroupError::UnknownMemberId)));
-    let stepped = ctx.broker.groups().execute(&ctx.broker, &req.group_id, Command::Sync(sync), false, missing).await;
+    let stepped = ctx
+        .broker
+        .groups()
+        .execute(
+            &ctx.broker,
+            &req.group_id,
+            Command::Sync(sync),
+            false,
+            missing,
+        )
+        .await;
     Reply::Pending(tokio::spawn(async move {
         let result = match stepped.finish().await {
             GroupReply::Sync(Pending::Now(r)) => r,
@@ -31,7 +45,10 @@ pub(super) async fn handle(ctx: Ctx, req: SyncGroupRequest) -> Reply {
                 assignment: r.assignment,
                 ..Default::default()
             },
-            Err(e) => SyncGroupResponse { error_code: e.code(), ..Default::default() },
+            Err(e) => SyncGroupResponse {
+                error_code: e.code(),
+                ..Default::default()
+            },
         };
         ctx.frame(&resp, Vec::new())
     }))
