@@ -1,7 +1,5 @@
 //! Compression formats as other clients write them, and decompression caps.
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
-
 use std::io::Write;
 use std::time::Instant;
 

@@ -1,8 +1,6 @@
 //! The frame decoder refuses bad sizes before reading a body and never reserves
 //! much beyond what arrived.
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
-
 use brook_protocol::frame::{encode_frame, FrameDecoder, FrameError, RESERVE_CHUNK};
 use bytes::{BufMut, BytesMut};
 use proptest::prelude::*;

@@ -1,8 +1,6 @@
 //! Record batch round trips through brook's own builder and decoder, under every
 //! codec, plus header patching and control batches.
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
-
 use brook_protocol::records::header::{
     set_base_offset, set_log_append_time, set_partition_leader_epoch,
 };
@@ -52,6 +50,10 @@ fn headers(i: &In) -> Vec<Header> {
         .collect()
 }
 
+#[expect(
+    clippy::unwrap_used,
+    reason = "test helper: a failure is a test failure"
+)]
 fn build(inputs: &[In], codec: Compression, base_offset: i64) -> Bytes {
     let mut b = BatchBuilder::new();
     b.set_base_offset(base_offset).set_producer(12, 3, 100);

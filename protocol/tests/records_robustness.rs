@@ -3,8 +3,6 @@
 //! valid batch and then fix the CRC up, which drives the record parser and the
 //! decompressors with hostile input.
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
-
 use brook_protocol::records::{decode_batches, BatchBuilder, Compression, Header, RecordBatch};
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -33,6 +31,10 @@ fn exercise(bytes: &Bytes) {
     }
 }
 
+#[expect(
+    clippy::unwrap_used,
+    reason = "test helper: a failure is a test failure"
+)]
 fn sample(codec: Compression) -> Vec<u8> {
     let mut b = BatchBuilder::new();
     for i in 0..5u8 {

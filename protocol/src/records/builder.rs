@@ -222,7 +222,6 @@ impl BatchBuilder {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
     use crate::records::{BatchHeader, RecordBatch};

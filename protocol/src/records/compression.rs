@@ -192,7 +192,6 @@ fn snappy_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, RecordError>
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
 

@@ -102,7 +102,6 @@ pub fn end_txn_marker_batch(
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
     use crate::records::RecordBatch;

@@ -426,7 +426,6 @@ impl<'a> Iterator for BatchIter<'a> {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
 

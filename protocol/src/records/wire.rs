@@ -130,7 +130,6 @@ pub(crate) fn put_varlong(buf: &mut impl BufMut, v: i64) {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
 
