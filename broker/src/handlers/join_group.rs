@@ -23,8 +23,8 @@ pub(super) async fn handle(ctx: Ctx, req: JoinGroupRequest) -> Reply {
         member_id: req.member_id,
         instance_id: req.group_instance_id.filter(|i| !i.is_empty()),
         client_id,
-        // brook's request context does not carry the peer address yet.
-        client_host: String::new(),
+        // Kafka reports the host as "/<ip>".
+        client_host: format!("/{}", ctx.peer.ip()),
         session_timeout_ms: req.session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         rebalance_timeout_ms: if req.rebalance_timeout_ms < 0 {

@@ -100,6 +100,8 @@ pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub broker: Arc<Broker>,
+    /// The client's address (reported as the member host of consumer groups).
+    pub peer: std::net::SocketAddr,
     pub header: Arc<RequestHeader>,
     pub key: ApiKey,
     pub version: i16,
@@ -150,7 +152,12 @@ fn encode_frame<M: Message>(
 }
 
 /// Decode and serve one request.
-pub async fn dispatch(broker: &Arc<Broker>, header: RequestHeader, mut body: Bytes) -> Reply {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    peer: std::net::SocketAddr,
+    header: RequestHeader,
+    mut body: Bytes,
+) -> Reply {
     let Some(key) = header.key() else {
         debug!(
             api_key = header.api_key,
@@ -162,6 +169,7 @@ pub async fn dispatch(broker: &Arc<Broker>, header: RequestHeader, mut body: Byt
     let version = header.api_version;
     let ctx = Ctx {
         broker: broker.clone(),
+        peer,
         header: Arc::new(header),
         key,
         version,

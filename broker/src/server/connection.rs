@@ -58,7 +58,7 @@ pub async fn run(
     let stream = Arc::new(stream);
     let (tx, rx) = mpsc::channel::<Reply>(inflight);
     let writer = tokio::spawn(write_loop(stream.clone(), rx));
-    let reason = read_loop(&stream, &broker, &tx, max_frame, idle, &mut shutdown).await;
+    let reason = read_loop(&stream, peer, &broker, &tx, max_frame, idle, &mut shutdown).await;
     debug!(%peer, reason, "connection reader finished");
     drop(tx);
     // The writer drains every reply already queued (graceful shutdown finishes
@@ -69,6 +69,7 @@ pub async fn run(
 
 async fn read_loop(
     stream: &TcpStream,
+    peer: SocketAddr,
     broker: &Arc<Broker>,
     tx: &mpsc::Sender<Reply>,
     max_frame: usize,
@@ -80,7 +81,7 @@ async fn read_loop(
     loop {
         match decoder.decode(&mut buf) {
             Ok(Some(frame)) => {
-                let reply = handle_frame(broker, frame).await;
+                let reply = handle_frame(broker, peer, frame).await;
                 let close = matches!(reply, Reply::Close);
                 if tx.send(reply).await.is_err() {
                     return "writer stopped";
@@ -129,7 +130,7 @@ async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<us
     }
 }
 
-async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
+async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) -> Reply {
     capture::maybe_capture(&frame);
     let header = match RequestHeader::decode(&mut frame) {
         Ok(h) => h,
@@ -139,7 +140,7 @@ async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
             return Reply::Close;
         }
     };
-    handlers::dispatch(broker, header, frame).await
+    handlers::dispatch(broker, peer, header, frame).await
 }
 
 async fn write_loop(stream: Arc<TcpStream>, mut rx: mpsc::Receiver<Reply>) {
