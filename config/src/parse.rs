@@ -238,8 +238,9 @@ pub const ENV_PREFIX: &str = "BROOK_";
 
 /// `BROOK_*` variables that are not config keys and are skipped by
 /// [`crate::BrokerConfig::apply_env`]: the config file path and the log filter
-/// used by the `brook` binary.
-pub const ENV_RESERVED: &[&str] = &["BROOK_CONFIG", "BROOK_LOG"];
+/// used by the `brook` binary, and the broker's request-capture switch for
+/// golden test vectors.
+pub const ENV_RESERVED: &[&str] = &["BROOK_CONFIG", "BROOK_LOG", "BROOK_CAPTURE_DIR"];
 
 /// `BROOK_LOG_DIRS` → `log.dirs`; `None` for variables without the prefix.
 pub(crate) fn env_to_key(var: &str) -> Option<String> {
