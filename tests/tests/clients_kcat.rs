@@ -24,7 +24,11 @@ fn kcat() -> Result<Option<PathBuf>> {
 }
 
 fn run(kcat: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {
-    let mut child = Command::new(kcat)
+    // coreutils `timeout` bounds every invocation: a broker that never reports the
+    // end of a partition must fail the test, not hang it (exit status 124).
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg(kcat)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

@@ -35,7 +35,10 @@ fn run_script(script: &str) -> Result<()> {
     };
     let broker = Broker::start_default()?;
     let path = python_dir().join(script);
-    let out = Command::new(&python)
+    // coreutils `timeout` bounds the script: a hung client fails the test (status 124).
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg(&python)
         .arg(&path)
         .current_dir(python_dir())
         .env("BROOK_BOOTSTRAP", broker.bootstrap())
