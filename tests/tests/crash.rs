@@ -39,9 +39,29 @@ fn parse_seq(v: &[u8]) -> Result<usize> {
 #[test]
 fn acked_records_survive_kill9_exactly_once_in_order() -> Result<()> {
     let mut broker = Broker::start(BrokerOptions::default().partitions(1))?;
-    let run = stream_then_kill9(&mut broker)?;
+    let run = stream_then_kill9(&mut broker, 0)?;
     broker.restart()?;
     verify_acked(&broker, &run)?;
+    scan_data_dir(&mut broker)
+}
+
+/// Three rounds of stream / `kill -9` / restart on the same log: recovery of an
+/// already-recovered log keeps every acknowledged record of every round.
+#[test]
+fn repeated_kill9_cycles_keep_every_acked_record() -> Result<()> {
+    let mut broker = Broker::start(BrokerOptions::default().partitions(1))?;
+    let mut all = Run {
+        sent: 0,
+        acked: Vec::new(),
+    };
+    for round in 0..3 {
+        let run =
+            stream_then_kill9(&mut broker, all.sent).with_context(|| format!("round {round}"))?;
+        all.sent = run.sent;
+        all.acked.extend(run.acked);
+        broker.restart()?;
+        verify_acked(&broker, &all).with_context(|| format!("after round {round}"))?;
+    }
     scan_data_dir(&mut broker)
 }
 
@@ -51,7 +71,7 @@ fn acked_records_survive_kill9_exactly_once_in_order() -> Result<()> {
 #[test]
 fn torn_segment_tail_is_truncated_on_restart() -> Result<()> {
     let mut broker = Broker::start(BrokerOptions::default().partitions(1))?;
-    let run = stream_then_kill9(&mut broker)?;
+    let run = stream_then_kill9(&mut broker, 0)?;
     let mut rng = StdRng::seed_from_u64(0x746f_726e);
     let segments = log_segments(&broker.data_dir())?;
     ensure!(!segments.is_empty(), "no segments after kill -9");
@@ -75,7 +95,7 @@ fn torn_segment_tail_is_truncated_on_restart() -> Result<()> {
 
 /// What the producer knew when the broker died.
 struct Run {
-    /// Sequence numbers handed to the producer (0..sent).
+    /// Sequence numbers handed to the producer end before `sent`.
     sent: usize,
     /// Delivery reports that came back successful before the kill.
     acked: Vec<Delivered>,
@@ -83,7 +103,8 @@ struct Run {
 
 /// Stream records with increasing sequence numbers (acks=all) and `kill -9` the
 /// broker once [`ACKED_BEFORE_KILL`] are acknowledged, while more are in flight.
-fn stream_then_kill9(broker: &mut Broker) -> Result<Run> {
+/// Sequence numbers start at `first_seq`.
+fn stream_then_kill9(broker: &mut Broker, first_seq: usize) -> Result<Run> {
     let producer = Arc::new(producer(
         &broker.bootstrap(),
         &[
@@ -102,7 +123,7 @@ fn stream_then_kill9(broker: &mut Broker) -> Result<Run> {
         let stop = Arc::clone(&stop);
         thread::spawn(move || -> Result<usize> {
             let headers = owned_headers(&[("src".to_owned(), b"crash".to_vec())]);
-            let mut seq = 0usize;
+            let mut seq = first_seq;
             while !stop.load(Ordering::Relaxed) {
                 let v = value(seq);
                 let r: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(TOPIC, seq)
