@@ -5,6 +5,8 @@
 //! - `GET /v1/cluster`: cluster id, brokers, controller, totals.
 //! - `GET /v1/topics`, `GET /v1/topics/{name}`: partitions with leader, ISR,
 //!   log end offset, high-water mark, log start offset and size on disk.
+//! - `GET /v1/groups`, `GET /v1/groups/{id}`: state, members with their
+//!   assignments, and per partition the committed offset, log end and lag.
 //!
 //! Every answer is JSON except `/metrics`.
 
@@ -36,6 +38,8 @@ pub fn router(broker: Arc<Broker>, metrics: Option<PrometheusHandle>) -> Router 
         .route("/v1/cluster", get(cluster))
         .route("/v1/topics", get(topics))
         .route("/v1/topics/{name}", get(topic))
+        .route("/v1/groups", get(groups))
+        .route("/v1/groups/{id}", get(group))
         .with_state(AppState { broker, metrics })
 }
 
@@ -60,9 +64,14 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
     match &s.metrics {
         Some(h) => {
             let broker = s.broker.clone();
+            let budget = crate::metrics::collect::partition_budget(&broker);
+            let reports = crate::metrics::groups::all(&broker).await;
+            let group_dropped = crate::metrics::groups::record(&reports, budget);
             // Partition sizes stat files; keep that off the async workers.
-            let _ = tokio::task::spawn_blocking(move || crate::metrics::collect::collect(&broker))
-                .await;
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::metrics::collect::collect(&broker, budget, group_dropped);
+            })
+            .await;
             (
                 StatusCode::OK,
                 [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
@@ -160,6 +169,21 @@ async fn topic(State(s): State<AppState>, Path(name): Path<String>) -> Response 
     match tokio::task::spawn_blocking(move || describe(&b, &t, true)).await {
         Ok(v) => Json(v).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn groups(State(s): State<AppState>) -> Json<Value> {
+    Json(json!(crate::metrics::groups::all(&s.broker).await))
+}
+
+async fn group(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match crate::metrics::groups::report(&s.broker, &id).await {
+        Some(r) => Json(json!(r)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("unknown group {id}")})),
+        )
+            .into_response(),
     }
 }
 

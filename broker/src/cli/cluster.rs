@@ -150,8 +150,8 @@ async fn status(admin: &str, as_json: bool) -> anyhow::Result<()> {
                 println!(
                     "{:<40} {:>10} {:>14}",
                     t["name"].as_str().unwrap_or("?"),
-                    t["partitions"],
-                    t["size_bytes"]
+                    t["partitions"].to_string(),
+                    t["size_bytes"].to_string()
                 );
             }
         }

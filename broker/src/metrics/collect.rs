@@ -10,14 +10,19 @@ use metrics::gauge;
 
 use crate::broker::Broker;
 
-/// Refresh every scrape-time gauge.
-pub fn collect(broker: &Broker) {
+/// Per-partition series allowed by the cardinality guard.
+pub fn partition_budget(broker: &Broker) -> usize {
     let cfg = broker.config();
-    let budget = if cfg.metrics_per_partition_enable {
+    if cfg.metrics_per_partition_enable {
         cfg.metrics_max_partition_series as usize
     } else {
         0
-    };
+    }
+}
+
+/// Refresh every scrape-time gauge. `group_series_dropped` is what the group
+/// lag gauges left out under the same guard.
+pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
     let mut emitted = 0usize;
     let mut dropped = 0usize;
     let mut total = 0usize;
@@ -44,7 +49,7 @@ pub fn collect(broker: &Broker) {
         }
     }
     gauge!("brook_partitions").set(total as f64);
-    gauge!("brook_partition_series_dropped").set(dropped as f64);
+    gauge!("brook_partition_series_dropped").set((dropped + group_series_dropped) as f64);
     // Single node: every replica set is {self} and the ISR is {self}.
     gauge!("brook_under_replicated_partitions").set(0.0);
     gauge!("brook_offline_partitions").set(offline as f64);

@@ -6,13 +6,15 @@
 //!   drift test — plus the recording functions used on request paths.
 //! - `probe`: per-topic counter handles registered once, so hot paths only
 //!   bump an atomic (no label formatting per request).
-//! - `collect`: scrape-time gauges (partition offsets and sizes, process stats,
-//!   group lag), computed when `/metrics` is read rather than on every write.
+//! - `collect`: scrape-time gauges (partition offsets and sizes, process stats),
+//!   computed when `/metrics` is read rather than on every write.
+//! - `groups`: consumer-group members and lag, for the gauges and the admin API.
 //!
 //! Recording allocates nothing: API labels are `&'static str`. Without an
 //! installed recorder (unit tests) every call is a no-op.
 
 pub mod collect;
+pub mod groups;
 pub mod probe;
 
 use std::fmt::Write as _;
@@ -101,7 +103,7 @@ pub const METRICS: &[MetricDef] = &[
     m("brook_connections_total", Counter, &[], "Client connections accepted."),
     m("brook_connection_errors_total", Counter, &[], "Connections refused or closed for a protocol error, an oversized frame or the connection limit."),
     m("brook_group_members", Gauge, &["group"], "Members of each consumer group."),
-    m("brook_group_lag_records", Gauge, &["group", "topic", "partition"], "Consumer group lag: log end offset minus committed offset."),
+    m("brook_group_lag_records", Gauge, &["group", "topic", "partition"], "Consumer group lag: log end offset consumers see (the high-water mark) minus the committed offset."),
     m("brook_controller_active", Gauge, &[], "1 when this broker is the active controller."),
     m("brook_controller_epoch", Gauge, &[], "Epoch of the active controller as this broker knows it."),
     m("brook_process_resident_memory_bytes", Gauge, &[], "Resident set size of the brook process."),
