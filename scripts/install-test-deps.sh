@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what brook's end-to-end tests need, idempotently (anything already present
-# is skipped): kcat from Debian, and a Python venv at .venv-test/ with the pinned
-# clients from tests/python/requirements.txt. Safe to run repeatedly.
+# is skipped): kcat and prometheus from Debian, and a Python venv at .venv-test/ with
+# the pinned clients from tests/python/requirements.txt. Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +21,8 @@ command -v make >/dev/null 2>&1 || apt_packages+=(make)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || apt_packages+=(zlib1g-dev)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
-# prometheus (promtool) would let tests lint /metrics; skipped for now because the
-# package is large. Add it here when a test needs it.
+# tests/tests/metrics.rs scrapes brook with a real Prometheus server.
+command -v prometheus >/dev/null 2>&1 || apt_packages+=(prometheus)
 
 if [ "${#apt_packages[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
