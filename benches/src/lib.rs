@@ -1,1 +1,2 @@
 //! brook-benches
+pub mod sink;
