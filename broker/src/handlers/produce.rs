@@ -182,14 +182,7 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                     {
                         // Nobody waits for this flush, but consumers see records only
                         // once durable: start the (group-committed) fsync now.
-                        let part = partition.clone();
-                        let last = a.last_offset;
-                        let broker = ctx.broker.clone();
-                        tokio::spawn(async move {
-                            if part.wait_durable(last).await.is_err() {
-                                broker.set_offline();
-                            }
-                        });
+                        partition.request_flush();
                     }
                 }
                 Err(e) => {

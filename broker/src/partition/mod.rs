@@ -22,6 +22,8 @@ use brook_protocol::records::{BatchHeader, BatchIter};
 use tokio::sync::{watch, Mutex};
 
 use crate::error::BrokerError;
+
+mod flusher;
 use crate::log::{AppendInfo, PartitionLog, ReadResult};
 use crate::producer_state::{BatchIdentity, ProducerStateTable, SequenceCheck};
 
@@ -46,11 +48,10 @@ pub struct Partition {
     pub index: i32,
     log: Arc<PartitionLog>,
     leader_epoch: AtomicI32,
-    hw: watch::Sender<i64>,
+    hw: Arc<watch::Sender<i64>>,
+    flusher: Arc<flusher::Flusher>,
     producers: Mutex<ProducerStateTable>,
     config: RwLock<Arc<TopicConfig>>,
-    /// When the last flush finished (periodic-durability topics).
-    last_flush: std::sync::Mutex<std::time::Instant>,
 }
 
 impl Partition {
@@ -67,17 +68,19 @@ impl Partition {
     ) -> Self {
         // After recovery everything in the log is durable: the recovery scan
         // only keeps what was written, and on a clean start it was flushed.
-        let hw = log.log_end_offset();
+        let hw = Arc::new(watch::Sender::new(log.log_end_offset()));
+        let log = Arc::new(log);
+        let follows = config.durability == Durability::FsyncBeforeAck;
         Self {
             topic,
             topic_id,
             index,
-            log: Arc::new(log),
+            flusher: flusher::Flusher::new(log.clone(), hw.clone(), follows),
+            log,
             leader_epoch: AtomicI32::new(leader_epoch),
-            hw: watch::Sender::new(hw),
+            hw,
             producers: Mutex::new(producers),
             config: RwLock::new(config),
-            last_flush: std::sync::Mutex::new(std::time::Instant::now()),
         }
     }
 
@@ -91,10 +94,7 @@ impl Partition {
         if unflushed >= flush_messages {
             return true;
         }
-        let last = *self
-            .last_flush
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = self.flusher.last_flush();
         u128::try_from(flush_ms).is_ok_and(|ms| last.elapsed().as_millis() >= ms)
     }
 
@@ -131,6 +131,8 @@ impl Partition {
     }
 
     pub fn set_config(&self, config: Arc<TopicConfig>) {
+        self.flusher
+            .set_hw_follows_durable(config.durability == Durability::FsyncBeforeAck);
         let mut guard = match self.config.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -246,21 +248,23 @@ impl Partition {
     /// # Errors
     /// A failed fsync; the log is then offline for good.
     pub async fn wait_durable(&self, offset: i64) -> Result<(), BrokerError> {
-        let log = self.log.clone();
-        let started = std::time::Instant::now();
-        let durable = tokio::task::spawn_blocking(move || log.flush_up_to(offset + 1))
+        self.flusher
+            .wait(offset.saturating_add(1))
             .await
-            .map_err(|_| BrokerError::Internal("flush task panicked"))??;
-        crate::metrics::fsync(started.elapsed());
-        *self
-            .last_flush
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
-        self.advance_hw(durable);
-        Ok(())
+            .map_err(|_| {
+                BrokerError::Storage(format!(
+                    "{}-{}: log flush failed; partition offline",
+                    self.topic, self.index
+                ))
+            })
     }
 
-    /// Flush whatever is appended (background flusher, shutdown).
+    /// Start making everything appended so far durable, without waiting.
+    pub fn request_flush(&self) {
+        self.flusher.request();
+    }
+
+    /// Flush whatever is appended (periodic flusher, shutdown).
     ///
     /// # Errors
     /// A failed fsync.
@@ -284,5 +288,11 @@ impl Partition {
     ) -> Result<ReadResult, BrokerError> {
         let hw = self.high_watermark();
         Ok(self.log.read(offset, max_bytes as u64, hw, min_one)?)
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        self.flusher.close();
     }
 }

@@ -1,0 +1,155 @@
+//! The partition's durability pipeline: one flusher task per partition turns
+//! "make offset N durable" requests into group-committed `fdatasync`s, and
+//! publishes the durable offset (and, with brook's default durability, the
+//! high-water mark that follows it).
+//!
+//! Many produce requests waiting for durability cost one waiting task each and
+//! one fsync in flight per partition, never a blocking thread each: requests
+//! that arrive during an fsync are covered by the next one, which flushes
+//! everything appended by then.
+//!
+//! An fsync failure is final: the state turns `failed`, every waiter gets an
+//! error, and the log itself refuses further writes (it is offline).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::time::Instant;
+
+use tokio::sync::{watch, Notify};
+
+use crate::log::PartitionLog;
+
+/// What is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durable {
+    /// Offsets below this are fsynced.
+    pub offset: i64,
+    /// A flush failed; nothing more will become durable.
+    pub failed: bool,
+}
+
+/// State shared by the partition and its flusher task.
+#[derive(Debug)]
+pub(super) struct Flusher {
+    log: Arc<PartitionLog>,
+    wake: Notify,
+    durable: watch::Sender<Durable>,
+    /// The HW follows the durable offset when set (brook's default durability).
+    hw: Arc<watch::Sender<i64>>,
+    hw_follows_durable: AtomicBool,
+    closed: AtomicBool,
+    started: Once,
+    last_flush: Mutex<Instant>,
+}
+
+impl Flusher {
+    pub(super) fn new(
+        log: Arc<PartitionLog>,
+        hw: Arc<watch::Sender<i64>>,
+        hw_follows_durable: bool,
+    ) -> Arc<Self> {
+        let durable = log.recovery_point().max(0);
+        Arc::new(Self {
+            log,
+            wake: Notify::new(),
+            durable: watch::Sender::new(Durable {
+                offset: durable,
+                failed: false,
+            }),
+            hw,
+            hw_follows_durable: AtomicBool::new(hw_follows_durable),
+            closed: AtomicBool::new(false),
+            started: Once::new(),
+            last_flush: Mutex::new(Instant::now()),
+        })
+    }
+
+    pub(super) fn set_hw_follows_durable(&self, on: bool) {
+        self.hw_follows_durable.store(on, Ordering::Release);
+    }
+
+    pub(super) fn last_flush(&self) -> Instant {
+        *self
+            .last_flush
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ask for everything appended so far to become durable.
+    pub(super) fn request(self: &Arc<Self>) {
+        self.started.call_once(|| {
+            let me = self.clone();
+            tokio::spawn(async move { me.run().await });
+        });
+        self.wake.notify_one();
+    }
+
+    /// Wait until offsets below `end` are durable.
+    pub(super) async fn wait(self: &Arc<Self>, end: i64) -> Result<(), FlushFailed> {
+        let mut rx = self.durable.subscribe();
+        loop {
+            let d = *rx.borrow_and_update();
+            if d.failed {
+                return Err(FlushFailed);
+            }
+            if d.offset >= end {
+                return Ok(());
+            }
+            self.request();
+            if rx.changed().await.is_err() {
+                return Err(FlushFailed);
+            }
+        }
+    }
+
+    /// Stop the task (the partition is going away).
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    async fn run(self: Arc<Self>) {
+        loop {
+            self.wake.notified().await;
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let log = self.log.clone();
+            let target = log.log_end_offset();
+            if self.durable.borrow().offset >= target {
+                continue;
+            }
+            let started = Instant::now();
+            let res = tokio::task::spawn_blocking(move || log.flush_up_to(target)).await;
+            crate::metrics::fsync(started.elapsed());
+            match res {
+                Ok(Ok(durable)) => {
+                    *self
+                        .last_flush
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+                    self.durable
+                        .send_modify(|d| d.offset = d.offset.max(durable));
+                    if self.hw_follows_durable.load(Ordering::Acquire) {
+                        self.hw.send_if_modified(|hw| {
+                            let moved = durable > *hw;
+                            if moved {
+                                *hw = durable;
+                            }
+                            moved
+                        });
+                    }
+                }
+                Ok(Err(_)) | Err(_) => {
+                    tracing::error!(dir = %self.log.dir().display(), "log flush failed; partition offline");
+                    self.durable.send_modify(|d| d.failed = true);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A flush failed (the log is offline).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FlushFailed;
