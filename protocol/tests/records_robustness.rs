@@ -3,7 +3,9 @@
 //! valid batch and then fix the CRC up, which drives the record parser and the
 //! decompressors with hostile input.
 
-use brook_protocol::records::{decode_batches, BatchBuilder, Compression, Header, RecordBatch};
+use brook_protocol::records::{
+    decode_batches, BatchBuilder, Compression, Header, RecordBatch, RecordError,
+};
 use bytes::Bytes;
 use proptest::prelude::*;
 
@@ -16,14 +18,14 @@ fn fix_crc(b: &mut [u8]) {
     }
 }
 
-/// Decode and drain everything; the result does not matter, only that it returns.
+/// Decode and drain everything; the result does not matter, only that it returns
+/// and that the record iterator's size hint is a true upper bound.
 fn exercise(bytes: &Bytes) {
     if let Ok(batch) = RecordBatch::decode(bytes, 1 << 20) {
-        for r in batch.records() {
-            if r.is_err() {
-                break;
-            }
-        }
+        let records = batch.records();
+        let (_, upper) = records.size_hint();
+        let yielded = records.count();
+        assert!(upper.is_some_and(|u| yielded <= u), "{yielded} > {upper:?}");
         let _ = batch.control_record();
     }
     for b in decode_batches(bytes, 1 << 20).flatten() {
@@ -105,6 +107,18 @@ proptest! {
         let cut = cut.index(b.len());
         prop_assert!(RecordBatch::decode(&Bytes::from(b[..cut].to_vec()), 1 << 20).is_err());
     }
+}
+
+#[test]
+fn trailing_bytes_after_the_last_record_are_an_error() {
+    let mut b = sample(Compression::None);
+    b[57..61].copy_from_slice(&4i32.to_be_bytes());
+    b[23..27].copy_from_slice(&3i32.to_be_bytes());
+    fix_crc(&mut b);
+    let batch = RecordBatch::decode(&Bytes::from(b), 1 << 20).unwrap();
+    let items: Vec<_> = batch.records().collect();
+    assert_eq!(items.len(), 5);
+    assert!(matches!(items[4], Err(RecordError::TrailingBytes(_))));
 }
 
 #[test]

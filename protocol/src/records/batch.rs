@@ -188,9 +188,13 @@ impl Iterator for Records {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        // Each record takes at least 7 bytes; never report more than that bound.
+        if self.done {
+            return (0, Some(0));
+        }
+        // Each record takes at least 7 bytes, and one error item may follow the
+        // records; the bound never trusts the declared count alone.
         let left = usize::try_from(self.declared - self.seen).unwrap_or(0);
-        (0, Some(left.min(self.cursor.remaining() / 7 + 1)))
+        (0, Some(left.min(self.cursor.remaining() / 7) + 1))
     }
 }
 

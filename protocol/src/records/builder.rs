@@ -139,16 +139,7 @@ impl BatchBuilder {
             self.base_timestamp = timestamp;
         }
         let delta = self.count;
-        let n = encoded_size(
-            timestamp.wrapping_sub(self.base_timestamp),
-            delta,
-            key,
-            value,
-            headers,
-        )?;
-        if BATCH_HEADER_LEN + self.records.len() + n > i32::MAX as usize {
-            return Err(RecordError::TooLarge);
-        }
+        let before = self.records.len();
         encode_record(
             &mut self.records,
             timestamp.wrapping_sub(self.base_timestamp),
@@ -157,6 +148,10 @@ impl BatchBuilder {
             value,
             headers,
         )?;
+        if BATCH_HEADER_LEN + self.records.len() > i32::MAX as usize {
+            self.records.truncate(before);
+            return Err(RecordError::TooLarge);
+        }
         self.count += 1;
         self.max_timestamp = self.max_timestamp.max(timestamp);
         Ok(delta)

@@ -83,9 +83,38 @@ pub(crate) fn decode_record(cur: &mut Cursor, ctx: &RecordContext) -> Result<Rec
     if len > cur.remaining() {
         return Err(RecordError::Truncated);
     }
-    // Parse inside a sub-cursor limited to the declared length so a lying field
+    // Parse inside a window limited to the declared length so a lying field
     // cannot read into the next record.
-    let mut rec = Cursor::new(cur.bytes(len)?);
+    let outer_end = cur.limit(len)?;
+    let start = cur.position();
+    let fields = decode_fields(cur);
+    let used = cur.position() - start;
+    let left = cur.remaining();
+    cur.restore(outer_end);
+    let (timestamp_delta, offset_delta, key, value, headers) = fields?;
+    if left != 0 {
+        return Err(RecordError::RecordLengthMismatch {
+            declared: len,
+            used,
+        });
+    }
+    let timestamp = match ctx.log_append_time {
+        Some(ts) => ts,
+        None => ctx.base_timestamp.wrapping_add(timestamp_delta),
+    };
+    Ok(Record {
+        offset: ctx.base_offset.wrapping_add(i64::from(offset_delta)),
+        timestamp,
+        key,
+        value,
+        headers,
+    })
+}
+
+type Fields = (i64, i32, Option<Bytes>, Option<Bytes>, Vec<Header>);
+
+/// The fields after a record's length, read within the cursor's current limit.
+fn decode_fields(rec: &mut Cursor) -> Result<Fields, RecordError> {
     let _attributes = rec.i8()?;
     let timestamp_delta = rec.varlong()?;
     let offset_delta = rec.varint()?;
@@ -106,23 +135,7 @@ pub(crate) fn decode_record(cur: &mut Cursor, ctx: &RecordContext) -> Result<Rec
         let value = rec.nullable_bytes()?;
         headers.push(Header { key, value });
     }
-    if rec.remaining() != 0 {
-        return Err(RecordError::RecordLengthMismatch {
-            declared: len,
-            used: rec.position(),
-        });
-    }
-    let timestamp = match ctx.log_append_time {
-        Some(ts) => ts,
-        None => ctx.base_timestamp.wrapping_add(timestamp_delta),
-    };
-    Ok(Record {
-        offset: ctx.base_offset.wrapping_add(i64::from(offset_delta)),
-        timestamp,
-        key,
-        value,
-        headers,
-    })
+    Ok((timestamp_delta, offset_delta, key, value, headers))
 }
 
 fn nullable_size(b: Option<&[u8]>) -> Result<usize, RecordError> {
