@@ -9,8 +9,8 @@
 //! - `client`: the minimal Kafka request/response client the commands use.
 
 mod client;
-mod group;
 mod cluster;
+mod group;
 mod serve;
 mod topic;
 
