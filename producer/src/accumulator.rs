@@ -31,6 +31,16 @@ pub struct TopicPartition {
     pub partition: i32,
 }
 
+impl TopicPartition {
+    /// A topic-partition.
+    pub fn new(topic: &str, partition: i32) -> Self {
+        Self {
+            topic: Arc::from(topic),
+            partition,
+        }
+    }
+}
+
 /// Outcome of a batch, shared by the futures of its records.
 #[derive(Debug, Default)]
 pub(crate) struct BatchShared {

@@ -126,6 +126,15 @@ impl Client {
         self.connect_as(node, &addr).await
     }
 
+    /// The connection registered as `id`, opened to `addr` if there is none
+    /// (e.g. a group coordinator learned from FindCoordinator).
+    ///
+    /// # Errors
+    /// [`Error::Connect`].
+    pub async fn connection_at(&self, id: i32, addr: &str) -> Result<Arc<Connection>> {
+        self.connect_as(id, addr).await
+    }
+
     async fn connect_as(&self, id: i32, addr: &str) -> Result<Arc<Connection>> {
         let _guard = self.inner.connect_lock.lock().await;
         if let Some(c) = self.live(id) {
