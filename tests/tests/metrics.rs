@@ -142,9 +142,7 @@ fn samples(body: &str) -> Result<Vec<Sample>> {
 }
 
 fn parse_sample(line: &str) -> Result<Sample> {
-    let end = line
-        .find(['{', ' '])
-        .ok_or_else(|| anyhow!("no value"))?;
+    let end = line.find(['{', ' ']).ok_or_else(|| anyhow!("no value"))?;
     let name = line[..end].to_owned();
     let mut rest = &line[end..];
     let mut labels = BTreeMap::new();
@@ -376,7 +374,11 @@ fn group_lag_agrees_across_gauge_admin_api_and_cli() -> Result<()> {
         series(
             body,
             "brook_group_lag_records",
-            &[("group", group), ("topic", topic), ("partition", p.as_str())],
+            &[
+                ("group", group),
+                ("topic", topic),
+                ("partition", p.as_str()),
+            ],
         )
     };
     let mut last = String::new();
@@ -387,7 +389,14 @@ fn group_lag_agrees_across_gauge_admin_api_and_cli() -> Result<()> {
             &format!("/v1/groups/{group}"),
         )?)?;
         let out = Command::new(&bin)
-            .args(["group", "--bootstrap", &bootstrap, "--json", "describe", group])
+            .args([
+                "group",
+                "--bootstrap",
+                &bootstrap,
+                "--json",
+                "describe",
+                group,
+            ])
             .output()
             .context("running brook group describe")?;
         ensure!(
@@ -402,11 +411,17 @@ fn group_lag_agrees_across_gauge_admin_api_and_cli() -> Result<()> {
             let g = gauge_lag(&body, p)?;
             let a = admin["partitions"]
                 .as_array()
-                .and_then(|v| v.iter().find(|x| x["topic"] == topic && x["partition"] == p))
+                .and_then(|v| {
+                    v.iter()
+                        .find(|x| x["topic"] == topic && x["partition"] == p)
+                })
                 .map(|x| (x["lag"].as_i64(), x["committed_offset"].as_i64()));
             let c = cli["offsets"]
                 .as_array()
-                .and_then(|v| v.iter().find(|x| x["topic"] == topic && x["partition"] == p))
+                .and_then(|v| {
+                    v.iter()
+                        .find(|x| x["topic"] == topic && x["partition"] == p)
+                })
                 .map(|x| (x["lag"].as_i64(), x["committed"].as_i64()));
             let committed = Some(consumed[&p]);
             ok &= g == Some(want as f64)
@@ -604,6 +619,9 @@ fn sample_lines_parse_with_escaped_labels() -> Result<()> {
     let s = parse_sample("plain 1.5e3")?;
     assert!(s.labels.is_empty() && s.value == 1500.0);
     assert!(parse_sample("broken{a=\"x} 1").is_err());
-    assert_eq!(url_encode("a{b=\"c\"} [1s]"), "a%7Bb%3D%22c%22%7D%20%5B1s%5D");
+    assert_eq!(
+        url_encode("a{b=\"c\"} [1s]"),
+        "a%7Bb%3D%22c%22%7D%20%5B1s%5D"
+    );
     Ok(())
 }
