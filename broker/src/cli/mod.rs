@@ -6,11 +6,14 @@
 //! - `topic`: topic administration commands.
 //! - `group`: consumer group administration commands.
 //! - `cluster`: `brook cluster status` over the admin HTTP API.
+//! - `produce`, `consume`: `brook produce` / `brook consume` (brook-producer, brook-consumer).
 //! - `client`: the minimal Kafka request/response client the commands use.
 
 mod client;
 mod cluster;
+mod consume;
 mod group;
+mod produce;
 mod serve;
 mod topic;
 
@@ -47,6 +50,10 @@ enum Command {
     Group(group::GroupArgs),
     /// Cluster overview from a broker's admin listener.
     Cluster(cluster::ClusterArgs),
+    /// Send lines from stdin (or a file) as records.
+    Produce(produce::ProduceArgs),
+    /// Print records of a topic.
+    Consume(consume::ConsumeArgs),
 }
 
 /// Entry point of the binary.
@@ -65,6 +72,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, ready_file } => serve::run(config, ready_file),
         Command::Topic(args) => topic::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
         Command::Group(args) => group::run(args),
         Command::Cluster(args) => cluster::run(args),
     };
