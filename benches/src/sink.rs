@@ -9,6 +9,8 @@
 //!   picks against brook.
 //! - Metadata: every requested topic exists with one partition led by the sink.
 //! - InitProducerId: a fixed producer id, so idempotent producers work.
+//! - FindCoordinator: the sink itself (librdkafka's `assign` needs a `group.id`,
+//!   and a consumer with one looks up its coordinator even if it never commits).
 //! - Produce: acknowledged with success and a fake, increasing base offset; the
 //!   records are never looked at beyond the batch headers (for the count).
 //! - Fetch: one pre-built batch ([`FetchTemplate`]) repeated, its base offsets
@@ -37,6 +39,7 @@ use brook_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsRes
 use brook_protocol::messages::fetch_response::{
     FetchResponse, FetchableTopicResponse, PartitionData,
 };
+use brook_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
 use brook_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use brook_protocol::messages::metadata_response::{
     MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -45,7 +48,8 @@ use brook_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 use brook_protocol::messages::{
-    ApiVersionsRequest, FetchRequest, InitProducerIdRequest, MetadataRequest, ProduceRequest,
+    ApiVersionsRequest, FetchRequest, FindCoordinatorRequest, InitProducerIdRequest,
+    MetadataRequest, ProduceRequest,
 };
 use brook_protocol::records::header::{set_base_offset, BatchIter};
 use brook_protocol::records::{BatchBuilder, Compression, RecordError};
@@ -63,8 +67,9 @@ const READ_CHUNK: usize = 256 * 1024;
 /// Responses smaller than this are coalesced into one write.
 const COALESCE: usize = 64 * 1024;
 /// APIs the sink answers (everything else closes the connection).
-const SERVED: [ApiKey; 5] = [
+const SERVED: [ApiKey; 6] = [
     ApiKey::Produce,
+    ApiKey::FindCoordinator,
     ApiKey::Fetch,
     ApiKey::Metadata,
     ApiKey::ApiVersions,
@@ -351,6 +356,10 @@ fn handle(
             };
             respond(&header, key, &resp, out)?;
         }
+        ApiKey::FindCoordinator => {
+            let req = FindCoordinatorRequest::decode(&mut frame, version)?;
+            respond(&header, key, &find_coordinator(req, advertised), out)?;
+        }
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut frame, version)?;
             if req.acks != 0 {
@@ -474,6 +483,33 @@ fn metadata(req: MetadataRequest, advertised: std::net::SocketAddr) -> MetadataR
         controller_id: NODE_ID,
         topics,
         cluster_authorized_operations: i32::MIN,
+        ..Default::default()
+    }
+}
+
+fn find_coordinator(
+    req: FindCoordinatorRequest,
+    advertised: std::net::SocketAddr,
+) -> FindCoordinatorResponse {
+    let host = advertised.ip().to_string();
+    let port = i32::from(advertised.port());
+    // v4 batches keys; v0-3 answer the single `key` in the top-level fields.
+    let coordinators = req
+        .coordinator_keys
+        .into_iter()
+        .map(|key| Coordinator {
+            key,
+            node_id: NODE_ID,
+            host: host.clone(),
+            port,
+            ..Default::default()
+        })
+        .collect();
+    FindCoordinatorResponse {
+        node_id: NODE_ID,
+        host,
+        port,
+        coordinators,
         ..Default::default()
     }
 }

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use brook_benches::sink::{self, Sink, SinkConfig};
+use brook_protocol::records::header::BatchIter;
 use clap::{Parser, Subcommand};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -79,8 +80,9 @@ struct BenchArgs {
     /// Records per run; by default 200000 for sizes under 512 B, 50000 otherwise.
     #[arg(long)]
     records: Option<u64>,
-    /// Size of the batches the sink serves to consumers.
-    #[arg(long, default_value_t = 256 * 1024)]
+    /// Size of the batches the sink serves to consumers (default: the producer's
+    /// `batch.size`, about what brook stores when the producer is not throttled).
+    #[arg(long, default_value_t = 1_000_000)]
     sink_batch_bytes: usize,
     /// The brook binary (default: <workspace>/target/release/brook).
     #[arg(long)]
@@ -211,7 +213,7 @@ fn start(
                 .arg(&config)
                 .arg("--ready-file")
                 .arg(&ready);
-            c.env("RUST_LOG", "warn");
+            c.env("BROOK_LOG", "warn");
             c
         }
         Target::Sink => {
@@ -311,6 +313,9 @@ fn producer_config(bootstrap: &str, acks: &str) -> Vec<(&'static str, String)> {
 fn consumer_config(bootstrap: &str) -> Vec<(&'static str, String)> {
     vec![
         ("bootstrap.servers", bootstrap.to_owned()),
+        // librdkafka's `assign` needs a group handle; the group is never joined
+        // (no subscribe) and never committed to.
+        ("group.id", "brook-e2e".into()),
         ("enable.auto.commit", "false".into()),
         ("enable.auto.offset.store", "false".into()),
     ]
@@ -425,6 +430,8 @@ struct CaseResult {
     records: u64,
     brook: Vec<(Duration, Duration)>,
     sink: Vec<(Duration, Duration)>,
+    /// Mean size of the batches brook stored, per run (what its consumers fetch).
+    brook_batch_bytes: Vec<f64>,
 }
 
 fn bench(args: &BenchArgs) -> Result<()> {
@@ -463,6 +470,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
                 records,
                 brook: Vec::new(),
                 sink: Vec::new(),
+                brook_batch_bytes: Vec::new(),
             };
             for run in 0..args.runs {
                 let order = if run % 2 == 0 {
@@ -480,6 +488,10 @@ fn bench(args: &BenchArgs) -> Result<()> {
                         consume(&running.bootstrap, &topic, size, records).with_context(|| {
                             format!("{} consume\n{}", target.name(), running.log_tail())
                         })?;
+                    if target == Target::Brook {
+                        case.brook_batch_bytes
+                            .push(mean_stored_batch(&running.dir.path().join("data"), &topic)?);
+                    }
                     drop(running);
                     println!(
                         "{size:>5} B acks={acks:<3} run {run} {:<5} produce {:>8.1} MB/s  consume {:>8.1} MB/s",
@@ -503,6 +515,28 @@ fn bench(args: &BenchArgs) -> Result<()> {
     std::fs::write(&output, &md).with_context(|| format!("writing {}", output.display()))?;
     println!("\n{md}\nwritten to {}", output.display());
     Ok(())
+}
+
+/// Mean size of the record batches in the log segments of partition 0 of `topic`
+/// (Kafka layout: `<data>/<topic>-0/*.log`).
+fn mean_stored_batch(data: &Path, topic: &str) -> Result<f64> {
+    let (mut batches, mut bytes) = (0u64, 0u64);
+    for entry in std::fs::read_dir(data.join(format!("{topic}-0")))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let content = std::fs::read(&path)?;
+            for (_, header) in BatchIter::new(&content) {
+                batches += 1;
+                bytes += header.total_size().map_or(0, |s| s as u64);
+            }
+        }
+    }
+    ensure!(
+        batches > 0,
+        "no batches found for {topic} under {}",
+        data.display()
+    );
+    Ok(bytes as f64 / batches as f64)
 }
 
 fn mb_per_s(records: u64, size: usize, d: Duration) -> f64 {
@@ -590,7 +624,7 @@ fn render(
     )?;
     writeln!(
         md,
-        "- brook binary: `{}`; data dirs under `{}` (filesystem: {})",
+        "- brook binary: `{}`; data dirs under `{}` (`stat -f`: {})",
         brook.display(),
         data_parent.display(),
         command_output("stat", &["-f", "-c", "%T", &data_parent.to_string_lossy()])
@@ -604,7 +638,7 @@ fn render(
     )?;
     writeln!(md)?;
     writeln!(md, "## Method\n")?;
-    writeln!(md, "Each run starts a fresh target (a `brook serve` with an empty data dir and default config, or the sink), produces N records of the given value size (no key) to partition 0 of a new topic, then consumes them back from offset 0 with `assign` (no consumer group). Produce time runs from the first `send` to the end of `flush` (all delivery reports in); consume time from `assign` to the N-th record, whose offsets and sizes are checked. A metadata request before each phase (which also auto-creates the topic) is not timed. MB/s counts value bytes only (10^6 bytes/s). Runs alternate which target goes first. The *limit* is the same client against `brook_benches::sink`, a loopback broker that acknowledges Produce with fake offsets and answers Fetch with one pre-built {} KiB batch repeated (patched base offsets), so it costs almost nothing: the limit is the client's own ceiling on this machine in this run. Ratio = brook median / limit median.\n", args.sink_batch_bytes / 1024)?;
+    writeln!(md, "Each run starts a fresh target (a `brook serve` with an empty data dir and default config, or the sink), produces N records of the given value size (no key) to partition 0 of a new topic, then consumes them back from offset 0 with `assign` (a `group.id` is set because librdkafka's `assign` needs one, but the group is never joined or committed to). Produce time runs from the first `send` to the end of `flush` (all delivery reports in); consume time from `assign` to the N-th record, whose offsets and sizes are checked. A metadata request before each phase (which also auto-creates the topic) is not timed. MB/s counts value bytes only (10^6 bytes/s). Runs alternate which target goes first. The *limit* is the same client against `brook_benches::sink`, a loopback broker that acknowledges Produce with fake offsets and answers Fetch with one pre-built {} KiB batch repeated (patched base offsets), so it costs almost nothing: the limit is the client's own ceiling on this machine in this run. Ratio = brook median / limit median.\n", args.sink_batch_bytes / 1024)?;
     writeln!(
         md,
         "- producer: {}",
@@ -650,7 +684,15 @@ fn render(
             writeln!(md, "| {phase} | {bm:.1} | {bmin:.1}–{bmax:.1} | {:.0} | {sm:.1} | {smin:.1}–{smax:.1} | {:.0} | {:.2} |",
                 to_rps(bm), to_rps(sm), bm / sm)?;
         }
-        writeln!(md)?;
+        let (bm, bmin, bmax) = stats(case.brook_batch_bytes.clone());
+        writeln!(
+            md,
+            "\nBatches brook stored (and served to the consumer): mean {:.0} KiB per batch (runs {:.0}–{:.0} KiB); the limit serves {} KiB batches.\n",
+            bm / 1024.0,
+            bmin / 1024.0,
+            bmax / 1024.0,
+            args.sink_batch_bytes / 1024
+        )?;
     }
     Ok(md)
 }
