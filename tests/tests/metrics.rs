@@ -347,6 +347,18 @@ fn every_registered_metric_is_exported_with_its_type_and_topic_counters_add_up()
     Ok(())
 }
 
+/// (lag, committed offset) of `topic`/`partition` in a JSON array of lag rows.
+fn lag_row(rows: &Value, topic: &str, partition: i32, committed: &str) -> Option<LagRow> {
+    rows.as_array()?
+        .iter()
+        .find(|x| x["topic"] == topic && x["partition"] == partition)
+        .map(|x| (x["lag"].as_i64(), x[committed].as_i64()))
+}
+
+type LagRow = (Option<i64>, Option<i64>);
+
+const LAG: &str = "brook_group_lag_records";
+
 #[test]
 fn group_lag_agrees_across_gauge_admin_api_and_cli() -> Result<()> {
     let broker = start_broker(2)?;
@@ -369,18 +381,6 @@ fn group_lag_agrees_across_gauge_admin_api_and_cli() -> Result<()> {
 
     let bin = brook_binary()?;
     let bootstrap = broker.bootstrap();
-    let gauge_lag = |body: &str, p: i32| {
-        let p = p.to_string();
-        series(
-            body,
-            "brook_group_lag_records",
-            &[
-                ("group", group),
-                ("topic", topic),
-                ("partition", p.as_str()),
-            ],
-        )
-    };
     let mut last = String::new();
     let agreed = wait_until("lag to agree everywhere", WAIT, || {
         let body = http_get(broker.admin_addr(), "/metrics")?;
@@ -389,14 +389,8 @@ fn group_lag_agrees_across_gauge_admin_api_and_cli() -> Result<()> {
             &format!("/v1/groups/{group}"),
         )?)?;
         let out = Command::new(&bin)
-            .args([
-                "group",
-                "--bootstrap",
-                &bootstrap,
-                "--json",
-                "describe",
-                group,
-            ])
+            .args(["group", "--bootstrap", &bootstrap, "--json"])
+            .args(["describe", group])
             .output()
             .context("running brook group describe")?;
         ensure!(
@@ -408,21 +402,11 @@ fn group_lag_agrees_across_gauge_admin_api_and_cli() -> Result<()> {
         let mut ok = admin["members"].as_array().map(Vec::len) == Some(1);
         let mut seen = Vec::new();
         for (&p, &want) in &later {
-            let g = gauge_lag(&body, p)?;
-            let a = admin["partitions"]
-                .as_array()
-                .and_then(|v| {
-                    v.iter()
-                        .find(|x| x["topic"] == topic && x["partition"] == p)
-                })
-                .map(|x| (x["lag"].as_i64(), x["committed_offset"].as_i64()));
-            let c = cli["offsets"]
-                .as_array()
-                .and_then(|v| {
-                    v.iter()
-                        .find(|x| x["topic"] == topic && x["partition"] == p)
-                })
-                .map(|x| (x["lag"].as_i64(), x["committed"].as_i64()));
+            let part = p.to_string();
+            let labels = [("group", group), ("topic", topic), ("partition", &*part)];
+            let g = series(&body, LAG, &labels)?;
+            let a = lag_row(&admin["partitions"], topic, p, "committed_offset");
+            let c = lag_row(&cli["offsets"], topic, p, "committed");
             let committed = Some(consumed[&p]);
             ok &= g == Some(want as f64)
                 && a == Some((Some(want), committed))
