@@ -67,7 +67,6 @@ pub(crate) fn parse(tp: &TopicPartition, data: &Bytes, fetch_offset: i64) -> Res
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use brook_protocol::records::{end_txn_marker_batch, BatchBuilder, Compression};
     use bytes::BytesMut;

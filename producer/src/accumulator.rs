@@ -119,10 +119,6 @@ impl Accumulator {
     }
 
     /// Appends one record; `reserved` buffer-memory permits travel with it.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one record's parts, kept unboxed on the hot path"
-    )]
     pub fn append(
         &self,
         tp: &TopicPartition,

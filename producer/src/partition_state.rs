@@ -127,7 +127,6 @@ impl PartState {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use std::sync::Arc;
     use std::time::Duration;

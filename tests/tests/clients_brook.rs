@@ -315,17 +315,17 @@ fn consumer_seek_pause_and_out_of_range() -> Result<()> {
         );
         ensure!(recs.first().and_then(|r| r.value.clone()).as_deref() == Some(&b"v50"[..]));
         ensure!(c.position(&tp).await? == 60);
-        c.seek_to_end(&[tp.clone()])?;
+        c.seek_to_end(std::slice::from_ref(&tp))?;
         ensure!(c.position(&tp).await? == 100);
-        c.seek_to_beginning(&[tp.clone()])?;
+        c.seek_to_beginning(std::slice::from_ref(&tp))?;
         ensure!(c.position(&tp).await? == 0);
 
-        c.pause(&[tp.clone()])?;
+        c.pause(std::slice::from_ref(&tp))?;
         ensure!(
             c.poll(Duration::from_millis(300)).await?.is_empty(),
             "paused partitions return nothing"
         );
-        c.resume(&[tp.clone()])?;
+        c.resume(std::slice::from_ref(&tp))?;
         ensure!(
             c.poll(Duration::from_secs(10))
                 .await?
@@ -390,11 +390,11 @@ fn consumer_commits_and_resumes_from_committed_offsets() -> Result<()> {
         let group = [("group.id", "g-commits"), ("enable.auto.commit", "false")];
         let c = Consumer::new(cconf(&bootstrap, &group)?);
         ensure!(
-            c.committed(&[tp.clone()]).await?.get(&tp) == Some(&None),
+            c.committed(std::slice::from_ref(&tp)).await?.get(&tp) == Some(&None),
             "nothing committed yet"
         );
         c.commit_offsets(&[(tp.clone(), 7)]).await?;
-        ensure!(c.committed(&[tp.clone()]).await?.get(&tp) == Some(&Some(7)));
+        ensure!(c.committed(std::slice::from_ref(&tp)).await?.get(&tp) == Some(&Some(7)));
         let mut c2 = Consumer::new(cconf(&bootstrap, &group)?);
         c2.assign([tp.clone()]);
         let recs = c2.poll(Duration::from_secs(10)).await?;
@@ -404,7 +404,7 @@ fn consumer_commits_and_resumes_from_committed_offsets() -> Result<()> {
         );
         let last = recs.last().map_or(0, |r| r.offset);
         c2.commit_sync().await?;
-        ensure!(c.committed(&[tp.clone()]).await?.get(&tp) == Some(&Some(last + 1)));
+        ensure!(c.committed(std::slice::from_ref(&tp)).await?.get(&tp) == Some(&Some(last + 1)));
         let plain = Consumer::new(cconf(&bootstrap, &[])?);
         ensure!(matches!(
             plain.committed(&[tp]).await,
