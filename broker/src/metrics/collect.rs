@@ -4,7 +4,8 @@
 //! Per-partition series are capped (`metrics.per.partition.enable`,
 //! `metrics.max.partition.series`) so a broker with many thousands of
 //! partitions does not overwhelm Prometheus; what is left out is counted in
-//! `brook_partition_series_dropped`.
+//! `brook_partition_series_dropped`. The cap applies to each per-partition
+//! family separately (partition offsets/sizes, group lag), user topics first.
 
 use metrics::gauge;
 
@@ -27,7 +28,11 @@ pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
     let mut dropped = 0usize;
     let mut total = 0usize;
     let mut offline = 0usize;
-    for t in broker.topics() {
+    // User topics spend the series budget before internal ones
+    // (`__consumer_offsets` alone has 50 partitions).
+    let mut topics = broker.topics();
+    topics.sort_by_key(|t| t.is_internal());
+    for t in topics {
         for p in t.partitions() {
             total += 1;
             if p.log().is_offline() {
