@@ -48,3 +48,8 @@ pub use consumer::Consumer;
 pub use error::{Error, Result};
 pub use record::ConsumerRecord;
 pub use stream::RecordStream;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

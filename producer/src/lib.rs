@@ -47,3 +47,8 @@ pub use error::{Error, Result};
 pub use partitioner::{DefaultPartitioner, Partitioner};
 pub use producer::{DeliveryFuture, Producer};
 pub use record::{ProducerRecord, RecordMetadata};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
