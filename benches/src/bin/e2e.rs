@@ -77,7 +77,8 @@ struct BenchArgs {
     /// acks settings: 1 and/or all.
     #[arg(long, value_delimiter = ',', default_value = "1,all")]
     acks: Vec<String>,
-    /// Records per run; by default 200000 for sizes under 512 B, 50000 otherwise.
+    /// Records per run; by default 500000 for sizes under 512 B, 200000 otherwise
+    /// (about a second per phase for the limit on a loaded 2-core machine).
     #[arg(long)]
     records: Option<u64>,
     /// Size of the batches the sink serves to consumers (default: the producer's
@@ -462,7 +463,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
         ensure!(size > 0, "record sizes must be positive");
         let records = args
             .records
-            .unwrap_or(if size < 512 { 200_000 } else { 50_000 });
+            .unwrap_or(if size < 512 { 500_000 } else { 200_000 });
         for acks in &args.acks {
             let mut case = CaseResult {
                 size,
