@@ -1,6 +1,11 @@
 //! Helpers shared by brook-protocol's fuzz targets (`fuzz_targets/*.rs`).
 //!
-//! Run a target with `cargo +nightly fuzz run <name> -- -rss_limit_mb=256`.
+//! Run a target with
+//! `ASAN_OPTIONS=quarantine_size_mb=32 cargo +nightly fuzz run <name> -- -rss_limit_mb=256 -jobs=1`.
+//! The smaller ASan quarantine matters: by default ASan keeps 256 MiB of freed
+//! memory, and the decompressors legitimately allocate (and free) up to the
+//! zstd window / lz4 block size per input, so a long run would hit the RSS limit
+//! through the quarantine alone (seen: an `oom-` artifact for the empty input).
 
 /// Decompression cap the targets use: large enough to exercise real batches,
 /// small enough that a bomb that slipped past the cap would blow the RSS limit.
