@@ -27,7 +27,7 @@
 //! ```
 //!
 //! # Layout
-//! - `consumer`: [`Consumer`] — assignment, positions, fetch pipeline, `poll`, commits.
+//! - `consumer`: [`Consumer`] — assignment, positions, fetch pipeline, `poll`; `consumer/commit`: commits.
 //! - `fetcher`: decoding fetched partition data into records (no I/O).
 //! - `offsets`: ListOffsets, FindCoordinator, OffsetCommit, OffsetFetch.
 //! - [`group`]: assignors and rebalance callbacks for group membership.

@@ -22,13 +22,14 @@ use brook_protocol::codec::Records;
 use brook_protocol::error::ErrorCode;
 use brook_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::fetcher;
 use crate::offsets::{self, EARLIEST, LATEST};
 use crate::record::ConsumerRecord;
+
+mod commit;
 
 #[derive(Debug, Default)]
 struct PartFetch {
@@ -561,84 +562,6 @@ impl Consumer {
                 }
             }
         }
-    }
-
-    fn positions(&self) -> Vec<(TopicPartition, i64)> {
-        self.parts
-            .iter()
-            .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
-            .collect()
-    }
-
-    fn maybe_auto_commit(&mut self) {
-        if !self.cfg.enable_auto_commit || self.cfg.group().is_none() {
-            return;
-        }
-        if self.last_commit.elapsed() < ms(i64::from(self.cfg.auto_commit_interval_ms)) {
-            return;
-        }
-        self.last_commit = Instant::now();
-        let handle = self.commit_async();
-        drop(handle);
-    }
-
-    /// Commits the current positions and waits for the broker's answer.
-    ///
-    /// # Errors
-    /// [`Error::NoGroupId`], connection errors or the broker's error code.
-    pub async fn commit_sync(&mut self) -> Result<()> {
-        let offsets = self.positions();
-        self.commit_offsets(&offsets).await
-    }
-
-    /// Commits explicit offsets (the offset of the next record to read).
-    ///
-    /// # Errors
-    /// As [`Consumer::commit_sync`].
-    pub async fn commit_offsets(&self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
-        let group = self.cfg.group().ok_or(Error::NoGroupId)?;
-        offsets::commit(&self.client, group, offsets).await
-    }
-
-    /// Commits the current positions in the background.
-    pub fn commit_async(&self) -> JoinHandle<Result<()>> {
-        let client = self.client.clone();
-        let group = self.cfg.group().map(str::to_owned);
-        let offsets = self.positions();
-        tokio::spawn(async move {
-            let group = group.ok_or(Error::NoGroupId)?;
-            let r = offsets::commit(&client, &group, &offsets).await;
-            if let Err(e) = &r {
-                tracing::warn!("offset commit failed: {e}");
-            }
-            r
-        })
-    }
-
-    /// Committed offsets of `tps` (`None` where nothing is committed).
-    ///
-    /// # Errors
-    /// [`Error::NoGroupId`], connection errors or the broker's error code.
-    pub async fn committed(
-        &self,
-        tps: &[TopicPartition],
-    ) -> Result<HashMap<TopicPartition, Option<i64>>> {
-        let group = self.cfg.group().ok_or(Error::NoGroupId)?;
-        offsets::committed(&self.client, group, tps).await
-    }
-
-    /// Commits positions if auto commit is on, then closes connections.
-    ///
-    /// # Errors
-    /// The final commit's error.
-    pub async fn close(mut self) -> Result<()> {
-        let r = if self.cfg.enable_auto_commit && self.cfg.group().is_some() {
-            self.commit_sync().await
-        } else {
-            Ok(())
-        };
-        self.client.close();
-        r
     }
 }
 
