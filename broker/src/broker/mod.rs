@@ -4,6 +4,13 @@
 //! Topic changes (create, delete, add partitions, alter configs) are serialised
 //! by `admin`, persisted to the metadata store first and only then published in
 //! the in-memory registry, so a crash never leaves a topic half-known.
+//!
+//! # Layout
+//! - this file: [`Broker`] (open, accessors, producer ids, shutdown), [`Topic`],
+//!   topic-name rules.
+//! - `admin`: topic creation, deletion, partition growth and config changes.
+
+mod admin;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::error::BrokerError;
 use crate::log::{LogConfig, PartitionLog};
-use crate::metadata_store::{MetadataImage, MetadataStore, TopicRecord};
+use crate::metadata_store::{MetadataImage, MetadataStore};
 use crate::partition::Partition;
 use crate::producer_state::ProducerStateTable;
 
@@ -238,258 +245,6 @@ impl Broker {
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         self.topic(topic)?.partition(index)
-    }
-
-    /// Look up a topic, creating it with broker defaults when
-    /// `auto.create.topics.enable` allows and `allow_auto_create` is set.
-    ///
-    /// # Errors
-    /// Invalid name or a storage failure while creating.
-    pub async fn topic_or_create(
-        &self,
-        name: &str,
-        allow_auto_create: bool,
-    ) -> Result<Option<Arc<Topic>>, BrokerError> {
-        if let Some(t) = self.topic(name) {
-            return Ok(Some(t));
-        }
-        if !(allow_auto_create && self.config.auto_create_topics_enable) {
-            return Ok(None);
-        }
-        validate_topic_name(name)?;
-        match self
-            .create_topic(name, -1, -1, BTreeMap::new(), false)
-            .await
-        {
-            Ok(t) => Ok(Some(t)),
-            Err(BrokerError::TopicAlreadyExists(_)) => Ok(self.topic(name)),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Create a topic. `partitions`/`replication_factor` of -1 mean the broker
-    /// defaults. With `validate_only` nothing changes.
-    ///
-    /// # Errors
-    /// Invalid name, counts or configs; an existing topic; storage failures.
-    pub async fn create_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i32,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<Arc<Topic>, BrokerError> {
-        validate_topic_name(name)?;
-        let partitions = if partitions == -1 {
-            self.config.num_partitions
-        } else {
-            partitions
-        };
-        let rf = if replication_factor == -1 {
-            self.config.default_replication_factor
-        } else {
-            replication_factor
-        };
-        if partitions <= 0 {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "number of partitions must be at least 1, got {partitions}"
-            )));
-        }
-        if partitions > 100_000 {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "{partitions} partitions is more than brook allows per topic (100000)"
-            )));
-        }
-        if rf != 1 {
-            return Err(BrokerError::InvalidReplicationFactor(format!(
-                "replication factor {rf} is larger than the number of brokers (1)"
-            )));
-        }
-        for (k, v) in &configs {
-            brook_config::validate_topic_override(k, v)?;
-        }
-        let tc = Arc::new(TopicConfig::resolve(&self.config, &configs)?);
-        log_config(&tc)
-            .validate()
-            .map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
-        let mut image = self.admin.lock().await;
-        if image.topics.contains_key(name) || self.topic(name).is_some() {
-            return Err(BrokerError::TopicAlreadyExists(name.to_owned()));
-        }
-        if let Some(collides) = read(&self.topics)
-            .keys()
-            .find(|t| t.replace('.', "_") == name.replace('.', "_"))
-        {
-            return Err(BrokerError::InvalidTopic(format!(
-                "topic {name} collides with existing topic {collides} ('.' and '_' are equivalent in metric names)"
-            )));
-        }
-        let id = Uuid::from_bytes(rand::random());
-        let topic = Arc::new(Topic {
-            name: name.into(),
-            id,
-            probe: crate::metrics::TopicProbe::new(name),
-            overrides: RwLock::new(configs.clone()),
-            partitions: RwLock::new(Vec::new()),
-        });
-        if validate_only {
-            return Ok(topic);
-        }
-        let mut parts = Vec::with_capacity(partitions as usize);
-        for p in 0..partitions {
-            match open_partition(&self.data_dir, name, id, p, tc.clone()) {
-                Ok(part) => parts.push(Arc::new(part)),
-                Err(e) => {
-                    for q in 0..p {
-                        let _ = std::fs::remove_dir_all(self.data_dir.join(format!("{name}-{q}")));
-                    }
-                    return Err(BrokerError::Storage(e.to_string()));
-                }
-            }
-        }
-        let mut next = image.clone();
-        next.topics.insert(
-            name.to_owned(),
-            TopicRecord {
-                id: id.to_string(),
-                partitions,
-                configs,
-            },
-        );
-        self.store
-            .save(&next)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        *image = next;
-        *write(&topic.partitions) = parts;
-        write(&self.topics).insert(name.to_owned(), topic.clone());
-        info!(topic = name, partitions, "topic created");
-        Ok(topic)
-    }
-
-    /// Delete a topic and its data.
-    ///
-    /// # Errors
-    /// Unknown topic, deletion disabled, storage failure.
-    pub async fn delete_topic(&self, name: &str) -> Result<Uuid, BrokerError> {
-        if !self.config.delete_topic_enable {
-            return Err(BrokerError::TopicDeletionDisabled);
-        }
-        let mut image = self.admin.lock().await;
-        let topic = self
-            .topic(name)
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let mut next = image.clone();
-        next.topics.remove(name);
-        self.store
-            .save(&next)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        *image = next;
-        write(&self.topics).remove(name);
-        // Rename first (atomic, so a crash cannot resurrect half a partition),
-        // then delete in the background; readers holding open files are unaffected.
-        for p in topic.partitions() {
-            let dir = self.data_dir.join(format!("{name}-{}", p.index));
-            let doomed = self
-                .data_dir
-                .join(format!("{name}-{}.{}-delete", p.index, topic.id));
-            if std::fs::rename(&dir, &doomed).is_ok() {
-                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(doomed));
-            }
-        }
-        info!(topic = name, "topic deleted");
-        Ok(topic.id)
-    }
-
-    /// Grow a topic to `count` partitions.
-    ///
-    /// # Errors
-    /// Unknown topic, a count not larger than today's, storage failure.
-    pub async fn create_partitions(
-        &self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<(), BrokerError> {
-        let mut image = self.admin.lock().await;
-        let topic = self
-            .topic(name)
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let current = topic.partition_count();
-        if count <= current {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "topic {name} has {current} partitions; the new count {count} must be larger"
-            )));
-        }
-        if count > 100_000 {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "{count} partitions is more than brook allows per topic (100000)"
-            )));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let tc = Arc::new(TopicConfig::resolve(&self.config, &topic.overrides())?);
-        let mut added = Vec::new();
-        for p in current..count {
-            let part = open_partition(&self.data_dir, name, topic.id, p, tc.clone())
-                .map_err(|e| BrokerError::Storage(e.to_string()))?;
-            added.push(Arc::new(part));
-        }
-        let mut next = image.clone();
-        if let Some(rec) = next.topics.get_mut(name) {
-            rec.partitions = count;
-        }
-        self.store
-            .save(&next)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        *image = next;
-        write(&topic.partitions).extend(added);
-        Ok(())
-    }
-
-    /// Replace (or patch) a topic's config overrides and apply them live.
-    ///
-    /// # Errors
-    /// Unknown topic, invalid key or value.
-    pub async fn alter_topic_configs(
-        &self,
-        name: &str,
-        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), BrokerError>,
-        validate_only: bool,
-    ) -> Result<(), BrokerError> {
-        let mut image = self.admin.lock().await;
-        let topic = self
-            .topic(name)
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let mut overrides = topic.overrides();
-        change(&mut overrides)?;
-        for (k, v) in &overrides {
-            brook_config::validate_topic_override(k, v)?;
-        }
-        let tc = Arc::new(TopicConfig::resolve(&self.config, &overrides)?);
-        log_config(&tc)
-            .validate()
-            .map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
-        if validate_only {
-            return Ok(());
-        }
-        let mut next = image.clone();
-        if let Some(rec) = next.topics.get_mut(name) {
-            rec.configs = overrides.clone();
-        }
-        self.store
-            .save(&next)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        *image = next;
-        *write(&topic.overrides) = overrides;
-        for p in topic.partitions() {
-            p.set_config(tc.clone());
-            if let Err(e) = p.log().set_config(log_config(&tc)) {
-                warn!(topic = name, partition = p.index, error = %e, "applying new config to the log failed");
-            }
-        }
-        Ok(())
     }
 
     /// Hand out a new producer id, reserving ids on disk in blocks so a restart
