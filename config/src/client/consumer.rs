@@ -24,6 +24,7 @@ typed_config! {
         bootstrap_servers: Vec<HostPort> = "bootstrap.servers" => vec![HostPort { host: "127.0.0.1".to_owned(), port: 9092 }],
         client_id: String = "client.id" => String::new(),
         group_id: String = "group.id" => String::new(),
+        group_instance_id: String = "group.instance.id" => String::new(),
         enable_auto_commit: bool = "enable.auto.commit" => true,
         auto_commit_interval_ms: i32 = "auto.commit.interval.ms" => 5_000,
         auto_offset_reset_setting: String = "auto.offset.reset" => "latest".to_owned(),
@@ -125,6 +126,11 @@ impl ConsumerConfig {
     /// The group id, if one is configured.
     pub fn group(&self) -> Option<&str> {
         (!self.group_id.is_empty()).then_some(self.group_id.as_str())
+    }
+
+    /// `group.instance.id`, if this is a static member.
+    pub fn group_instance(&self) -> Option<&str> {
+        (!self.group_instance_id.is_empty()).then_some(self.group_instance_id.as_str())
     }
 
     /// The bootstrap servers as `host:port` strings.

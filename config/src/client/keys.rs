@@ -41,7 +41,14 @@ const ACKS: &[&str] = &["all", "-1", "0", "1"];
 const CODECS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
 const RESETS: &[&str] = &["earliest", "latest", "none"];
 const ISOLATION: &[&str] = &["read_uncommitted", "read_committed"];
-const ASSIGNORS: &[&str] = &["range", "roundrobin", "cooperative-sticky"];
+const ASSIGNORS: &[&str] = &[
+    "range",
+    "roundrobin",
+    "cooperative-sticky",
+    "org.apache.kafka.clients.consumer.RangeAssignor",
+    "org.apache.kafka.clients.consumer.RoundRobinAssignor",
+    "org.apache.kafka.clients.consumer.CooperativeStickyAssignor",
+];
 
 /// Every producer key.
 pub static PRODUCER_KEYS: &[KeyDef] = &[
@@ -69,6 +76,7 @@ pub static CONSUMER_KEYS: &[KeyDef] = &[
     client("bootstrap.servers", BOOTSTRAP, "127.0.0.1:9092", "host:port pairs used to discover the cluster. brook: defaults to its default listener (Java has no default)."),
     client("client.id", Kind::Str(StrRule::Any), "", "Sent with every request, for broker logs and quotas."),
     client("group.id", Kind::Str(StrRule::Any), "", "Consumer group for committed offsets and subscriptions; empty: none."),
+    client("group.instance.id", Kind::Str(StrRule::Any), "", "Static membership: a restart within session.timeout.ms keeps the assignment without a rebalance; empty: dynamic member."),
     client("enable.auto.commit", Kind::Bool, "true", "Commit consumed positions every auto.commit.interval.ms (needs group.id)."),
     client("auto.commit.interval.ms", int(0), "5000", "Interval between automatic commits."),
     client("auto.offset.reset", Kind::Str(StrRule::OneOf(RESETS)), "latest", "Where to start without a committed offset, or when the position is out of range: earliest, latest, or none (error)."),
