@@ -6,11 +6,16 @@
 //! builder; compression happens in the sender). The sender is woken through a
 //! `Notify` when a batch is sealed or a flush is requested.
 //!
+//! Every batch from its creation until it completes is also listed as
+//! *incomplete* (the Java client's `IncompleteBatches`), so `flush()` can take
+//! a snapshot of exactly the batches that exist when it is called and wait for
+//! those only; records appended later do not prolong it.
+//!
 //! Hot path: `append` allocates only when a batch is created; do not add
 //! logging above `trace` or any await here.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -69,6 +74,8 @@ impl BatchShared {
 /// A batch on its way: records encoded, not yet compressed.
 #[derive(Debug)]
 pub(crate) struct Batch {
+    /// Accumulator-wide id, the key in the incomplete set.
+    pub id: u64,
     pub tp: TopicPartition,
     pub builder: BatchBuilder,
     pub shared: Arc<BatchShared>,
@@ -81,7 +88,9 @@ pub(crate) struct Batch {
 struct Inner {
     open: HashMap<TopicPartition, Batch>,
     sealed: VecDeque<Batch>,
-    flushing: bool,
+    /// Batches created and not yet completed, by id.
+    incomplete: HashMap<u64, Arc<BatchShared>>,
+    next_id: u64,
 }
 
 /// See the module documentation.
@@ -92,18 +101,27 @@ pub(crate) struct Accumulator {
     pub wake: Notify,
     batch_size: usize,
     linger: Duration,
-    /// Records appended and not yet completed.
-    pub outstanding: AtomicU64,
-    /// Woken whenever `outstanding` drops to zero.
-    pub drained: Notify,
+    /// `flush()` calls in progress; while above zero every open batch is
+    /// ready regardless of `linger.ms`.
+    flushes: AtomicUsize,
+}
+
+/// Keeps open batches ready while a flush is in progress; ends it on drop
+/// (also when the flushing future is cancelled).
+pub(crate) struct FlushGuard<'a> {
+    acc: &'a Accumulator,
+}
+
+impl Drop for FlushGuard<'_> {
+    fn drop(&mut self) {
+        self.acc.flushes.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Where an appended record went.
 pub(crate) struct Appended {
     pub shared: Arc<BatchShared>,
     pub index: i32,
-    /// A batch of this partition was sealed by this append.
-    pub sealed: bool,
 }
 
 impl Accumulator {
@@ -113,12 +131,21 @@ impl Accumulator {
             wake: Notify::new(),
             batch_size: batch_size.max(1),
             linger,
-            outstanding: AtomicU64::new(0),
-            drained: Notify::new(),
+            flushes: AtomicUsize::new(0),
         }
     }
 
     /// Appends one record; `reserved` buffer-memory permits travel with it.
+    ///
+    /// With `abort_on_new_batch`, a record that would start a new batch (the
+    /// partition has no open batch, or the open one is full) is not appended
+    /// and `Ok(None)` is returned, so a sticky partitioner can move on first
+    /// (the Java client's `abortOnNewBatch`, KIP-480). A partition has no open
+    /// batch after its last one was sealed or sent because `linger.ms` expired.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the record's parts are borrowed from the caller's record"
+    )]
     pub fn append(
         &self,
         tp: &TopicPartition,
@@ -127,10 +154,14 @@ impl Accumulator {
         value: Option<&Bytes>,
         headers: &[Header],
         reserved: usize,
-    ) -> Result<Appended> {
+        abort_on_new_batch: bool,
+    ) -> Result<Option<Appended>> {
         let enc = |e: brook_protocol::records::RecordError| Error::Encode(e.to_string());
         let mut inner = self.inner.lock().map_err(|_| Error::Closed)?;
         let mut sealed = false;
+        if abort_on_new_batch && !inner.open.contains_key(tp) {
+            return Ok(None);
+        }
         if let Some(open) = inner.open.get(tp) {
             let next = open
                 .builder
@@ -142,6 +173,9 @@ impl Accumulator {
                 )
                 .map_err(enc)?;
             if !open.builder.is_empty() && open.builder.estimated_size() + next > self.batch_size {
+                if abort_on_new_batch {
+                    return Ok(None);
+                }
                 if let Some(full) = inner.open.remove(tp) {
                     inner.sealed.push_back(full);
                     sealed = true;
@@ -150,13 +184,26 @@ impl Accumulator {
         }
         // A new open batch gives the sender a new linger deadline to sleep to.
         let created = !inner.open.contains_key(tp);
-        let batch = inner.open.entry(tp.clone()).or_insert_with(|| Batch {
-            tp: tp.clone(),
-            builder: BatchBuilder::new(),
-            shared: Arc::new(BatchShared::default()),
-            created: Instant::now(),
-            reserved: 0,
-        });
+        if created {
+            let id = inner.next_id;
+            inner.next_id += 1;
+            let shared = Arc::new(BatchShared::default());
+            inner.incomplete.insert(id, shared.clone());
+            inner.open.insert(
+                tp.clone(),
+                Batch {
+                    id,
+                    tp: tp.clone(),
+                    builder: BatchBuilder::new(),
+                    shared,
+                    created: Instant::now(),
+                    reserved: 0,
+                },
+            );
+        }
+        let Some(batch) = inner.open.get_mut(tp) else {
+            return Err(Error::Closed);
+        };
         let index = batch
             .builder
             .append(
@@ -174,16 +221,11 @@ impl Accumulator {
                 sealed = true;
             }
         }
-        self.outstanding.fetch_add(1, Ordering::SeqCst);
         drop(inner);
         if sealed || created {
             self.wake.notify_one();
         }
-        Ok(Appended {
-            shared,
-            index,
-            sealed,
-        })
+        Ok(Some(Appended { shared, index }))
     }
 
     /// Takes every sealed batch and every open batch older than `linger.ms`
@@ -194,7 +236,7 @@ impl Accumulator {
             return (Vec::new(), None);
         };
         let mut out: Vec<Batch> = inner.sealed.drain(..).collect();
-        let flushing = inner.flushing;
+        let flushing = self.flushes.load(Ordering::SeqCst) > 0;
         let linger = self.linger;
         let ready: Vec<TopicPartition> = inner
             .open
@@ -208,25 +250,28 @@ impl Accumulator {
             }
         }
         let next = inner.open.values().map(|b| b.created + linger).min();
-        if self.outstanding.load(Ordering::SeqCst) == 0 {
-            inner.flushing = false;
-        }
         (out, next)
     }
 
-    /// Makes every open batch ready now, until the accumulator is empty.
-    pub fn begin_flush(&self) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.flushing = true;
-        }
+    /// Makes every open batch ready now, until the guard is dropped.
+    pub fn start_flush(&self) -> FlushGuard<'_> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
         self.wake.notify_one();
+        FlushGuard { acc: self }
     }
 
-    /// Records of a completed batch are no longer outstanding.
-    pub fn completed(&self, records: u64) {
-        let before = self.outstanding.fetch_sub(records, Ordering::SeqCst);
-        if before <= records {
-            self.drained.notify_waiters();
+    /// The batches not yet completed at this moment.
+    pub fn incomplete(&self) -> Vec<Arc<BatchShared>> {
+        self.inner
+            .lock()
+            .map(|i| i.incomplete.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A batch completed: it leaves the incomplete set.
+    pub fn completed(&self, id: u64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.incomplete.remove(&id);
         }
     }
 
@@ -237,6 +282,9 @@ impl Accumulator {
         };
         let mut out: Vec<Batch> = inner.sealed.drain(..).collect();
         out.extend(inner.open.drain().map(|(_, b)| b));
+        for b in &out {
+            inner.incomplete.remove(&b.id);
+        }
         drop(inner);
         for b in &out {
             b.shared.complete(Err(err.clone()));

@@ -142,6 +142,7 @@ mod tests {
             builder.append(0, None, Some(b"v"), &[]).unwrap();
         }
         Batch {
+            id: 0,
             tp: TopicPartition {
                 topic: Arc::from("t"),
                 partition: 0,

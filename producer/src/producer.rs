@@ -3,26 +3,33 @@
 //! does the rest (see `sender`).
 //!
 //! Ordering: records of one partition are sent in the order `send`/`enqueue`
-//! was called. `send` enqueues synchronously when the topic's metadata is
+//! was called. `send` appends synchronously when the topic's metadata is
 //! known, buffer memory is free and no earlier record is waiting (the common
-//! case); otherwise the record joins a FIFO wait list that a background task
-//! enqueues in order, each after waiting up to `max.block.ms`. Records on the
-//! wait list are not counted against `buffer.memory`: callers that need
-//! backpressure await [`Producer::enqueue`], which returns once the record is
-//! in the buffer.
+//! case); otherwise the record waits for admission, in order, for at most
+//! `max.block.ms` from the call (see `admission`). Memory held by the producer
+//! (records in batches, queued or in flight) never exceeds `buffer.memory`; a
+//! waiting record belongs to the caller's future until it is admitted.
+//!
+//! `flush` waits for the records sent before it was called (Java semantics),
+//! not for the producer to become idle.
+//!
+//! # Layout
+//! - `admission`: the ordered wait for metadata and memory.
+//! - `placement`: choosing the partition and appending (sticky switching).
+
+mod admission;
+mod placement;
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use brook_config::client::ProducerConfig;
-use brook_protocol::error::ErrorCode;
 use brook_protocol::records::Compression;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::accumulator::{Accumulator, BatchShared, TopicPartition};
+use crate::accumulator::{Accumulator, BatchShared};
 use crate::client::{Client, ClientOptions};
 use crate::error::{Error, Result};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
@@ -42,37 +49,16 @@ struct Inner {
     memory: Arc<Semaphore>,
     buffer_memory: usize,
     max_request_size: usize,
-    max_block: Duration,
     partitioner: Arc<dyn Partitioner>,
     cmds: mpsc::UnboundedSender<Command>,
-    /// FIFO of records that could not be enqueued synchronously.
-    waiting: mpsc::UnboundedSender<Waiting>,
-    /// Records on `waiting` not yet enqueued; the fast path is taken only at 0.
-    waiting_count: AtomicUsize,
+    admission: admission::Queue,
 }
 
-struct Waiting {
-    record: ProducerRecord,
-    reply: oneshot::Sender<Result<DeliveryFuture>>,
-}
-
-impl std::fmt::Debug for Waiting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Waiting")
-            .field("topic", &self.record.topic)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Enqueues waiting records in order; ends when the producer is dropped.
-async fn wait_list(inner: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Waiting>) {
-    while let Some(w) = rx.recv().await {
-        let Some(inner) = inner.upgrade() else { return };
-        let producer = Producer { inner };
-        let result = producer.enqueue_now(w.record).await;
-        producer.inner.waiting_count.fetch_sub(1, Ordering::SeqCst);
-        let _ = w.reply.send(result);
-    }
+/// Where `send` left a record.
+enum Staged {
+    Appended(DeliveryFuture),
+    Waiting(Arc<admission::Slot>),
+    Failed(Error),
 }
 
 /// Completes when the record is acknowledged (or failed for good).
@@ -187,20 +173,18 @@ impl Producer {
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
         let sender = Sender::new(client.clone(), acc.clone(), memory.clone(), cfg, cmd_rx);
         tokio::spawn(sender.run());
-        let (waiting, waiting_rx) = mpsc::unbounded_channel();
+        let (admission, admission_rx) = admission::Queue::new(ms(config.max_block_ms));
         let inner = Arc::new(Inner {
             client,
             acc,
             memory,
             buffer_memory,
             max_request_size: usize::try_from(config.max_request_size).unwrap_or(1 << 20),
-            max_block: ms(config.max_block_ms),
             partitioner,
             cmds,
-            waiting,
-            waiting_count: AtomicUsize::new(0),
+            admission,
         });
-        tokio::spawn(wait_list(Arc::downgrade(&inner), waiting_rx));
+        tokio::spawn(admission::run(Arc::downgrade(&inner), admission_rx));
         Ok(Self { inner })
     }
 
@@ -209,74 +193,72 @@ impl Producer {
         &self.inner.client
     }
 
+    /// Bytes of `buffer.memory` reserved by records the producer holds
+    /// (batched, queued or in flight); never more than `buffer.memory`.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner
+            .buffer_memory
+            .saturating_sub(self.inner.memory.available_permits())
+    }
+
     /// Sends a record; the future resolves to where it was stored.
     ///
-    /// The record is enqueued before `send` returns whenever that needs no
+    /// The record is appended before `send` returns whenever that needs no
     /// waiting (see the module docs), so many sends can be in flight at once:
-    /// collect the futures and await them later.
+    /// collect the futures and await them later. Otherwise it waits, in
+    /// `send` order and without being polled, for metadata and for room in
+    /// `buffer.memory`, for at most `max.block.ms` from this call. Dropping the
+    /// future while the record still waits withdraws it; once appended it is
+    /// sent whether or not the future is kept.
+    ///
+    /// # Errors
+    /// The future fails as [`Producer::enqueue`] does, or with the delivery
+    /// error of [`DeliveryFuture::wait`].
     pub fn send(
         &self,
         record: ProducerRecord,
     ) -> impl Future<Output = Result<RecordMetadata>> + Send + 'static {
-        let staged = match self.try_enqueue(record) {
-            Ok(Ok(delivery)) => Ok(delivery),
-            Ok(Err(record)) => Err(self.queue_waiting(record)),
-            Err(e) => Err(Err(e)),
-        };
+        let staged = self.stage(record);
         async move {
             match staged {
-                Ok(delivery) => delivery.wait().await,
-                Err(Ok(rx)) => rx.await.map_err(|_| Error::Closed)??.wait().await,
-                Err(Err(e)) => Err(e),
+                Staged::Appended(delivery) => delivery.wait().await,
+                Staged::Waiting(slot) => {
+                    let delivery = slot.admitted().await;
+                    // Free the slot (and wake admission) before the long wait.
+                    drop(slot);
+                    delivery?.wait().await
+                }
+                Staged::Failed(e) => Err(e),
             }
         }
     }
 
-    fn queue_waiting(
-        &self,
-        record: ProducerRecord,
-    ) -> Result<oneshot::Receiver<Result<DeliveryFuture>>> {
-        let (reply, rx) = oneshot::channel();
-        self.inner.waiting_count.fetch_add(1, Ordering::SeqCst);
-        if self.inner.waiting.send(Waiting { record, reply }).is_err() {
-            self.inner.waiting_count.fetch_sub(1, Ordering::SeqCst);
-            return Err(Error::Closed);
+    /// Appends now if possible, else queues for admission.
+    fn stage(&self, record: ProducerRecord) -> Staged {
+        match self.try_enqueue(record) {
+            Ok(Ok(delivery)) => Staged::Appended(delivery),
+            Ok(Err(record)) => match self.inner.admission.push(record) {
+                Ok(slot) => Staged::Waiting(slot),
+                Err(e) => Staged::Failed(e),
+            },
+            Err(e) => Staged::Failed(e),
         }
-        Ok(rx)
     }
 
     /// Enqueues a record, waiting up to `max.block.ms` for metadata and buffer
-    /// memory; the returned future completes on delivery.
+    /// memory; the returned future completes on delivery. Dropping this
+    /// future before it completes withdraws the record.
     ///
     /// # Errors
     /// [`Error::Timeout`] after `max.block.ms`, [`Error::UnknownTopic`],
-    /// [`Error::UnknownPartition`], [`Error::RecordTooLarge`], [`Error::Closed`].
+    /// [`Error::UnknownPartition`], [`Error::RecordTooLarge`] (larger than
+    /// `max.request.size` or `buffer.memory`), [`Error::Closed`].
     pub async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        match self.try_enqueue(record)? {
-            Ok(delivery) => Ok(delivery),
-            Err(record) => self
-                .queue_waiting(record)?
-                .await
-                .map_err(|_| Error::Closed)?,
+        match self.stage(record) {
+            Staged::Appended(delivery) => Ok(delivery),
+            Staged::Waiting(slot) => slot.admitted().await,
+            Staged::Failed(e) => Err(e),
         }
-    }
-
-    async fn enqueue_now(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        let deadline = tokio::time::Instant::now() + self.inner.max_block;
-        let partitions = self.wait_for_partitions(&record, deadline).await?;
-        let size = self.check_size(&record)?;
-        let permits = u32::try_from(size).unwrap_or(u32::MAX);
-        let permit = tokio::time::timeout_at(deadline, self.inner.memory.acquire_many(permits))
-            .await
-            .map_err(|_| {
-                Error::Timeout(format!(
-                    "no buffer memory within max.block.ms ({:?})",
-                    self.inner.max_block
-                ))
-            })?
-            .map_err(|_| Error::Closed)?;
-        permit.forget();
-        self.append(record, partitions, size)
     }
 
     /// Fast path: `Ok(Err(record))` means "must wait".
@@ -284,7 +266,7 @@ impl Producer {
         &self,
         record: ProducerRecord,
     ) -> Result<Result<DeliveryFuture, ProducerRecord>> {
-        if self.inner.waiting_count.load(Ordering::SeqCst) > 0 {
+        if self.inner.admission.busy() {
             return Ok(Err(record));
         }
         let Some(partitions) = self.inner.client.cluster().partition_count(&record.topic) else {
@@ -327,144 +309,51 @@ impl Producer {
         Ok(size)
     }
 
+    /// Appends a record whose `size` bytes of memory are reserved; on failure
+    /// the reservation is returned.
     fn append(
         &self,
         record: ProducerRecord,
         partitions: usize,
         size: usize,
     ) -> Result<DeliveryFuture> {
-        let partition = match record.partition {
-            Some(p) => p,
-            None => {
-                let p = self.inner.partitioner.partition(
-                    &record.topic,
-                    record.key.as_deref(),
-                    partitions,
-                );
-                i32::try_from(p.min(partitions.saturating_sub(1))).unwrap_or(0)
-            }
-        };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let tp = TopicPartition {
-            topic: Arc::from(record.topic.as_str()),
-            partition,
-        };
-        let appended = self.inner.acc.append(
-            &tp,
+        let placed = placement::place(
+            &self.inner.acc,
+            &*self.inner.partitioner,
+            &record,
+            partitions,
             timestamp,
-            record.key.as_ref(),
-            record.value.as_ref(),
-            &record.headers,
             size,
         );
-        let appended = match appended {
-            Ok(a) => a,
+        match placed {
+            Ok((tp, appended)) => Ok(DeliveryFuture {
+                shared: appended.shared,
+                index: appended.index,
+                topic: tp.topic,
+                partition: tp.partition,
+                timestamp,
+            }),
             Err(e) => {
                 self.inner.memory.add_permits(size);
-                return Err(e);
+                Err(e)
             }
-        };
-        if appended.sealed && record.partition.is_none() {
-            self.inner.partitioner.on_new_batch(
-                &record.topic,
-                usize::try_from(partition).unwrap_or(0),
-                partitions,
-            );
-        }
-        Ok(DeliveryFuture {
-            shared: appended.shared,
-            index: appended.index,
-            topic: tp.topic,
-            partition,
-            timestamp,
-        })
-    }
-
-    /// The topic's partition count once metadata knows it (and, for an
-    /// explicit partition, once the topic has that partition).
-    async fn wait_for_partitions(
-        &self,
-        record: &ProducerRecord,
-        deadline: tokio::time::Instant,
-    ) -> Result<usize> {
-        let topic = record.topic.as_str();
-        let mut backoff = Duration::from_millis(20);
-        loop {
-            let cluster = self.inner.client.cluster();
-            let known = cluster.partition_count(topic);
-            match (known, record.partition) {
-                (Some(n), None) => return Ok(n),
-                (Some(n), Some(p)) if usize::try_from(p).is_ok_and(|p| p < n) => return Ok(n),
-                _ => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let meta = cluster.topics.get(topic);
-                return Err(match (known, record.partition, meta) {
-                    (Some(count), Some(partition), _) => Error::UnknownPartition {
-                        topic: topic.to_owned(),
-                        partition,
-                        count,
-                    },
-                    (_, _, Some(t)) if t.error == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => {
-                        Error::UnknownTopic(topic.to_owned())
-                    }
-                    (_, _, Some(t))
-                        if !t.error.is_ok() && t.error != ErrorCode::LEADER_NOT_AVAILABLE =>
-                    {
-                        Error::broker(t.error, format!("topic {topic}"))
-                    }
-                    _ => Error::Timeout(format!(
-                        "no metadata for topic {topic} within max.block.ms ({:?})",
-                        self.inner.max_block
-                    )),
-                });
-            }
-            match tokio::time::timeout_at(deadline, self.inner.client.refresh_metadata(&[topic]))
-                .await
-            {
-                Ok(Ok(c)) => {
-                    let code = c.topics.get(topic).map(|t| t.error);
-                    if code == Some(ErrorCode::INVALID_TOPIC_EXCEPTION) {
-                        return Err(Error::broker(
-                            ErrorCode::INVALID_TOPIC_EXCEPTION,
-                            format!("topic {topic}"),
-                        ));
-                    }
-                }
-                Ok(Err(e)) if !e.is_retriable() => return Err(e),
-                Ok(Err(_)) | Err(_) => {}
-            }
-            if self
-                .inner
-                .client
-                .cluster()
-                .partition_count(topic)
-                .is_some_and(|n| {
-                    record
-                        .partition
-                        .is_none_or(|p| usize::try_from(p).is_ok_and(|p| p < n))
-                })
-            {
-                continue;
-            }
-            tokio::time::sleep(
-                backoff.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
-            )
-            .await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
         }
     }
 
-    /// Sends every buffered record now and waits until all records enqueued so
-    /// far have completed (acknowledged or failed).
+    /// Sends every buffered record now and waits until the records sent
+    /// before this call have completed (acknowledged or failed), as the Java
+    /// client does. Records sent meanwhile by other tasks are not waited for,
+    /// so a steady stream of sends cannot hold `flush` up.
     pub async fn flush(&self) {
-        loop {
-            let drained = self.inner.acc.drained.notified();
-            if self.inner.acc.outstanding.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            self.inner.acc.begin_flush();
-            drained.await;
+        // Linger no longer: every open batch is ready until the guard drops.
+        let _flushing = self.inner.acc.start_flush();
+        // Records sent earlier but still waiting for admission count too;
+        // they are admitted in order, so this waits for all of them.
+        self.inner.admission.settled().await;
+        for batch in self.inner.acc.incomplete() {
+            // Failed batches count as completed: flush reports no errors.
+            let _ = batch.wait().await;
         }
     }
 

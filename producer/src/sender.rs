@@ -10,6 +10,11 @@
 //! asks for a new producer id and renumbers every pending batch from sequence 0
 //! — the Java client's "epoch bump" — so later batches are neither lost nor
 //! rejected.
+//!
+//! Metadata refreshes never run on the send path: the loop starts at most one
+//! refresh at a time in its own task and learns the outcome from a channel, so
+//! a slow or unreachable metadata broker does not delay batches for partitions
+//! whose leaders are known.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,6 +74,11 @@ pub(crate) struct Sender {
     requests: HashMap<u64, InFlightReq>,
     replies_tx: mpsc::UnboundedSender<(u64, Reply)>,
     replies_rx: mpsc::UnboundedReceiver<(u64, Reply)>,
+    /// Outcomes of background metadata refreshes (at most one in flight, so
+    /// the channel holds at most one message).
+    metadata_tx: mpsc::UnboundedSender<bool>,
+    metadata_rx: mpsc::UnboundedReceiver<bool>,
+    refreshing: bool,
     cmds: mpsc::UnboundedReceiver<Command>,
     next_id: u64,
     producer_id: i64,
@@ -88,6 +98,7 @@ impl Sender {
         cmds: mpsc::UnboundedReceiver<Command>,
     ) -> Self {
         let (replies_tx, replies_rx) = mpsc::unbounded_channel();
+        let (metadata_tx, metadata_rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         Self {
             client,
@@ -98,6 +109,9 @@ impl Sender {
             requests: HashMap::new(),
             replies_tx,
             replies_rx,
+            metadata_tx,
+            metadata_rx,
+            refreshing: false,
             cmds,
             next_id: 0,
             producer_id: -1,
@@ -144,6 +158,7 @@ impl Sender {
                 }
                 () = self.acc.wake.notified() => {}
                 () = sleep_until_opt(wake) => {}
+                Some(ok) = self.metadata_rx.recv() => self.metadata_refreshed(ok),
                 cmd = self.cmds.recv() => match cmd {
                     Some(Command::Close(done)) => closing = Some(done),
                     None => { self.shutdown(); return; }
@@ -174,7 +189,7 @@ impl Sender {
         }
         let pending = self.parts.values().any(|p| !p.queue.is_empty());
         if pending
-            && (self.need_metadata
+            && ((self.need_metadata && !self.refreshing)
                 || self.need_reset
                 || (self.cfg.idempotence && self.producer_id < 0))
         {
@@ -191,14 +206,27 @@ impl Sender {
     async fn maintain(&mut self, now: Instant) {
         let pending = self.parts.values().any(|p| !p.queue.is_empty());
         let stale = self.client.cluster().updated.elapsed() >= self.cfg.metadata_max_age;
-        if (self.need_metadata || stale) && now >= self.next_metadata {
-            let topics: Vec<Arc<str>> = self.parts.keys().map(|tp| tp.topic.clone()).collect();
-            let names: Vec<&str> = topics.iter().map(|t| &**t).collect();
+        if (self.need_metadata || stale) && now >= self.next_metadata && !self.refreshing {
+            let mut topics: Vec<String> =
+                self.parts.keys().map(|tp| tp.topic.to_string()).collect();
+            topics.sort_unstable();
+            topics.dedup();
             self.next_metadata = now + self.cfg.retry_backoff;
-            match self.client.refresh_metadata(&names).await {
-                Ok(_) => self.need_metadata = false,
-                Err(e) => tracing::debug!("metadata refresh failed: {e}"),
-            }
+            self.refreshing = true;
+            let (client, done) = (self.client.clone(), self.metadata_tx.clone());
+            // Off the send path: batches for known leaders keep flowing while
+            // this waits (up to request.timeout.ms per attempt).
+            tokio::spawn(async move {
+                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                let ok = match client.refresh_metadata(&names).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::debug!("metadata refresh failed: {e}");
+                        false
+                    }
+                };
+                let _ = done.send(ok);
+            });
         }
         let want_pid = self.cfg.idempotence && (self.producer_id < 0 || self.need_reset);
         let idle = self.requests.is_empty();
@@ -266,11 +294,20 @@ impl Sender {
         }
     }
 
+    /// A background refresh ended; `ok` when new metadata arrived.
+    fn metadata_refreshed(&mut self, ok: bool) {
+        self.refreshing = false;
+        if ok {
+            self.need_metadata = false;
+        }
+    }
+
     /// Completes a batch: wakes its records' futures and returns its memory.
     fn finish(&self, b: InBatch, result: Result<(i64, i64)>) {
-        b.batch.shared.complete(result);
+        // Memory first: a flush woken by `complete` may check the buffer.
         self.memory.add_permits(b.batch.reserved);
-        self.acc.completed(u64::try_from(b.count).unwrap_or(0));
+        self.acc.completed(b.batch.id);
+        b.batch.shared.complete(result);
     }
 
     async fn send_ready(&mut self, now: Instant) {
@@ -548,8 +585,6 @@ impl Sender {
         }
         for b in self.acc.abort(&Error::Closed) {
             self.memory.add_permits(b.reserved);
-            self.acc
-                .completed(u64::try_from(b.builder.record_count()).unwrap_or(0));
         }
     }
 }
