@@ -8,10 +8,22 @@ pub enum Error {
     /// From the shared client layer (connections, metadata, broker error codes).
     #[error(transparent)]
     Client(#[from] brook_producer::Error),
-    /// `subscribe` needs consumer-group membership (JoinGroup/SyncGroup/Heartbeat),
-    /// which this version of the consumer does not implement yet.
-    #[error("group subscription is not supported yet; use assign() with explicit partitions")]
-    GroupsUnsupported,
+    /// Another member joined with this consumer's `group.instance.id`
+    /// (FENCED_INSTANCE_ID); this consumer is no longer part of the group.
+    #[error("fenced: another consumer joined with group.instance.id {instance}")]
+    Fenced {
+        /// The `group.instance.id`.
+        instance: String,
+    },
+    /// The coordinator chose an assignment strategy this consumer does not know.
+    #[error("the group chose assignor {0:?}, which this consumer does not offer")]
+    UnknownAssignor(String),
+    /// `partition.assignment.strategy` names an assignor this client lacks.
+    #[error("partition.assignment.strategy: unknown assignor {0:?}")]
+    InvalidStrategy(String),
+    /// The `subscribe_pattern` regex does not compile.
+    #[error("invalid subscription pattern: {0}")]
+    InvalidPattern(String),
     /// Committed offsets need `group.id`.
     #[error("this operation needs group.id to be set")]
     NoGroupId,

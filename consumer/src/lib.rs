@@ -8,8 +8,11 @@
 //! and `seek_to_end`; `auto.offset.reset` decides where to start and what to do
 //! on OFFSET_OUT_OF_RANGE. With `group.id`, offsets are committed through the
 //! group coordinator (OffsetCommit/OffsetFetch), by hand or automatically.
-//! Group subscription ([`Consumer::subscribe`]) is not implemented yet; see
-//! [`group`] for where it plugs in.
+//! [`Consumer::subscribe`] / [`Consumer::subscribe_pattern`] join the consumer
+//! group: a background task runs the membership protocol, the assignors in
+//! [`group`] (`range`, `roundrobin`, `cooperative-sticky`) split partitions,
+//! and rebalances reach the application through `poll` and a
+//! [`group::RebalanceListener`].
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -27,10 +30,11 @@
 //! ```
 //!
 //! # Layout
-//! - `consumer`: [`Consumer`] — assignment, positions, fetch pipeline, `poll`; `consumer/commit`: commits.
+//! - `consumer`: [`Consumer`] — assignment, positions, fetch pipeline, `poll`;
+//!   `consumer/commit`: commits; `consumer/group`: subscription and rebalance events.
 //! - `fetcher`: decoding fetched partition data into records (no I/O).
 //! - `offsets`: ListOffsets, FindCoordinator, OffsetCommit, OffsetFetch.
-//! - [`group`]: assignors and rebalance callbacks for group membership.
+//! - [`group`]: assignors, the consumer protocol, the membership task, rebalance callbacks.
 //! - `stream`: [`RecordStream`].
 //! - `record`, `error`: [`ConsumerRecord`], [`Error`].
 
@@ -44,7 +48,7 @@ mod stream;
 
 pub use brook_config::client::{AutoOffsetReset, ConsumerConfig};
 pub use brook_producer::TopicPartition;
-pub use consumer::Consumer;
+pub use consumer::{Consumer, GroupMetadata};
 pub use error::{Error, Result};
 pub use record::ConsumerRecord;
 pub use stream::RecordStream;

@@ -120,11 +120,11 @@ pub(crate) async fn list_offsets(
     Ok(out)
 }
 
-/// The connection to `group`'s coordinator.
+/// The node id and `host:port` of `group`'s coordinator.
 ///
 /// # Errors
 /// Connection errors or the FindCoordinator error code (e.g. COORDINATOR_NOT_AVAILABLE).
-pub(crate) async fn coordinator(client: &Client, group: &str) -> Result<Arc<Connection>> {
+pub(crate) async fn find_coordinator(client: &Client, group: &str) -> Result<(i32, String)> {
     let conn = client.any_connection().await?;
     let req = FindCoordinatorRequest {
         key: group.to_owned(),
@@ -142,18 +142,45 @@ pub(crate) async fn coordinator(client: &Client, group: &str) -> Result<Arc<Conn
     if !code.is_ok() {
         return Err(brook_producer::Error::broker(code, format!("FindCoordinator {group}")).into());
     }
-    Ok(client
-        .connection_at(node, &format!("{host}:{port}"))
-        .await?)
+    Ok((node, format!("{host}:{port}")))
 }
 
-/// Commits `offsets` for `group` (outside any generation, as a simple consumer does).
+/// The connection to `group`'s coordinator.
+///
+/// # Errors
+/// As [`find_coordinator`], or connection errors.
+pub(crate) async fn coordinator(client: &Client, group: &str) -> Result<Arc<Connection>> {
+    let (node, addr) = find_coordinator(client, group).await?;
+    Ok(client.connection_at(node, &addr).await?)
+}
+
+/// Who commits: a group member (generation, member id, static instance id), or
+/// a simple consumer outside any generation ([`CommitIdentity::default`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommitIdentity {
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+}
+
+impl Default for CommitIdentity {
+    fn default() -> Self {
+        Self {
+            generation: -1,
+            member_id: String::new(),
+            instance_id: None,
+        }
+    }
+}
+
+/// Commits `offsets` for `group` as `who`.
 ///
 /// # Errors
 /// Connection errors or the first partition error code.
 pub(crate) async fn commit(
     client: &Client,
     group: &str,
+    who: &CommitIdentity,
     offsets: &[(TopicPartition, i64)],
 ) -> Result<()> {
     if offsets.is_empty() {
@@ -180,9 +207,9 @@ pub(crate) async fn commit(
         .collect();
     let req = OffsetCommitRequest {
         group_id: group.to_owned(),
-        generation_id_or_member_epoch: -1,
-        member_id: String::new(),
-        group_instance_id: None,
+        generation_id_or_member_epoch: who.generation,
+        member_id: who.member_id.clone(),
+        group_instance_id: who.instance_id.clone(),
         retention_time_ms: -1,
         topics,
         ..Default::default()

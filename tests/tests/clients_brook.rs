@@ -364,7 +364,7 @@ fn consumer_seek_pause_and_out_of_range() -> Result<()> {
         }
         ensure!(matches!(
             c.subscribe(&["seek"]),
-            Err(ConsumerError::GroupsUnsupported)
+            Err(ConsumerError::NoGroupId)
         ));
         anyhow::Ok(())
     })

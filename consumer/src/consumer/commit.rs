@@ -27,8 +27,7 @@ impl Consumer {
             return;
         }
         self.last_commit = Instant::now();
-        let handle = self.commit_async();
-        drop(handle);
+        self.auto_commit = Some(self.commit_async());
     }
 
     /// Commits the current positions and waits for the broker's answer.
@@ -46,7 +45,7 @@ impl Consumer {
     /// As [`Consumer::commit_sync`].
     pub async fn commit_offsets(&self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
         let group = self.cfg.group().ok_or(Error::NoGroupId)?;
-        offsets::commit(&self.client, group, offsets).await
+        offsets::commit(&self.client, group, &self.commit_identity(), offsets).await
     }
 
     /// Commits the current positions in the background.
@@ -54,9 +53,10 @@ impl Consumer {
         let client = self.client.clone();
         let group = self.cfg.group().map(str::to_owned);
         let offsets = self.positions();
+        let who = self.commit_identity();
         tokio::spawn(async move {
             let group = group.ok_or(Error::NoGroupId)?;
-            let r = offsets::commit(&client, &group, &offsets).await;
+            let r = offsets::commit(&client, &group, &who, &offsets).await;
             if let Err(e) = &r {
                 tracing::warn!("offset commit failed: {e}");
             }
@@ -76,12 +76,16 @@ impl Consumer {
         offsets::committed(&self.client, group, tps).await
     }
 
-    /// Commits positions if auto commit is on, then closes connections.
+    /// Commits positions if auto commit is on, leaves the group when
+    /// subscribed (LeaveGroup, except for static members, whose place is kept
+    /// for `session.timeout.ms`), then closes connections.
     ///
     /// # Errors
     /// The final commit's error.
     pub async fn close(mut self) -> Result<()> {
-        let r = if self.cfg.enable_auto_commit && self.cfg.group().is_some() {
+        let r = if self.group.is_some() {
+            self.close_group().await
+        } else if self.cfg.enable_auto_commit && self.cfg.group().is_some() {
             self.commit_sync().await
         } else {
             Ok(())

@@ -8,7 +8,8 @@
 //! responses for an older epoch are dropped, so a seek never sees stale data.
 //!
 //! The consumer is a single-owner object (`&mut self`); it spawns no tasks
-//! except for `commit_async`.
+//! except for `commit_async` and, once subscribed, the group membership task
+//! whose events `poll` applies (see `consumer/group`).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -30,6 +31,9 @@ use crate::offsets::{self, EARLIEST, LATEST};
 use crate::record::ConsumerRecord;
 
 mod commit;
+mod group;
+
+pub use group::GroupMetadata;
 
 #[derive(Debug, Default)]
 struct PartFetch {
@@ -68,6 +72,19 @@ pub struct Consumer {
     need_metadata: bool,
     last_commit: Instant,
     rr: usize,
+    auto_commit: Option<tokio::task::JoinHandle<Result<()>>>,
+    group: Option<group::GroupState>,
+    listener: Option<Listener>,
+}
+
+/// A rebalance listener (a newtype only for `Debug`).
+#[derive(Clone)]
+struct Listener(Arc<dyn crate::group::RebalanceListener>);
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RebalanceListener")
+    }
 }
 
 fn ms(v: i64) -> Duration {
@@ -98,6 +115,9 @@ impl Consumer {
             need_metadata: false,
             last_commit: Instant::now(),
             rr: 0,
+            auto_commit: None,
+            group: None,
+            listener: None,
         }
     }
 
@@ -108,6 +128,7 @@ impl Consumer {
 
     /// Replaces the assignment. Partitions kept keep their position; new ones
     /// start from the committed offset (with `group.id`) or `auto.offset.reset`.
+    /// With a subscription, the next rebalance replaces it again.
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
         let wanted: Vec<TopicPartition> = partitions.into_iter().collect();
         let mut next = BTreeMap::new();
@@ -123,16 +144,6 @@ impl Consumer {
     /// The current assignment.
     pub fn assignment(&self) -> Vec<TopicPartition> {
         self.parts.keys().cloned().collect()
-    }
-
-    /// Subscribes to topics through a consumer group.
-    ///
-    /// # Errors
-    /// Always [`Error::GroupsUnsupported`] in this version: group membership
-    /// (see [`crate::group`]) is not wired up yet. Use [`Consumer::assign`].
-    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
-        let _ = topics;
-        Err(Error::GroupsUnsupported)
     }
 
     /// The partitions of `topic` (refreshing metadata).
@@ -320,6 +331,7 @@ impl Consumer {
             if let Some(e) = self.pending_error.take() {
                 return Err(e);
             }
+            self.group_poll().await?;
             self.maybe_auto_commit();
             self.resolve_positions().await?;
             let records = self.drain_buffers();
@@ -339,6 +351,11 @@ impl Consumer {
                 r = self.replies_rx.recv() => {
                     if let Some((tag, reply)) = r {
                         self.handle_reply(tag, reply);
+                    }
+                }
+                ev = Self::next_event(&mut self.group) => {
+                    if let Some(ev) = ev {
+                        self.apply_event(ev).await?;
                     }
                 }
                 () = tokio::time::sleep_until(wait_until) => {}

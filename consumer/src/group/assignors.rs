@@ -1,50 +1,13 @@
-//! Where consumer-group membership plugs in.
-//!
-//! Group subscription needs a membership protocol (FindCoordinator, JoinGroup,
-//! SyncGroup, Heartbeat, LeaveGroup) driving a state machine, client-side
-//! assignors, and rebalance callbacks. This module holds the pieces that do no
-//! I/O and are already usable — the [`Assignor`] trait with the Java clients'
-//! `range` and `roundrobin` strategies — and the [`RebalanceListener`] trait the
-//! membership module will call. The consumer keeps the assignment in one place
-//! (`Consumer::assign`), so membership only has to call `assign` with what
-//! SyncGroup returned and commit/revoke around it.
+//! The eager assignors of the Java client: `range` and `roundrobin` (no I/O).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use brook_producer::TopicPartition;
 
-/// A group member as the leader sees it in JoinGroup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    /// Member id assigned by the coordinator.
-    pub id: String,
-    /// Topics it subscribed to.
-    pub topics: Vec<String>,
-}
+use super::{Assignor, Member};
 
-/// A partition assignment strategy (runs on the group leader).
-pub trait Assignor: Send + Sync + std::fmt::Debug {
-    /// The protocol name (`range`, `roundrobin`, …) sent in JoinGroup.
-    fn name(&self) -> &'static str;
-    /// Assigns the partitions of `partitions` (topic → count) to `members`.
-    /// Every member appears in the result, possibly with nothing.
-    fn assign(
-        &self,
-        members: &[Member],
-        partitions: &BTreeMap<String, i32>,
-    ) -> BTreeMap<String, Vec<TopicPartition>>;
-}
-
-/// Called around assignment changes, before and after a rebalance.
-pub trait RebalanceListener: Send + Sync {
-    /// Partitions taken away; commit their offsets here.
-    fn on_revoked(&self, partitions: &[TopicPartition]);
-    /// Partitions newly assigned.
-    fn on_assigned(&self, partitions: &[TopicPartition]);
-}
-
-fn empty(members: &[Member]) -> BTreeMap<String, Vec<TopicPartition>> {
+pub(super) fn empty(members: &[Member]) -> BTreeMap<String, Vec<TopicPartition>> {
     members.iter().map(|m| (m.id.clone(), Vec::new())).collect()
 }
 
@@ -65,12 +28,14 @@ impl Assignor for RangeAssignor {
     ) -> BTreeMap<String, Vec<TopicPartition>> {
         let mut out = empty(members);
         for (topic, &count) in partitions {
-            let mut subs: Vec<&str> = members
+            let mut subs: Vec<&Member> = members
                 .iter()
                 .filter(|m| m.topics.contains(topic))
-                .map(|m| m.id.as_str())
                 .collect();
-            subs.sort_unstable();
+            // As Java's MemberInfo order: static members by instance id first,
+            // so a restarted static member (new member id) keeps its range.
+            subs.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+            let subs = subs.into_iter().map(|m| m.id.as_str());
             let Ok(n) = i32::try_from(subs.len()) else {
                 continue;
             };
@@ -110,7 +75,7 @@ impl Assignor for RoundRobinAssignor {
     ) -> BTreeMap<String, Vec<TopicPartition>> {
         let mut out = empty(members);
         let mut ids: Vec<&Member> = members.iter().collect();
-        ids.sort_by(|a, b| a.id.cmp(&b.id));
+        ids.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         if ids.is_empty() {
             return out;
         }
@@ -145,6 +110,7 @@ mod tests {
             .map(|id| Member {
                 id: (*id).to_owned(),
                 topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+                ..Member::default()
             })
             .collect()
     }
