@@ -12,8 +12,9 @@
 //! setup are written as markdown to `--output` (default `benches/results/e2e.md`).
 //!
 //! Each target runs in its own temp dir (brook's data dir and log, the sink's log),
-//! removed at the end of the run; children are killed on drop, so an interrupted
-//! harness leaves nothing running.
+//! removed at the end of the run. A target is killed as soon as its run ends or
+//! fails (on drop); Ctrl-C in a terminal reaches the children too (same process
+//! group), but a harness killed on its own leaves its current target running.
 //!
 //! Run: `cargo build --release -p brook-broker --bin brook` then
 //! `cargo run --release -p brook-benches --bin e2e -- --runs 5`.
@@ -35,7 +36,7 @@ use brook_benches::sink::{self, Sink, SinkConfig};
 use clap::{Parser, Subcommand};
 
 use crate::clients::{consume, produce};
-use crate::targets::{mean_stored_batch, start, Target};
+use crate::targets::{disk_sync_rate, mean_stored_batch, start, Target, DISK_PROBE_BYTES};
 
 #[derive(Parser, Debug)]
 #[command(about = "End-to-end produce/consume throughput: brook vs a loopback sink")]
@@ -145,6 +146,9 @@ struct CaseResult {
     sink: Vec<(Duration, Duration)>,
     /// Mean size of the batches brook stored, per run (what its consumers fetch).
     brook_batch_bytes: Vec<f64>,
+    /// acks=all only: MB/s of fdatasync'd 1 MB writes in brook's data dir parent,
+    /// measured once per run (the storage side of the acks=all ceiling).
+    disk_sync: Vec<f64>,
 }
 
 fn bench(args: &BenchArgs) -> Result<()> {
@@ -185,6 +189,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
                 brook: Vec::new(),
                 sink: Vec::new(),
                 brook_batch_bytes: Vec::new(),
+                disk_sync: Vec::new(),
             };
             for run in 0..args.runs {
                 let order = if run % 2 == 0 {
@@ -217,6 +222,12 @@ fn bench(args: &BenchArgs) -> Result<()> {
                         Target::Brook => case.brook.push((p, c)),
                         Target::Sink => case.sink.push((p, c)),
                     }
+                }
+                if acks == "all" {
+                    case.disk_sync.push(disk_sync_rate(
+                        args.data_parent.as_deref(),
+                        DISK_PROBE_BYTES,
+                    )?);
                 }
             }
             results.push(case);

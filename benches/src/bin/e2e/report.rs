@@ -169,6 +169,13 @@ pub fn render(
             bmax / 1024.0,
             args.sink_batch_bytes / 1024
         )?;
+        if !case.disk_sync.is_empty() {
+            let (dm, dmin, dmax) = stats(case.disk_sync.clone());
+            writeln!(
+                md,
+                "Storage reference (the sink does not write to disk): 1 MB sequential writes each followed by fdatasync, in the data dirs' filesystem, once per run: median {dm:.1} MB/s ({dmin:.1}–{dmax:.1}).\n"
+            )?;
+        }
     }
     Ok(md)
 }

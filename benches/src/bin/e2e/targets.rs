@@ -4,6 +4,7 @@
 //! on drop, so an interrupted harness leaves no process behind, and the temp dir
 //! (brook's data included) goes with it.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +17,10 @@ use crate::BenchArgs;
 /// How long a target may take to write its ready file.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(10);
+/// Bytes the storage probe writes per run.
+pub const DISK_PROBE_BYTES: usize = 128 * 1024 * 1024;
+/// The probe's write size: about one produce request (`batch.size`).
+const DISK_PROBE_CHUNK: usize = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -162,4 +167,26 @@ pub fn mean_stored_batch(data: &Path, topic: &str) -> Result<f64> {
         data.display()
     );
     Ok(bytes as f64 / batches as f64)
+}
+
+/// Throughput (MB/s) of sequential `DISK_PROBE_CHUNK`-byte writes, each followed by
+/// `fdatasync`, into a temp file under `parent` (default: the system temp dir):
+/// roughly what acks=all costs a broker that syncs every produce request, without
+/// the group commit that lets brook share one sync between concurrent requests.
+pub fn disk_sync_rate(parent: Option<&Path>, total: usize) -> Result<f64> {
+    let file = match parent {
+        Some(p) => tempfile::NamedTempFile::new_in(p),
+        None => tempfile::NamedTempFile::new(),
+    }
+    .context("creating the storage probe file")?;
+    let mut f = file.as_file();
+    let chunk = vec![0x5a_u8; DISK_PROBE_CHUNK];
+    let start = Instant::now();
+    let mut written = 0;
+    while written < total {
+        f.write_all(&chunk)?;
+        f.sync_data()?;
+        written += chunk.len();
+    }
+    Ok(written as f64 / start.elapsed().as_secs_f64() / 1e6)
 }
