@@ -5,18 +5,23 @@
 //!
 //! The broker advertises the proxy's address, so every connection the client
 //! opens after bootstrap goes through the proxy too.
+//!
+//! The same proxy can also hold Produce responses back (a stalled broker), to
+//! check that `buffer.memory` bounds what the producer holds, that `send()`
+//! then waits in order and fails after `max.block.ms`, and that `flush()`
+//! waits only for records sent before it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Result};
 use brook_config::client::{ConsumerConfig, ProducerConfig};
 use brook_consumer::Consumer;
-use brook_producer::{Producer, ProducerRecord, TopicPartition};
+use brook_producer::{Error as ProducerError, Producer, ProducerRecord, TopicPartition};
 use brook_tests::{Broker, BrokerOptions};
 
 const PRODUCE: i16 = 0;
@@ -28,6 +33,42 @@ struct Faults {
     produce_responses: AtomicUsize,
     dropped: AtomicUsize,
     stop: AtomicBool,
+    /// While true, Produce responses are held back (and with them every later
+    /// response on that connection).
+    stalled: Mutex<bool>,
+    unstalled: Condvar,
+}
+
+impl Faults {
+    fn new(drop: impl IntoIterator<Item = usize>) -> Arc<Self> {
+        Arc::new(Self {
+            drop: drop.into_iter().collect(),
+            produce_responses: AtomicUsize::new(0),
+            dropped: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            stalled: Mutex::new(false),
+            unstalled: Condvar::new(),
+        })
+    }
+
+    fn stall(&self, on: bool) {
+        if let Ok(mut s) = self.stalled.lock() {
+            *s = on;
+        }
+        self.unstalled.notify_all();
+    }
+
+    fn wait_while_stalled(&self) {
+        let Ok(mut s) = self.stalled.lock() else {
+            return;
+        };
+        while *s {
+            match self.unstalled.wait(s) {
+                Ok(g) => s = g,
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
@@ -63,6 +104,7 @@ fn proxy_connection(client: TcpStream, broker: SocketAddr, faults: Arc<Faults>) 
         while let Some(frame) = read_frame(&mut b_in) {
             let key = keys.lock().ok().and_then(|mut k| k.pop_front());
             if key == Some(PRODUCE) {
+                faults.wait_while_stalled();
                 let n = faults.produce_responses.fetch_add(1, Ordering::SeqCst) + 1;
                 if faults.drop.contains(&n) {
                     faults.dropped.fetch_add(1, Ordering::SeqCst);
@@ -101,12 +143,7 @@ fn idempotent_retries_never_duplicate_or_reorder() -> Result<()> {
             .partitions(3)
             .config("advertised.listeners", &format!("[\"{proxy_addr}\"]")),
     )?;
-    let faults = Arc::new(Faults {
-        drop: [2, 6, 7, 12, 18].into_iter().collect(),
-        produce_responses: AtomicUsize::new(0),
-        dropped: AtomicUsize::new(0),
-        stop: AtomicBool::new(false),
-    });
+    let faults = Faults::new([2, 6, 7, 12, 18]);
     start_proxy(listener, broker.kafka_addr(), faults.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -195,5 +232,209 @@ fn idempotent_retries_never_duplicate_or_reorder() -> Result<()> {
             values.len()
         );
     }
+    Ok(())
+}
+
+/// A broker behind the stall-capable proxy (no responses dropped).
+fn stalling_broker(partitions: i32) -> Result<(Broker, Arc<Faults>, String)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let proxy_addr = listener.local_addr()?;
+    let broker = Broker::start(
+        BrokerOptions::default()
+            .partitions(partitions)
+            .config("advertised.listeners", &format!("[\"{proxy_addr}\"]")),
+    )?;
+    let faults = Faults::new([]);
+    start_proxy(listener, broker.kafka_addr(), faults.clone());
+    Ok((broker, faults, proxy_addr.to_string()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+const BUFFER_MEMORY: usize = 4096;
+
+fn small_buffer_producer(bootstrap: &str, max_block_ms: &str) -> Result<Producer> {
+    Ok(Producer::new(ProducerConfig::from_map([
+        ("bootstrap.servers", bootstrap),
+        ("buffer.memory", "4096"),
+        ("batch.size", "1024"),
+        ("linger.ms", "0"),
+        ("max.block.ms", max_block_ms),
+        ("request.timeout.ms", "30000"),
+        ("delivery.timeout.ms", "60000"),
+    ])?)?)
+}
+
+/// Regression: records that did not fit were parked on an uncounted,
+/// unbounded wait list, and each one's `max.block.ms` only started when the
+/// list reached it (the 100th waiter failed after ~100 × max.block.ms).
+#[test]
+fn send_is_bounded_by_buffer_memory_and_fails_after_max_block() -> Result<()> {
+    let (_broker, faults, bootstrap) = stalling_broker(1)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let max_block = Duration::from_millis(800);
+        let p = small_buffer_producer(&bootstrap, "800")?;
+        // Metadata, connection and producer id first, while the broker answers.
+        p.send(ProducerRecord::new("stall", "warm-up")).await?;
+        faults.stall(true);
+        let value = vec![b'x'; 100];
+        let started = Instant::now();
+        let mut pending = Vec::new();
+        for i in 0..200 {
+            let rec = ProducerRecord::new("stall", value.clone()).with_key(format!("{i}"));
+            pending.push(tokio::spawn(p.send(rec)));
+            ensure!(
+                p.buffered_bytes() <= BUFFER_MEMORY,
+                "{} bytes buffered, buffer.memory is {BUFFER_MEMORY}",
+                p.buffered_bytes()
+            );
+        }
+        ensure!(p.buffered_bytes() > 0, "nothing was buffered");
+        let mut timed_out = Vec::new();
+        // Admitted records wait for the stalled broker; the rest must fail on
+        // their own max.block.ms, all at about the same time.
+        let give_up = tokio::time::Instant::now() + max_block * 4;
+        for h in pending {
+            match tokio::time::timeout_at(give_up, h).await {
+                Ok(Ok(Err(ProducerError::Timeout(msg)))) => {
+                    ensure!(msg.contains("max.block.ms"), "unexpected timeout: {msg}");
+                    timed_out.push(started.elapsed());
+                }
+                Ok(Ok(other)) => bail!("send completed while the broker stalls: {other:?}"),
+                Ok(Err(e)) => bail!("send task failed: {e}"),
+                Err(_) => {} // admitted, waiting for the broker
+            }
+            ensure!(
+                p.buffered_bytes() <= BUFFER_MEMORY,
+                "buffer.memory exceeded"
+            );
+        }
+        // 200 records of ~125 bytes; at most 4096 / 125 fit.
+        ensure!(
+            timed_out.len() >= 160,
+            "only {} sends timed out within {:?}",
+            timed_out.len(),
+            max_block * 4
+        );
+        let first = timed_out.iter().min().copied().unwrap_or_default();
+        ensure!(
+            first >= max_block,
+            "a send failed after {first:?}, before max.block.ms"
+        );
+        faults.stall(false);
+        p.close().await;
+        anyhow::Ok(())
+    })?;
+    faults.stop.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Sends that wait for memory are admitted in send order once the broker
+/// answers again, and each record is stored once, in order.
+#[test]
+fn waiting_sends_are_admitted_in_order_when_memory_frees() -> Result<()> {
+    let (_broker, faults, bootstrap) = stalling_broker(1)?;
+    let rt = runtime()?;
+    let n = 300usize;
+    rt.block_on(async {
+        let p = small_buffer_producer(&bootstrap, "30000")?;
+        p.send(ProducerRecord::new("ordered", "warm-up")).await?;
+        faults.stall(true);
+        let mut pending = Vec::new();
+        for i in 0..n {
+            let rec = ProducerRecord::new("ordered", format!("{i:0100}")).with_partition(0);
+            pending.push(tokio::spawn(p.send(rec)));
+        }
+        ensure!(
+            p.buffered_bytes() <= BUFFER_MEMORY,
+            "buffer.memory exceeded"
+        );
+        // The admitted ones are stuck behind the stalled broker: wait until the
+        // buffer is full, then let the broker answer.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.buffered_bytes() + 200 < BUFFER_MEMORY {
+            ensure!(Instant::now() < deadline, "buffer never filled");
+            tokio::task::yield_now().await;
+        }
+        faults.stall(false);
+        let mut offsets = Vec::new();
+        for h in pending {
+            offsets.push(h.await??.offset);
+            ensure!(
+                p.buffered_bytes() <= BUFFER_MEMORY,
+                "buffer.memory exceeded"
+            );
+        }
+        ensure!(
+            offsets.windows(2).all(|w| w[1] == w[0] + 1),
+            "offsets not consecutive in send order: {offsets:?}"
+        );
+        p.close().await;
+        anyhow::Ok(())
+    })?;
+    faults.stop.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Regression: `flush()` waited until the producer was idle, so a concurrent
+/// sender that never paused could hold it up forever.
+#[test]
+fn flush_waits_only_for_records_sent_before_it() -> Result<()> {
+    let broker = Broker::start(BrokerOptions::default().partitions(2))?;
+    let bootstrap = broker.bootstrap();
+    let rt = runtime()?;
+    rt.block_on(async {
+        let p = Producer::new(ProducerConfig::from_map([
+            ("bootstrap.servers", bootstrap.as_str()),
+            ("linger.ms", "1000"),
+        ])?)?;
+        p.send(ProducerRecord::new("flush", "warm-up").with_partition(0))
+            .await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let background = {
+            let (p, stop, sent) = (p.clone(), stop.clone(), sent.clone());
+            tokio::spawn(async move {
+                // Keeps records outstanding all the time: with a 1 s linger
+                // the producer is never idle while this runs.
+                while !stop.load(Ordering::SeqCst) {
+                    let rec = ProducerRecord::new("flush", "background").with_partition(1);
+                    let _delivery = p.enqueue(rec).await?;
+                    if sent.fetch_add(1, Ordering::SeqCst) % 50 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                anyhow::Ok(())
+            })
+        };
+        while sent.load(Ordering::SeqCst) < 100 {
+            tokio::task::yield_now().await;
+        }
+        let before = p
+            .enqueue(ProducerRecord::new("flush", "before").with_partition(0))
+            .await?;
+        let flushed = tokio::time::timeout(Duration::from_secs(15), p.flush()).await;
+        let sent_during = sent.load(Ordering::SeqCst);
+        stop.store(true, Ordering::SeqCst);
+        background.await??;
+        ensure!(
+            flushed.is_ok(),
+            "flush did not return while another task kept sending"
+        );
+        ensure!(sent_during > 100, "the background sender stopped");
+        // Completed before flush returned: the first poll is ready.
+        let meta = tokio::time::timeout(Duration::from_millis(1), before.wait())
+            .await
+            .map_err(|_| anyhow::anyhow!("flush returned before an earlier record completed"))??;
+        ensure!(meta.offset >= 1, "unexpected offset {}", meta.offset);
+        p.close().await;
+        anyhow::Ok(())
+    })?;
     Ok(())
 }
