@@ -6,8 +6,9 @@
 //! `(murmur2(key) & 0x7fffffff) % partitions`, exactly the Java client's
 //! `BuiltInPartitioner.partitionForKey`, so the same key lands on the same
 //! partition whichever client wrote it. Records without a key stick to one
-//! partition until its batch is sealed, then move to another (KIP-480), which
-//! keeps batches full at low rates.
+//! partition until its batch leaves — sealed when full, or sent when
+//! `linger.ms` expires — then move to another (KIP-480), which keeps batches
+//! full at low rates and still spreads records over partitions.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,8 +18,11 @@ pub trait Partitioner: Send + Sync + std::fmt::Debug {
     /// (at least 1). Must return a value in `0..partitions`.
     fn partition(&self, topic: &str, key: Option<&[u8]>, partitions: usize) -> usize;
 
-    /// Called when the batch of `topic`/`partition` was sealed; sticky
-    /// partitioners move on here.
+    /// Called when a record picked for `topic`/`partition` would start a new
+    /// batch there (the last one was sealed when full or sent on `linger.ms`);
+    /// sticky partitioners move on here, and the record is then placed by a
+    /// second call to [`Partitioner::partition`] (the Java client's
+    /// `onNewBatch`).
     fn on_new_batch(&self, topic: &str, partition: usize, partitions: usize) {
         let _ = (topic, partition, partitions);
     }

@@ -11,7 +11,7 @@
 //! then waits in order and fails after `max.block.ms`, and that `flush()`
 //! waits only for records sent before it.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,6 +25,7 @@ use brook_producer::{Error as ProducerError, Producer, ProducerRecord, TopicPart
 use brook_tests::{Broker, BrokerOptions};
 
 const PRODUCE: i16 = 0;
+const METADATA: i16 = 3;
 
 /// Counts Produce responses over all connections and drops those whose
 /// (1-based) number is in `drop`, closing that connection.
@@ -37,6 +38,8 @@ struct Faults {
     /// response on that connection).
     stalled: Mutex<bool>,
     unstalled: Condvar,
+    /// Metadata responses are delayed by this much (zero: not at all).
+    metadata_delay: Mutex<Duration>,
 }
 
 impl Faults {
@@ -48,6 +51,7 @@ impl Faults {
             stop: AtomicBool::new(false),
             stalled: Mutex::new(false),
             unstalled: Condvar::new(),
+            metadata_delay: Mutex::new(Duration::ZERO),
         })
     }
 
@@ -83,15 +87,18 @@ fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
 
 fn proxy_connection(client: TcpStream, broker: SocketAddr, faults: Arc<Faults>) -> Result<()> {
     let upstream = TcpStream::connect(broker)?;
-    let keys: Arc<Mutex<VecDeque<i16>>> = Arc::default();
+    // Correlation id → api key: acks=0 Produce requests get no response, so
+    // responses are matched by id, not by position.
+    let keys: Arc<Mutex<HashMap<i32, i16>>> = Arc::default();
     let (mut c_in, mut b_out) = (client.try_clone()?, upstream.try_clone()?);
     let req_keys = keys.clone();
     std::thread::spawn(move || {
         while let Some(frame) = read_frame(&mut c_in) {
             // Requests start with api_key (i16) after the size.
             let key = i16::from_be_bytes([frame[4], frame[5]]);
+            let correlation = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
             if let Ok(mut k) = req_keys.lock() {
-                k.push_back(key);
+                k.insert(correlation, key);
             }
             if b_out.write_all(&frame).is_err() {
                 break;
@@ -102,7 +109,13 @@ fn proxy_connection(client: TcpStream, broker: SocketAddr, faults: Arc<Faults>) 
     let (mut b_in, mut c_out) = (upstream, client);
     std::thread::spawn(move || {
         while let Some(frame) = read_frame(&mut b_in) {
-            let key = keys.lock().ok().and_then(|mut k| k.pop_front());
+            let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+            let key = keys.lock().ok().and_then(|mut k| k.remove(&correlation));
+            if key == Some(METADATA) {
+                let delay = faults.metadata_delay.lock().map_or(Duration::ZERO, |d| *d);
+                // Fault injection: a slow metadata answer, not a wait.
+                std::thread::sleep(delay);
+            }
             if key == Some(PRODUCE) {
                 faults.wait_while_stalled();
                 let n = faults.produce_responses.fetch_add(1, Ordering::SeqCst) + 1;
@@ -436,5 +449,51 @@ fn flush_waits_only_for_records_sent_before_it() -> Result<()> {
         p.close().await;
         anyhow::Ok(())
     })?;
+    Ok(())
+}
+
+/// Regression: the sender awaited metadata refreshes in its loop, so one slow
+/// Metadata answer held every partition's batches back for as long. acks=0
+/// keeps Produce free of responses, so only the sender loop can delay them.
+#[test]
+fn slow_metadata_refresh_does_not_stall_sending() -> Result<()> {
+    let (_broker, faults, bootstrap) = stalling_broker(2)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let p = Producer::new(ProducerConfig::from_map([
+            ("bootstrap.servers", bootstrap.as_str()),
+            ("acks", "0"),
+            ("linger.ms", "0"),
+            ("metadata.max.age.ms", "100"),
+        ])?)?;
+        p.send(ProducerRecord::new("slowmeta", "warm-up").with_partition(0))
+            .await?;
+        let delay = Duration::from_secs(3);
+        if let Ok(mut d) = faults.metadata_delay.lock() {
+            *d = delay;
+        }
+        // Sending for longer than the delay, with metadata going stale every
+        // 100 ms, crosses at least one slow refresh.
+        let started = Instant::now();
+        let mut worst = Duration::ZERO;
+        let mut i = 0;
+        while started.elapsed() < delay + Duration::from_secs(1) {
+            let t = Instant::now();
+            p.send(ProducerRecord::new("slowmeta", format!("{i}")).with_partition(i % 2))
+                .await?;
+            worst = worst.max(t.elapsed());
+            i += 1;
+        }
+        ensure!(
+            worst < delay / 2,
+            "a send took {worst:?} while a metadata refresh was slow ({delay:?})"
+        );
+        if let Ok(mut d) = faults.metadata_delay.lock() {
+            *d = Duration::ZERO;
+        }
+        p.close().await;
+        anyhow::Ok(())
+    })?;
+    faults.stop.store(true, Ordering::SeqCst);
     Ok(())
 }
