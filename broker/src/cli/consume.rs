@@ -24,7 +24,10 @@ pub struct ConsumeArgs {
     /// Broker(s) to bootstrap from (comma-separated host:port).
     #[arg(long, default_value = "127.0.0.1:9092")]
     bootstrap: String,
-    /// Consumer group: start from its committed offsets and commit what was read.
+    /// Consumer group: join it (subscribe) and consume the partitions it
+    /// assigns, from their committed offsets; commit what was read. With
+    /// `--partition` or `--offset`, the partitions are assigned by hand and the
+    /// group only stores offsets.
     #[arg(long)]
     group: Option<String>,
     /// Start at the beginning when there is no committed offset (default: the end).
@@ -86,6 +89,10 @@ fn config(args: &ConsumeArgs) -> anyhow::Result<ConsumerConfig> {
 
 async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut consumer = Consumer::new(config(&args)?);
+    if args.group.is_some() && args.partition.is_none() && args.offset.is_none() {
+        consumer.subscribe(&[&args.topic]).map_err(describe)?;
+        return print_loop(&args, consumer).await;
+    }
     let mut partitions = consumer
         .partitions_for(&args.topic)
         .await
@@ -102,6 +109,10 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
             consumer.seek(tp, offset)?;
         }
     }
+    print_loop(&args, consumer).await
+}
+
+async fn print_loop(args: &ConsumeArgs, mut consumer: Consumer) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut seen = 0u64;
@@ -121,7 +132,7 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         }
         last_record = tokio::time::Instant::now();
         for r in &records {
-            print(&mut out, &args, r)?;
+            print(&mut out, args, r)?;
             seen += 1;
             if args.count.is_some_and(|c| seen >= c) {
                 break 'outer;

@@ -397,7 +397,8 @@ impl Consumer {
 
     async fn send_fetches(&mut self) {
         let stale = self.client.cluster().updated.elapsed() >= ms(self.cfg.metadata_max_age_ms);
-        if self.need_metadata || stale {
+        // Nothing assigned (e.g. waiting for a group assignment): nothing to refresh.
+        if (self.need_metadata || stale) && !self.parts.is_empty() {
             self.need_metadata = false;
             let topics: Vec<Arc<str>> = self.parts.keys().map(|tp| tp.topic.clone()).collect();
             let names: Vec<&str> = topics.iter().map(|t| &**t).collect();

@@ -221,6 +221,8 @@ impl Task {
             Ok(t) => t,
             Err(c) => return c,
         };
+        // A rebalance asked for while we waited on the consumer is this join.
+        self.rejoin = false;
         // JoinGroup may be parked for the rebalance timeout; commands (close,
         // a new subscription) must not wait that long.
         let mut commands = std::mem::replace(&mut self.commands, mpsc::unbounded_channel().1);
