@@ -11,10 +11,9 @@
 //! — the Java client's "epoch bump" — so later batches are neither lost nor
 //! rejected.
 //!
-//! Metadata refreshes never run on the send path: the loop starts at most one
-//! refresh at a time in its own task and learns the outcome from a channel, so
-//! a slow or unreachable metadata broker does not delay batches for partitions
-//! whose leaders are known.
+//! Metadata refreshes and connects to new leaders never run on the send path
+//! (see `background`): a slow Metadata answer or an unreachable broker does not
+//! delay batches for partitions whose leaders are known and connected.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +30,10 @@ use brook_protocol::messages::produce_response::ProduceResponse;
 use brook_protocol::records::Compression;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
+
+mod background;
+
+use background::{Background, Event};
 
 use crate::accumulator::{Accumulator, TopicPartition};
 use crate::client::{Client, Connection, Reply, ReplyTo};
@@ -74,11 +77,7 @@ pub(crate) struct Sender {
     requests: HashMap<u64, InFlightReq>,
     replies_tx: mpsc::UnboundedSender<(u64, Reply)>,
     replies_rx: mpsc::UnboundedReceiver<(u64, Reply)>,
-    /// Outcomes of background metadata refreshes (at most one in flight, so
-    /// the channel holds at most one message).
-    metadata_tx: mpsc::UnboundedSender<bool>,
-    metadata_rx: mpsc::UnboundedReceiver<bool>,
-    refreshing: bool,
+    background: Background,
     cmds: mpsc::UnboundedReceiver<Command>,
     next_id: u64,
     producer_id: i64,
@@ -98,9 +97,9 @@ impl Sender {
         cmds: mpsc::UnboundedReceiver<Command>,
     ) -> Self {
         let (replies_tx, replies_rx) = mpsc::unbounded_channel();
-        let (metadata_tx, metadata_rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         Self {
+            background: Background::new(cfg.retry_backoff),
             client,
             acc,
             memory,
@@ -109,9 +108,6 @@ impl Sender {
             requests: HashMap::new(),
             replies_tx,
             replies_rx,
-            metadata_tx,
-            metadata_rx,
-            refreshing: false,
             cmds,
             next_id: 0,
             producer_id: -1,
@@ -158,7 +154,7 @@ impl Sender {
                 }
                 () = self.acc.wake.notified() => {}
                 () = sleep_until_opt(wake) => {}
-                Some(ok) = self.metadata_rx.recv() => self.metadata_refreshed(ok),
+                event = self.background.next() => self.background_ended(&event),
                 cmd = self.cmds.recv() => match cmd {
                     Some(Command::Close(done)) => closing = Some(done),
                     None => { self.shutdown(); return; }
@@ -188,8 +184,11 @@ impl Sender {
             }
         }
         let pending = self.parts.values().any(|p| !p.queue.is_empty());
+        if let Some(t) = self.background.next_attempt().filter(|_| pending) {
+            consider(t);
+        }
         if pending
-            && ((self.need_metadata && !self.refreshing)
+            && ((self.need_metadata && !self.background.refreshing())
                 || self.need_reset
                 || (self.cfg.idempotence && self.producer_id < 0))
         {
@@ -206,27 +205,14 @@ impl Sender {
     async fn maintain(&mut self, now: Instant) {
         let pending = self.parts.values().any(|p| !p.queue.is_empty());
         let stale = self.client.cluster().updated.elapsed() >= self.cfg.metadata_max_age;
-        if (self.need_metadata || stale) && now >= self.next_metadata && !self.refreshing {
+        let due = (self.need_metadata || stale) && now >= self.next_metadata;
+        if due && !self.background.refreshing() {
             let mut topics: Vec<String> =
                 self.parts.keys().map(|tp| tp.topic.to_string()).collect();
             topics.sort_unstable();
             topics.dedup();
             self.next_metadata = now + self.cfg.retry_backoff;
-            self.refreshing = true;
-            let (client, done) = (self.client.clone(), self.metadata_tx.clone());
-            // Off the send path: batches for known leaders keep flowing while
-            // this waits (up to request.timeout.ms per attempt).
-            tokio::spawn(async move {
-                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-                let ok = match client.refresh_metadata(&names).await {
-                    Ok(_) => true,
-                    Err(e) => {
-                        tracing::debug!("metadata refresh failed: {e}");
-                        false
-                    }
-                };
-                let _ = done.send(ok);
-            });
+            self.background.refresh(&self.client, topics);
         }
         let want_pid = self.cfg.idempotence && (self.producer_id < 0 || self.need_reset);
         let idle = self.requests.is_empty();
@@ -294,11 +280,13 @@ impl Sender {
         }
     }
 
-    /// A background refresh ended; `ok` when new metadata arrived.
-    fn metadata_refreshed(&mut self, ok: bool) {
-        self.refreshing = false;
-        if ok {
-            self.need_metadata = false;
+    /// A background refresh or connect ended.
+    fn background_ended(&mut self, event: &Event) {
+        self.background.ended(event);
+        match *event {
+            Event::Metadata(true) => self.need_metadata = false,
+            Event::Connected { ok: false, .. } => self.need_metadata = true,
+            Event::Metadata(false) | Event::Connected { ok: true, .. } => {}
         }
     }
 
@@ -330,22 +318,16 @@ impl Sender {
                 let conn = match conns.get(&leader) {
                     Some(c) => c.clone(),
                     None => {
-                        let c = match self.client.connection(leader).await {
-                            Ok(c) => Some(c),
-                            Err(e) => {
-                                tracing::debug!("cannot connect to node {leader}: {e}");
-                                self.need_metadata = true;
-                                None
-                            }
-                        };
+                        let c = self.client.live_connection(leader);
+                        if c.is_none() {
+                            // Its partitions wait for the Connected event.
+                            self.background.connect(&self.client, leader, now);
+                        }
                         conns.insert(leader, c.clone());
                         c
                     }
                 };
                 if conn.is_none() {
-                    if let Some(p) = self.parts.get_mut(&tp) {
-                        p.retry_at = Some(now + self.cfg.retry_backoff);
-                    }
                     continue;
                 }
                 let (pid, epoch, idem, codec) = (

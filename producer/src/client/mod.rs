@@ -105,6 +105,11 @@ impl Client {
         conns.get(&id).filter(|c| !c.is_closed()).cloned()
     }
 
+    /// The open connection to broker `node`, if there is one; never connects.
+    pub fn live_connection(&self, node: i32) -> Option<Arc<Connection>> {
+        self.live(node)
+    }
+
     /// The connection to broker `node`, opening it if needed.
     ///
     /// # Errors
