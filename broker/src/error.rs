@@ -29,6 +29,8 @@ pub enum BrokerError {
     InvalidRecord(&'static str),
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: usize },
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
     #[error("invalid producer epoch")]
     InvalidProducerEpoch,
     #[error("out of order sequence number")]
@@ -81,6 +83,7 @@ impl BrokerError {
             }
             BrokerError::InvalidRecord(_) => ErrorCode::INVALID_RECORD,
             BrokerError::MessageTooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
+            BrokerError::InvalidTimestamp(_) => ErrorCode::INVALID_TIMESTAMP,
             BrokerError::InvalidProducerEpoch => ErrorCode::INVALID_PRODUCER_EPOCH,
             BrokerError::OutOfOrderSequence => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
             BrokerError::UnknownProducerId => ErrorCode::UNKNOWN_PRODUCER_ID,

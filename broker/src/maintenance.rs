@@ -74,6 +74,12 @@ fn retention_pass(broker: &Broker) {
     let now = crate::handlers::now_ms();
     for t in broker.topics() {
         for p in t.partitions() {
+            // Time and size retention apply only to `cleanup.policy` with
+            // `delete`; a compacted topic keeps its segments (log start offset
+            // moves only through DeleteRecords).
+            if !p.config().cleanup_policy.delete {
+                continue;
+            }
             match p.log().delete_old_segments(now) {
                 Ok(outcome) if outcome.deleted_segments > 0 => {
                     crate::metrics::retention_deleted(

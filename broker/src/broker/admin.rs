@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use super::{log_config, open_partition, read, validate_topic_name, write, Broker, Topic};
 use crate::error::BrokerError;
+use crate::log::OpenOptions;
 use crate::metadata_store::TopicRecord;
 
 impl Broker {
@@ -28,7 +29,11 @@ impl Broker {
         if let Some(t) = self.topic(name) {
             return Ok(Some(t));
         }
-        if !(allow_auto_create && self.config.auto_create_topics_enable) {
+        // Internal topics are created by their owners (the group coordinator
+        // creates `__consumer_offsets` compacted, with its own partition count).
+        if !(allow_auto_create && self.config.auto_create_topics_enable)
+            || super::is_internal_topic(name)
+        {
             return Ok(None);
         }
         validate_topic_name(name)?;
@@ -113,7 +118,14 @@ impl Broker {
         }
         let mut parts = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
-            match open_partition(&self.data_dir, name, id, p, tc.clone()) {
+            match open_partition(
+                &self.data_dir,
+                name,
+                id,
+                p,
+                tc.clone(),
+                OpenOptions::default(),
+            ) {
                 Ok(part) => parts.push(Arc::new(part)),
                 Err(e) => {
                     for q in 0..p {
@@ -154,6 +166,11 @@ impl Broker {
         let topic = self
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        if topic.is_internal() {
+            return Err(BrokerError::InvalidTopic(format!(
+                "{name} is an internal topic and cannot be deleted"
+            )));
+        }
         let mut next = image.clone();
         next.topics.remove(name);
         self.store
@@ -161,9 +178,13 @@ impl Broker {
             .map_err(|e| BrokerError::Storage(e.to_string()))?;
         *image = next;
         write(&self.topics).remove(name);
-        // Rename first (atomic, so a crash cannot resurrect half a partition),
-        // then delete in the background; readers holding open files are unaffected.
+        // Close first, so no append, roll or flush touches the directory after
+        // it is renamed; then rename (atomic, so a crash cannot resurrect half a
+        // partition) and delete in the background. Readers holding open files
+        // are unaffected.
         for p in topic.partitions() {
+            let part = p.clone();
+            let _ = tokio::task::spawn_blocking(move || part.close()).await;
             let dir = self.data_dir.join(format!("{name}-{}", p.index));
             let doomed = self
                 .data_dir
@@ -172,6 +193,10 @@ impl Broker {
                 tokio::task::spawn_blocking(move || std::fs::remove_dir_all(doomed));
             }
         }
+        // Drop the topic's entries from the checkpoints now, so a topic
+        // re-created under the same name never inherits its offsets.
+        // (A few small file writes; topic deletion is rare.)
+        crate::maintenance::write_checkpoints(self);
         info!(topic = name, "topic deleted");
         Ok(topic.id)
     }
@@ -190,6 +215,12 @@ impl Broker {
         let topic = self
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        if topic.is_internal() {
+            // The group coordinator maps groups to partitions by count.
+            return Err(BrokerError::InvalidTopic(format!(
+                "{name} is an internal topic; its partition count is fixed"
+            )));
+        }
         let current = topic.partition_count();
         if count <= current {
             return Err(BrokerError::InvalidPartitions(format!(
@@ -207,8 +238,15 @@ impl Broker {
         let tc = Arc::new(TopicConfig::resolve(&self.config, &topic.overrides())?);
         let mut added = Vec::new();
         for p in current..count {
-            let part = open_partition(&self.data_dir, name, topic.id, p, tc.clone())
-                .map_err(|e| BrokerError::Storage(e.to_string()))?;
+            let part = open_partition(
+                &self.data_dir,
+                name,
+                topic.id,
+                p,
+                tc.clone(),
+                OpenOptions::default(),
+            )
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
             added.push(Arc::new(part));
         }
         let mut next = image.clone();

@@ -12,7 +12,7 @@
 
 mod admin;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use crate::error::BrokerError;
-use crate::log::{LogConfig, PartitionLog};
+use crate::log::{read_offset_checkpoint, LogConfig, OpenOptions, PartitionLog};
 use crate::metadata_store::{MetadataImage, MetadataStore};
 use crate::partition::Partition;
 use crate::producer_state::ProducerStateTable;
@@ -63,9 +63,10 @@ impl Topic {
         read(&self.overrides).clone()
     }
 
-    /// Internal topics (`__consumer_offsets`, …) are flagged in Metadata.
+    /// Internal topics are flagged in Metadata and closed to clients' writes,
+    /// deletion and growth.
     pub fn is_internal(&self) -> bool {
-        self.name.starts_with("__")
+        is_internal_topic(&self.name)
     }
 }
 
@@ -132,6 +133,10 @@ impl Broker {
         };
         let config = Arc::new(config);
         let mut topics = BTreeMap::new();
+        // Where each partition was durable and where its log starts, from the
+        // data dir's checkpoint files (absent on a first start).
+        let recovery = checkpoint_map(&data_dir, "recovery-point-offset-checkpoint")?;
+        let starts = checkpoint_map(&data_dir, "log-start-offset-checkpoint")?;
         for (name, rec) in &image.topics {
             let id: Uuid = rec
                 .id
@@ -140,12 +145,19 @@ impl Broker {
             let tc = Arc::new(TopicConfig::resolve(&config, &rec.configs)?);
             let mut parts = Vec::new();
             for p in 0..rec.partitions {
+                let key = (name.clone(), p);
+                let opts = OpenOptions {
+                    recovery_point: recovery.get(&key).copied().unwrap_or(0),
+                    log_start_offset: starts.get(&key).copied().unwrap_or(0),
+                    ..OpenOptions::default()
+                };
                 parts.push(Arc::new(open_partition(
                     &data_dir,
                     name,
                     id,
                     p,
                     tc.clone(),
+                    opts,
                 )?));
             }
             topics.insert(
@@ -290,7 +302,7 @@ impl Broker {
                 if let Err(e) = p.flush_all().await {
                     warn!(topic = %t.name, partition = p.index, error = %e, "flush at shutdown failed");
                 }
-                if let Err(e) = p.log().close() {
+                if let Err(e) = p.close() {
                     warn!(topic = %t.name, partition = p.index, error = %e, "closing log failed");
                 }
             }
@@ -311,12 +323,25 @@ pub fn log_config(tc: &TopicConfig) -> LogConfig {
     }
 }
 
+/// Read one of Kafka's offset-checkpoint files into a map; empty when absent.
+fn checkpoint_map(dir: &Path, name: &str) -> anyhow::Result<HashMap<(String, i32), i64>> {
+    let path = dir.join(name);
+    if !path.exists() {
+        return Ok(HashMap::new());
+    }
+    Ok(read_offset_checkpoint(&path)?
+        .into_iter()
+        .map(|e| ((e.topic, e.partition), e.offset))
+        .collect())
+}
+
 fn open_partition(
     data_dir: &Path,
     topic: &str,
     id: Uuid,
     index: i32,
     tc: Arc<TopicConfig>,
+    opts: OpenOptions,
 ) -> anyhow::Result<Partition> {
     let dir = data_dir.join(format!("{topic}-{index}"));
     std::fs::create_dir_all(&dir)?;
@@ -324,7 +349,11 @@ fn open_partition(
     if !meta.exists() {
         std::fs::write(&meta, format!("version: 0\ntopic_id: {id}\n"))?;
     }
-    let log = PartitionLog::open(&dir, log_config(&tc))?;
+    let log = PartitionLog::open_with(&dir, log_config(&tc), opts)?;
+    // After an unclean stop the recovered tail may be in the page cache only:
+    // make it durable before anything of it is served, so an offset a consumer
+    // reads can never vanish in a later power loss. A no-op after a clean stop.
+    log.flush()?;
     let mut producers = ProducerStateTable::default();
     crate::producer_state::rebuild(&log, &mut producers)?;
     Ok(Partition::new(
@@ -347,6 +376,15 @@ fn write_meta_properties(dir: &Path, node_id: i32, cluster_id: &str) -> anyhow::
         )?;
     }
     Ok(())
+}
+
+/// The topics the broker itself owns (Kafka's set; `__transaction_state`
+/// arrives with transactions).
+pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+/// Whether `name` is one of [`INTERNAL_TOPICS`].
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
 }
 
 /// Kafka's topic name rules: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.

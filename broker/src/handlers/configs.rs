@@ -29,9 +29,13 @@ const BROKER: i8 = 4;
 const BROKER_LOGGER: i8 = 8;
 
 pub(super) fn describe(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply {
+    // A resource named twice is described once, so a small request cannot
+    // demand a huge response.
+    let mut seen = std::collections::HashSet::new();
     let results = req
         .resources
         .into_iter()
+        .filter(|r| seen.insert((r.resource_type, r.resource_name.clone())))
         .map(|r| {
             let mut out = DescribeConfigsResult {
                 resource_type: r.resource_type,

@@ -49,6 +49,11 @@ pub(super) async fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Reply {
             ..Default::default()
         });
     }
+    // The new log start offsets must survive a restart: write the checkpoint
+    // now rather than at the next periodic pass.
+    let broker = ctx.broker.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || crate::maintenance::write_checkpoints(&broker)).await;
     ctx.reply(&DeleteRecordsResponse {
         topics,
         ..Default::default()

@@ -29,6 +29,10 @@ use crate::server::connection::Reply;
 
 /// Longest wait brook honours, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+/// Largest response brook builds, whatever `max_bytes` the client asks for
+/// (Kafka's `fetch.max.bytes` default, 55 MiB); keeps every response far below
+/// the i32 frame limit and bounds the memory of one fetch.
+const FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 
 struct Wanted {
     topic: Option<Arc<Topic>>,
@@ -78,7 +82,9 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
     let max_wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
-    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    let max_bytes = usize::try_from(req.max_bytes)
+        .unwrap_or(0)
+        .min(FETCH_MAX_BYTES);
     let Built {
         resp,
         regions,

@@ -72,10 +72,11 @@ pub(super) fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
     })
 }
 
-/// Largest decompressed batch inspected by a timestamp lookup.
-const MAX_DECOMPRESSED: usize = 256 * 1024 * 1024;
+/// Largest decompressed batch inspected by a timestamp lookup: batches are
+/// stored compressed as produced, so a hostile one could claim far more.
+const MAX_DECOMPRESSED: usize = 16 * 1024 * 1024;
 /// Batches inspected past the one the time index points at before giving up.
-const MAX_BATCHES_SCANNED: usize = 1024;
+const MAX_BATCHES_SCANNED: usize = 64;
 
 /// The first record (not batch) with timestamp ≥ `ts` below the HW, as Kafka
 /// answers: the time index finds the batch, its records give the exact offset.

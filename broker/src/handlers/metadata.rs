@@ -41,7 +41,13 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
         } else {
             true
         };
+        // Each topic is answered once, however often it is named (Kafka uses a
+        // set), so a small request cannot demand a huge response.
+        let mut seen = std::collections::HashSet::new();
         for rt in req.topics.unwrap_or_default() {
+            if !seen.insert((rt.name.clone(), rt.topic_id)) {
+                continue;
+            }
             let topic = match (&rt.name, rt.topic_id) {
                 (Some(name), _) => broker.topic_or_create(name, auto).await,
                 (None, id) if id != Uuid::ZERO => Ok(broker.topic_by_id(&id)),

@@ -103,6 +103,23 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                 continue;
             }
         };
+        if topic.as_ref().is_some_and(|topic| topic.is_internal()) {
+            // Kafka refuses client writes to internal topics: a forged record in
+            // `__consumer_offsets` would become a real commit on replay.
+            for p in &t.partition_data {
+                parts.push(partition_error(
+                    p.index,
+                    ErrorCode::INVALID_TOPIC_EXCEPTION.code(),
+                    Some(format!("cannot produce to internal topic {}", t.name)),
+                ));
+            }
+            topics.push(TopicProduceResponse {
+                name: t.name,
+                partition_responses: parts,
+                ..Default::default()
+            });
+            continue;
+        }
         for p in t.partition_data {
             let Some(partition) = topic.as_ref().and_then(|topic| topic.partition(p.index)) else {
                 parts.push(partition_error(
@@ -161,6 +178,9 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                     if acks == -1
                         && partition.config().durability == brook_config::Durability::FsyncBeforeAck
                     {
+                        // Start the fsync now, so the partitions of this request
+                        // flush in parallel while the response waits for them.
+                        partition.request_flush();
                         waits.push(Pending {
                             topic: ti,
                             slot: parts.len(),
@@ -211,14 +231,16 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
     if waits.is_empty() {
         return ctx.reply(&resp);
     }
-    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0).max(1));
+    // One deadline for the whole request, as Kafka's `timeout_ms` means.
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0).max(1));
     let task = tokio::spawn(async move {
-        // Wait for every partition's durability concurrently; the fsyncs are
-        // group-committed with other requests'.
+        // Each partition's flusher is already working; awaiting them in turn
+        // under one deadline costs no more than the slowest.
         let results = futures_join(waits.iter().map(|w| {
             let partition = w.partition.clone();
             let last = w.last_offset;
-            async move { tokio::time::timeout(timeout, partition.wait_durable(last)).await }
+            async move { tokio::time::timeout_at(deadline, partition.wait_durable(last)).await }
         }))
         .await;
         for (w, r) in waits.iter().zip(results) {
@@ -241,8 +263,8 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
 
 async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut out = Vec::new();
-    // Durability waits share one fsync per partition; awaiting them in turn costs
-    // no more than the slowest.
+    // Every partition's flush was requested at append time, so awaiting the
+    // waits in turn costs no more than the slowest.
     for f in futs {
         out.push(f.await);
     }

@@ -1,7 +1,7 @@
 //! The partition's durability pipeline: one flusher task per partition turns
 //! "make offset N durable" requests into group-committed `fdatasync`s, and
-//! publishes the durable offset (and, with brook's default durability, the
-//! high-water mark that follows it).
+//! publishes the durable offset, raising the high-water mark to it (with
+//! brook's default durability the HW is exactly the durable offset).
 //!
 //! Many produce requests waiting for durability cost one waiting task each and
 //! one fsync in flight per partition, never a blocking thread each: requests
@@ -34,20 +34,17 @@ pub(super) struct Flusher {
     log: Arc<PartitionLog>,
     wake: Notify,
     durable: watch::Sender<Durable>,
-    /// The HW follows the durable offset when set (brook's default durability).
+    /// The HW: raised to the durable offset after every flush (a durable
+    /// record is always safe to show; with periodic durability the HW is
+    /// usually ahead already).
     hw: Arc<watch::Sender<i64>>,
-    hw_follows_durable: AtomicBool,
     closed: AtomicBool,
     started: Once,
     last_flush: Mutex<Instant>,
 }
 
 impl Flusher {
-    pub(super) fn new(
-        log: Arc<PartitionLog>,
-        hw: Arc<watch::Sender<i64>>,
-        hw_follows_durable: bool,
-    ) -> Arc<Self> {
+    pub(super) fn new(log: Arc<PartitionLog>, hw: Arc<watch::Sender<i64>>) -> Arc<Self> {
         let durable = log.recovery_point().max(0);
         Arc::new(Self {
             log,
@@ -57,15 +54,10 @@ impl Flusher {
                 failed: false,
             }),
             hw,
-            hw_follows_durable: AtomicBool::new(hw_follows_durable),
             closed: AtomicBool::new(false),
             started: Once::new(),
             last_flush: Mutex::new(Instant::now()),
         })
-    }
-
-    pub(super) fn set_hw_follows_durable(&self, on: bool) {
-        self.hw_follows_durable.store(on, Ordering::Release);
     }
 
     pub(super) fn last_flush(&self) -> Instant {
@@ -130,15 +122,13 @@ impl Flusher {
                         .unwrap_or_else(PoisonError::into_inner) = Instant::now();
                     self.durable
                         .send_modify(|d| d.offset = d.offset.max(durable));
-                    if self.hw_follows_durable.load(Ordering::Acquire) {
-                        self.hw.send_if_modified(|hw| {
-                            let moved = durable > *hw;
-                            if moved {
-                                *hw = durable;
-                            }
-                            moved
-                        });
-                    }
+                    self.hw.send_if_modified(|hw| {
+                        let moved = durable > *hw;
+                        if moved {
+                            *hw = durable;
+                        }
+                        moved
+                    });
                 }
                 Ok(Err(_)) | Err(_) => {
                     tracing::error!(dir = %self.log.dir().display(), "log flush failed; partition offline");

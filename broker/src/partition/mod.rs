@@ -70,12 +70,11 @@ impl Partition {
         // only keeps what was written, and on a clean start it was flushed.
         let hw = Arc::new(watch::Sender::new(log.log_end_offset()));
         let log = Arc::new(log);
-        let follows = config.durability == Durability::FsyncBeforeAck;
         Self {
             topic,
             topic_id,
             index,
-            flusher: flusher::Flusher::new(log.clone(), hw.clone(), follows),
+            flusher: flusher::Flusher::new(log.clone(), hw.clone()),
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
             hw,
@@ -131,8 +130,11 @@ impl Partition {
     }
 
     pub fn set_config(&self, config: Arc<TopicConfig>) {
-        self.flusher
-            .set_hw_follows_durable(config.durability == Durability::FsyncBeforeAck);
+        if config.durability == Durability::Periodic {
+            // Records appended under fsync-before-ack wait for the flusher;
+            // under periodic durability they are visible at once.
+            self.advance_hw(self.log.log_end_offset());
+        }
         let mut guard = match self.config.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -164,8 +166,12 @@ impl Partition {
         // the identity of a multi-batch payload is checked per batch.
         let mut ids = Vec::with_capacity(1);
         let mut checked = 0usize;
+        let create_time = config.message_timestamp_type == brook_config::TimestampType::CreateTime;
         for (_, h) in BatchIter::new(records) {
             h.validate().map_err(BrokerError::CorruptBatch)?;
+            if create_time {
+                check_timestamp(h.max_timestamp(), now_ms, &config)?;
+            }
             checked += h.total_size().unwrap_or(0);
             ids.push(BatchIdentity {
                 producer_id: h.producer_id(),
@@ -259,6 +265,16 @@ impl Partition {
             })
     }
 
+    /// Flush and close the log and stop the flusher (shutdown, topic deletion).
+    /// Later appends fail with a partition-local error.
+    ///
+    /// # Errors
+    /// The final flush failed.
+    pub fn close(&self) -> Result<(), BrokerError> {
+        self.flusher.close();
+        Ok(self.log.close()?)
+    }
+
     /// Start making everything appended so far durable, without waiting.
     pub fn request_flush(&self) {
         self.flusher.request();
@@ -289,6 +305,28 @@ impl Partition {
         let hw = self.high_watermark();
         Ok(self.log.read(offset, max_bytes as u64, hw, min_one)?)
     }
+}
+
+/// `message.timestamp.before.max.ms` / `after.max.ms`: a timestamp far in the
+/// future would keep its segment (and all after it) from ever expiring.
+fn check_timestamp(ts: i64, now_ms: i64, config: &TopicConfig) -> Result<(), BrokerError> {
+    // -1 is "no timestamp" (old clients); Kafka lets it through.
+    if ts < 0 {
+        return Ok(());
+    }
+    if ts > now_ms.saturating_add(config.message_timestamp_after_max_ms) {
+        return Err(BrokerError::InvalidTimestamp(format!(
+            "timestamp {ts} is more than message.timestamp.after.max.ms={} ahead of the broker's clock ({now_ms})",
+            config.message_timestamp_after_max_ms
+        )));
+    }
+    if ts < now_ms.saturating_sub(config.message_timestamp_before_max_ms) {
+        return Err(BrokerError::InvalidTimestamp(format!(
+            "timestamp {ts} is more than message.timestamp.before.max.ms={} behind the broker's clock ({now_ms})",
+            config.message_timestamp_before_max_ms
+        )));
+    }
+    Ok(())
 }
 
 impl Drop for Partition {

@@ -13,7 +13,7 @@
 //! headers of the log ([`ProducerStateTable::replay`]), the same path appends use.
 //! The partition serialises `check` + append + `record` under its append lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Batches remembered per producer (the Java client's max in-flight is 5).
 pub const MAX_CACHED_BATCHES: usize = 5;
@@ -68,13 +68,17 @@ pub enum SequenceCheck {
 #[derive(Debug, Clone)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+    /// Producers by last activity, so eviction is O(log n), not a scan.
+    by_touch: BTreeMap<u64, i64>,
     max_producers: usize,
     clock: u64,
 }
 
 impl Default for ProducerStateTable {
     fn default() -> Self {
-        Self::new(100_000)
+        // Any client can send batches with made-up producer ids; this bounds
+        // the table's memory per partition (about 3 MiB).
+        Self::new(10_000)
     }
 }
 
@@ -85,6 +89,7 @@ impl ProducerStateTable {
     pub fn new(max_producers: usize) -> Self {
         Self {
             producers: HashMap::new(),
+            by_touch: BTreeMap::new(),
             max_producers: max_producers.max(1),
             clock: 0,
         }
@@ -178,7 +183,9 @@ impl ProducerStateTable {
             last_offset,
             timestamp,
         });
-        entry.last_touch = clock;
+        let previous = std::mem::replace(&mut entry.last_touch, clock);
+        self.by_touch.remove(&previous);
+        self.by_touch.insert(clock, b.producer_id);
     }
 
     /// Replay a batch header read from the log (recovery path).
@@ -209,10 +216,12 @@ impl ProducerStateTable {
             e.batches.retain(|c| c.last_offset < offset);
         }
         self.producers.retain(|_, e| !e.batches.is_empty());
+        let producers = &self.producers;
+        self.by_touch.retain(|_, pid| producers.contains_key(pid));
     }
 
     fn evict_oldest(&mut self) {
-        if let Some((&pid, _)) = self.producers.iter().min_by_key(|(_, e)| e.last_touch) {
+        if let Some((_, pid)) = self.by_touch.pop_first() {
             self.producers.remove(&pid);
         }
     }

@@ -57,7 +57,7 @@ pub async fn run(
     crate::metrics::connection_opened();
     let stream = Arc::new(stream);
     let (tx, rx) = mpsc::channel::<Reply>(inflight);
-    let writer = tokio::spawn(write_loop(stream.clone(), rx));
+    let writer = tokio::spawn(write_loop(stream.clone(), rx, idle));
     let reason = read_loop(&stream, peer, &broker, &tx, max_frame, idle, &mut shutdown).await;
     debug!(%peer, reason, "connection reader finished");
     drop(tx);
@@ -83,7 +83,13 @@ async fn read_loop(
             Ok(Some(frame)) => {
                 let reply = handle_frame(broker, peer, frame).await;
                 let close = matches!(reply, Reply::Close);
-                if tx.send(reply).await.is_err() {
+                // Waits while `max.inflight.requests.per.connection` responses
+                // are outstanding (backpressure), but not past shutdown.
+                let sent = tokio::select! {
+                    r = tx.send(reply) => r.is_ok(),
+                    _ = shutdown.changed() => return "shutdown",
+                };
+                if !sent {
                     return "writer stopped";
                 }
                 if close {
@@ -143,21 +149,31 @@ async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
     handlers::dispatch(broker, peer, header, frame).await
 }
 
-async fn write_loop(stream: Arc<TcpStream>, mut rx: mpsc::Receiver<Reply>) {
+async fn write_loop(stream: Arc<TcpStream>, mut rx: mpsc::Receiver<Reply>, idle: Duration) {
     while let Some(reply) = rx.recv().await {
         let frame = match reply {
             Reply::Ready(f) => f,
             Reply::Pending(task) => match task.await {
                 Ok(Some(f)) => f,
-                Ok(None) => continue,
-                Err(_) => break,
+                // The response could not be encoded: skipping it would shift
+                // every later response onto the wrong request, so close.
+                Ok(None) | Err(_) => break,
             },
             Reply::None => continue,
             Reply::Close => break,
         };
-        if let Err(e) = write_frame(&stream, &frame).await {
-            debug!(error = %e, "write failed; closing connection");
-            break;
+        // A client that stops reading must not hold the connection (and its
+        // queued responses) forever.
+        match tokio::time::timeout(idle, write_frame(&stream, &frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(error = %e, "write failed; closing connection");
+                break;
+            }
+            Err(_) => {
+                debug!("client stopped reading responses; closing connection");
+                break;
+            }
         }
     }
     // Wake the reader if it is blocked: shutting down the write side makes the

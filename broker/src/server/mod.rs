@@ -39,9 +39,12 @@ pub async fn serve(
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        // EMFILE and friends: keep serving the connections we have.
-                        warn!(error = %e, "accept failed");
+                        // EMFILE and friends: keep serving the connections we have,
+                        // and back off — the pending connection stays queued, so
+                        // retrying at once would spin.
+                        warn!(error = %e, "accept failed; backing off 100 ms");
                         crate::metrics::connection_error();
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
                 };
