@@ -70,7 +70,9 @@ async fn periodic_flush(broker: &Arc<Broker>) {
     }
 }
 
-fn retention_pass(broker: &Broker) {
+/// One retention pass over every partition (time and size retention of
+/// `cleanup.policy=delete` topics).
+pub fn retention_pass(broker: &Broker) {
     let now = crate::handlers::now_ms();
     for t in broker.topics() {
         for p in t.partitions() {
