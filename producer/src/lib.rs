@@ -23,11 +23,14 @@
 //!
 //! # Layout
 //! - [`client`]: pipelined connections, version negotiation, metadata (shared with the consumer).
-//! - `producer`: [`Producer`], [`DeliveryFuture`].
+//! - `producer`: [`Producer`], [`DeliveryFuture`]; `producer::admission` (ordered
+//!   wait for metadata and `buffer.memory`), `producer::placement` (partition
+//!   choice, sticky switching).
 //! - `record`: [`ProducerRecord`], [`RecordMetadata`].
 //! - [`partitioner`]: Java-compatible murmur2, sticky, the [`Partitioner`] trait.
 //! - `accumulator`: per-partition batches, `linger.ms`, `batch.size`.
-//! - `sender`: the background task that sends batches and handles responses.
+//! - `sender`: the background task that sends batches and handles responses;
+//!   `sender::background` runs metadata refreshes and connects off its loop.
 //! - `partition_state`: per-partition sequence and retry-ordering rules (no I/O).
 //! - `error`: [`Error`].
 
