@@ -73,6 +73,8 @@ struct View {
     records: Vec<(i32, String, i32, i64)>,
     /// Every partition passed to on_revoked.
     revoked: Vec<i32>,
+    /// Every partition passed to on_lost.
+    lost: Vec<i32>,
     assignments: usize,
     error: Option<String>,
 }
@@ -88,16 +90,24 @@ impl RebalanceListener for Recorder {
     fn on_assigned(&self, _: &[TopicPartition]) {
         lock(&self.0).assignments += 1;
     }
+    fn on_lost(&self, partitions: &[TopicPartition]) {
+        lock(&self.0)
+            .lost
+            .extend(partitions.iter().map(|tp| tp.partition));
+    }
 }
 
 const RUN: u8 = 0;
 const CLOSE: u8 = 1;
 const DROP: u8 = 2;
+/// Stop calling poll until resumed (the membership task keeps running).
+const PAUSE: u8 = 3;
 
 /// A brook-consumer group member polling in a tokio task.
 struct Member {
     view: Arc<Mutex<View>>,
     stop: Arc<AtomicU8>,
+    resume: Arc<tokio::sync::Notify>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -122,7 +132,8 @@ impl Member {
         let cfg = ConsumerConfig::from_map(entries)?;
         let view = Arc::new(Mutex::new(View::default()));
         let stop = Arc::new(AtomicU8::new(RUN));
-        let (v, s, topic) = (view.clone(), stop.clone(), topic.to_owned());
+        let resume = Arc::new(tokio::sync::Notify::new());
+        let (v, s, r, topic) = (view.clone(), stop.clone(), resume.clone(), topic.to_owned());
         let task = rt.spawn(async move {
             let mut c = Consumer::new(cfg);
             c.set_rebalance_listener(Arc::new(Recorder(v.clone())));
@@ -139,6 +150,10 @@ impl Member {
                         return;
                     }
                     DROP => return,
+                    PAUSE => {
+                        r.notified().await;
+                        continue;
+                    }
                     _ => {}
                 }
                 let records = match c.poll(Duration::from_millis(100)).await {
@@ -164,8 +179,18 @@ impl Member {
         Ok(Self {
             view,
             stop,
+            resume,
             task: Some(task),
         })
+    }
+
+    fn pause(&self) {
+        self.stop.store(PAUSE, Ordering::SeqCst);
+    }
+
+    fn resume(&self) {
+        self.stop.store(RUN, Ordering::SeqCst);
+        self.resume.notify_one();
     }
 
     fn owned(&self) -> BTreeSet<i32> {
@@ -531,6 +556,39 @@ fn a_static_member_restarting_within_the_session_keeps_its_assignment() -> Resul
         a.generation() == gen && a.owned().len() == 6,
         "the other member was disturbed: {}",
         describe(&[&a])
+    );
+    Ok(())
+}
+
+#[test]
+fn a_member_that_stops_polling_leaves_and_rejoins_on_its_next_poll() -> Result<()> {
+    let broker = start_broker()?;
+    let bs = broker.bootstrap();
+    let rt = runtime()?;
+    create_topic(&rt, &bs, "slow")?;
+    let conf = [("max.poll.interval.ms", "1500")];
+    let a = Member::start(&rt, &bs, "g-slow", "slow", &conf)?;
+    let b = Member::start(&rt, &bs, "g-slow", "slow", &conf)?;
+    wait_until("2 members", WAIT, || partitioned(&[&a, &b]))?;
+    let a_had = a.owned();
+    a.pause();
+    wait_until("the stalled member left; the other owns all", WAIT, || {
+        partitioned(&[&b])
+    })
+    .with_context(|| describe(&[&a, &b]))?;
+    ensure!(
+        lock(&a.view).lost.is_empty(),
+        "lost is reported inside poll"
+    );
+    a.resume();
+    wait_until("the member rejoined at its next poll", WAIT, || {
+        partitioned(&[&a, &b])
+    })
+    .with_context(|| describe(&[&a, &b]))?;
+    let lost: BTreeSet<i32> = lock(&a.view).lost.iter().copied().collect();
+    ensure!(
+        lost == a_had,
+        "lost {lost:?}, owned {a_had:?} before stalling"
     );
     Ok(())
 }

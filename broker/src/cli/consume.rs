@@ -90,6 +90,11 @@ fn config(args: &ConsumeArgs) -> anyhow::Result<ConsumerConfig> {
 async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut consumer = Consumer::new(config(&args)?);
     if args.group.is_some() && args.partition.is_none() && args.offset.is_none() {
+        // Fail fast on a missing topic instead of waiting for an assignment.
+        consumer
+            .partitions_for(&args.topic)
+            .await
+            .map_err(describe)?;
         consumer.subscribe(&[&args.topic]).map_err(describe)?;
         return print_loop(&args, consumer).await;
     }
