@@ -319,3 +319,108 @@ impl Producer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::ProducerConfig;
+
+    /// A producer whose bootstrap server refuses connections: every send
+    /// waits for metadata that never comes.
+    fn unreachable(max_block_ms: &str, buffer_memory: &str) -> Producer {
+        let config = ProducerConfig::from_map([
+            ("bootstrap.servers", "127.0.0.1:1"),
+            ("max.block.ms", max_block_ms),
+            ("buffer.memory", buffer_memory),
+        ])
+        .unwrap();
+        Producer::new(config).unwrap()
+    }
+
+    /// Regression: each waiting record's max.block.ms used to start only when
+    /// the record reached the head of the wait list.
+    #[tokio::test]
+    async fn max_block_runs_from_each_send_not_from_its_turn() {
+        let max_block = Duration::from_millis(300);
+        let p = unreachable("300", "1048576");
+        let started = Instant::now();
+        let sends: Vec<_> = (0..20)
+            .map(|i| tokio::spawn(p.send(ProducerRecord::new("t", format!("{i}")))))
+            .collect();
+        for s in sends {
+            let err = s.await.unwrap().unwrap_err();
+            assert!(
+                matches!(&err, Error::Timeout(m) if m.contains("max.block.ms")),
+                "{err}"
+            );
+        }
+        let elapsed = started.elapsed();
+        assert!(elapsed >= max_block, "failed early: {elapsed:?}");
+        assert!(
+            elapsed < max_block * 5,
+            "failed one after another: {elapsed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_larger_than_buffer_memory_fails_at_once() {
+        let p = unreachable("60000", "1024");
+        let err = p
+            .send(ProducerRecord::new("t", vec![0u8; 2000]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::RecordTooLarge {
+                    key: "buffer.memory",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    struct Owner(Vec<u8>, Arc<AtomicBool>);
+
+    impl AsRef<[u8]> for Owner {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A waiting record belongs to its future: dropping the future frees the
+    /// record's bytes at once, not when admission reaches or times it out.
+    #[tokio::test]
+    async fn dropping_a_waiting_send_frees_its_record() {
+        let p = unreachable("60000", "1048576");
+        let freed = Arc::new(AtomicBool::new(false));
+        let value = Bytes::from_owner(Owner(vec![7; 100], freed.clone()));
+        let first = p.send(ProducerRecord::new("t", "head"));
+        let waiting = p.send(ProducerRecord::new("t", value));
+        assert!(p.inner.admission.busy());
+        assert!(!freed.load(Ordering::SeqCst));
+        drop(waiting);
+        assert!(
+            freed.load(Ordering::SeqCst),
+            "the record outlived its future"
+        );
+        drop(first);
+        // Admission skips withdrawn records instead of waiting for them.
+        let settled = tokio::time::timeout(Duration::from_secs(5), p.inner.admission.settled());
+        assert!(
+            settled.await.is_ok(),
+            "admission kept waiting for withdrawn records"
+        );
+    }
+}
