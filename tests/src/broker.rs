@@ -174,6 +174,14 @@ impl Broker {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        // brook treats every BROOK_* variable as a config override and refuses
+        // unknown ones; the test suite's own switches (BROOK_REQUIRE_CLIENTS,
+        // BROOK_TEST_KEEP, …) must not reach it. Only `opts.env` does.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("BROOK_") {
+                cmd.env_remove(&k);
+            }
+        }
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
