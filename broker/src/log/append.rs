@@ -203,6 +203,10 @@ impl PartitionLog {
         }
         let seg = Segment::create(&self.dir, new_base, &st.config, now)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled segment");
+        // The first segment of an empty log is a creation, not a roll.
+        if !st.segments.is_empty() {
+            metrics::counter!("brook_segment_rolls_total").increment(1);
+        }
         st.segments.insert(seg);
         self.flush.mark_dir_dirty();
         Ok(())
