@@ -4,18 +4,16 @@
 //! members in one generation), a group shared with librdkafka, cooperative-sticky
 //! moving only what must move, and static membership across a restart.
 //!
-//! In-process members are tokio tasks polling in a loop; the test thread
-//! watches what they publish with [`wait_until`].
+//! In-process members (`groups_brook/member.rs`) are tokio tasks polling in a
+//! loop; the test thread watches what they publish with [`wait_until`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use brook_consumer::group::RebalanceListener;
-use brook_consumer::{Consumer, ConsumerConfig, TopicPartition};
 use brook_producer::{Producer, ProducerConfig, ProducerRecord};
 use brook_tests::{brook_binary, wait_until, Broker, BrokerOptions};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -23,6 +21,11 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::ClientConfig;
 use tokio::runtime::Runtime;
+
+#[path = "groups_brook/member.rs"]
+mod member;
+
+use member::{describe, lock, partitioned, Member, CLOSE};
 
 const PARTITIONS: i32 = 12;
 const WAIT: Duration = Duration::from_secs(30);
@@ -57,197 +60,6 @@ fn create_topic(rt: &Runtime, bootstrap: &str, name: &str) -> Result<()> {
         r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
     }
     Ok(())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// What an in-process member publishes.
-#[derive(Debug, Default)]
-struct View {
-    owned: BTreeSet<i32>,
-    generation: i32,
-    member: String,
-    /// (generation, member id, partition, offset) of every record returned by poll.
-    records: Vec<(i32, String, i32, i64)>,
-    /// Every partition passed to on_revoked.
-    revoked: Vec<i32>,
-    /// Every partition passed to on_lost.
-    lost: Vec<i32>,
-    assignments: usize,
-    error: Option<String>,
-}
-
-struct Recorder(Arc<Mutex<View>>);
-
-impl RebalanceListener for Recorder {
-    fn on_revoked(&self, partitions: &[TopicPartition]) {
-        lock(&self.0)
-            .revoked
-            .extend(partitions.iter().map(|tp| tp.partition));
-    }
-    fn on_assigned(&self, _: &[TopicPartition]) {
-        lock(&self.0).assignments += 1;
-    }
-    fn on_lost(&self, partitions: &[TopicPartition]) {
-        lock(&self.0)
-            .lost
-            .extend(partitions.iter().map(|tp| tp.partition));
-    }
-}
-
-const RUN: u8 = 0;
-const CLOSE: u8 = 1;
-const DROP: u8 = 2;
-/// Stop calling poll until resumed (the membership task keeps running).
-const PAUSE: u8 = 3;
-
-/// A brook-consumer group member polling in a tokio task.
-struct Member {
-    view: Arc<Mutex<View>>,
-    stop: Arc<AtomicU8>,
-    resume: Arc<tokio::sync::Notify>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Member {
-    fn start(
-        rt: &Runtime,
-        bootstrap: &str,
-        group: &str,
-        topic: &str,
-        extra: &[(&str, &str)],
-    ) -> Result<Self> {
-        let mut entries = vec![
-            ("bootstrap.servers", bootstrap),
-            ("group.id", group),
-            ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", "3000"),
-            ("heartbeat.interval.ms", "200"),
-            ("max.poll.interval.ms", "20000"),
-            ("fetch.max.wait.ms", "100"),
-        ];
-        entries.extend_from_slice(extra);
-        let cfg = ConsumerConfig::from_map(entries)?;
-        let view = Arc::new(Mutex::new(View::default()));
-        let stop = Arc::new(AtomicU8::new(RUN));
-        let resume = Arc::new(tokio::sync::Notify::new());
-        let (v, s, r, topic) = (view.clone(), stop.clone(), resume.clone(), topic.to_owned());
-        let task = rt.spawn(async move {
-            let mut c = Consumer::new(cfg);
-            c.set_rebalance_listener(Arc::new(Recorder(v.clone())));
-            if let Err(e) = c.subscribe(&[&topic]) {
-                lock(&v).error = Some(e.to_string());
-                return;
-            }
-            loop {
-                match s.load(Ordering::SeqCst) {
-                    CLOSE => {
-                        if let Err(e) = c.close().await {
-                            lock(&v).error = Some(format!("close: {e}"));
-                        }
-                        return;
-                    }
-                    DROP => return,
-                    PAUSE => {
-                        r.notified().await;
-                        continue;
-                    }
-                    _ => {}
-                }
-                let records = match c.poll(Duration::from_millis(100)).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        lock(&v).error = Some(e.to_string());
-                        return;
-                    }
-                };
-                let meta = c.group_metadata();
-                let mut view = lock(&v);
-                view.owned = c.assignment().iter().map(|tp| tp.partition).collect();
-                if let Some(m) = meta {
-                    view.generation = m.generation;
-                    view.member = m.member_id;
-                }
-                for r in records {
-                    let (g, m) = (view.generation, view.member.clone());
-                    view.records.push((g, m, r.partition, r.offset));
-                }
-            }
-        });
-        Ok(Self {
-            view,
-            stop,
-            resume,
-            task: Some(task),
-        })
-    }
-
-    fn pause(&self) {
-        self.stop.store(PAUSE, Ordering::SeqCst);
-    }
-
-    fn resume(&self) {
-        self.stop.store(RUN, Ordering::SeqCst);
-        self.resume.notify_one();
-    }
-
-    fn owned(&self) -> BTreeSet<i32> {
-        lock(&self.view).owned.clone()
-    }
-
-    fn generation(&self) -> i32 {
-        lock(&self.view).generation
-    }
-
-    fn check(&self) -> Result<()> {
-        match &lock(&self.view).error {
-            Some(e) => anyhow::bail!("member failed: {e}"),
-            None => Ok(()),
-        }
-    }
-
-    /// Stops the member: `close()` (commit, LeaveGroup) or a plain drop.
-    fn stop(&mut self, rt: &Runtime, how: u8) -> Result<()> {
-        self.stop.store(how, Ordering::SeqCst);
-        if let Some(t) = self.task.take() {
-            rt.block_on(t)?;
-        }
-        self.check()
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.stop.store(DROP, Ordering::SeqCst);
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
-}
-
-/// Disjoint, each non-empty, covering every partition, all in one generation.
-fn partitioned(members: &[&Member]) -> Result<bool> {
-    for m in members {
-        m.check()?;
-    }
-    let sets: Vec<BTreeSet<i32>> = members.iter().map(|m| m.owned()).collect();
-    let gens: BTreeSet<i32> = members.iter().map(|m| m.generation()).collect();
-    let total: usize = sets.iter().map(BTreeSet::len).sum();
-    let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
-    Ok(gens.len() == 1
-        && sets.iter().all(|s| !s.is_empty())
-        && total == union.len()
-        && union == (0..PARTITIONS).collect())
-}
-
-fn describe(members: &[&Member]) -> String {
-    members
-        .iter()
-        .map(|m| format!("gen {} owns {:?}", m.generation(), m.owned()))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 #[test]
@@ -590,5 +402,39 @@ fn a_member_that_stops_polling_leaves_and_rejoins_on_its_next_poll() -> Result<(
         lost == a_had,
         "lost {lost:?}, owned {a_had:?} before stalling"
     );
+    Ok(())
+}
+
+#[test]
+fn a_pattern_subscription_picks_up_new_topics() -> Result<()> {
+    let broker = start_broker()?;
+    let bs = broker.bootstrap();
+    let rt = runtime()?;
+    create_topic(&rt, &bs, "pat-a")?;
+    create_topic(&rt, &bs, "other")?;
+    let m = Member::start(&rt, &bs, "g-pat", "re:pat-.*", &[])?;
+    let topics = |m: &Member| -> BTreeSet<String> {
+        lock(&m.view)
+            .owned_tps
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect()
+    };
+    wait_until("the member owns pat-a", WAIT, || {
+        m.check()?;
+        Ok(lock(&m.view).owned_tps.len() == 12)
+    })?;
+    ensure!(
+        topics(&m) == BTreeSet::from(["pat-a".to_owned()]),
+        "{:?}",
+        topics(&m)
+    );
+    create_topic(&rt, &bs, "pat-b")?;
+    wait_until("the member owns pat-a and the new pat-b", WAIT, || {
+        m.check()?;
+        Ok(lock(&m.view).owned_tps.len() == 24)
+    })
+    .with_context(|| format!("{:?}", topics(&m)))?;
+    ensure!(topics(&m).len() == 2, "{:?}", topics(&m));
     Ok(())
 }

@@ -80,6 +80,16 @@ impl Consumer {
         }
     }
 
+    /// Leaves the group as [`Consumer::close`] does (commit with auto commit,
+    /// `on_revoked`, LeaveGroup unless static) but keeps the consumer usable
+    /// for `assign` or a new `subscribe`.
+    ///
+    /// # Errors
+    /// The final commit's error.
+    pub async fn unsubscribe(&mut self) -> Result<()> {
+        self.close_group().await
+    }
+
     /// The generation and member id of the current assignment; `None` when
     /// not subscribed or not assigned yet.
     pub fn group_metadata(&self) -> Option<GroupMetadata> {
