@@ -21,27 +21,61 @@ use crate::error::Error;
 use crate::group::{leader, Assignment};
 use crate::offsets;
 
+/// What a group error code means for the member (the Java client's mapping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Rejoin with the same member id and generation.
+    Rejoin,
+    /// The coordinator forgot us: new member id, partitions lost.
+    ResetMember,
+    /// Our generation is stale: keep the member id, partitions lost.
+    ResetGeneration,
+    /// The coordinator moved: find it again, then retry.
+    Rediscover,
+    /// Transient: retry after the backoff.
+    Retry,
+    /// Another instance took our `group.instance.id`.
+    Fenced,
+    /// Configuration or authorization problem: stop and report.
+    Fatal,
+}
+
+fn action(code: ErrorCode) -> Action {
+    match code {
+        ErrorCode::REBALANCE_IN_PROGRESS => Action::Rejoin,
+        ErrorCode::UNKNOWN_MEMBER_ID => Action::ResetMember,
+        ErrorCode::ILLEGAL_GENERATION => Action::ResetGeneration,
+        ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE => Action::Rediscover,
+        ErrorCode::FENCED_INSTANCE_ID => Action::Fenced,
+        c if c.is_retriable() => Action::Retry,
+        _ => Action::Fatal,
+    }
+}
+
 impl Task {
-    /// Classifies a group error code shared by JoinGroup, SyncGroup and Heartbeat.
+    /// Acts on a group error code shared by JoinGroup, SyncGroup and Heartbeat.
     pub(super) fn on_error(&mut self, code: ErrorCode, what: &str) -> Ctl {
-        match code {
-            ErrorCode::REBALANCE_IN_PROGRESS => Ctl::Rejoin,
-            ErrorCode::UNKNOWN_MEMBER_ID => {
+        match action(code) {
+            Action::Rejoin => Ctl::Rejoin,
+            Action::ResetMember => {
                 self.reset(true);
                 Ctl::Rejoin
             }
-            ErrorCode::ILLEGAL_GENERATION => {
+            Action::ResetGeneration => {
                 self.reset(false);
                 Ctl::Rejoin
             }
-            ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE => {
+            Action::Rediscover => {
                 self.drop_coordinator();
                 Ctl::Retry
             }
-            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS => Ctl::Retry,
-            c if c.is_retriable() => Ctl::Retry,
-            c => self
-                .fatal(brook_producer::Error::broker(c, format!("{what} {}", self.s.group)).into()),
+            Action::Retry => Ctl::Retry,
+            Action::Fenced => self.fatal(Error::Fenced {
+                instance: self.s.instance.clone().unwrap_or_default(),
+            }),
+            Action::Fatal => self.fatal(
+                brook_producer::Error::broker(code, format!("{what} {}", self.s.group)).into(),
+            ),
         }
     }
 
@@ -112,11 +146,6 @@ impl Task {
                     retried_with_id = true;
                     self.member_id.clone_from(&resp.member_id);
                 }
-                ErrorCode::FENCED_INSTANCE_ID => {
-                    return Err(self.fatal(Error::Fenced {
-                        instance: self.s.instance.clone().unwrap_or_default(),
-                    }));
-                }
                 code => return Err(self.on_error(code, "JoinGroup")),
             }
         }
@@ -171,11 +200,6 @@ impl Task {
         })?;
         match ErrorCode::from_i16(resp.error_code) {
             ErrorCode::NONE => {}
-            ErrorCode::FENCED_INSTANCE_ID => {
-                return Err(self.fatal(Error::Fenced {
-                    instance: self.s.instance.clone().unwrap_or_default(),
-                }))
-            }
             code => return Err(self.on_error(code, "SyncGroup")),
         }
         let assignment = Assignment::decode(&resp.assignment).map_err(|e| {
@@ -214,9 +238,6 @@ impl Task {
         };
         match ErrorCode::from_i16(resp.error_code) {
             ErrorCode::NONE => Ok(()),
-            ErrorCode::FENCED_INSTANCE_ID => Err(self.fatal(Error::Fenced {
-                instance: self.s.instance.clone().unwrap_or_default(),
-            })),
             ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE => {
                 self.drop_coordinator();
                 Ok(())
@@ -283,4 +304,27 @@ pub(super) async fn all_topics(client: &Client) -> crate::error::Result<Vec<Stri
         .filter_map(|t| t.name)
         .filter(|n| !n.starts_with("__"))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_errors_map_as_in_the_java_client() {
+        for (code, want) in [
+            (ErrorCode::REBALANCE_IN_PROGRESS, Action::Rejoin),
+            (ErrorCode::UNKNOWN_MEMBER_ID, Action::ResetMember),
+            (ErrorCode::ILLEGAL_GENERATION, Action::ResetGeneration),
+            (ErrorCode::NOT_COORDINATOR, Action::Rediscover),
+            (ErrorCode::COORDINATOR_NOT_AVAILABLE, Action::Rediscover),
+            (ErrorCode::COORDINATOR_LOAD_IN_PROGRESS, Action::Retry),
+            (ErrorCode::FENCED_INSTANCE_ID, Action::Fenced),
+            (ErrorCode::INCONSISTENT_GROUP_PROTOCOL, Action::Fatal),
+            (ErrorCode::GROUP_AUTHORIZATION_FAILED, Action::Fatal),
+            (ErrorCode::INVALID_SESSION_TIMEOUT, Action::Fatal),
+        ] {
+            assert_eq!(action(code), want, "{code:?}");
+        }
+    }
 }
