@@ -262,12 +262,12 @@ impl Task {
             self.lost = false;
             let parts = std::mem::take(&mut self.owned);
             if !parts.is_empty() {
-                self.hand(|done| Event::Lost(parts, done)).await?;
+                self.hand(|done| Event::Lost(parts.clone(), done)).await?;
             }
         }
         if self.s.protocol == RebalanceProtocol::Eager && !self.owned.is_empty() {
             let parts = self.owned.clone();
-            self.hand(|done| Event::Revoke(parts, done)).await?;
+            self.hand(|done| Event::Revoke(parts.clone(), done)).await?;
             self.owned.clear();
         }
         Ok(())
@@ -368,19 +368,18 @@ impl Task {
                 .cloned()
                 .collect();
             if !revoked.is_empty() {
-                let r = revoked.clone();
-                self.hand(|done| Event::Revoke(r, done)).await?;
+                self.hand(|done| Event::Revoke(revoked.clone(), done))
+                    .await?;
                 self.owned.retain(|tp| !revoked.contains(tp));
                 // Second phase: the revoked partitions can now go elsewhere.
                 self.rejoin = true;
             }
         }
         let (generation, member_id) = (self.generation, self.member_id.clone());
-        let p = partitions.clone();
         self.hand(|done| Event::Assigned {
             generation,
-            member_id,
-            partitions: p,
+            member_id: member_id.clone(),
+            partitions: partitions.clone(),
             done,
         })
         .await?;
@@ -393,7 +392,11 @@ impl Task {
 
     /// Sends an event and waits until the consumer applied it, heartbeating
     /// meanwhile and leaving the group if the application stops polling.
-    async fn hand(&mut self, event: impl FnOnce(oneshot::Sender<()>) -> Event) -> Result<(), Ctl> {
+    ///
+    /// If the consumer drops the event unacknowledged (a `poll` future
+    /// cancelled halfway, e.g. by a timeout around it), the event is sent
+    /// again: applying one twice is harmless, skipping one is not.
+    async fn hand(&mut self, event: impl Fn(oneshot::Sender<()>) -> Event) -> Result<(), Ctl> {
         let (tx, mut rx) = oneshot::channel();
         if self.events.send(event(tx)).is_err() {
             return Err(Ctl::Stop);
@@ -402,7 +405,17 @@ impl Task {
         tick.tick().await;
         loop {
             tokio::select! {
-                r = &mut rx => return r.map_err(|_| Ctl::Stop),
+                r = &mut rx => {
+                    if r.is_ok() {
+                        return Ok(());
+                    }
+                    let (tx, next) = oneshot::channel();
+                    if self.events.send(event(tx)).is_err() {
+                        // The consumer is gone.
+                        return Err(Ctl::Stop);
+                    }
+                    rx = next;
+                }
                 _ = tick.tick() => {
                     if self.poll_expired() {
                         self.leave("max.poll.interval.ms exceeded").await;
