@@ -184,3 +184,47 @@ async fn future_timestamps_are_refused() -> Result<()> {
     append(&broker, "t", 1, now_ms()).await?;
     Ok(())
 }
+
+/// With the CRC checked once (by the log's append), a retry answered from the
+/// idempotence cache must still be checked: a corrupt copy of an acknowledged
+/// batch may not be acknowledged as the original.
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupt_duplicate_is_not_acknowledged() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = Arc::new(Broker::open(config(dir.path())?)?);
+    broker
+        .create_topic("t", 1, 1, BTreeMap::new(), false)
+        .await?;
+    let p = broker.partition("t", 0).context("partition")?;
+    let mut b = BatchBuilder::new();
+    b.set_producer(42, 0, 0);
+    b.append(now_ms(), Some(b"k"), Some(b"v"), &[])?;
+    let original = b.build(Compression::None)?.to_vec();
+    let first = p.append(&mut original.clone(), now_ms()).await?;
+    let retry = p.append(&mut original.clone(), now_ms()).await?;
+    ensure!(
+        retry.duplicate && retry.base_offset == first.base_offset,
+        "an intact retry is a duplicate"
+    );
+    let mut corrupt = original.clone();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let err = p
+        .append(&mut corrupt, now_ms())
+        .await
+        .err()
+        .context("corrupt retry must fail")?;
+    ensure!(matches!(err, BrokerError::CorruptBatch(_)), "got {err}");
+    // And a corrupt new batch is refused by the log, nothing written.
+    let mut b = BatchBuilder::new();
+    b.append(now_ms(), Some(b"k"), Some(b"v"), &[])?;
+    let mut fresh = b.build(Compression::None)?.to_vec();
+    let last = fresh.len() - 1;
+    fresh[last] ^= 0xff;
+    ensure!(
+        p.append(&mut fresh, now_ms()).await.is_err(),
+        "corrupt batch appended"
+    );
+    ensure!(p.log_end_offset() == 1, "log end {}", p.log_end_offset());
+    Ok(())
+}

@@ -167,8 +167,11 @@ impl Partition {
         let mut ids = Vec::with_capacity(1);
         let mut checked = 0usize;
         let create_time = config.message_timestamp_type == brook_config::TimestampType::CreateTime;
+        // Structural pass only: the CRC32C of every batch is checked once, by
+        // the log's append, except where a batch is answered without being
+        // appended (a duplicate) or rewritten first (log-append time) — those
+        // paths validate it themselves below.
         for (_, h) in BatchIter::new(records) {
-            h.validate().map_err(BrokerError::CorruptBatch)?;
             if create_time {
                 check_timestamp(h.max_timestamp(), now_ms, &config)?;
             }
@@ -189,6 +192,10 @@ impl Partition {
             match producers.check(&ids[0]) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(c) => {
+                    // Never acknowledge a corrupt retry as the original.
+                    BatchHeader::new(records)
+                        .and_then(|h| h.validate())
+                        .map_err(BrokerError::CorruptBatch)?;
                     return Ok(Appended {
                         base_offset: c.first_offset,
                         last_offset: c.last_offset,
@@ -196,7 +203,7 @@ impl Partition {
                         log_start_offset: self.log.log_start_offset(),
                         records: 0,
                         duplicate: true,
-                    })
+                    });
                 }
                 SequenceCheck::InvalidEpoch => return Err(BrokerError::InvalidProducerEpoch),
                 SequenceCheck::OutOfOrder => return Err(BrokerError::OutOfOrderSequence),
@@ -214,6 +221,10 @@ impl Partition {
         let log = self.log.clone();
         let epoch = self.leader_epoch();
         if let Some(ts) = log_append_time {
+            // Patching recomputes the CRC, so a corrupt batch must be refused first.
+            for (_, h) in BatchIter::new(records) {
+                h.validate().map_err(BrokerError::CorruptBatch)?;
+            }
             let mut pos = 0;
             while pos < records.len() {
                 let size = BatchHeader::new(&records[pos..])
