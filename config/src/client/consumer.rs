@@ -1,7 +1,7 @@
 //! [`ConsumerConfig`]: typed consumer settings and their cross-key rules.
 
 use super::keys::CONSUMER_KEYS;
-use super::{defaults, parse_client, ExplicitClientKeys};
+use super::ExplicitClientKeys;
 use crate::error::ConfigError;
 use crate::typed::typed_config;
 use crate::value::HostPort;
@@ -49,50 +49,9 @@ typed_config! {
     }
 }
 
+client_config_api!(ConsumerConfig, CONSUMER_KEYS, "consumer");
+
 impl ConsumerConfig {
-    /// Builds a config from `key → value` strings (Java property names), on top
-    /// of the defaults, and validates it.
-    ///
-    /// # Errors
-    /// Unknown keys (with a "did you mean"), bad values, out-of-range values, or
-    /// inconsistent combinations (e.g. heartbeat interval not below the session timeout).
-    pub fn from_map<I, K, V>(entries: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
-    {
-        let mut cfg = Self::default();
-        for (name, value) in defaults(CONSUMER_KEYS)? {
-            cfg.set_value(name, &value)?;
-        }
-        for (k, v) in entries {
-            cfg.apply(k.as_ref(), v.as_ref())?;
-        }
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Sets one key from its string form and re-validates; on error `self` is
-    /// unchanged.
-    ///
-    /// # Errors
-    /// As for [`ConsumerConfig::from_map`].
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        let mut next = self.clone();
-        next.apply(key, value)?;
-        next.validate()?;
-        *self = next;
-        Ok(())
-    }
-
-    fn apply(&mut self, key: &str, raw: &str) -> Result<(), ConfigError> {
-        let (def, value) = parse_client(CONSUMER_KEYS, "consumer", key, raw)?;
-        self.set_value(def.name, &value)?;
-        self.explicit.0.insert(def.name);
-        Ok(())
-    }
-
     /// Checks rules that span several keys.
     ///
     /// # Errors

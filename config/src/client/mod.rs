@@ -24,6 +24,58 @@
 //! - `producer`: [`ProducerConfig`] and its cross-key rules.
 //! - `consumer`: [`ConsumerConfig`] and its cross-key rules.
 
+/// `from_map`, `set` and key application, shared by the client configs: each
+/// type names its key table and kind and provides `set_value`, `explicit` and
+/// `validate`.
+macro_rules! client_config_api {
+    ($ty:ident, $keys:expr, $kind:literal) => {
+        impl $ty {
+            /// Builds a config from `key → value` strings (Java property names),
+            /// on top of the defaults, and validates it.
+            ///
+            /// # Errors
+            /// Unknown keys (with a "did you mean"), bad values, out-of-range
+            /// values, or inconsistent combinations (see `validate`).
+            pub fn from_map<I, K, V>(entries: I) -> Result<Self, ConfigError>
+            where
+                I: IntoIterator<Item = (K, V)>,
+                K: AsRef<str>,
+                V: AsRef<str>,
+            {
+                let mut cfg = Self::default();
+                for (name, value) in $crate::client::defaults($keys)? {
+                    cfg.set_value(name, &value)?;
+                }
+                for (k, v) in entries {
+                    cfg.apply(k.as_ref(), v.as_ref())?;
+                }
+                cfg.validate()?;
+                Ok(cfg)
+            }
+
+            /// Sets one key from its string form and re-validates; on error
+            /// `self` is unchanged.
+            ///
+            /// # Errors
+            /// As for `from_map`.
+            pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+                let mut next = self.clone();
+                next.apply(key, value)?;
+                next.validate()?;
+                *self = next;
+                Ok(())
+            }
+
+            fn apply(&mut self, key: &str, raw: &str) -> Result<(), ConfigError> {
+                let (def, value) = $crate::client::parse_client($keys, $kind, key, raw)?;
+                self.set_value(def.name, &value)?;
+                self.explicit.0.insert(def.name);
+                Ok(())
+            }
+        }
+    };
+}
+
 mod consumer;
 mod keys;
 mod producer;
