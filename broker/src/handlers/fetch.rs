@@ -29,10 +29,6 @@ use crate::server::connection::Reply;
 
 /// Longest wait brook honours, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
-/// Largest response brook builds, whatever `max_bytes` the client asks for
-/// (Kafka's `fetch.max.bytes` default, 55 MiB); keeps every response far below
-/// the i32 frame limit and bounds the memory of one fetch.
-const FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 
 struct Wanted {
     topic: Option<Arc<Topic>>,
@@ -82,9 +78,11 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
     let max_wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    // `fetch.max.bytes` caps what a client may ask for: it keeps every response
+    // far below the i32 frame limit and bounds the memory of one fetch.
     let max_bytes = usize::try_from(req.max_bytes)
         .unwrap_or(0)
-        .min(FETCH_MAX_BYTES);
+        .min(ctx.broker.config().fetch_max_bytes as usize);
     let Built {
         resp,
         regions,

@@ -28,6 +28,7 @@ pub(super) const KEYS: &[KeyDef] = &[
     broker("max.inflight.requests.per.connection", int(1), Some("100"), "brook only: requests read from one connection but not yet answered; reading pauses at the cap (back-pressure on pipelining clients)."),
     broker("queued.max.requests", int(1), Some("500"), "Requests queued for handlers across all connections before the network layer stops reading."),
     broker("message.max.bytes", int(0), Some("1048588"), "Largest record batch (after compression) the broker accepts. Broker-wide default of topic `max.message.bytes`."),
+    broker("fetch.max.bytes", int(1024), Some("57671680"), "Largest Fetch response the broker builds, whatever `max_bytes` the client asks for (at least one batch is still returned)."),
     // --- log: retention, segments, indexes ---
     broker("log.retention.hours", Kind::Int { min: -1, max: I32MAX }, Some("168"), "Retention time in hours; used when neither `log.retention.ms` nor `log.retention.minutes` is set. -1: unlimited."),
     broker("log.retention.minutes", Kind::Int { min: -1, max: I32MAX }, None, "Retention time in minutes; used when `log.retention.ms` is not set, overrides `log.retention.hours`. -1: unlimited."),
