@@ -160,7 +160,11 @@ async fn list_offsets(
     Ok(out)
 }
 
-async fn describe(c: &mut Client, json: bool, group: &str) -> anyhow::Result<()> {
+/// DescribeGroups for one group, failing on its error code.
+async fn describe_group(
+    c: &mut Client,
+    group: &str,
+) -> anyhow::Result<brook_protocol::messages::describe_groups_response::DescribedGroup> {
     let d = c
         .send(
             &DescribeGroupsRequest {
@@ -176,6 +180,11 @@ async fn describe(c: &mut Client, json: bool, group: &str) -> anyhow::Result<()>
         .next()
         .context("empty DescribeGroups response")?;
     check(g.error_code, &format!("describing {group}"))?;
+    Ok(g)
+}
+
+async fn describe(c: &mut Client, json: bool, group: &str) -> anyhow::Result<()> {
+    let g = describe_group(c, group).await?;
     let f = c
         .send(
             &OffsetFetchRequest {
@@ -300,21 +309,7 @@ async fn reset(
     target: Target,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let d = c
-        .send(
-            &DescribeGroupsRequest {
-                groups: vec![group.to_owned()],
-                ..Default::default()
-            },
-            5,
-        )
-        .await?;
-    let g = d
-        .groups
-        .into_iter()
-        .next()
-        .context("empty DescribeGroups response")?;
-    check(g.error_code, &format!("describing {group}"))?;
+    let g = describe_group(c, group).await?;
     // Kafka's rule: moving offsets under active consumers would be overwritten
     // by their next commit, so only groups without members may be reset.
     if !(g.group_state == "Empty" || g.group_state == "Dead") {
