@@ -135,7 +135,10 @@ fn log_error_code(e: &LogError) -> ErrorCode {
         LogError::Io { .. }
         | LogError::Offline { .. }
         | LogError::Poisoned { .. }
-        | LogError::CorruptCheckpoint { .. } => ErrorCode::KAFKA_STORAGE_ERROR,
+        | LogError::CorruptCheckpoint { .. }
+        | LogError::CorruptStoredBatch { .. } => ErrorCode::KAFKA_STORAGE_ERROR,
+        // Internal to the cleaner; never the outcome of a client request.
+        LogError::CleaningAborted { .. } => ErrorCode::UNKNOWN_SERVER_ERROR,
         LogError::Closed { .. } => ErrorCode::NOT_LEADER_OR_FOLLOWER,
         LogError::InvalidConfig { .. } => ErrorCode::INVALID_CONFIG,
     }

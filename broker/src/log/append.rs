@@ -51,6 +51,9 @@ fn validate(bytes: &[u8], max_batch: u64, leader: bool) -> Result<Validated, Log
         if leader && h.record_count() == 0 {
             return Err(LogError::EmptyBatch { position: pos });
         }
+        if leader {
+            h.check_produced().map_err(bad)?;
+        }
         v.batches += 1;
         v.records += i64::from(h.record_count());
         pos += total;

@@ -60,6 +60,17 @@ pub enum LogError {
         key: &'static str,
         reason: &'static str,
     },
+    /// A stored batch that does not decode (found by the cleaner, which reads records).
+    #[error("corrupt stored batch at offset {offset} of {path}: {reason}")]
+    CorruptStoredBatch {
+        path: PathBuf,
+        offset: i64,
+        reason: String,
+    },
+    /// The segments a clean read changed under it (retention, truncation, deletion);
+    /// nothing was swapped in and the clean can simply be retried.
+    #[error("cleaning of {dir} aborted: its segments changed while it ran")]
+    CleaningAborted { dir: PathBuf },
     /// A lock was poisoned by a panic in another thread; state may be half-updated.
     #[error("log {dir} state lock poisoned by a panic")]
     Poisoned { dir: PathBuf },

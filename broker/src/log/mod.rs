@@ -7,6 +7,7 @@
 //!     00000000000000000000.timeindex  sparse time index (i64 timestamp, u32 rel offset), BE
 //!     leader-epoch-checkpoint         "0\n<n>\n<epoch> <start offset>\n…"
 //!     .kafka_cleanshutdown            present only between a clean close and the next open
+//!     <base>.{log,index,timeindex}.cleaned / .swap   a clean in progress (see `cleaner::swap`)
 //! ```
 //!
 //! # Layout
@@ -22,11 +23,13 @@
 //! - `flush`: group-committed `fdatasync` and the offline ("poisoned") state.
 //! - `recovery`: loading segments on open, CRC scan after an unclean stop.
 //! - `retention`: time/size retention and `DeleteRecords`.
+//! - `cleaner`: log compaction (`cleanup.policy=compact`) and its crash-safe swap.
 //! - `checkpoint`: Kafka's offset-checkpoint text files, written atomically.
 //! - `leader_epoch_cache`: epoch → start offset map behind `leader-epoch-checkpoint`.
 
 mod append;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod flush;

@@ -20,7 +20,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::log::checkpoint::sync_dir;
 use crate::log::config::{Clock, LogConfig, SystemClock};
@@ -39,6 +39,8 @@ pub struct OpenOptions {
     pub recovery_point: i64,
     /// From the data dir's `log-start-offset-checkpoint`.
     pub log_start_offset: i64,
+    /// From the data dir's `cleaner-offset-checkpoint`: where the last clean stopped.
+    pub cleaner_offset: i64,
     pub syncer: Arc<dyn Syncer>,
     pub clock: Arc<dyn Clock>,
 }
@@ -48,6 +50,7 @@ impl std::fmt::Debug for OpenOptions {
         f.debug_struct("OpenOptions")
             .field("recovery_point", &self.recovery_point)
             .field("log_start_offset", &self.log_start_offset)
+            .field("cleaner_offset", &self.cleaner_offset)
             .finish_non_exhaustive()
     }
 }
@@ -57,6 +60,7 @@ impl Default for OpenOptions {
         Self {
             recovery_point: 0,
             log_start_offset: 0,
+            cleaner_offset: 0,
             syncer: Arc::new(FsyncSyncer),
             clock: Arc::new(SystemClock),
         }
@@ -114,6 +118,13 @@ pub struct PartitionLog {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) state: RwLock<LogState>,
     pub(crate) flush: FlushControl,
+    /// Cleaner checkpoint (see `cleaner`).
+    pub(crate) cleaned: AtomicI64,
+    /// Held by a clean for its whole run: one clean of a log at a time.
+    pub(crate) cleaning: Mutex<()>,
+    /// Earliest delete horizon of a tombstone the last clean kept (`i64::MAX`: none).
+    /// Not persisted: after a restart the first clean finds the horizons again.
+    pub(crate) tombstone_horizon: AtomicI64,
     leo: AtomicI64,
     lso: AtomicI64,
 }
@@ -176,6 +187,9 @@ impl PartitionLog {
                 closed: false,
             }),
             flush: FlushControl::new(opts.syncer, flushed),
+            cleaned: AtomicI64::new(opts.cleaner_offset.clamp(lso, leo)),
+            cleaning: Mutex::new(()),
+            tombstone_horizon: AtomicI64::new(i64::MAX),
             leo: AtomicI64::new(leo),
             lso: AtomicI64::new(lso),
         })
@@ -287,6 +301,7 @@ impl PartitionLog {
         let r = st.epochs.truncate_from_end(leo);
         self.guard_io(r)?;
         self.flush.lower_to(leo);
+        self.cleaned.fetch_min(leo, Ordering::AcqRel);
         self.flush.mark_dir_dirty();
         self.publish(&st);
         tracing::info!(dir = %self.dir.display(), offset, log_end_offset = leo, "truncated log");

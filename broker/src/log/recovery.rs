@@ -53,6 +53,7 @@ pub(crate) fn load(
     log_start_offset: i64,
     now_ms: i64,
 ) -> Result<Loaded, LogError> {
+    crate::log::cleaner::swap::finish_swaps(dir)?;
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();
     let mut bases = Vec::new();
@@ -170,7 +171,7 @@ fn batch_is_intact(seg: &Segment, m: &BatchMeta, chunk: &mut [u8]) -> Result<boo
     let count = h.record_count();
     if h.magic() != 2
         || count < 0
-        || (count > 0 && h.last_offset_delta() != count - 1)
+        || (count > 0 && i64::from(h.last_offset_delta()) < i64::from(count) - 1)
         || h.compression().is_err()
     {
         return Ok(false);

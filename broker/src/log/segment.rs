@@ -108,7 +108,23 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Self, LogError> {
-        let log_path = dir.join(file_name(base_offset, "log"));
+        Self::create_with_suffix(dir, base_offset, config, now_ms, "")
+    }
+
+    /// [`Segment::create`] with `suffix` after each file name (`.cleaned` for the
+    /// cleaner's output, which is renamed into place later).
+    ///
+    /// # Errors
+    /// I/O errors creating the files.
+    pub fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+        suffix: &str,
+    ) -> Result<Self, LogError> {
+        let name = |ext: &str| dir.join(file_name(base_offset, ext) + suffix);
+        let log_path = name("log");
         let log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -116,16 +132,10 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .at(&log_path)?;
-        let offset_index = OffsetIndex::create(
-            &dir.join(file_name(base_offset, "index")),
-            base_offset,
-            config.segment_index_bytes,
-        )?;
-        let time_index = TimeIndex::create(
-            &dir.join(file_name(base_offset, "timeindex")),
-            base_offset,
-            config.segment_index_bytes,
-        )?;
+        let offset_index =
+            OffsetIndex::create(&name("index"), base_offset, config.segment_index_bytes)?;
+        let time_index =
+            TimeIndex::create(&name("timeindex"), base_offset, config.segment_index_bytes)?;
         Ok(Self {
             base_offset,
             log_path,
@@ -576,6 +586,10 @@ impl Segment {
     }
     pub fn max_timestamp(&self) -> i64 {
         self.max_timestamp
+    }
+    /// Max timestamp of the first batch, -1 when empty or without timestamps.
+    pub fn first_batch_timestamp(&self) -> i64 {
+        self.first_batch_timestamp
     }
     pub fn offset_of_max_timestamp(&self) -> i64 {
         self.offset_of_max_timestamp

@@ -42,7 +42,12 @@ impl RecordBatch {
         let compression = header.compression()?;
         let bytes = bytes.slice(..total);
         let section = bytes.slice(BATCH_HEADER_LEN..);
-        let records = compression::decompress(compression, &section, max_decompressed)?;
+        // A header-only batch (left by compaction) has no compressed stream at all.
+        let records = if section.is_empty() && header.record_count() == 0 {
+            Bytes::new()
+        } else {
+            compression::decompress(compression, &section, max_decompressed)?
+        };
         Ok(Self { bytes, records })
     }
 

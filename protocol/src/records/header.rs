@@ -287,9 +287,11 @@ impl<'a> BatchHeader<'a> {
         if count < 0 {
             return Err(BatchError::InvalidRecordCount(count));
         }
-        // Kafka allows empty batches only when produced by compaction; a produced batch
-        // must have last_offset_delta == count - 1.
-        if count > 0 && self.last_offset_delta() != count - 1 {
+        // A stored batch may have lost records to compaction, which keeps the original
+        // last offset delta (so the producer's last sequence survives): the records
+        // may span more offsets than they number, never fewer. Produced batches are
+        // held to the exact rule by [`BatchHeader::check_produced`].
+        if count > 0 && i64::from(self.last_offset_delta()) < i64::from(count) - 1 {
             return Err(BatchError::OffsetDeltaMismatch {
                 last_offset_delta: self.last_offset_delta(),
                 record_count: count,
@@ -304,6 +306,34 @@ impl<'a> BatchHeader<'a> {
             });
         }
         Ok(total)
+    }
+
+    /// The extra rule for a batch a producer sent (on top of [`BatchHeader::validate`]):
+    /// its offsets are dense, `last_offset_delta == record_count - 1`. Only compaction
+    /// may leave gaps inside a batch.
+    ///
+    /// # Errors
+    /// [`BatchError::OffsetDeltaMismatch`].
+    pub fn check_produced(&self) -> Result<(), BatchError> {
+        let count = self.record_count();
+        if count > 0 && self.last_offset_delta() != count - 1 {
+            return Err(BatchError::OffsetDeltaMismatch {
+                last_offset_delta: self.last_offset_delta(),
+                record_count: count,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the base timestamp holds a delete horizon (KIP-534: set by the log
+    /// cleaner on batches with tombstones; the tombstones may go once it passes).
+    pub fn has_delete_horizon(&self) -> bool {
+        self.attributes() & ATTR_DELETE_HORIZON != 0
+    }
+
+    /// The delete horizon in ms, when [`BatchHeader::has_delete_horizon`].
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        self.has_delete_horizon().then(|| self.base_timestamp())
     }
 
     /// Only the CRC check, for log recovery scans.

@@ -8,6 +8,7 @@
 //!   iterator; [`decode_batches`] for a run of batches.
 //! - `record`: the record layout ([`Record`], [`Header`]), bounded decode, encode.
 //! - `builder`: [`BatchBuilder`] for producers and tests.
+//! - `compact`: [`compact::rebuild_batch`], a stored batch rewritten by the log cleaner.
 //! - `compression`: gzip, snappy (xerial), lz4 frame, zstd; capped decompression.
 //! - `control`: control records (transaction markers).
 //! - `error`: [`RecordError`], mapped to Kafka error codes.
@@ -15,6 +16,7 @@
 
 pub mod batch;
 pub mod builder;
+pub mod compact;
 pub mod compression;
 pub mod control;
 pub mod error;
