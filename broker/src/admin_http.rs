@@ -196,7 +196,17 @@ fn describe(b: &Broker, t: &Topic, with_partitions: bool) -> Value {
         .map(|p| {
             let size = p.log().size_in_bytes();
             size_total += size;
+            let compaction = p.config().cleanup_policy.compact.then(|| {
+                let params = crate::cleaner::params_of(p);
+                let now = crate::handlers::now_ms();
+                let ratio = p
+                    .log()
+                    .dirty_section(p.high_watermark(), now, &params)
+                    .map_or(Value::Null, |s| json!(s.ratio()));
+                json!({"dirty_ratio": ratio, "cleaned_offset": p.log().cleaned_offset()})
+            });
             json!({
+                "compaction": compaction,
                 "partition": p.index,
                 "leader": node,
                 "leader_epoch": p.leader_epoch(),

@@ -27,6 +27,13 @@ pub enum BrokerError {
     CorruptMessage(&'static str),
     #[error("invalid record: {0}")]
     InvalidRecord(&'static str),
+    /// Records of a batch were refused one by one (KIP-467): `(index of the record
+    /// in the request's record set, why)`. The whole batch is refused.
+    #[error("{summary}")]
+    RecordErrors {
+        errors: Vec<(i32, String)>,
+        summary: String,
+    },
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: usize },
     #[error("invalid timestamp: {0}")]
@@ -81,7 +88,9 @@ impl BrokerError {
             BrokerError::CorruptBatch(_) | BrokerError::CorruptMessage(_) => {
                 ErrorCode::CORRUPT_MESSAGE
             }
-            BrokerError::InvalidRecord(_) => ErrorCode::INVALID_RECORD,
+            BrokerError::InvalidRecord(_) | BrokerError::RecordErrors { .. } => {
+                ErrorCode::INVALID_RECORD
+            }
             BrokerError::MessageTooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
             BrokerError::InvalidTimestamp(_) => ErrorCode::INVALID_TIMESTAMP,
             BrokerError::InvalidProducerEpoch => ErrorCode::INVALID_PRODUCER_EPOCH,

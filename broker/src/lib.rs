@@ -11,11 +11,13 @@
 //! - `group`: the consumer group coordinator and `__consumer_offsets`.
 //! - `metadata_store`: the durable topic/cluster image.
 //! - `maintenance`: retention, periodic flush, checkpoints.
+//! - `cleaner`: the log cleaner manager (compaction on blocking threads).
 //! - `metrics`, `admin_http`: Prometheus metrics and the admin HTTP listener.
 //! - `error`: [`error::BrokerError`] and its mapping to Kafka error codes.
 
 pub mod admin_http;
 pub mod broker;
+pub mod cleaner;
 pub mod cli;
 pub mod error;
 pub mod group;

@@ -94,6 +94,8 @@ pub struct Broker {
     bound: RwLock<Option<(String, i32)>>,
     /// The consumer group coordinator (groups loaded from `__consumer_offsets`).
     groups: crate::group::GroupCoordinator,
+    /// The log cleaner's maps, throttle and schedule.
+    cleaner: crate::cleaner::Cleaner,
 }
 
 impl Broker {
@@ -137,6 +139,7 @@ impl Broker {
         // data dir's checkpoint files (absent on a first start).
         let recovery = checkpoint_map(&data_dir, "recovery-point-offset-checkpoint")?;
         let starts = checkpoint_map(&data_dir, "log-start-offset-checkpoint")?;
+        let cleaned = checkpoint_map(&data_dir, crate::cleaner::CHECKPOINT_FILE)?;
         for (name, rec) in &image.topics {
             let id: Uuid = rec
                 .id
@@ -149,6 +152,7 @@ impl Broker {
                 let opts = OpenOptions {
                     recovery_point: recovery.get(&key).copied().unwrap_or(0),
                     log_start_offset: starts.get(&key).copied().unwrap_or(0),
+                    cleaner_offset: cleaned.get(&key).copied().unwrap_or(0),
                     ..OpenOptions::default()
                 };
                 parts.push(Arc::new(open_partition(
@@ -181,6 +185,7 @@ impl Broker {
                 .unwrap_or_default(),
         )?;
         let next = image.next_producer_id_block;
+        let cleaner = crate::cleaner::Cleaner::new(&config);
         Ok(Self {
             cluster_id: image.cluster_id.clone(),
             config,
@@ -193,7 +198,13 @@ impl Broker {
             offline: AtomicBool::new(false),
             bound: RwLock::new(None),
             groups,
+            cleaner,
         })
+    }
+
+    /// The log cleaner's shared state.
+    pub fn cleaner(&self) -> &crate::cleaner::Cleaner {
+        &self.cleaner
     }
 
     /// The consumer group coordinator.

@@ -92,6 +92,7 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     ));
     let maintenance = tokio::spawn(crate::maintenance::run(broker.clone(), stop_rx.clone()));
     let group_timer = tokio::spawn(crate::group::run_timer(broker.clone(), stop_rx.clone()));
+    let cleaner = tokio::spawn(crate::cleaner::run(broker.clone(), stop_rx.clone()));
     info!(kafka = %kafka_bound, admin = %admin_bound, cluster_id = broker.cluster_id(), "brook is serving");
     if let Some(path) = &ready_file {
         write_ready_file(path, kafka_bound, admin_bound)?;
@@ -114,6 +115,7 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
     let _ = maintenance.await;
     let _ = group_timer.await;
+    let _ = cleaner.await;
     broker.shutdown().await;
     // After the final flush, so the recovery points written are the final ones.
     let b = broker.clone();

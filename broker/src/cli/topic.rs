@@ -16,7 +16,7 @@ use brook_protocol::messages::{
     IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest,
 };
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::client::Client;
 
@@ -49,8 +49,14 @@ enum TopicCommand {
     },
     /// List topics.
     List,
-    /// Show a topic's partitions, offsets and non-default configs.
-    Describe { name: String },
+    /// Show a topic's partitions, offsets and non-default configs; for a compacted
+    /// topic also each partition's dirty ratio and cleaned point (from the admin API).
+    Describe {
+        name: String,
+        /// Admin HTTP listener of the broker, for the cleaner's figures.
+        #[arg(long, default_value = "127.0.0.1:9644")]
+        admin: String,
+    },
     /// Delete a topic and its data.
     Delete { name: String },
     /// Set or delete topic config overrides.
@@ -89,7 +95,9 @@ pub(super) fn run(args: TopicArgs) -> anyhow::Result<()> {
                 .await
             }
             TopicCommand::List => list(&mut client, args.json).await,
-            TopicCommand::Describe { name } => describe(&mut client, args.json, &name).await,
+            TopicCommand::Describe { name, admin } => {
+                describe(&mut client, args.json, &name, &admin).await
+            }
             TopicCommand::Delete { name } => delete(&mut client, args.json, &name).await,
             TopicCommand::AlterConfig { name, set, delete } => {
                 alter(&mut client, args.json, &name, &set, &delete).await
@@ -199,7 +207,7 @@ async fn list(c: &mut Client, as_json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|(n, p, id)| json!({"topic": n, "partitions": p, "topic_id": id}))
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        println!("{}", Value::Array(v));
     } else {
         println!("{:<40} {:>10}  TOPIC ID", "TOPIC", "PARTITIONS");
         for (n, p, id) in rows {
@@ -209,7 +217,7 @@ async fn list(c: &mut Client, as_json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn describe(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<()> {
+async fn describe(c: &mut Client, as_json: bool, name: &str, admin: &str) -> anyhow::Result<()> {
     let meta = c
         .send(
             &MetadataRequest {
@@ -282,6 +290,28 @@ async fn describe(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<(
         .filter(|e| e.config_source == 1)
         .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
         .collect();
+    let compacted = cfg.results.iter().flat_map(|r| r.configs.iter()).any(|e| {
+        e.name == "cleanup.policy" && e.value.as_deref().is_some_and(|v| v.contains("compact"))
+    });
+    // The cleaner's figures are not in the Kafka protocol; the admin API has them.
+    let (compaction, compaction_note) = if compacted {
+        match super::cluster::get_json(admin, &format!("/v1/topics/{name}")).await {
+            Ok((200, v)) => (
+                v["partitions"].as_array().cloned().unwrap_or_default(),
+                None,
+            ),
+            Ok((code, _)) => (Vec::new(), Some(format!("admin API answered HTTP {code}"))),
+            Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+        }
+    } else {
+        (Vec::new(), None)
+    };
+    let cleaner = |p: i32| {
+        compaction
+            .iter()
+            .find(|x| x["partition"] == json!(p))
+            .map_or(Value::Null, |x| x["compaction"].clone())
+    };
     if as_json {
         let ps: Vec<_> = parts
             .iter()
@@ -289,6 +319,7 @@ async fn describe(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<(
                 "partition": p.partition_index, "leader": p.leader_id, "leader_epoch": p.leader_epoch,
                 "replicas": p.replica_nodes, "isr": p.isr_nodes,
                 "log_start_offset": lookup(&earliest, p.partition_index), "high_watermark": lookup(&latest, p.partition_index),
+                "compaction": cleaner(p.partition_index),
             }))
             .collect();
         println!(
@@ -305,13 +336,30 @@ async fn describe(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<(
             let list: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
             println!("configs: {}", list.join(", "));
         }
+        let extra = if compacted {
+            format!(" {:>11} {:>12}", "DIRTY RATIO", "CLEANED TO")
+        } else {
+            String::new()
+        };
         println!(
-            "{:>9} {:>7} {:>6} {:>10} {:>10} {:>14} {:>14}",
+            "{:>9} {:>7} {:>6} {:>10} {:>10} {:>14} {:>14}{extra}",
             "PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "START OFFSET", "HIGH WATERMARK"
         );
         for p in parts {
+            let extra = if compacted {
+                let c = cleaner(p.partition_index);
+                let ratio = c["dirty_ratio"]
+                    .as_f64()
+                    .map_or("-".to_owned(), |r| format!("{r:.2}"));
+                let to = c["cleaned_offset"]
+                    .as_i64()
+                    .map_or("-".to_owned(), |o| o.to_string());
+                format!(" {ratio:>11} {to:>12}")
+            } else {
+                String::new()
+            };
             println!(
-                "{:>9} {:>7} {:>6} {:>10} {:>10} {:>14} {:>14}",
+                "{:>9} {:>7} {:>6} {:>10} {:>10} {:>14} {:>14}{extra}",
                 p.partition_index,
                 p.leader_id,
                 p.leader_epoch,
@@ -320,6 +368,9 @@ async fn describe(c: &mut Client, as_json: bool, name: &str) -> anyhow::Result<(
                 lookup(&earliest, p.partition_index),
                 lookup(&latest, p.partition_index)
             );
+        }
+        if let Some(note) = compaction_note {
+            println!("(dirty ratio and cleaned point unavailable: {note}; pass --admin HOST:PORT)");
         }
     }
     Ok(())

@@ -445,7 +445,13 @@ pub async fn offsets_partition(broker: &Broker, group: &str) -> Result<Arc<Parti
         Some(t) => t,
         None => {
             let n = broker.config().offsets_topic_num_partitions;
-            let configs = BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
+            let configs = BTreeMap::from([
+                ("cleanup.policy".to_owned(), "compact".to_owned()),
+                (
+                    "segment.bytes".to_owned(),
+                    broker.config().offsets_topic_segment_bytes.to_string(),
+                ),
+            ]);
             match broker
                 .create_topic(OFFSETS_TOPIC, n, 1, configs, false)
                 .await

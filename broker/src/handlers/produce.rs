@@ -12,7 +12,7 @@ use std::time::Duration;
 use brook_protocol::codec::{Message, Records};
 use brook_protocol::error::ErrorCode;
 use brook_protocol::messages::produce_response::{
-    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 use brook_protocol::messages::ProduceRequest;
 use bytes::{Bytes, BytesMut};
@@ -211,7 +211,18 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                     {
                         ctx.broker.set_offline();
                     }
-                    parts.push(partition_error(p.index, e.code(), e.message()));
+                    let mut resp = partition_error(p.index, e.code(), e.message());
+                    if let BrokerError::RecordErrors { errors, .. } = &e {
+                        resp.record_errors = errors
+                            .iter()
+                            .map(|(i, m)| BatchIndexAndErrorMessage {
+                                batch_index: *i,
+                                batch_index_error_message: Some(m.clone()),
+                                ..Default::default()
+                            })
+                            .collect();
+                    }
+                    parts.push(resp);
                 }
             }
         }

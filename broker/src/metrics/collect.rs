@@ -51,6 +51,15 @@ pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
             gauge!("brook_partition_high_watermark", &labels).set(p.high_watermark() as f64);
             gauge!("brook_partition_log_start_offset", &labels).set(p.log_start_offset() as f64);
             gauge!("brook_partition_size_bytes", &labels).set(p.log().size_in_bytes() as f64);
+            if p.config().cleanup_policy.compact {
+                let params = crate::cleaner::params_of(&p);
+                let now = crate::handlers::now_ms();
+                if let Ok(s) = p.log().dirty_section(p.high_watermark(), now, &params) {
+                    gauge!("brook_partition_dirty_ratio", &labels).set(s.ratio());
+                }
+                gauge!("brook_partition_cleaned_offset", &labels)
+                    .set(p.log().cleaned_offset() as f64);
+            }
         }
     }
     gauge!("brook_partitions").set(total as f64);
@@ -59,6 +68,10 @@ pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
     gauge!("brook_under_replicated_partitions").set(0.0);
     gauge!("brook_offline_partitions").set(offline as f64);
     gauge!("brook_log_dir_offline").set(if broker.is_offline() { 1.0 } else { 0.0 });
+    if let Some(ms) = broker.cleaner().last_clean_ms() {
+        let age = (crate::handlers::now_ms() - ms).max(0) as f64 / 1000.0;
+        gauge!("brook_cleaner_seconds_since_last_clean").set(age);
+    }
     gauge!("brook_controller_active").set(1.0);
     gauge!("brook_controller_epoch").set(1.0);
     process();

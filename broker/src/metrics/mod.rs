@@ -98,6 +98,13 @@ pub const METRICS: &[MetricDef] = &[
     m("brook_segment_rolls_total", Counter, &[], "Log segments rolled (a new active segment started)."),
     m("brook_retention_deleted_segments_total", Counter, &[], "Log segments deleted by retention."),
     m("brook_retention_deleted_bytes_total", Counter, &[], "Bytes of log segments deleted by retention."),
+    m("brook_cleaner_bytes_read_total", Counter, &[], "Bytes of log the cleaner read (offset-map and rewrite passes)."),
+    m("brook_cleaner_bytes_written_total", Counter, &[], "Bytes of cleaned segments the cleaner wrote."),
+    m("brook_cleaner_cleans_total", Counter, &[], "Log cleans finished."),
+    m("brook_cleaner_clean_seconds", Histogram, &[], "Duration of one log clean."),
+    m("brook_cleaner_seconds_since_last_clean", Gauge, &[], "Seconds since the cleaner last finished a clean (absent before the first)."),
+    m("brook_partition_dirty_ratio", Gauge, &["topic", "partition"], "Dirty fraction of each compacted partition's cleanable log (what min.cleanable.dirty.ratio is compared with)."),
+    m("brook_partition_cleaned_offset", Gauge, &["topic", "partition"], "Cleaner checkpoint of each compacted partition: offsets below it hold only each key's latest record."),
     m("brook_log_dir_offline", Gauge, &[], "1 when the log directory is offline after an fsync/write failure, else 0."),
     m("brook_connections_active", Gauge, &[], "Open client connections."),
     m("brook_connections_total", Counter, &[], "Client connections accepted."),
@@ -211,6 +218,14 @@ pub fn request_done(key: ApiKey, elapsed: Duration) {
 
 pub fn fsync(elapsed: Duration) {
     histogram!("brook_fsync_latency_seconds").record(elapsed.as_secs_f64());
+}
+
+/// One finished log clean.
+pub fn cleaner_ran(stats: &crate::log::cleaner::CleanStats, took: Duration) {
+    counter!("brook_cleaner_bytes_read_total").increment(stats.bytes_read);
+    counter!("brook_cleaner_bytes_written_total").increment(stats.bytes_written);
+    counter!("brook_cleaner_cleans_total").increment(1);
+    histogram!("brook_cleaner_clean_seconds").record(took.as_secs_f64());
 }
 
 pub fn retention_deleted(segments: usize, bytes: u64) {

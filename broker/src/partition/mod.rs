@@ -188,6 +188,9 @@ impl Partition {
                 "record set has trailing or missing bytes",
             ));
         }
+        if config.cleanup_policy.compact {
+            check_keys(records, &self.topic, self.index)?;
+        }
         if ids.len() == 1 {
             match producers.check(&ids[0]) {
                 SequenceCheck::Append => {}
@@ -316,6 +319,47 @@ impl Partition {
         let hw = self.high_watermark();
         Ok(self.log.read(offset, max_bytes as u64, hw, min_one)?)
     }
+}
+
+/// Largest records section decompressed to check keys on a compacted topic.
+const MAX_KEY_CHECK_DECOMPRESSED: usize = 64 << 20;
+
+/// A compacted topic refuses records without a key, as Kafka does: the whole batch
+/// fails with INVALID_RECORD and each keyless record is named (KIP-467).
+fn check_keys(records: &[u8], topic: &str, index: i32) -> Result<(), BrokerError> {
+    let mut errors = Vec::new();
+    let mut at = 0i32;
+    for (pos, h) in BatchIter::new(records) {
+        if h.is_control() {
+            continue;
+        }
+        let size = h.total_size().unwrap_or(0);
+        let bytes = bytes::Bytes::copy_from_slice(&records[pos..pos + size]);
+        let batch =
+            brook_protocol::records::RecordBatch::decode(&bytes, MAX_KEY_CHECK_DECOMPRESSED)
+                .map_err(|_| BrokerError::CorruptMessage("record batch does not decode"))?;
+        for r in batch.records() {
+            let r = r.map_err(|_| BrokerError::CorruptMessage("record does not decode"))?;
+            if r.key.is_none() {
+                errors.push((
+                    at,
+                    format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}."),
+                ));
+            }
+            at += 1;
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = errors.iter().take(3).map(|(_, m)| m.as_str()).collect();
+    Err(BrokerError::RecordErrors {
+        summary: format!(
+            "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: {shown:?}",
+            errors.len()
+        ),
+        errors,
+    })
 }
 
 /// `message.timestamp.before.max.ms` / `after.max.ms`: a timestamp far in the
