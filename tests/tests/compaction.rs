@@ -67,7 +67,7 @@ fn cleaned_offset(broker: &Broker, topic: &str) -> Result<i64> {
 /// tombstones; the final record is a value (so reading to the end always finds it).
 fn changelog_record(i: usize, n: usize) -> TestRecord {
     let k = i % 300;
-    let tombstone = k % 10 == 0 && i + 600 >= n && i + 1 != n;
+    let tombstone = k.is_multiple_of(10) && i + 600 >= n && i + 1 != n;
     TestRecord {
         key: Some(format!("key-{k:03}").into_bytes()),
         value: (!tombstone).then(|| format!("value-{i:06}-{}", "x".repeat(40)).into_bytes()),

@@ -136,7 +136,7 @@ fn stream_then_kill9(broker: &mut Broker, first_seq: usize) -> Result<Run> {
                     Err((e, _)) => bail!("send of seq {seq}: {e}"),
                 }
                 producer.poll(Duration::ZERO);
-                if seq % 64 == 0 {
+                if seq.is_multiple_of(64) {
                     // Bound the backlog so "acked" keeps pace with "sent".
                     producer.poll(Duration::from_millis(1));
                 }
