@@ -8,6 +8,8 @@
 //! - `GET /v1/groups`, `GET /v1/groups/{id}`: state, members with their
 //!   assignments, and per partition the committed offset, log end and lag.
 //!
+//! - `/v1/views…`: materialized views (see `crate::views::http`).
+//!
 //! Every answer is JSON except `/metrics`.
 
 use std::sync::Arc;
@@ -40,7 +42,11 @@ pub fn router(broker: Arc<Broker>, metrics: Option<PrometheusHandle>) -> Router 
         .route("/v1/topics/{name}", get(topic))
         .route("/v1/groups", get(groups))
         .route("/v1/groups/{id}", get(group))
-        .with_state(AppState { broker, metrics })
+        .with_state(AppState {
+            broker: broker.clone(),
+            metrics,
+        })
+        .merge(crate::views::http::router(broker))
 }
 
 /// Serve until `shutdown` turns true.

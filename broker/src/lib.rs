@@ -13,6 +13,8 @@
 //! - `maintenance`: retention, periodic flush, checkpoints.
 //! - `cleaner`: the log cleaner manager (compaction on blocking threads).
 //! - `metrics`, `admin_http`: Prometheus metrics and the admin HTTP listener.
+//! - `views`: materialized views hosted by this broker (brook-views), their
+//!   followers and HTTP routes.
 //! - `error`: [`error::BrokerError`] and its mapping to Kafka error codes.
 
 pub mod admin_http;
@@ -29,3 +31,4 @@ pub mod metrics;
 pub mod partition;
 pub mod producer_state;
 pub mod server;
+pub mod views;

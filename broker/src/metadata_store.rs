@@ -1,5 +1,6 @@
 //! Durable cluster metadata of a single-node broker: cluster id, topics (name, id,
-//! partition count, config overrides) and the next producer-id block.
+//! partition count, config overrides), the next producer-id block and the
+//! materialized view definitions.
 //!
 //! File: `<first log dir>/__brook_metadata.json`, replaced atomically (write to a
 //! temporary file, fsync, rename, fsync the directory), so after a crash it is
@@ -53,6 +54,9 @@ pub struct MetadataImage {
     /// Producer ids below this are handed out; allocation reserves blocks.
     #[serde(default)]
     pub next_producer_id_block: i64,
+    /// Materialized view definitions, by name.
+    #[serde(default)]
+    pub views: BTreeMap<String, brook_views::ViewDef>,
 }
 
 /// Reads and atomically replaces the metadata file.

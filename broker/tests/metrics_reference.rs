@@ -2,7 +2,7 @@
 //! and every registered name must follow the naming rules.
 
 use anyhow::{ensure, Context, Result};
-use brook_broker::metrics::{reference_markdown, Kind, METRICS};
+use brook_broker::metrics::{reference_markdown, Kind};
 
 const START: &str = "<!-- metrics-reference:start -->";
 const END: &str = "<!-- metrics-reference:end -->";
@@ -29,7 +29,7 @@ fn readme_metrics_table_matches_registry() -> Result<()> {
 #[test]
 fn metric_names_follow_the_conventions() -> Result<()> {
     let mut seen = std::collections::HashSet::new();
-    for m in METRICS {
+    for m in brook_broker::metrics::all() {
         ensure!(
             m.name.starts_with("brook_"),
             "{} lacks the brook_ prefix",

@@ -16,6 +16,7 @@ use crate::registry::{self, KeyDef};
 use crate::suggest;
 use crate::typed::typed_config;
 use crate::value::{CleanupPolicy, CompressionType, HostPort, TimestampType, Value};
+use crate::views::{self, ViewDecl};
 
 const HOUR_MS: i64 = 3_600_000;
 const MINUTE_MS: i64 = 60_000;
@@ -100,12 +101,23 @@ typed_config! {
         producer_id_expiration_ms: i32 = "producer.id.expiration.ms" => 86_400_000,
         metrics_per_partition_enable: bool = "metrics.per.partition.enable" => true,
         metrics_max_partition_series: u32 = "metrics.max.partition.series" => 10_000,
+        view_block_cache_bytes: i64 = "view.block.cache.bytes" => 67_108_864,
+        view_memtable_max_bytes: i64 = "view.memtable.max.bytes" => 16_777_216,
+        view_flush_interval_ms: i64 = "view.flush.interval.ms" => 30_000,
+        view_flush_max_offsets: i64 = "view.flush.max.offsets" => 100_000,
+        view_max_open_files: u32 = "view.max.open.files" => 512,
     }
     extra {
         /// Which keys were set explicitly, and where. Public only so that
         /// `BrokerConfig { field: …, ..BrokerConfig::default() }` works outside
         /// this crate; read it through [`BrokerConfig::is_explicit`].
         pub explicit: ExplicitKeys = ExplicitKeys::default(),
+        /// Materialized views declared as `[views.NAME]` tables in the config
+        /// file, by name (empty by default). Names and the fields' basic shape
+        /// are checked here; the broker validates kinds, field paths and their
+        /// combinations with the views crate. Views have no environment or
+        /// [`BrokerConfig::set`] form.
+        pub views: BTreeMap<String, ViewDecl> = BTreeMap::new(),
     }
 }
 
@@ -115,11 +127,14 @@ pub struct ExplicitKeys(BTreeMap<&'static str, Origin>);
 
 impl BrokerConfig {
     /// Parses a TOML document. Keys may be dotted (`log.dirs = …`), quoted
-    /// (`"log.dirs" = …`) or tables (`[log]` / `dirs = …`).
+    /// (`"log.dirs" = …`) or tables (`[log]` / `dirs = …`). `[views.NAME]`
+    /// tables declare materialized views ([`BrokerConfig::views`]).
     ///
     /// # Errors
     /// Syntax errors, unknown keys, bad or out-of-range values, the same key
-    /// given twice, and inconsistent combinations.
+    /// given twice, inconsistent combinations, and malformed view tables (bad
+    /// name, unknown field, missing or empty `topic`, a `kind` or format that
+    /// is not one of the listed values).
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         Self::from_toml_with_origin(text, &Origin::TomlText)
     }
@@ -138,11 +153,14 @@ impl BrokerConfig {
     }
 
     fn from_toml_with_origin(text: &str, origin: &Origin) -> Result<Self, ConfigError> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             origin: origin.clone(),
             message: e.to_string(),
         })?;
         let mut cfg = Self::default();
+        if let Some(decls) = table.remove(views::VIEWS_TABLE) {
+            cfg.views = views::parse_views(&decls, origin)?;
+        }
         for (key, value) in parse::flatten_toml(&table, origin)? {
             cfg.apply(&key, Raw::Toml(value), origin)?;
         }
@@ -156,7 +174,8 @@ impl BrokerConfig {
     /// `std::env::vars()` in the binary and a literal list in tests.
     ///
     /// # Errors
-    /// As for parsing; on error `self` is unchanged.
+    /// As for parsing; on error `self` is unchanged. Views cannot be declared
+    /// here: `BROOK_VIEWS…` variables fail with [`ConfigError::ViewOutsideTable`].
     pub fn apply_env(
         &mut self,
         vars: impl Iterator<Item = (String, String)>,
@@ -179,7 +198,8 @@ impl BrokerConfig {
     /// Sets one key from its string form (as a CLI `--set key=value` would).
     ///
     /// # Errors
-    /// As for parsing; on error `self` is unchanged.
+    /// As for parsing; on error `self` is unchanged. `views.…` keys fail with
+    /// [`ConfigError::ViewOutsideTable`] (views are declared in the file only).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let mut next = self.clone();
         next.apply(key, Raw::Text(value), &Origin::Override)?;
@@ -189,6 +209,12 @@ impl BrokerConfig {
     }
 
     fn apply(&mut self, key: &str, raw: Raw<'_>, origin: &Origin) -> Result<(), ConfigError> {
+        if views::is_view_key(key) {
+            return Err(ConfigError::ViewOutsideTable {
+                key: key.to_owned(),
+                origin: origin.clone(),
+            });
+        }
         let def = registry::broker_key(key).ok_or_else(|| ConfigError::UnknownKey {
             key: key.to_owned(),
             scope: "broker",

@@ -84,6 +84,74 @@ pub enum ConfigError {
         /// Where it came from.
         origin: Origin,
     },
+    /// A `[views.NAME]` table has a name that is not allowed.
+    #[error("{origin}: invalid view name `{name}` in `[views.…]`: {reason}; allowed: 1 to {max} characters from [a-zA-Z0-9._-], not `.` or `..` (quote names with dots: `[views.\"a.b\"]`)", max = crate::views::VIEW_NAME_MAX_LEN)]
+    BadViewName {
+        /// The name as written.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+        /// Where it came from.
+        origin: Origin,
+    },
+    /// A view table has a field that views do not have.
+    #[error("{origin}: view `{view}`: unknown field `{field}`; allowed fields: {allowed}{hint}", allowed = crate::views::VIEW_FIELDS.join(", "))]
+    UnknownViewField {
+        /// The view's name.
+        view: String,
+        /// The field as written (dotted form).
+        field: String,
+        /// Empty, or a sentence starting with `"; "` (a "did you mean").
+        hint: String,
+        /// Where it came from.
+        origin: Origin,
+    },
+    /// A view field has the wrong type or is not one of the allowed choices.
+    #[error("{origin}: view `{view}`: invalid value {value} for `{field}`: expected {expected}")]
+    InvalidViewField {
+        /// The view's name.
+        view: String,
+        /// The field (canonical dotted form, e.g. `key.format`).
+        field: &'static str,
+        /// The value as written by the user.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+        /// Where it came from.
+        origin: Origin,
+    },
+    /// A required view field is absent.
+    #[error(
+        "{origin}: view `{view}`: missing required field `{field}` (e.g. `{field} = \"orders\"`)"
+    )]
+    MissingViewField {
+        /// The view's name.
+        view: String,
+        /// The missing field.
+        field: &'static str,
+        /// Where it came from.
+        origin: Origin,
+    },
+    /// One view field is given in two spellings (e.g. `key.format` and `key_format`).
+    #[error("{origin}: view `{view}`: `{field}` is set more than once (`key.format`, `key_format` and `[views.NAME.key]` `format` name the same field)")]
+    DuplicateViewField {
+        /// The view's name.
+        view: String,
+        /// The field (canonical dotted form).
+        field: &'static str,
+        /// Where it came from.
+        origin: Origin,
+    },
+    /// A view setting given other than as a `[views.NAME]` table: an environment
+    /// variable (`BROOK_VIEWS_…`), [`crate::BrokerConfig::set`], or one quoted
+    /// TOML key such as `"views.orders.topic"`.
+    #[error("{origin}: `{key}` looks like a materialized-view setting, but views can only be declared in the config file as `[views.NAME]` tables (e.g. `[views.orders_by_id]` with `topic = \"orders\"`); there is no environment-variable or single-key form")]
+    ViewOutsideTable {
+        /// The key as given (dotted form).
+        key: String,
+        /// Where it came from.
+        origin: Origin,
+    },
     /// Each value is valid alone but the combination is not.
     #[error("inconsistent configuration: {message}")]
     Inconsistent {

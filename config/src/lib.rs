@@ -39,6 +39,8 @@
 //! - `broker`: [`BrokerConfig`] (file, env, explicit-key tracking, precedence helpers).
 //! - `topic`: [`TopicConfig`], [`Durability`], [`validate_topic_override`].
 //! - `describe`: [`describe_broker`], [`describe_topic`] for DescribeConfigs.
+//! - `views`: [`ViewDecl`], the `[views.NAME]` materialized-view tables
+//!   (file-only; checked for shape here, for meaning by the broker).
 //! - `reference`: [`reference_markdown`] for the README.
 //! - `suggest`: "did you mean" hints.
 //! - `error`: [`ConfigError`], [`Origin`].
@@ -55,6 +57,7 @@ mod suggest;
 mod topic;
 mod typed;
 mod value;
+mod views;
 
 pub use broker::{BrokerConfig, ExplicitKeys};
 pub use describe::{describe_broker, describe_topic, ConfigEntry, ConfigSource, ConfigSynonym};
@@ -66,3 +69,4 @@ pub use value::{
     CleanupPolicy, CompressionType, ConfigType, FieldValue, HostPort, ListItem, TimestampType,
     Value,
 };
+pub use views::{ViewDecl, VIEW_FORMATS, VIEW_KINDS, VIEW_NAME_MAX_LEN};

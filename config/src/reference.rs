@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use crate::registry::{self, KeyDef};
 
 /// Renders one markdown table per scope (broker, topic): key, type, default,
-/// allowed values and description. Rows are sorted by key.
+/// allowed values and description, rows sorted by key; after the broker table,
+/// a paragraph on the `[views.NAME]` tables.
 pub fn reference_markdown() -> String {
     let mut out = String::new();
     out.push_str("### Broker configuration\n\n");
@@ -17,6 +18,8 @@ pub fn reference_markdown() -> String {
          or as `BROOK_<KEY>` environment variables (`BROOK_LOG_DIRS=/data`), which win over the file.\n\n",
     );
     table(&mut out, |d| d.scope.is_broker(), false);
+    out.push_str("\n#### Materialized views\n\n");
+    crate::views::reference_markdown(&mut out);
     out.push_str("\n### Topic configuration\n\n");
     out.push_str(
         "Per-topic overrides (CreateTopics, AlterConfigs, `brook topic`). \

@@ -42,9 +42,14 @@ pub(crate) fn broker_hint(key: &str) -> String {
         }
         return format!("; `{key}` is a topic config and has no broker-wide default");
     }
-    closest(key, |k| k.scope.is_broker())
-        .map(|s| format!("; did you mean `{s}`?"))
-        .unwrap_or_default()
+    if let Some(s) = closest(key, |k| k.scope.is_broker()) {
+        return format!("; did you mean `{s}`?");
+    }
+    if key.starts_with("view.") {
+        // Most likely `[view.NAME]` written for `[views.NAME]`.
+        return "; materialized views are declared as `[views.NAME]` tables".to_owned();
+    }
+    String::new()
 }
 
 /// Hint for a key unknown as a topic override (empty if none).
@@ -85,6 +90,7 @@ mod tests {
             "; did you mean `num.partitions`?"
         );
         assert_eq!(broker_hint("completely.unrelated.thing"), "");
+        assert!(broker_hint("view.orders.topic").contains("[views.NAME]"));
         assert_eq!(topic_hint("retention.m"), "; did you mean `retention.ms`?");
     }
 

@@ -35,6 +35,45 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
     Ok(body.to_owned())
 }
 
+/// Minimal HTTP/1.0 request with an optional JSON body; returns (status, body) for
+/// any status.
+///
+/// # Errors
+/// Connection failure, timeout, or a malformed response.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("connecting to admin listener {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(70)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .with_context(|| format!("reading {method} {path} response"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed HTTP response to {method} {path}: {text:?}"))?;
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("no status in the response to {method} {path}: {head:?}"))?;
+    Ok((status, body.to_owned()))
+}
+
 /// Sum of all samples of metric `name` in Prometheus text `body` (any labels).
 /// `None` if no sample line names it.
 pub fn metric_value(body: &str, name: &str) -> Option<f64> {

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 
 pub use broker::{Broker, BrokerOptions, ReadyInfo, READY_TIMEOUT, SHUTDOWN_TIMEOUT};
-pub use http::{http_get, metric_value};
+pub use http::{http_get, http_request, metric_value};
 pub use nix::sys::signal::Signal;
 pub use paths::{
     brook_binary, kcat_path, log_segments, read_file, require_clients, venv_python, which,

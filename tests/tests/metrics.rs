@@ -21,9 +21,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use brook_broker::metrics::{Kind, METRICS};
+use brook_broker::metrics::Kind;
 use brook_tests::{
-    brook_binary, http_get, require_clients, wait_until, which, Broker, BrokerOptions,
+    brook_binary, http_get, http_request, metric_value, require_clients, wait_until, which, Broker,
+    BrokerOptions,
 };
 use common::{consume_all, consumer, produce_all, producer, TestRecord};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -41,8 +42,85 @@ fn start_broker(partitions: i32) -> Result<Broker> {
         BrokerOptions::default()
             .partitions(partitions)
             .config("group.initial.rebalance.delay.ms", "0")
-            .config("offsets.topic.num.partitions", "1"),
+            .config("offsets.topic.num.partitions", "1")
+            .config("log.cleaner.backoff.ms", "100")
+            .config("view.flush.interval.ms", "100"),
     )
+}
+
+/// A compacted topic with tiny segments, cleaned at least once, and a view over it,
+/// caught up: so the cleaner's and the views' series exist.
+fn compact_and_view(broker: &Broker) -> Result<()> {
+    let topic = "metrics-compacted";
+    let body = http_request(
+        broker.admin_addr(),
+        "PUT",
+        "/v1/views/metrics-view",
+        Some(&format!(r#"{{"topic":"{topic}"}}"#)),
+    )?;
+    ensure!(
+        body.0 == 400,
+        "a view of a missing topic must be refused: {body:?}"
+    );
+    let admin_topic = |configs: &[(&str, &str)]| -> Result<()> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", broker.bootstrap())
+                .create()?;
+        let mut t = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            t = t.set(k, v);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        for r in rt.block_on(admin.create_topics([&t], &AdminOptions::new()))? {
+            r.map_err(|(n, e)| anyhow!("creating {n}: {e:?}"))?;
+        }
+        Ok(())
+    };
+    admin_topic(&[
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "1024"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ])?;
+    let (status, body) = http_request(
+        broker.admin_addr(),
+        "PUT",
+        "/v1/views/metrics-view",
+        Some(&format!(r#"{{"topic":"{topic}","key_format":"utf8"}}"#)),
+    )?;
+    ensure!(status == 201, "view not created: {status} {body}");
+    let p = producer(&broker.bootstrap(), &[("batch.size", "200")])?;
+    let n = 200;
+    produce_all(&p, topic, n, |i| {
+        (
+            Some(0),
+            TestRecord {
+                key: Some(format!("k{}", i % 10).into_bytes()),
+                value: Some(vec![b'c'; 50]),
+                headers: Vec::new(),
+            },
+        )
+    })?;
+    wait_until("a clean of the compacted topic", WAIT, || {
+        let body = http_get(broker.admin_addr(), "/metrics")?;
+        Ok(metric_value(&body, "brook_cleaner_cleans_total").unwrap_or(0.0) >= 1.0)
+    })?;
+    wait_until("the view to catch up", WAIT, || {
+        let (status, _) = http_request(
+            broker.admin_addr(),
+            "GET",
+            &format!("/v1/views/metrics-view/keys/k9?min_offset=0:{}", n - 1),
+            None,
+        )?;
+        Ok(status == 200)
+    })?;
+    // Flush and compaction series appear when the view flushes.
+    let (status, body) = http_request(broker.admin_addr(), "GET", "/v1/views/metrics-view", None)?;
+    ensure!(status == 200, "describe: {status} {body}");
+    Ok(())
 }
 
 /// Produce `n` records of [`VALUE_LEN`] bytes to `partition` and wait for every ack.
@@ -295,6 +373,8 @@ fn every_registered_metric_is_exported_with_its_type_and_topic_counters_add_up()
         Ok(series(&body, "brook_group_lag_records", &lag)? == Some(0.0))
     })?;
 
+    compact_and_view(&broker)?;
+
     let body = http_get(broker.admin_addr(), "/metrics")?;
     let errors = series(
         &body,
@@ -308,7 +388,7 @@ fn every_registered_metric_is_exported_with_its_type_and_topic_counters_add_up()
     let types = declared_types(&body);
     let all = samples(&body)?;
     let mut problems = Vec::new();
-    for def in METRICS {
+    for def in brook_broker::metrics::all() {
         let kind = def.kind.name();
         if types.get(def.name) != Some(&kind) {
             problems.push(format!(

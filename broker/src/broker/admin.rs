@@ -305,3 +305,54 @@ impl Broker {
         Ok(())
     }
 }
+
+/// Materialized view definitions, persisted in the metadata image.
+impl Broker {
+    /// Every stored view definition.
+    pub async fn view_defs(&self) -> BTreeMap<String, brook_views::ViewDef> {
+        self.admin.lock().await.views.clone()
+    }
+
+    /// Store `def`. Returns false when an identical definition is already stored.
+    ///
+    /// # Errors
+    /// A different definition under the same name (drop it first), storage failure.
+    pub async fn put_view_def(&self, def: brook_views::ViewDef) -> Result<bool, BrokerError> {
+        let mut image = self.admin.lock().await;
+        match image.views.get(&def.name) {
+            Some(old) if *old == def => return Ok(false),
+            Some(_) => {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "view {} already exists with another definition; drop it first",
+                    def.name
+                )))
+            }
+            None => {}
+        }
+        let mut next = image.clone();
+        next.views.insert(def.name.clone(), def);
+        self.store
+            .save(&next)
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        *image = next;
+        Ok(true)
+    }
+
+    /// Forget the definition of view `name`. Returns whether there was one.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub async fn remove_view_def(&self, name: &str) -> Result<bool, BrokerError> {
+        let mut image = self.admin.lock().await;
+        if !image.views.contains_key(name) {
+            return Ok(false);
+        }
+        let mut next = image.clone();
+        next.views.remove(name);
+        self.store
+            .save(&next)
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        *image = next;
+        Ok(true)
+    }
+}

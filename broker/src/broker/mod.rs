@@ -96,6 +96,8 @@ pub struct Broker {
     groups: crate::group::GroupCoordinator,
     /// The log cleaner's maps, throttle and schedule.
     cleaner: crate::cleaner::Cleaner,
+    /// Materialized views hosted here.
+    views: crate::views::ViewHost,
 }
 
 impl Broker {
@@ -186,6 +188,7 @@ impl Broker {
         )?;
         let next = image.next_producer_id_block;
         let cleaner = crate::cleaner::Cleaner::new(&config);
+        let views = crate::views::ViewHost::new(&data_dir, &config);
         Ok(Self {
             cluster_id: image.cluster_id.clone(),
             config,
@@ -199,7 +202,13 @@ impl Broker {
             bound: RwLock::new(None),
             groups,
             cleaner,
+            views,
         })
+    }
+
+    /// The materialized views hosted by this broker.
+    pub fn views(&self) -> &crate::views::ViewHost {
+        &self.views
     }
 
     /// The log cleaner's shared state.

@@ -31,17 +31,37 @@ const MAX_BODY: u64 = 64 * 1024 * 1024;
 
 /// GET `path` from the admin listener; returns (status, JSON body).
 pub(super) async fn get_json(admin: &str, path: &str) -> anyhow::Result<(u16, Value)> {
+    request_json(admin, "GET", path, None).await
+}
+
+/// `method` `path` on the admin listener with an optional JSON body; returns
+/// (status, JSON body), `Value::Null` for an empty body.
+pub(super) async fn request_json(
+    admin: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<(u16, Value)> {
     let io = async {
         let mut s = TcpStream::connect(admin)
             .await
             .with_context(|| format!("cannot connect to the admin listener at {admin}"))?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\nAccept: application/json\r\n\r\n").as_bytes())
-            .await?;
+        let body = body.unwrap_or("");
+        s.write_all(
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\
+                 Accept: application/json\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await?;
         let mut buf = Vec::new();
         s.take(MAX_BODY).read_to_end(&mut buf).await?;
         Ok::<_, anyhow::Error>(buf)
     };
-    let buf = tokio::time::timeout(Duration::from_secs(30), io)
+    let buf = tokio::time::timeout(Duration::from_secs(90), io)
         .await
         .map_err(|_| anyhow!("admin request to {admin}{path} timed out"))??;
     let text = String::from_utf8(buf).context("admin response is not UTF-8")?;
@@ -61,8 +81,11 @@ pub(super) async fn get_json(admin: &str, path: &str) -> anyhow::Result<(u16, Va
     } else {
         body.to_owned()
     };
-    let json = serde_json::from_str(&body)
-        .with_context(|| format!("{admin}{path} did not answer JSON"))?;
+    let json = if body.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&body).with_context(|| format!("{admin}{path} did not answer JSON"))?
+    };
     Ok((status, json))
 }
 

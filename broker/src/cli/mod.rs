@@ -7,6 +7,7 @@
 //! - `group`: consumer group administration commands.
 //! - `cluster`: `brook cluster status` over the admin HTTP API.
 //! - `produce`, `consume`: `brook produce` / `brook consume` (brook-producer, brook-consumer).
+//! - `view`: `brook view …` (materialized views) over the admin HTTP API.
 //! - `client`: the minimal Kafka request/response client the commands use.
 
 mod client;
@@ -16,6 +17,7 @@ mod group;
 mod produce;
 mod serve;
 mod topic;
+mod view;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +56,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
     Consume(consume::ConsumeArgs),
+    /// Create, query and drop materialized views on a running broker.
+    View(view::ViewArgs),
 }
 
 /// Entry point of the binary.
@@ -76,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args),
         Command::Group(args) => group::run(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::View(args) => view::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

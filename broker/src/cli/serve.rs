@@ -93,6 +93,11 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     let maintenance = tokio::spawn(crate::maintenance::run(broker.clone(), stop_rx.clone()));
     let group_timer = tokio::spawn(crate::group::run_timer(broker.clone(), stop_rx.clone()));
     let cleaner = tokio::spawn(crate::cleaner::run(broker.clone(), stop_rx.clone()));
+    broker
+        .views()
+        .start(&broker)
+        .await
+        .context("starting materialized views")?;
     info!(kafka = %kafka_bound, admin = %admin_bound, cluster_id = broker.cluster_id(), "brook is serving");
     if let Some(path) = &ready_file {
         write_ready_file(path, kafka_bound, admin_bound)?;
@@ -116,6 +121,7 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     let _ = maintenance.await;
     let _ = group_timer.await;
     let _ = cleaner.await;
+    broker.views().stop_all().await;
     broker.shutdown().await;
     // After the final flush, so the recovery points written are the final ones.
     let b = broker.clone();

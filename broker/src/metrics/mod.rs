@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - this file: the one registry of every metric ([`METRICS`]: name, type,
-//!   labels, meaning) — it drives `# HELP` lines, the README table and its
+//!   labels, meaning; [`all`] adds the `brook-views` metrics) — it drives `# HELP` lines, the README table and its
 //!   drift test — plus the recording functions used on request paths.
 //! - `probe`: per-topic counter handles registered once, so hot paths only
 //!   bump an atomic (no label formatting per request).
@@ -132,7 +132,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         // once nobody refreshes them.
         .idle_timeout(MetricKindMask::GAUGE, Some(Duration::from_secs(300)))
         .install_recorder()?;
-    for def in METRICS {
+    for def in all() {
         match def.kind {
             Counter => describe_counter!(def.name, def.help),
             Gauge => describe_gauge!(def.name, def.help),
@@ -153,14 +153,34 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     counter!("brook_retention_deleted_bytes_total").increment(0);
     counter!("brook_connections_total").increment(0);
     counter!("brook_connection_errors_total").increment(0);
+    counter!("brook_cleaner_bytes_read_total").increment(0);
+    counter!("brook_cleaner_bytes_written_total").increment(0);
+    counter!("brook_cleaner_cleans_total").increment(0);
     gauge!("brook_connections_active").increment(0.0);
     Ok(handle)
 }
 
-/// The README's metrics table, rendered from [`METRICS`].
+/// Every metric: [`METRICS`] plus those `brook-views` records
+/// ([`brook_views::METRICS`]).
+pub fn all() -> Vec<MetricDef> {
+    let mut all = METRICS.to_vec();
+    all.extend(brook_views::METRICS.iter().map(|v| MetricDef {
+        name: v.name,
+        kind: match v.kind {
+            "counter" => Counter,
+            "histogram" => Histogram,
+            _ => Gauge,
+        },
+        labels: v.labels,
+        help: v.help,
+    }));
+    all
+}
+
+/// The README's metrics table, rendered from [`all`].
 pub fn reference_markdown() -> String {
     let mut s = String::from("| Metric | Type | Labels | Meaning |\n|---|---|---|---|\n");
-    for d in METRICS {
+    for d in all() {
         let labels = if d.labels.is_empty() {
             "—".to_owned()
         } else {

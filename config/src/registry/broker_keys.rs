@@ -84,6 +84,12 @@ pub(super) const KEYS: &[KeyDef] = &[
     broker("group.max.size", int(1), Some("2147483647"), "Most members in one consumer group."),
     broker("transactional.id.expiration.ms", int(1), Some("604800000"), "Transactional ids unused for this long expire."),
     broker("producer.id.expiration.ms", int(1), Some("86400000"), "Idempotent producer state for producer ids unused for this long is dropped."),
+    // --- materialized views (brook only; the views themselves are `[views.NAME]` tables) ---
+    broker("view.block.cache.bytes", long(0), Some("67108864"), "brook only: block cache shared by all materialized views."),
+    broker("view.memtable.max.bytes", long(65_536), Some("16777216"), "brook only: a view flushes its memtable when it grows past this."),
+    broker("view.flush.interval.ms", long(100), Some("30000"), "brook only: a view flushes at least this often while it applies records (bounds replay after a crash)."),
+    broker("view.flush.max.offsets", long(1), Some("100000"), "brook only: a view flushes after applying this many offsets since its last flush."),
+    broker("view.max.open.files", int(16), Some("512"), "brook only: table files kept open by all views together."),
     // --- observability ---
     broker("metrics.per.partition.enable", Kind::Bool, Some("true"), "brook only: export per-topic/partition metric series."),
     broker("metrics.max.partition.series", int(0), Some("10000"), "brook only: cardinality cap on per-partition metric series; partitions beyond it are aggregated."),
