@@ -34,6 +34,11 @@ pub struct ViewOptions {
     pub max_scan_limit: usize,
     /// Page size when a scan asks for 0.
     pub default_scan_limit: usize,
+    /// How long a deleted key's MARKER row (which answers `deleted_at`) is kept
+    /// at least; [`crate::View::maybe_compact`] drops older ones. Matches
+    /// Kafka's `delete.retention.ms` default, the time a consumer of the
+    /// compacted topic itself may still see the tombstone.
+    pub deleted_marker_retention: Duration,
 }
 
 impl Default for ViewOptions {
@@ -49,6 +54,7 @@ impl Default for ViewOptions {
             cursor_ttl: Duration::from_secs(60),
             max_scan_limit: 10_000,
             default_scan_limit: 100,
+            deleted_marker_retention: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

@@ -82,24 +82,34 @@ fn defs() -> Vec<ViewDef> {
 type Log = BTreeMap<i32, Vec<(i64, u8, Option<u8>)>>;
 
 /// What `kind` should hold for key `k` of `partition` after applying the log
-/// below `next`.
-fn expected(log: &Log, kind: ViewKind, partition: i32, k: u8, next: i64) -> Option<Vec<u8>> {
+/// below `next`, and the offset of the tombstone that deleted it if it is
+/// deleted (markers never expire here: the retention is the 24 h default).
+fn expected(
+    log: &Log,
+    kind: ViewKind,
+    partition: i32,
+    k: u8,
+    next: i64,
+) -> (Option<Vec<u8>>, Option<i64>) {
     let recs = log.get(&partition).into_iter().flatten();
     let mut state: Option<(Vec<u8>, u64, i64)> = None; // (latest value, count, sum)
+    let mut deleted_at = None;
     for &(offset, key, value) in recs {
         if offset >= next || key != k {
             continue;
         }
+        deleted_at = value.is_none().then_some(offset);
         state = value.map(|v| {
             let (c, s) = state.as_ref().map_or((0, 0), |(_, c, s)| (*c, *s));
             (value_json(v), c + 1, s + i64::from(v))
         });
     }
-    state.map(|(latest, count, sum)| match kind {
+    let value = state.map(|(latest, count, sum)| match kind {
         ViewKind::Table | ViewKind::Latest => latest,
         ViewKind::Count => count.to_string().into_bytes(),
         ViewKind::Sum => sum.to_string().into_bytes(),
-    })
+    });
+    (value, deleted_at)
 }
 
 fn check(view: &View, log: &Log) -> Result<AppliedOffsets, TestCaseError> {
@@ -111,7 +121,16 @@ fn check(view: &View, log: &Log) -> Result<AppliedOffsets, TestCaseError> {
                 .get(&key_name(partition, k))
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(&got.offsets, &published.offsets);
-            let want = expected(log, view.def().kind, partition, k, next);
+            let (want, deleted_at) = expected(log, view.def().kind, partition, k, next);
+            prop_assert_eq!(
+                got.deleted_at,
+                deleted_at,
+                "deleted_at: view {} partition {} key {} next {}",
+                view.def().name,
+                partition,
+                k,
+                next
+            );
             prop_assert_eq!(
                 got.value.map(|b| b.to_vec()),
                 want,
@@ -329,5 +348,68 @@ fn replaying_records_is_a_noop() -> anyhow::Result<()> {
         (1, 5),
         "skipped records still advance"
     );
+    Ok(())
+}
+
+#[test]
+fn deleted_keys_answer_with_their_tombstone_offset() -> anyhow::Result<()> {
+    use brook_protocol::records::Record;
+    use brook_views::ScanRequest;
+    use std::time::{Duration, SystemTime};
+    let rec = |offset: i64, key: &'static [u8], n: Option<u8>| Record {
+        offset,
+        timestamp: 0,
+        key: Some(bytes::Bytes::from_static(key)),
+        value: n.map(|n| value_json(n).into()),
+        headers: Vec::new(),
+    };
+    for def in defs() {
+        let dir = tempfile::tempdir()?;
+        let view = common::open(dir.path(), &def, &ViewOptions::default())?;
+        // Deleted then written again in one batch: no marker; a tombstone for
+        // a key never written still records who deleted it.
+        view.apply(
+            0,
+            &[
+                rec(0, b"a", Some(1)),
+                rec(1, b"a", None),
+                rec(2, b"a", Some(2)),
+                rec(3, b"b", Some(1)),
+                rec(4, b"b", None),
+                rec(5, b"c", None),
+            ],
+            0,
+        )?;
+        let got = |k: &[u8]| -> anyhow::Result<_> {
+            let l = view.get(k)?;
+            Ok((l.value.is_some(), l.deleted_at))
+        };
+        assert_eq!(got(b"a")?, (true, None), "{}", def.name);
+        assert_eq!(got(b"b")?, (false, Some(4)), "{}", def.name);
+        assert_eq!(got(b"c")?, (false, Some(5)), "{}", def.name);
+        assert_eq!(got(b"zz")?, (false, None), "{}", def.name);
+        let all = view.scan(&ScanRequest::default())?;
+        let keys: Vec<_> = all.entries.iter().map(|e| e.key.to_vec()).collect();
+        assert_eq!(keys, vec![b"a".to_vec()], "scans never see markers");
+
+        // Survives a flush and a reopen; writing the key again clears it.
+        view.flush()?;
+        drop(view);
+        let view = common::open(dir.path(), &def, &ViewOptions::default())?;
+        assert_eq!(view.get(b"b")?.deleted_at, Some(4));
+        view.apply(0, &[rec(6, b"b", Some(3))], 0)?;
+        assert_eq!(view.get(b"b")?.deleted_at, None);
+        view.apply(0, &[rec(7, b"b", None)], 0)?;
+        assert_eq!(view.get(b"b")?.deleted_at, Some(7));
+
+        // Kept for the retention, dropped by the sweep after it.
+        assert_eq!(view.sweep_deleted_markers(SystemTime::now())?, 0);
+        assert_eq!(view.get(b"c")?.deleted_at, Some(5));
+        let later = SystemTime::now() + Duration::from_secs(25 * 3600);
+        assert_eq!(view.sweep_deleted_markers(later)?, 2);
+        assert_eq!(view.get(b"b")?.deleted_at, None);
+        assert_eq!(view.get(b"c")?.deleted_at, None);
+        assert_eq!(view.get(b"a")?.value.is_some(), true);
+    }
     Ok(())
 }

@@ -68,6 +68,14 @@ pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
     gauge!("brook_under_replicated_partitions").set(0.0);
     gauge!("brook_offline_partitions").set(offline as f64);
     gauge!("brook_log_dir_offline").set(if broker.is_offline() { 1.0 } else { 0.0 });
+    for h in broker.views().list() {
+        let restoring = h.status().0 != crate::views::ViewState::Live;
+        gauge!("brook_view_restoring", "view" => h.view.def().name.clone()).set(if restoring {
+            1.0
+        } else {
+            0.0
+        });
+    }
     if let Some(ms) = broker.cleaner().last_clean_ms() {
         let age = (crate::handlers::now_ms() - ms).max(0) as f64 / 1000.0;
         gauge!("brook_cleaner_seconds_since_last_clean").set(age);

@@ -16,7 +16,7 @@ use crate::error::Result;
 /// Size and shape of a view's tree.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ViewStats {
-    /// Approximate rows, including META rows and tombstones.
+    /// Approximate rows, including META rows, MARKER rows and tombstones.
     pub approximate_rows: u64,
     /// Bytes of table files.
     pub disk_bytes: u64,
@@ -76,11 +76,14 @@ impl View {
         Ok(())
     }
 
-    /// Run one compaction step (leveled; a no-op when nothing is due).
+    /// Drop expired deleted-key markers when a sweep is due (see
+    /// `view/markers`), then run one compaction step (leveled; a no-op when
+    /// nothing is due).
     ///
     /// # Errors
-    /// Storage errors.
+    /// Storage errors; [`crate::ViewError::Corrupt`] for an unreadable MARKER row.
     pub fn maybe_compact(&self) -> Result<()> {
+        self.maybe_sweep_markers()?;
         let started = Instant::now();
         let watermark = self.gc_watermark();
         self.tree.compact(self.strategy.clone(), watermark)?;

@@ -6,6 +6,7 @@
 //! - this file: opening, the apply path, the published snapshot.
 //! - `read`: point reads and snapshot-pinned scans.
 //! - `maintain`: rotate/flush, compaction, stats.
+//! - `markers`: dropping expired deleted-key markers.
 //!
 //! # On disk
 //! `<dir>/view.json` holds the definition (written once, checked on reopen so a
@@ -22,6 +23,7 @@
 //! [`View::subscribe`]: call them from a blocking thread.
 
 mod maintain;
+mod markers;
 mod read;
 
 use std::collections::BTreeMap;
@@ -72,6 +74,27 @@ struct Writer {
     offsets: AppliedOffsets,
     since_flush: u64,
     last_flush: Instant,
+    /// Whether MARKER rows may exist; while false, writing a key needs no
+    /// marker lookup (insert-only views pay nothing for markers).
+    markers: bool,
+    /// When [`View::maybe_compact`] last dropped expired markers.
+    last_sweep: Option<Instant>,
+}
+
+/// The final outcome of one apply for one key.
+#[derive(Debug)]
+enum Pending {
+    /// Store this value (and drop the key's marker, if any).
+    Put(Vec<u8>),
+    /// Remove the key; the tombstone at this offset deleted it.
+    Delete(i64),
+}
+
+/// Wall clock in Unix milliseconds (0 before the epoch).
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A materialized view store.
@@ -141,7 +164,11 @@ impl View {
             let (p, o) = keys::decode_meta(&k, &v)?;
             offsets.insert(p, o);
         }
-        tracing::info!(view = %def.name, ?offsets, seqno = visible, "opened view");
+        let markers = tree
+            .prefix([keys::MARKER_TAG], visible, None)
+            .next()
+            .is_some();
+        tracing::info!(view = %def.name, ?offsets, seqno = visible, markers, "opened view");
 
         let strategy = Arc::new(
             Leveled::default()
@@ -166,6 +193,8 @@ impl View {
                 offsets,
                 since_flush: 0,
                 last_flush: Instant::now(),
+                markers,
+                last_sweep: None,
             }),
             published,
             snapshots: Snapshots::default(),
@@ -224,8 +253,9 @@ impl View {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Apply records of one source partition as ONE seqno: their user rows and
-    /// the partition's META row (`next_offset`, or past the last record if
+    /// Apply records of one source partition as ONE seqno: their user rows,
+    /// the MARKER rows of keys they delete or write again (see [`crate::keys`]),
+    /// and the partition's META row (`next_offset`, or past the last record if
     /// higher). Records below the stored next offset are ignored, so replaying
     /// the same data is a no-op and aggregates never count twice.
     ///
@@ -244,7 +274,7 @@ impl View {
         let mut stats = ApplyStats::default();
         // Final outcome per key: one write per key per seqno (two writes of a
         // key under one seqno would be ambiguous in the memtable).
-        let mut pending: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let mut pending: BTreeMap<Vec<u8>, Pending> = BTreeMap::new();
         let mut end = start.max(next_offset);
         for r in records {
             if r.offset < start {
@@ -265,7 +295,8 @@ impl View {
             };
             let outcome = if self.compiled.reads_state() {
                 let current = match pending.get(&key) {
-                    Some(v) => v.clone(),
+                    Some(Pending::Put(v)) => Some(v.clone()),
+                    Some(Pending::Delete(_)) => None,
                     None => self
                         .tree
                         .get(keys::user_key(&key), read_at)?
@@ -277,10 +308,10 @@ impl View {
             };
             match outcome {
                 Outcome::Put(v) => {
-                    pending.insert(key, Some(v));
+                    pending.insert(key, Pending::Put(v));
                 }
                 Outcome::Delete => {
-                    pending.insert(key, None);
+                    pending.insert(key, Pending::Delete(r.offset));
                 }
                 Outcome::Skip(reason) => {
                     self.skip(&mut stats, reason);
@@ -294,13 +325,37 @@ impl View {
             return Ok(stats);
         }
 
+        // Reads before the first write: the memtable must only ever hold whole
+        // batches, so a storage error here leaves nothing half-written.
+        let mut stale_markers = Vec::new();
+        if w.markers {
+            for (key, p) in &pending {
+                if matches!(p, Pending::Put(_)) {
+                    let marker = keys::marker_key(key);
+                    if self.tree.contains_key(&marker, read_at)? {
+                        stale_markers.push(marker);
+                    }
+                }
+            }
+        }
+        let written_ms = now_ms();
         let seq = self.seqno.next();
-        for (key, value) in pending {
+        for (key, p) in pending {
             let tree_key = keys::user_key(&key);
-            let _ = match value {
-                Some(v) => self.tree.insert(tree_key, v, seq),
-                None => self.tree.remove(tree_key, seq),
+            let _ = match p {
+                Pending::Put(v) => self.tree.insert(tree_key, v, seq),
+                Pending::Delete(offset) => {
+                    w.markers = true;
+                    let marker = keys::Marker { offset, written_ms };
+                    let _ = self
+                        .tree
+                        .insert(keys::marker_key(&key), marker.encode(), seq);
+                    self.tree.remove(tree_key, seq)
+                }
             };
+        }
+        for marker in stale_markers {
+            let _ = self.tree.remove(marker, seq);
         }
         let _ = self
             .tree

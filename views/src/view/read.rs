@@ -5,9 +5,20 @@
 //! and `utf8` keys, canonical JSON for `json` keys. [`View::get`] canonicalizes
 //! its key; scan bounds are compared as raw bytes and are not canonicalized.
 //!
-//! Deleted keys are simply absent: the offset of the deleting tombstone is not
-//! kept (it would cost a row per deleted key for ever, while compacted topics
-//! drop their tombstones).
+//! A deleted key is absent from scans; [`View::get`] answers it with
+//! `deleted_at`, the offset of the tombstone that deleted it, read from the
+//! key's MARKER row (see [`crate::keys`]) at the same snapshot. So a reader can
+//! tell "deleted at offset N" from "never written (as far as this view knows)"
+//! and compare N with the offsets of its own writes.
+//!
+//! Markers are not kept for ever: a compacted topic drops its tombstones after
+//! `delete.retention.ms`, and a marker per deleted key would otherwise grow the
+//! view without bound. A marker lives until the key is written again, or until
+//! [`View::maybe_compact`] finds it older than
+//! [`crate::ViewOptions::deleted_marker_retention`] (24 h by default, Kafka's
+//! `delete.retention.ms` default) and drops it; from then on the key reads as
+//! plain absent (`deleted_at: None`). Reads never write: an expired marker that
+//! has not been swept yet is still reported (it is still true).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -38,6 +49,9 @@ pub struct Entry {
 pub struct Lookup {
     /// The value, `None` if the key is absent or deleted.
     pub value: Option<Bytes>,
+    /// When `value` is `None` and the key was deleted by a tombstone whose
+    /// marker is still kept: that tombstone's source offset.
+    pub deleted_at: Option<i64>,
     /// The snapshot seqno read.
     pub snapshot: u64,
     /// Next offset per source partition at that snapshot.
@@ -79,11 +93,12 @@ pub struct ScanPage {
 type Edge = (Vec<u8>, bool);
 
 impl View {
-    /// The current value of `key` (in the key format's input form).
+    /// The current value of `key` (in the key format's input form), or the
+    /// offset of the tombstone that deleted it.
     ///
     /// # Errors
     /// [`ViewError::InvalidKey`] if `key` does not match the key format;
-    /// storage errors.
+    /// [`ViewError::Corrupt`] for an unreadable MARKER row; storage errors.
     pub fn get(&self, key: &[u8]) -> Result<Lookup> {
         let stored = fold::encode(self.def.key_format, key).ok_or_else(|| {
             ViewError::InvalidKey(format!("not valid {}", self.def.key_format.name()))
@@ -93,8 +108,18 @@ impl View {
             .tree
             .get(keys::user_key(&stored), p.snapshot)?
             .map(|s| Bytes::copy_from_slice(&s));
+        let deleted_at = match value {
+            Some(_) => None,
+            None => self
+                .tree
+                .get(keys::marker_key(&stored), p.snapshot)?
+                .map(|m| keys::Marker::decode(&m))
+                .transpose()?
+                .map(|m| m.offset),
+        };
         Ok(Lookup {
             value,
+            deleted_at,
             snapshot: p.snapshot,
             offsets: p.offsets.clone(),
         })
@@ -217,7 +242,7 @@ impl View {
     /// Pin the newest published snapshot. A flush may raise the GC floor
     /// between reading it and pinning it; the next published one is above the
     /// floor, so retrying terminates.
-    fn pin_current(&self) -> Result<(Pin<'_>, Arc<Published>)> {
+    pub(super) fn pin_current(&self) -> Result<(Pin<'_>, Arc<Published>)> {
         loop {
             let p = self.published();
             match self.snapshots.pin(p.snapshot) {
