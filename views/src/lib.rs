@@ -12,9 +12,10 @@
 //! # Layout
 //! - `def`: [`ViewDef`], kinds, formats, field paths, validation.
 //! - `fold`: formats and the per-kind fold of one record into a key's state.
-//! - `keys`: the key layout in the tree (META rows, user rows).
+//! - `keys`: the key layout in the tree (META rows, user rows, deleted-key
+//!   MARKER rows).
 //! - `view`: [`View`]: open, apply, reads (`view/read`), flush and compaction
-//!   (`view/maintain`).
+//!   (`view/maintain`), expiry of deleted-key markers (`view/markers`).
 //! - `cursor`: scan cursors pinned to a snapshot.
 //! - `snapshot`: pinned snapshots and the GC watermark.
 //! - `source`: the [`ChangelogSource`] trait.

@@ -409,7 +409,7 @@ fn deleted_keys_answer_with_their_tombstone_offset() -> anyhow::Result<()> {
         assert_eq!(view.sweep_deleted_markers(later)?, 2);
         assert_eq!(view.get(b"b")?.deleted_at, None);
         assert_eq!(view.get(b"c")?.deleted_at, None);
-        assert_eq!(view.get(b"a")?.value.is_some(), true);
+        assert!(view.get(b"a")?.value.is_some());
     }
     Ok(())
 }

@@ -127,6 +127,11 @@ impl Rng {
     }
 }
 
+/// Keys that exist after the produce.
+fn existing(args: &Args) -> u64 {
+    args.keys.min(args.records)
+}
+
 fn key(i: u64, keys: u64) -> String {
     format!("key-{:05}", i % keys.max(1))
 }
@@ -190,7 +195,7 @@ fn produce(broker: &Broker, args: &Args) -> Result<f64> {
                 Err((e, _)) => bail!("producing record {i}: {e}"),
             }
         }
-        if i % 1024 == 0 {
+        if i.is_multiple_of(1024) {
             producer.poll(Duration::ZERO);
         }
     }
@@ -336,7 +341,7 @@ fn http_reads(addr: SocketAddr, args: &Args, seed: u64) -> Result<(Percentiles, 
     for _ in 0..args.reads {
         let path = format!(
             "/v1/views/table/keys/{}",
-            key(rng.below(args.keys), args.keys)
+            key(rng.below(existing(args)), args.keys)
         );
         let t = Instant::now();
         let status = client.get(&path)?;
@@ -349,7 +354,7 @@ fn http_reads(addr: SocketAddr, args: &Args, seed: u64) -> Result<(Percentiles, 
     for _ in 0..args.scans {
         let path = format!(
             "/v1/views/table/scan?prefix={}&limit={SCAN_LIMIT}",
-            scan_prefix(&mut rng, args.keys)
+            scan_prefix(&mut rng, existing(args))
         );
         let t = Instant::now();
         let status = client.get(&path)?;
@@ -361,9 +366,9 @@ fn http_reads(addr: SocketAddr, args: &Args, seed: u64) -> Result<(Percentiles, 
     Ok((percentiles(gets), percentiles(scans)))
 }
 
-/// `key-NNN`: the 100 keys `key-NNN00..key-NNN99` (fewer past `keys`).
-fn scan_prefix(rng: &mut Rng, keys: u64) -> String {
-    format!("key-{:03}", rng.below(keys.div_ceil(100)))
+/// `key-NNN`: the 100 keys `key-NNN00..key-NNN99` (fewer past `existing`).
+fn scan_prefix(rng: &mut Rng, existing: u64) -> String {
+    format!("key-{:03}", rng.below(existing.div_ceil(100)))
 }
 
 // ---------------------------------------------------------------- in process
@@ -403,7 +408,7 @@ fn local_view(dir: &std::path::Path, args: &Args) -> Result<(Arc<View>, f64)> {
             batch.clear();
             view.maybe_flush()?;
             batches += 1;
-            if batches % 16 == 0 {
+            if batches.is_multiple_of(16) {
                 view.maybe_compact()?;
             }
         }
@@ -416,7 +421,7 @@ fn local_reads(view: &View, args: &Args, seed: u64) -> Result<(Percentiles, Perc
     let mut rng = Rng(seed);
     let mut gets = Vec::with_capacity(args.reads);
     for _ in 0..args.reads {
-        let k = key(rng.below(args.keys), args.keys);
+        let k = key(rng.below(existing(args)), args.keys);
         let t = Instant::now();
         let found = view.get(k.as_bytes())?;
         gets.push(t.elapsed());
@@ -427,7 +432,7 @@ fn local_reads(view: &View, args: &Args, seed: u64) -> Result<(Percentiles, Perc
     let mut scans = Vec::with_capacity(args.scans);
     for _ in 0..args.scans {
         let req = ScanRequest {
-            prefix: Some(Bytes::from(scan_prefix(&mut rng, args.keys))),
+            prefix: Some(Bytes::from(scan_prefix(&mut rng, existing(args)))),
             limit: SCAN_LIMIT,
             ..ScanRequest::default()
         };
