@@ -124,7 +124,10 @@ impl Broker {
                 id,
                 p,
                 tc.clone(),
-                OpenOptions::default(),
+                OpenOptions {
+                    syncer: self.syncer.clone(),
+                    ..OpenOptions::default()
+                },
             ) {
                 Ok(part) => parts.push(Arc::new(part)),
                 Err(e) => {
@@ -244,7 +247,10 @@ impl Broker {
                 topic.id,
                 p,
                 tc.clone(),
-                OpenOptions::default(),
+                OpenOptions {
+                    syncer: self.syncer.clone(),
+                    ..OpenOptions::default()
+                },
             )
             .map_err(|e| BrokerError::Storage(e.to_string()))?;
             added.push(Arc::new(part));

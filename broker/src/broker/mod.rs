@@ -98,6 +98,8 @@ pub struct Broker {
     cleaner: crate::cleaner::Cleaner,
     /// Materialized views hosted here.
     views: crate::views::ViewHost,
+    /// How partition logs reach the disk (fsync; a seam for tests).
+    syncer: Arc<dyn crate::log::Syncer>,
 }
 
 impl Broker {
@@ -106,6 +108,19 @@ impl Broker {
     /// # Errors
     /// Unreadable metadata, or a log that cannot be opened/recovered.
     pub fn open(config: BrokerConfig) -> anyhow::Result<Self> {
+        Self::open_with_syncer(config, Arc::new(crate::log::FsyncSyncer))
+    }
+
+    /// [`Broker::open`] with the given [`crate::log::Syncer`] for every partition
+    /// log (tests inject fsync failures and delays through it).
+    ///
+    /// # Errors
+    /// As [`Broker::open`].
+    #[doc(hidden)]
+    pub fn open_with_syncer(
+        config: BrokerConfig,
+        syncer: Arc<dyn crate::log::Syncer>,
+    ) -> anyhow::Result<Self> {
         let data_dir = config
             .log_dirs
             .first()
@@ -155,6 +170,7 @@ impl Broker {
                     recovery_point: recovery.get(&key).copied().unwrap_or(0),
                     log_start_offset: starts.get(&key).copied().unwrap_or(0),
                     cleaner_offset: cleaned.get(&key).copied().unwrap_or(0),
+                    syncer: syncer.clone(),
                     ..OpenOptions::default()
                 };
                 parts.push(Arc::new(open_partition(
@@ -203,6 +219,7 @@ impl Broker {
             groups,
             cleaner,
             views,
+            syncer,
         })
     }
 

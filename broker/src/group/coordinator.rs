@@ -2,15 +2,23 @@
 //!
 //! Concurrency: the group table is a `std` mutex held only to look up or
 //! insert a group; each group has its own tokio mutex held across
-//! step → append → replay, so a group's requests are applied one at a time
-//! in arrival order while different groups proceed in parallel. Durability
-//! waits and parked JoinGroup/SyncGroup responses happen after the lock is
-//! released ([`Stepped::finish`]), so a slow fsync or a member waiting for a
-//! rebalance never blocks the group's other members.
+//! step → append → durable → replay, so a group's requests are applied one at
+//! a time in arrival order while different groups proceed in parallel (and
+//! their fsyncs are still group-committed). Parked JoinGroup/SyncGroup
+//! responses are delivered after the lock is released ([`Stepped::finish`]),
+//! so a member waiting for a rebalance never blocks the group's other members.
+//! Creating `__consumer_offsets` (admin lock, fsyncs) happens before a group's
+//! lock is taken, never under it.
 //!
-//! Crash behaviour: responses (including the ones parked for other members)
-//! are delivered only after the step's records are durable, so a client never
-//! acts on an assignment or commit that a crash could take back.
+//! A slot removed from the table (its group became vacant) is marked
+//! `retired`; a request that was waiting on its lock looks the group up again,
+//! so there is never more than one live slot per group id.
+//!
+//! Crash behaviour: records are replayed into the group, and responses
+//! (including the ones parked for other members) delivered, only once the
+//! records are durable, so OffsetFetch never returns an offset a crash could
+//! take back and a client never acts on an assignment a crash could undo. A
+//! failed append or fsync leaves the group exactly as it was before the step.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -38,6 +46,8 @@ type SyncTx = oneshot::Sender<Result<SyncResult, GroupError>>;
 
 #[derive(Debug)]
 struct Slot {
+    /// Removed from the table: whoever holds this slot must look the group up again.
+    retired: bool,
     group: Group,
     /// Parked JoinGroup / SyncGroup responses by member id.
     joins: HashMap<String, JoinTx>,
@@ -81,10 +91,9 @@ pub struct Stepped {
     reply: Reply,
     join_rx: Option<oneshot::Receiver<JoinResult>>,
     sync_rx: Option<oneshot::Receiver<Result<SyncResult, GroupError>>>,
-    durable: Option<(Arc<Partition>, i64)>,
+    /// The step's records could not be made durable (the step was undone).
     failed: Option<GroupError>,
     deliveries: Vec<Delivery>,
-    offline: Option<Arc<Broker>>,
 }
 
 impl std::fmt::Debug for Stepped {
@@ -101,27 +110,16 @@ impl Stepped {
             reply,
             join_rx: None,
             sync_rx: None,
-            durable: None,
             failed: None,
             deliveries: Vec::new(),
-            offline: None,
         }
     }
 
-    /// Wait until the step's records are durable, deliver parked responses,
-    /// and return the caller's reply with any `Pending::Wait` resolved.
+    /// Deliver the parked responses the step completed and return the caller's
+    /// reply with any `Pending::Wait` resolved. The step's records are already
+    /// durable (or the step failed and was undone).
     pub async fn finish(self) -> Reply {
-        let mut failed = self.failed;
-        if failed.is_none() {
-            if let Some((p, last)) = &self.durable {
-                if let Err(e) = p.wait_durable(*last).await {
-                    if let Some(b) = &self.offline {
-                        b.set_offline();
-                    }
-                    failed = Some(GroupError::Storage(e.to_string()));
-                }
-            }
-        }
+        let failed = self.failed;
         for d in self.deliveries {
             // A receiver that is gone belongs to a connection that closed.
             match d {
@@ -203,6 +201,7 @@ impl GroupCoordinator {
                 (
                     id,
                     Arc::new(Mutex::new(Slot {
+                        retired: false,
                         group,
                         joins: HashMap::new(),
                         syncs: HashMap::new(),
@@ -254,6 +253,7 @@ impl GroupCoordinator {
             return None;
         }
         let s = Arc::new(Mutex::new(Slot {
+            retired: false,
             group: Group::new(group, self.clock.now_ms()),
             joins: HashMap::new(),
             syncs: HashMap::new(),
@@ -277,11 +277,24 @@ impl GroupCoordinator {
         create: bool,
         missing: Reply,
     ) -> Stepped {
-        let Some(slot) = self.slot(group, create) else {
-            return Stepped::ready(missing);
+        if create && broker.topic(OFFSETS_TOPIC).is_none() {
+            // Create the topic now, outside the group's lock. A failure here is
+            // met again (and reported) by the append below.
+            let _ = offsets_partition(broker, group).await;
+        }
+        let (slot, mut s) = loop {
+            let Some(slot) = self.slot(group, create) else {
+                return Stepped::ready(missing);
+            };
+            let s = slot.clone().lock_owned().await;
+            if !s.retired {
+                break (slot, s);
+            }
         };
-        let mut s = slot.lock().await;
         let now = self.clock.now_ms();
+        // Offsets change only by replay; everything else a step may change is
+        // restored from this copy if its records cannot be made durable.
+        let before = s.group.clone_without_offsets();
         let out = s.group.step(cmd, now, &self.cfg);
         let mut stepped = Stepped::ready(out.reply);
         match &stepped.reply {
@@ -312,26 +325,65 @@ impl GroupCoordinator {
             }
         }
         if !out.records.is_empty() {
-            match self.append(broker, group, &out.records, now).await {
-                Ok((p, last)) => {
+            match self.append_durably(broker, group, &out.records, now).await {
+                Ok(()) => {
                     for r in &out.records {
                         s.group.replay(r, now);
                     }
-                    stepped.durable = Some((p, last));
-                    stepped.offline = Some(broker.clone());
                 }
                 Err(e) => {
-                    warn!(group, error = %e, "cannot persist group records");
+                    warn!(group, error = %e, "cannot persist group records; step undone");
+                    let offsets = std::mem::take(&mut s.group.offsets);
+                    s.group = before;
+                    s.group.offsets = offsets;
+                    // The caller's own parked response would wait for a rebalance
+                    // that is not happening: answer it now.
+                    match &stepped.reply {
+                        Reply::Join(Pending::Wait(id)) => {
+                            s.joins.remove(id);
+                            stepped.join_rx = None;
+                            stepped.reply =
+                                Reply::Join(Pending::Now(JoinResult::error_for(e.clone(), id)));
+                        }
+                        Reply::Sync(Pending::Wait(id)) => {
+                            s.syncs.remove(id);
+                            stepped.sync_rx = None;
+                            stepped.reply = Reply::Sync(Pending::Now(Err(e.clone())));
+                        }
+                        _ => {}
+                    }
                     stepped.failed = Some(e);
                 }
             }
         }
         if s.group.is_vacant() {
-            // Dead (deleted) or never really created: forget it. Parked responses
-            // left behind are answered by their dropped senders.
-            self.table().remove(group);
+            // Dead (deleted) or never really created: forget it. Requests waiting
+            // on this slot see `retired` and look the group up again; parked
+            // responses left behind are answered by their dropped senders.
+            s.retired = true;
+            let mut t = self.table();
+            if t.get(group).is_some_and(|x| Arc::ptr_eq(x, &slot)) {
+                t.remove(group);
+            }
         }
         stepped
+    }
+
+    /// Append `records` to the group's offsets partition and wait until they are
+    /// durable. A failed fsync takes the log directory offline.
+    async fn append_durably(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        records: &[GroupRecord],
+        now: i64,
+    ) -> Result<(), GroupError> {
+        let (p, last) = self.append(broker, group, records, now).await?;
+        if let Err(e) = p.wait_durable(last).await {
+            broker.set_offline();
+            return Err(GroupError::Storage(e.to_string()));
+        }
+        Ok(())
     }
 
     async fn append(
@@ -372,6 +424,11 @@ impl GroupCoordinator {
                 .unwrap_or_default();
         };
         let s = slot.lock().await;
+        if s.retired {
+            return wanted
+                .map(|w| w.iter().map(|k| (k.clone(), None)).collect())
+                .unwrap_or_default();
+        }
         match wanted {
             Some(w) => w
                 .iter()
@@ -390,7 +447,7 @@ impl GroupCoordinator {
     pub async fn describe(&self, group: &str) -> Option<GroupSummary> {
         let slot = self.slot(group, false)?;
         let s = slot.lock().await;
-        if s.group.is_vacant() {
+        if s.retired || s.group.is_vacant() {
             return None;
         }
         let g = &s.group;

@@ -21,6 +21,8 @@
 
 mod consumer_protocol;
 mod coordinator;
+#[cfg(test)]
+mod coordinator_tests;
 mod error;
 mod load;
 mod machine;

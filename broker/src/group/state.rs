@@ -162,6 +162,27 @@ impl Group {
         }
     }
 
+    /// A copy of everything but the committed offsets (which change only by
+    /// [`Group::replay`]): what a step that fails to persist is rolled back to.
+    pub fn clone_without_offsets(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            phase: self.phase,
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            generation: self.generation,
+            leader: self.leader.clone(),
+            members: self.members.clone(),
+            static_members: self.static_members.clone(),
+            pending: self.pending.clone(),
+            offsets: BTreeMap::new(),
+            state_timestamp: self.state_timestamp,
+            rebalance_deadline: self.rebalance_deadline,
+            sync_deadline: self.sync_deadline,
+            initial_delay: self.initial_delay,
+        }
+    }
+
     /// Apply one `__consumer_offsets` record of this group. `now` starts the
     /// session timers of members that a snapshot brings in.
     pub fn replay(&mut self, record: &GroupRecord, now: i64) {

@@ -24,7 +24,7 @@ use crate::log::error::LogError;
 use crate::log::partition_log::PartitionLog;
 
 /// How data reaches the disk; swapped in tests.
-pub trait Syncer: Send + Sync {
+pub trait Syncer: Send + Sync + std::fmt::Debug {
     /// Make `file`'s data durable (`fdatasync` for files, `fsync` for directories).
     ///
     /// # Errors
