@@ -14,8 +14,9 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Path of the `brook` binary: `$BROOK_BIN`, else `<target dir>/debug/brook` where the
-/// target dir is `$CARGO_TARGET_DIR` or found from the running test executable
-/// (`target/debug/deps/<test>` → `target/debug/brook`).
+/// target dir is `$CARGO_TARGET_DIR`, else the one beside the running executable
+/// (`target/release/<bench>` → `target/release/brook`, `target/debug/deps/<test>` →
+/// `target/debug/brook`).
 ///
 /// # Errors
 /// The binary does not exist; the message says how to build it.
@@ -38,6 +39,12 @@ pub fn brook_binary() -> Result<PathBuf> {
         candidates.push(dir.join("debug").join("brook"));
     }
     if let Ok(exe) = std::env::current_exe() {
+        // A binary of the same build (target/<profile>/<bench>): its own dir.
+        if let Some(dir) = exe.parent() {
+            if dir.file_name().is_some_and(|n| n != "deps") {
+                candidates.push(dir.join("brook"));
+            }
+        }
         // target/debug/deps/<test-binary>: two levels up is the profile dir.
         if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
             candidates.push(profile_dir.join("brook"));

@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use brook_tests::{http_get, venv_python, wait_until, workspace_root, Broker, BrokerOptions};
-use common::{consume_all, consumer, produce_all, producer, Consumed, TestRecord};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use common::{consume_all, consumer, create_topic, produce_all, producer, Consumed, TestRecord};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -30,24 +28,6 @@ fn start(extra: &[(&str, &str)]) -> Result<Broker> {
         opts = opts.config(k, v);
     }
     Broker::start(opts)
-}
-
-fn create_topic(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
-    let mut t = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
-    for (k, v) in configs {
-        t = t.set(k, v);
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let res = rt.block_on(admin.create_topics([&t], &AdminOptions::new()))?;
-    for r in res {
-        r.map_err(|(name, code)| anyhow::anyhow!("creating {name}: {code:?}"))?;
-    }
-    Ok(())
 }
 
 /// The admin API's view of one partition of `topic`.
@@ -73,6 +53,23 @@ fn changelog_record(i: usize, n: usize) -> TestRecord {
         value: (!tombstone).then(|| format!("value-{i:06}-{}", "x".repeat(40)).into_bytes()),
         headers: Vec::new(),
     }
+}
+
+/// What was written: the record at each acknowledged offset, and each key's latest
+/// value (`None`: deleted).
+type Model = (HashMap<i64, TestRecord>, BTreeMap<Vec<u8>, Option<Vec<u8>>>);
+
+fn changelog_model(delivered: &[common::Delivered], n: usize) -> Model {
+    let mut by_offset = HashMap::new();
+    let mut expected = BTreeMap::new();
+    let mut order: Vec<_> = delivered.iter().map(|d| (d.offset, d.index)).collect();
+    order.sort_unstable();
+    for (offset, i) in order {
+        let r = changelog_record(i, n);
+        expected.insert(r.key.clone().unwrap_or_default(), r.value.clone());
+        by_offset.insert(offset, r);
+    }
+    (by_offset, expected)
 }
 
 /// Check one full read: every record is the one written at its offset, offsets
@@ -126,15 +123,7 @@ fn librdkafka_reads_latest_values_while_the_cleaner_runs() -> Result<()> {
         &[("enable.idempotence", "true"), ("batch.size", "8192")],
     )?;
     let delivered = produce_all(&prod, topic, n, |i| (Some(0), changelog_record(i, n)))?;
-    let mut by_offset = HashMap::new();
-    let mut expected = BTreeMap::new();
-    let mut order: Vec<_> = delivered.iter().map(|d| (d.offset, d.index)).collect();
-    order.sort_unstable();
-    for (offset, i) in order {
-        let r = changelog_record(i, n);
-        expected.insert(r.key.clone().unwrap_or_default(), r.value.clone());
-        by_offset.insert(offset, r);
-    }
+    let (by_offset, expected) = changelog_model(&delivered, n);
     let by_offset = Arc::new(by_offset);
 
     // Readers loop over the whole topic while the cleaner works.
@@ -262,15 +251,7 @@ fn kill_9_in_the_middle_of_a_clean_loses_nothing() -> Result<()> {
     let prod = producer(&broker.bootstrap(), &[])?;
     let delivered = produce_all(&prod, topic, n, |i| (Some(0), changelog_record(i, n)))?;
     drop(prod);
-    let mut by_offset = HashMap::new();
-    let mut expected = BTreeMap::new();
-    let mut order: Vec<_> = delivered.iter().map(|d| (d.offset, d.index)).collect();
-    order.sort_unstable();
-    for (offset, i) in order {
-        let r = changelog_record(i, n);
-        expected.insert(r.key.clone().unwrap_or_default(), r.value.clone());
-        by_offset.insert(offset, r);
-    }
+    let (by_offset, expected) = changelog_model(&delivered, n);
     let dir = broker.data_dir().join(format!("{topic}-0"));
     wait_until("a clean to be writing .cleaned files", WAIT, || {
         Ok(std::fs::read_dir(&dir)?

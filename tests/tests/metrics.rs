@@ -62,29 +62,15 @@ fn compact_and_view(broker: &Broker) -> Result<()> {
         body.0 == 400,
         "a view of a missing topic must be refused: {body:?}"
     );
-    let admin_topic = |configs: &[(&str, &str)]| -> Result<()> {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-            rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", broker.bootstrap())
-                .create()?;
-        let mut t = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
-        for (k, v) in configs {
-            t = t.set(k, v);
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        for r in rt.block_on(admin.create_topics([&t], &AdminOptions::new()))? {
-            r.map_err(|(n, e)| anyhow!("creating {n}: {e:?}"))?;
-        }
-        Ok(())
-    };
-    admin_topic(&[
-        ("cleanup.policy", "compact"),
-        ("segment.bytes", "1024"),
-        ("min.cleanable.dirty.ratio", "0.01"),
-    ])?;
+    common::create_topic(
+        &broker.bootstrap(),
+        topic,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "1024"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    )?;
     let (status, body) = http_request(
         broker.admin_addr(),
         "PUT",

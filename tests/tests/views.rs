@@ -14,7 +14,7 @@ use anyhow::{bail, ensure, Context, Result};
 use brook_tests::{
     brook_binary, http_request, kcat_path, require_clients, wait_until, Broker, BrokerOptions,
 };
-use common::{consume_all, consumer, produce_all, producer, TestRecord};
+use common::{consume_all, consumer, produce_all, produce_one, producer, TestRecord};
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::{BaseRecord, Producer};
 use serde_json::{json, Value};
@@ -150,17 +150,7 @@ fn readme_flow_with_cli_kcat_and_read_your_writes() -> Result<()> {
     let p = producer(&boot, &[("linger.ms", "0")])?;
     for i in 0..200 {
         let value = json!({"price": 100 + i}).to_string();
-        let delivered = produce_all(&p, "prices", 1, |_| {
-            (
-                Some(0),
-                TestRecord {
-                    key: Some(b"fig".to_vec()),
-                    value: Some(value.clone().into_bytes()),
-                    headers: Vec::new(),
-                },
-            )
-        })?;
-        let offset = delivered[0].offset;
+        let offset = produce_one(&p, "prices", b"fig", Some(value.as_bytes()))?;
         let (status, v) = http_json(
             &broker,
             "GET",
@@ -214,6 +204,18 @@ fn readme_flow_with_cli_kcat_and_read_your_writes() -> Result<()> {
     ensure!(status == 400, "bad field path accepted: {v}");
     let (status, _) = http_json(&broker, "GET", "/v1/views/latest-prices/keys/nothing", None)?;
     ensure!(status == 404, "absent key");
+    // A deleted key answers 404 with the offset of its tombstone.
+    let tomb = produce_one(&p, "prices", b"fig", None)?;
+    let (status, v) = http_json(
+        &broker,
+        "GET",
+        &format!("/v1/views/latest-prices/keys/fig?min_offset=0:{tomb}"),
+        None,
+    )?;
+    ensure!(
+        status == 404 && v["deleted_at"] == json!(tomb),
+        "deleted key: {status} {v}"
+    );
     Ok(())
 }
 

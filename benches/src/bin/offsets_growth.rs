@@ -114,6 +114,7 @@ fn median<T: Copy + PartialOrd>(v: &mut [T]) -> T {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    println!("brook binary: {}", brook_tests::brook_binary()?.display());
     let records = args.rounds * args.partitions as usize;
     println!(
         "{} commits × {} partitions = {records} offset records per mode",

@@ -519,6 +519,7 @@ fn machine() -> String {
 }
 
 fn main() -> Result<()> {
+    println!("brook binary: {}", brook_tests::brook_binary()?.display());
     let args = Args::parse();
     if args.runs == 0 || args.records == 0 {
         bail!("--runs and --records must be positive");

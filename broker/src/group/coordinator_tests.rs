@@ -74,6 +74,19 @@ fn broker(dir: &std::path::Path, syncer: Arc<SwitchSyncer>) -> Result<Arc<Broker
     Ok(Arc::new(Broker::open_with_syncer(config, syncer)?))
 }
 
+/// Wait (bounded) until a sync is blocked on the closed gate.
+async fn held(syncer: &SwitchSyncer, what: &str) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while syncer.held.load(Ordering::SeqCst) == 0 {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never reached its fsync"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
 fn commit(offset: i64) -> Command {
     Command::Commit(CommitRequest {
         member_id: String::new(),
@@ -123,14 +136,7 @@ async fn offset_fetch_never_returns_an_offset_before_it_is_durable() -> Result<(
         let b = b.clone();
         async move { run(&b, commit(9)).await }
     });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while syncer.held.load(Ordering::SeqCst) == 0 {
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "the commit never reached its fsync"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    held(&syncer, "the commit").await?;
     // While the commit's fsync is held, a fetch must not see offset 9: it waits
     // (the group is busy) or answers the durable 5.
     let early = tokio::time::timeout(Duration::from_millis(300), fetched(&b)).await;
@@ -195,14 +201,7 @@ async fn a_request_waiting_on_a_deleted_group_lands_in_the_live_one() -> Result<
                 .await
         }
     });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while syncer.held.load(Ordering::SeqCst) == 0 {
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "the delete never reached its fsync"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    held(&syncer, "the delete").await?;
     // A commit arrives, finds the (still registered) slot and queues on its lock.
     let waiting = tokio::spawn({
         let b = b.clone();

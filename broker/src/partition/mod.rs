@@ -327,7 +327,11 @@ const MAX_KEY_CHECK_DECOMPRESSED: usize = 64 << 20;
 /// A compacted topic refuses records without a key, as Kafka does: the whole batch
 /// fails with INVALID_RECORD and each keyless record is named (KIP-467).
 fn check_keys(records: &[u8], topic: &str, index: i32) -> Result<(), BrokerError> {
+    // Listed per record up to this many (a hostile batch of a million tiny keyless
+    // records must not cost a million messages); the summary counts them all.
+    const MAX_LISTED: usize = 1000;
     let mut errors = Vec::new();
+    let mut keyless = 0usize;
     let mut at = 0i32;
     for (pos, h) in BatchIter::new(records) {
         if h.is_control() {
@@ -341,12 +345,15 @@ fn check_keys(records: &[u8], topic: &str, index: i32) -> Result<(), BrokerError
         for r in batch.records() {
             let r = r.map_err(|_| BrokerError::CorruptMessage("record does not decode"))?;
             if r.key.is_none() {
-                errors.push((
-                    at,
-                    format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}."),
-                ));
+                keyless += 1;
+                if errors.len() < MAX_LISTED {
+                    errors.push((
+                        at,
+                        format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}."),
+                    ));
+                }
             }
-            at += 1;
+            at = at.saturating_add(1);
         }
     }
     if errors.is_empty() {
@@ -355,8 +362,7 @@ fn check_keys(records: &[u8], topic: &str, index: i32) -> Result<(), BrokerError
     let shown: Vec<&str> = errors.iter().take(3).map(|(_, m)| m.as_str()).collect();
     Err(BrokerError::RecordErrors {
         summary: format!(
-            "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: {shown:?}",
-            errors.len()
+            "One or more records have been rejected due to {keyless} record errors in total, and only showing the first three errors at most: {shown:?}"
         ),
         errors,
     })

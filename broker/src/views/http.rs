@@ -6,7 +6,7 @@
 //! | `PUT /v1/views/{name}` | create: body `{"topic":…, "kind":…, "field":…, "key_format":…, "value_format":…}` |
 //! | `GET /v1/views/{name}` | one view with per-partition offsets, lag and store stats |
 //! | `DELETE /v1/views/{name}` | drop the view and its data |
-//! | `GET /v1/views/{name}/keys/{key}` | point read; 404 when absent |
+//! | `GET /v1/views/{name}/keys/{key}` | point read; 404 when absent, with `deleted_at` (the tombstone's offset) when it was deleted |
 //! | `GET /v1/views/{name}/scan` | `from`, `to`, `prefix`, `limit`, `reverse`, `cursor` |
 //!
 //! Reads take `min_offset=PARTITION:OFFSET,…` (wait until the view has applied
@@ -277,21 +277,29 @@ async fn wait(view: &View, w: &Wait) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The view `name`, once it has applied the read's `min_offset`s.
+async fn ready_view(
+    b: &Broker,
+    name: &str,
+    q: &HashMap<String, String>,
+) -> Result<Arc<Hosted>, Refusal> {
+    let h = b
+        .views()
+        .get(name)
+        .ok_or_else(|| (StatusCode::NOT_FOUND, format!("unknown view {name}")))?;
+    wait(&h.view, &parse_wait(q)?).await?;
+    Ok(h)
+}
+
 async fn get_key(
     State(b): State<Arc<Broker>>,
     Path((name, key)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(h) = b.views().get(&name) else {
-        return error(StatusCode::NOT_FOUND, format!("unknown view {name}"));
-    };
-    let w = match parse_wait(&q) {
-        Ok(w) => w,
+    let h = match ready_view(&b, &name, &q).await {
+        Ok(h) => h,
         Err(r) => return refused(r),
     };
-    if let Err(r) = wait(&h.view, &w).await {
-        return refused(r);
-    }
     let view = h.view.clone();
     let k = key.clone();
     let r = tokio::task::spawn_blocking(move || view.get(k.as_bytes())).await;
@@ -305,6 +313,10 @@ async fn get_key(
     body["offsets"] = offsets_json(&lookup.offsets);
     if lookup.value.is_none() {
         body["error"] = json!("key not found");
+        if let Some(offset) = lookup.deleted_at {
+            // The tombstone that deleted it (kept for view.deleted_marker_retention).
+            body["deleted_at"] = json!(offset);
+        }
         return (StatusCode::NOT_FOUND, Json(body)).into_response();
     }
     Json(body).into_response()
@@ -315,13 +327,6 @@ async fn scan(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(h) = b.views().get(&name) else {
-        return error(StatusCode::NOT_FOUND, format!("unknown view {name}"));
-    };
-    let w = match parse_wait(&q) {
-        Ok(w) => w,
-        Err(r) => return refused(r),
-    };
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => 0,
         Some(Ok(l)) => l,
@@ -337,9 +342,10 @@ async fn scan(
             )
         }
     };
-    if let Err(r) = wait(&h.view, &w).await {
-        return refused(r);
-    }
+    let h = match ready_view(&b, &name, &q).await {
+        Ok(h) => h,
+        Err(r) => return refused(r),
+    };
     let bytes = |k: &str| q.get(k).map(|s| Bytes::copy_from_slice(s.as_bytes()));
     let req = ScanRequest {
         from: bytes("from"),

@@ -63,6 +63,8 @@ pub struct Hosted {
     pub view: Arc<View>,
     stop: watch::Sender<bool>,
     status: Mutex<(ViewState, Option<Progress>)>,
+    /// The follower task; awaited before the view's files may be deleted.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Hosted {
@@ -165,23 +167,46 @@ impl ViewHost {
             .collect()
     }
 
-    /// Open `def` and start following its topic.
-    fn open(&self, broker: &Arc<Broker>, def: ViewDef) -> Result<Arc<Hosted>, BrokerError> {
+    /// Open `def` (on the blocking pool: it reads the view's tables) and start
+    /// following its topic.
+    async fn open(&self, broker: &Arc<Broker>, def: ViewDef) -> Result<Arc<Hosted>, BrokerError> {
         let dir = self.dir(&def.name);
-        let view = View::open(&dir, def.clone(), self.options.clone(), &self.shared)
+        let (options, shared, d) = (self.options.clone(), self.shared.clone(), def.clone());
+        let view = tokio::task::spawn_blocking(move || View::open(&dir, d, options, &shared))
+            .await
+            .map_err(|_| BrokerError::Internal("opening a view panicked"))?
             .map_err(|e| BrokerError::Storage(format!("opening view {}: {e}", def.name)))?;
         let (stop, stop_rx) = watch::channel(false);
         let hosted = Arc::new(Hosted {
             view: Arc::new(view),
             stop,
             status: Mutex::new((ViewState::Restoring, None)),
+            task: Mutex::new(None),
         });
         self.views
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(def.name.clone(), hosted.clone());
-        tokio::spawn(follow(broker.clone(), hosted.clone(), stop_rx));
+        let task = tokio::spawn(follow(broker.clone(), hosted.clone(), stop_rx));
+        *hosted
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
         Ok(hosted)
+    }
+
+    /// Stop `h`'s follower and wait until it has let go of the view (it flushes
+    /// on the way out).
+    async fn stop(h: &Hosted) {
+        let _ = h.stop.send(true);
+        let task = h
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
     }
 
     /// Open every stored definition, after adding the config's `[views.NAME]`
@@ -202,7 +227,7 @@ impl ViewHost {
         }
         for def in broker.view_defs().await.into_values() {
             let name = def.name.clone();
-            if let Err(e) = self.open(broker, def) {
+            if let Err(e) = self.open(broker, def).await {
                 warn!(view = %name, error = %e, "view not opened");
             }
         }
@@ -231,9 +256,7 @@ impl ViewHost {
         let dir = self.dir(&name);
         // A directory left by an earlier view of this name would resume its state.
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
-        let host = self;
-        let b = broker.clone();
-        host.open(&b, def)?;
+        self.open(broker, def).await?;
         info!(view = %name, "view created");
         Ok(true)
     }
@@ -252,34 +275,29 @@ impl ViewHost {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(name);
         if let Some(h) = &hosted {
-            let _ = h.stop.send(true);
+            // The follower must be done with the files before they go (a late
+            // flush would write into the directory of a view recreated under
+            // the same name).
+            Self::stop(h).await;
         }
         let dir = self.dir(name);
         if existed || hosted.is_some() {
-            // Wait for the follower to let go of the view before deleting files.
-            let hosted_view = hosted.map(|h| h.view.clone());
-            let _ = tokio::task::spawn_blocking(move || {
-                drop(hosted_view);
-                std::fs::remove_dir_all(dir)
-            })
-            .await;
+            drop(hosted);
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
             info!(view = %name, "view dropped");
         }
         Ok(existed)
     }
 
-    /// Stop every follower and flush every view (shutdown), so the next start
-    /// replays nothing.
+    /// Stop every follower; each flushes its view on the way out, so the next
+    /// start replays nothing.
     pub async fn stop_all(&self) {
-        for h in self.list() {
+        let all = self.list();
+        for h in &all {
             let _ = h.stop.send(true);
-            let view = h.view.clone();
-            let name = view.def().name.clone();
-            match tokio::task::spawn_blocking(move || view.flush()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(view = %name, error = %e, "flushing view at shutdown failed"),
-                Err(_) => {}
-            }
+        }
+        for h in &all {
+            Self::stop(h).await;
         }
     }
 }
@@ -341,7 +359,10 @@ async fn follow(broker: Arc<Broker>, hosted: Arc<Hosted>, mut stop: watch::Recei
         }
     }
     let view = hosted.view.clone();
-    let _ = tokio::task::spawn_blocking(move || view.flush()).await;
+    match tokio::task::spawn_blocking(move || view.flush()).await {
+        Ok(Ok(())) | Err(_) => {}
+        Ok(Err(e)) => warn!(view = %name, error = %e, "flushing the view on stop failed"),
+    }
 }
 
 /// Until a partition of `topic` has committed records past `seen` (the view's next

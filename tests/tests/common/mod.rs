@@ -298,3 +298,45 @@ fn write_opt(h: &mut DefaultHasher, b: Option<&[u8]>) {
         }
     }
 }
+
+/// Create a one-partition topic with `configs` through librdkafka's admin API.
+pub fn create_topic(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let mut t = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        t = t.set(k, v);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for r in rt.block_on(admin.create_topics([&t], &AdminOptions::new()))? {
+        r.map_err(|(name, code)| anyhow!("creating {name}: {code:?}"))?;
+    }
+    Ok(())
+}
+
+/// Produce one record to partition 0 and return its offset.
+pub fn produce_one(
+    producer: &BaseProducer<DeliveryLog>,
+    topic: &str,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<i64> {
+    let delivered = produce_all(producer, topic, 1, |_| {
+        (
+            Some(0),
+            TestRecord {
+                key: Some(key.to_vec()),
+                value: value.map(<[u8]>::to_vec),
+                headers: Vec::new(),
+            },
+        )
+    })?;
+    delivered
+        .first()
+        .map(|d| d.offset)
+        .ok_or_else(|| anyhow!("no delivery report"))
+}
