@@ -82,7 +82,7 @@ pub fn retention_pass(broker: &Broker) {
             if !p.config().cleanup_policy.delete {
                 continue;
             }
-            match p.log().delete_old_segments(now) {
+            match p.log().delete_old_segments(now, p.high_watermark()) {
                 Ok(outcome) if outcome.deleted_segments > 0 => {
                     crate::metrics::retention_deleted(
                         outcome.deleted_segments,

@@ -283,11 +283,11 @@ fn retention_by_time_and_size_never_deletes_active() -> Result<()> {
     let before = log.segment_base_offsets();
     // Segment max timestamps are multiples of 100 up to 2900; at now=2500 only those
     // whose newest batch is older than 1500 go.
-    let out = log.delete_old_segments(2500)?;
+    let out = log.delete_old_segments(2500, i64::MAX)?;
     ensure!(out.deleted_segments > 0 && out.deleted_segments < before.len());
     ensure!(log.log_start_offset() == log.segment_base_offsets()[0]);
     ensure!(out.log_start_offset == log.log_start_offset());
-    let out = log.delete_old_segments(1_000_000)?;
+    let out = log.delete_old_segments(1_000_000, i64::MAX)?;
     ensure!(
         log.segment_base_offsets().len() == 1,
         "active segment kept: {out:?}"
@@ -304,10 +304,36 @@ fn retention_by_time_and_size_never_deletes_active() -> Result<()> {
     for _ in 0..40 {
         log.append_as_leader(&mut batch(1, 90, 0), 0)?;
     }
-    log.delete_old_segments(0)?;
+    log.delete_old_segments(0, i64::MAX)?;
     let size = log.size_in_bytes();
     ensure!(size <= 2000 + 1024, "size {size}");
     ensure!(size > 2000 - 1024);
+    Ok(())
+}
+
+/// Regression (review of the storage code): retention deleted segments above the
+/// high-water mark, i.e. records no consumer had been able to read yet.
+#[test]
+fn retention_never_deletes_above_the_high_water_mark() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let clock = Arc::new(FakeClock::default());
+    let config = LogConfig {
+        retention_ms: 1000,
+        ..small_config()
+    };
+    let log = open_with_clock(dir.path(), config, clock)?;
+    for _ in 0..30 {
+        log.append_as_leader(&mut batch(1, 90, 0), 0)?;
+    }
+    let bases = log.segment_base_offsets();
+    ensure!(bases.len() > 3, "want several segments");
+    // Everything is ancient, but only what lies below HW = third segment's base may go.
+    let hw = bases[2];
+    let out = log.delete_old_segments(1_000_000, hw)?;
+    ensure!(out.deleted_segments == 2, "{out:?}");
+    ensure!(log.log_start_offset() == hw);
+    let out = log.delete_old_segments(1_000_000, hw)?;
+    ensure!(out.deleted_segments == 0, "{out:?}");
     Ok(())
 }
 

@@ -26,11 +26,13 @@ pub struct RetentionOutcome {
 impl PartitionLog {
     /// Delete segments whose largest timestamp is older than `retention.ms` before
     /// `now_ms`, then the oldest segments while the log exceeds `retention.bytes`, and
-    /// segments wholly below the log start offset.
+    /// segments wholly below the log start offset. Only segments wholly below `hw`
+    /// (the high-water mark) go, as in Kafka: records no consumer could read yet
+    /// are never deleted, however old their timestamps.
     ///
     /// # Errors
     /// [`LogError::Offline`], [`LogError::Closed`], I/O errors (which take the log offline).
-    pub fn delete_old_segments(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
+    pub fn delete_old_segments(&self, now_ms: i64, hw: i64) -> Result<RetentionOutcome, LogError> {
         self.check_online()?;
         let mut st = self.write_state()?;
         let (retention_ms, retention_bytes) = (st.config.retention_ms, st.config.retention_bytes);
@@ -42,7 +44,7 @@ impl PartitionLog {
         let mut doomed = 0usize;
         let active = st.segments.active().map(|s| s.base_offset());
         for seg in st.segments.iter() {
-            if Some(seg.base_offset()) == active {
+            if Some(seg.base_offset()) == active || seg.next_offset() > hw {
                 break;
             }
             let expired = retention_ms >= 0 && now_ms - seg.largest_timestamp() > retention_ms;
