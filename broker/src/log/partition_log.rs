@@ -122,8 +122,8 @@ pub struct PartitionLog {
     pub(crate) cleaned: AtomicI64,
     /// Held by a clean for its whole run: one clean of a log at a time.
     pub(crate) cleaning: Mutex<()>,
-    /// Earliest delete horizon of a tombstone the last clean kept (`i64::MAX`: none).
-    /// Not persisted: after a restart the first clean finds the horizons again.
+    /// Earliest delete horizon of a tombstone the last clean kept (`i64::MAX`: none;
+    /// `HORIZON_UNKNOWN` after open, until the cleaner scans the headers for it).
     pub(crate) tombstone_horizon: AtomicI64,
     leo: AtomicI64,
     lso: AtomicI64,
@@ -189,7 +189,7 @@ impl PartitionLog {
             flush: FlushControl::new(opts.syncer, flushed),
             cleaned: AtomicI64::new(opts.cleaner_offset.clamp(lso, leo)),
             cleaning: Mutex::new(()),
-            tombstone_horizon: AtomicI64::new(i64::MAX),
+            tombstone_horizon: AtomicI64::new(crate::log::cleaner::HORIZON_UNKNOWN),
             leo: AtomicI64::new(leo),
             lso: AtomicI64::new(lso),
         })

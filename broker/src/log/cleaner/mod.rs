@@ -46,6 +46,9 @@ pub use throttle::Throttler;
 use crate::log::error::LogError;
 use crate::log::partition_log::PartitionLog;
 
+/// `PartitionLog::tombstone_horizon` before the first look after an open.
+pub(crate) const HORIZON_UNKNOWN: i64 = i64::MIN;
+
 /// What a clean did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CleanOutcome {
@@ -74,17 +77,50 @@ impl PartitionLog {
     /// tombstone whose delete horizon has passed.
     ///
     /// # Errors
-    /// A poisoned lock.
+    /// A poisoned lock; I/O errors reading batch headers (first call after open).
     pub fn needs_cleaning(
         &self,
         hw: i64,
         now_ms: i64,
         params: &CleanParams,
     ) -> Result<bool, LogError> {
-        let section = self.dirty_section(hw, now_ms, params)?;
+        let sel = {
+            let st = self.read_state()?;
+            select::select(&st, hw, self.cleaned_offset(), now_ms, params)
+        };
+        let section = sel.section;
         Ok(section.should_clean(params)
-            || (section.clean_bytes > 0
-                && now_ms >= self.tombstone_horizon.load(Ordering::Acquire)))
+            || (section.clean_bytes > 0 && now_ms >= self.known_horizon(&sel.cleanable)?))
+    }
+
+    /// The earliest delete horizon of a kept tombstone (`i64::MAX`: none). After
+    /// an open it is not known yet: the batch headers of the cleanable segments are
+    /// scanned once for it (headers only), so tombstones whose horizon passed while
+    /// the broker was down still go.
+    fn known_horizon(&self, cleanable: &[select::SegmentFile]) -> Result<i64, LogError> {
+        let h = self.tombstone_horizon.load(Ordering::Acquire);
+        if h != HORIZON_UNKNOWN {
+            return Ok(h);
+        }
+        let mut earliest = i64::MAX;
+        for seg in cleanable {
+            for r in seg.raw_headers() {
+                let (_, raw) = r?;
+                if let Some(t) = brook_protocol::records::BatchHeader::new(&raw)
+                    .ok()
+                    .and_then(|h| h.delete_horizon_ms())
+                {
+                    earliest = earliest.min(t);
+                }
+            }
+        }
+        let _ = self.tombstone_horizon.compare_exchange(
+            HORIZON_UNKNOWN,
+            earliest,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        Ok(earliest)
     }
 
     /// Where the last clean stopped: offsets below it hold only latest values.
@@ -130,7 +166,7 @@ impl PartitionLog {
             (sel, st.config.clone())
         };
         let section = sel.section;
-        let horizon_passed = now >= self.tombstone_horizon.load(Ordering::Acquire);
+        let horizon_passed = now >= self.known_horizon(&sel.cleanable)?;
         let due = force || section.should_clean(params) || horizon_passed;
         if sel.cleanable.is_empty()
             || !due

@@ -422,6 +422,55 @@ fn tombstones_stay_for_delete_retention_then_go() -> Result<()> {
     Ok(())
 }
 
+/// Regression: the earliest horizon lived only in memory, so after a restart a log
+/// with nothing dirty kept an expired tombstone for ever.
+#[test]
+fn a_tombstone_whose_horizon_passed_while_down_goes_after_a_restart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let clock = Arc::new(FakeClock::default());
+    clock.0.store(10_000, Ordering::SeqCst);
+    let log = open(dir.path(), &clock, 0)?;
+    let key = Some(b"gone".to_vec());
+    produce(
+        &log,
+        &[(key.clone(), Some(vec![1; 50]))],
+        Compression::None,
+        None,
+        10_000,
+    )?;
+    let (tomb, _) = produce(&log, &[(key, None)], Compression::None, None, 10_000)?;
+    for i in 0..30u8 {
+        let recs = [(Some(vec![b'x', i]), Some(vec![i; 30]))];
+        produce(&log, &recs, Compression::None, None, 10_000)?;
+    }
+    let hw = log.log_end_offset();
+    let mut map = OffsetMap::with_memory(1 << 20);
+    let p = params(1_000);
+    log.clean(hw, &p, &mut map, &Throttler::unlimited(), true)?;
+    let cleaned = log.cleaned_offset();
+    ensure!(
+        read_records(&log)?.iter().any(|r| r.0 == tomb),
+        "tombstone kept at first"
+    );
+    drop(log);
+    clock.0.fetch_add(5_000, Ordering::SeqCst);
+    let log = open(dir.path(), &clock, cleaned)?;
+    ensure!(
+        log.needs_cleaning(hw, clock.now_ms(), &p)?,
+        "expired tombstone not noticed"
+    );
+    log.clean(hw, &p, &mut map, &Throttler::unlimited(), false)?;
+    ensure!(
+        !read_records(&log)?.iter().any(|r| r.0 == tomb),
+        "expired tombstone kept"
+    );
+    ensure!(
+        !log.needs_cleaning(hw, clock.now_ms(), &p)?,
+        "nothing left to do"
+    );
+    Ok(())
+}
+
 #[test]
 fn a_producers_last_batch_survives_as_a_header() -> Result<()> {
     let dir = tempfile::tempdir()?;
