@@ -256,7 +256,11 @@ impl ViewHost {
         let dir = self.dir(&name);
         // A directory left by an earlier view of this name would resume its state.
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
-        self.open(broker, def).await?;
+        if let Err(e) = self.open(broker, def).await {
+            // Not hosted, so not stored either: a retry starts clean.
+            let _ = broker.remove_view_def(&name).await;
+            return Err(e);
+        }
         info!(view = %name, "view created");
         Ok(true)
     }

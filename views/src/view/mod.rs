@@ -144,6 +144,8 @@ impl View {
         check_or_write_def(dir, &def)?;
 
         let seqno = SequenceNumberCounter::default();
+        // lsm-tree's defaults keep a bloom filter (10 bits per key) on every table,
+        // so point reads of absent keys skip the tables that cannot hold them.
         let tree = Config::new(
             dir.join(TREE_DIR),
             seqno.clone(),
