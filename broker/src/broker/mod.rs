@@ -381,10 +381,18 @@ fn open_partition(
     opts: OpenOptions,
 ) -> anyhow::Result<Partition> {
     let dir = data_dir.join(format!("{topic}-{index}"));
+    let created = !dir.exists();
     std::fs::create_dir_all(&dir)?;
+    if created {
+        // The new directory's entry must survive a power loss with its files.
+        crate::log::checkpoint::sync_dir(data_dir)?;
+    }
     let meta = dir.join("partition.metadata");
     if !meta.exists() {
-        std::fs::write(&meta, format!("version: 0\ntopic_id: {id}\n"))?;
+        crate::log::checkpoint::write_atomically(
+            &meta,
+            format!("version: 0\ntopic_id: {id}\n").as_bytes(),
+        )?;
     }
     let log = PartitionLog::open_with(&dir, log_config(&tc), opts)?;
     // After an unclean stop the recovered tail may be in the page cache only:
@@ -407,9 +415,9 @@ fn open_partition(
 fn write_meta_properties(dir: &Path, node_id: i32, cluster_id: &str) -> anyhow::Result<()> {
     let path = dir.join("meta.properties");
     if !path.exists() {
-        std::fs::write(
-            path,
-            format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n"),
+        crate::log::checkpoint::write_atomically(
+            &path,
+            format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n").as_bytes(),
         )?;
     }
     Ok(())

@@ -49,6 +49,15 @@ pub(crate) fn write_lines(path: &Path, lines: &[String]) -> Result<(), LogError>
         text.push_str(l);
         text.push('\n');
     }
+    write_atomically(path, text.as_bytes())
+}
+
+/// Replace `path` with `bytes` so that a crash leaves the old or the new file:
+/// write `<path>.tmp`, fsync it, rename it over `path`, fsync the directory.
+///
+/// # Errors
+/// I/O errors; on error the previous file is left in place.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     let mut tmp = PathBuf::from(path);
     tmp.as_mut_os_string().push(".tmp");
     {
@@ -58,7 +67,7 @@ pub(crate) fn write_lines(path: &Path, lines: &[String]) -> Result<(), LogError>
             .truncate(true)
             .open(&tmp)
             .at(&tmp)?;
-        f.write_all(text.as_bytes()).at(&tmp)?;
+        f.write_all(bytes).at(&tmp)?;
         f.sync_all().at(&tmp)?;
     }
     fs::rename(&tmp, path).at(path)?;
@@ -153,6 +162,20 @@ pub fn read_offset_checkpoint(path: &Path) -> Result<Vec<TopicPartitionOffset>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_atomically_replaces_the_whole_file_and_leaves_no_temp() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("meta.properties");
+        write_atomically(&path, b"version=1\nnode.id=1\n")?;
+        write_atomically(&path, b"v2\n")?;
+        anyhow::ensure!(fs::read(&path)? == b"v2\n");
+        let names: Vec<_> = fs::read_dir(dir.path())?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        anyhow::ensure!(names.len() == 1, "left behind: {names:?}");
+        Ok(())
+    }
 
     fn tmp() -> Result<tempfile::TempDir, LogError> {
         tempfile::tempdir().map_err(|e| LogError::io(Path::new("tmp"), e))
