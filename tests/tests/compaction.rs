@@ -381,3 +381,74 @@ fn kafka_python_reads_a_topic_being_compacted() -> Result<()> {
     );
     Ok(())
 }
+
+/// `cleanup.policy=compact,delete`: retention removes old segments and the cleaner
+/// compacts the rest.
+#[test]
+fn compact_delete_applies_both_policies() -> Result<()> {
+    let broker = start(&[("log.retention.check.interval.ms", "100")])?;
+    let topic = "both";
+    create_topic(
+        &broker.bootstrap(),
+        topic,
+        &[
+            ("cleanup.policy", "compact,delete"),
+            ("retention.ms", "60000"),
+            ("segment.bytes", "4096"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    )?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let prod = producer(&broker.bootstrap(), &[("batch.size", "1000")])?;
+    // Old records (ten minutes ago, past retention.ms), then recent ones rewriting
+    // a few keys many times.
+    for (i, ts) in (0..400)
+        .map(|i| (i, now - 600_000))
+        .chain((400..1200).map(|i| (i, now)))
+    {
+        let key = format!("k{}", i % 20);
+        let value = format!("v{i}");
+        prod.send(
+            BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, i)
+                .partition(0)
+                .key(key.as_bytes())
+                .payload(value.as_bytes())
+                .timestamp(ts),
+        )
+        .map_err(|(e, _)| e)?;
+        prod.poll(Duration::ZERO);
+    }
+    prod.flush(Duration::from_secs(60))?;
+    wait_until("retention and compaction", WAIT, || {
+        let p = partition_info(&broker, topic)?;
+        Ok(p["log_start_offset"].as_i64() > Some(0)
+            && p["compaction"]["cleaned_offset"].as_i64() > Some(400))
+    })?;
+    let c = consumer(&broker.bootstrap(), &[])?;
+    let read = consume_all(&c, topic, &[0])?;
+    let mut latest = BTreeMap::new();
+    for r in &read[&0] {
+        ensure!(
+            r.offset >= 400,
+            "a record past retention survived: {}",
+            r.offset
+        );
+        latest.insert(r.record.key.clone(), r.record.value.clone());
+    }
+    for k in 0..20 {
+        let want = format!("v{}", 1180 + k);
+        ensure!(
+            latest.get(&Some(format!("k{k}").into_bytes()))
+                == Some(&Some(want.clone().into_bytes())),
+            "key k{k} does not read {want}"
+        );
+    }
+    ensure!(
+        read[&0].len() < 800,
+        "nothing was compacted: {} records",
+        read[&0].len()
+    );
+    Ok(())
+}
