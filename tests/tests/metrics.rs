@@ -425,6 +425,48 @@ type LagRow = (Option<i64>, Option<i64>);
 
 const LAG: &str = "brook_group_lag_records";
 
+/// Regression (issue 13 review): request latency stopped at dispatch, so a
+/// long-polling Fetch counted as instant. A Fetch that waits `fetch.wait.max.ms`
+/// on an empty partition must be recorded with that wait.
+#[test]
+fn request_latency_includes_the_long_poll_wait() -> Result<()> {
+    let broker = start_broker(1)?;
+    let topic = "idle-topic";
+    produce(&broker, topic, 0, 1)?;
+    let c = consumer(&broker.bootstrap(), &[("fetch.wait.max.ms", "400")])?;
+    // Read the one record, then keep polling an empty partition: every further
+    // Fetch waits the full 400 ms.
+    consume_all(&c, topic, &[0])?;
+    let fetches = |body: &str| -> Result<(f64, f64)> {
+        let fast = series(
+            body,
+            "brook_request_latency_seconds_bucket",
+            &[("api", "Fetch"), ("le", "0.25")],
+        )?
+        .unwrap_or(0.0);
+        let all = series(
+            body,
+            "brook_request_latency_seconds_count",
+            &[("api", "Fetch")],
+        )?
+        .unwrap_or(0.0);
+        Ok((fast, all))
+    };
+    let (fast0, all0) = fetches(&http_get(broker.admin_addr(), "/metrics")?)?;
+    wait_until("three long-polled fetches", WAIT, || {
+        let _ = c.poll(std::time::Duration::from_millis(100));
+        let (_, all) = fetches(&http_get(broker.admin_addr(), "/metrics")?)?;
+        Ok(all >= all0 + 3.0)
+    })?;
+    let (fast1, all1) = fetches(&http_get(broker.admin_addr(), "/metrics")?)?;
+    ensure!(
+        all1 - all0 > fast1 - fast0,
+        "every new Fetch was recorded under 250 ms although each long-polled 400 ms \
+         (fast {fast0} → {fast1}, all {all0} → {all1})"
+    );
+    Ok(())
+}
+
 #[test]
 fn group_lag_agrees_across_gauge_admin_api_and_cli() -> Result<()> {
     let broker = start_broker(2)?;

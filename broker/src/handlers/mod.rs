@@ -229,6 +229,17 @@ pub async fn dispatch(
         RequestBody::OffsetDelete(r) => offset_delete::handle(&ctx, r).await,
         _ => Reply::Close,
     };
-    crate::metrics::request_done(key, started.elapsed());
-    reply
+    match reply {
+        // Long-poll fetches and acks=all produces answer later: their latency ends
+        // when the response is ready, not when the handler returned.
+        Reply::Pending(task) => Reply::Pending(tokio::spawn(async move {
+            let frame = task.await.ok().flatten();
+            crate::metrics::request_done(key, started.elapsed());
+            frame
+        })),
+        other => {
+            crate::metrics::request_done(key, started.elapsed());
+            other
+        }
+    }
 }
