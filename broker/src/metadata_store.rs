@@ -60,7 +60,7 @@ pub struct MetadataImage {
 }
 
 /// Reads and atomically replaces the metadata file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MetadataStore {
     dir: PathBuf,
 }

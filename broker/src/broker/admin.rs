@@ -147,10 +147,7 @@ impl Broker {
                 configs,
             },
         );
-        self.store
-            .save(&next)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        *image = next;
+        *image = self.persist(next).await?;
         *write(&topic.partitions) = parts;
         write(&self.topics).insert(name.to_owned(), topic.clone());
         info!(topic = name, partitions, "topic created");
@@ -176,10 +173,7 @@ impl Broker {
         }
         let mut next = image.clone();
         next.topics.remove(name);
-        self.store
-            .save(&next)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        *image = next;
+        *image = self.persist(next).await?;
         write(&self.topics).remove(name);
         // Close first, so no append, roll or flush touches the directory after
         // it is renamed; then rename (atomic, so a crash cannot resurrect half a
@@ -259,10 +253,7 @@ impl Broker {
         if let Some(rec) = next.topics.get_mut(name) {
             rec.partitions = count;
         }
-        self.store
-            .save(&next)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        *image = next;
+        *image = self.persist(next).await?;
         write(&topic.partitions).extend(added);
         Ok(())
     }
@@ -297,10 +288,7 @@ impl Broker {
         if let Some(rec) = next.topics.get_mut(name) {
             rec.configs = overrides.clone();
         }
-        self.store
-            .save(&next)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        *image = next;
+        *image = self.persist(next).await?;
         *write(&topic.overrides) = overrides;
         for p in topic.partitions() {
             p.set_config(tc.clone());
@@ -337,10 +325,7 @@ impl Broker {
         }
         let mut next = image.clone();
         next.views.insert(def.name.clone(), def);
-        self.store
-            .save(&next)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        *image = next;
+        *image = self.persist(next).await?;
         Ok(true)
     }
 
@@ -355,10 +340,7 @@ impl Broker {
         }
         let mut next = image.clone();
         next.views.remove(name);
-        self.store
-            .save(&next)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        *image = next;
+        *image = self.persist(next).await?;
         Ok(true)
     }
 }

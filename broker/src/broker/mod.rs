@@ -312,24 +312,46 @@ impl Broker {
                 return Ok(ids.0 - 1);
             }
         }
+        // The admin lock serialises block reservations; the id counter's std lock
+        // is never held across the fsync below.
         let mut image = self.admin.lock().await;
-        let mut ids = self
-            .producer_ids
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if ids.0 < ids.1 {
-            ids.0 += 1;
-            return Ok(ids.0 - 1);
-        }
-        let start = image.next_producer_id_block.max(ids.1);
+        let reserved_end = {
+            let mut ids = self
+                .producer_ids
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if ids.0 < ids.1 {
+                ids.0 += 1;
+                return Ok(ids.0 - 1);
+            }
+            ids.1
+        };
+        let start = image.next_producer_id_block.max(reserved_end);
         let mut next = image.clone();
         next.next_producer_id_block = start + PRODUCER_ID_BLOCK;
-        self.store
-            .save(&next)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        *image = next;
-        *ids = (start + 1, start + PRODUCER_ID_BLOCK);
+        *image = self.persist(next).await?;
+        *self
+            .producer_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            (start + 1, start + PRODUCER_ID_BLOCK);
         Ok(start)
+    }
+
+    /// Write `next` as the durable metadata image (atomically, with fsyncs, on the
+    /// blocking pool: never on an async runtime thread) and return it.
+    ///
+    /// # Errors
+    /// [`BrokerError::Storage`] when it could not be written.
+    pub(crate) async fn persist(
+        &self,
+        next: crate::metadata_store::MetadataImage,
+    ) -> Result<crate::metadata_store::MetadataImage, BrokerError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.save(&next).map(|()| next))
+            .await
+            .map_err(|_| BrokerError::Internal("metadata write panicked"))?
+            .map_err(|e| BrokerError::Storage(e.to_string()))
     }
 
     /// Flush every partition and close the logs cleanly (graceful shutdown).
