@@ -175,33 +175,22 @@ fn readme_flow_with_cli_kcat_and_read_your_writes() -> Result<()> {
                 .is_some_and(|e| e.contains("min_offset")),
         "{v}"
     );
-    let (status, v) = http_json(
-        &broker,
-        "PUT",
-        "/v1/views/x",
-        Some(r#"{"topic":"prices","kind":"avg"}"#),
-    )?;
-    ensure!(
-        status == 400 && v["error"].as_str().is_some_and(|e| e.contains("avg")),
-        "{v}"
-    );
-    let (status, v) = http_json(
-        &broker,
-        "PUT",
-        "/v1/views/y",
-        Some(r#"{"topic":"missing"}"#),
-    )?;
-    ensure!(
-        status == 400 && v["error"].as_str().is_some_and(|e| e.contains("missing")),
-        "{v}"
-    );
-    let (status, v) = http_json(
-        &broker,
-        "PUT",
-        "/v1/views/z",
-        Some(r#"{"topic":"prices","kind":"sum","field":"a..b","value_format":"json"}"#),
-    )?;
-    ensure!(status == 400, "bad field path accepted: {v}");
+    // Bad definitions are refused with a message naming what is wrong.
+    for (name, body, names) in [
+        ("x", r#"{"topic":"prices","kind":"avg"}"#, "avg"),
+        ("y", r#"{"topic":"missing"}"#, "missing"),
+        (
+            "z",
+            r#"{"topic":"prices","kind":"sum","field":"a..b","value_format":"json"}"#,
+            "a..b",
+        ),
+    ] {
+        let (status, v) = http_json(&broker, "PUT", &format!("/v1/views/{name}"), Some(body))?;
+        ensure!(
+            status == 400 && v["error"].as_str().is_some_and(|e| e.contains(names)),
+            "definition {body}: {status} {v}"
+        );
+    }
     let (status, _) = http_json(&broker, "GET", "/v1/views/latest-prices/keys/nothing", None)?;
     ensure!(status == 404, "absent key");
     // A deleted key answers 404 with the offset of its tombstone.

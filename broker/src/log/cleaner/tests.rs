@@ -377,20 +377,17 @@ fn a_crash_while_writing_cleaned_files_is_rolled_back() -> Result<()> {
     check(&log, &model, 0)
 }
 
-#[test]
-fn tombstones_stay_for_delete_retention_then_go() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let clock = Arc::new(FakeClock::default());
+/// A log at t=10 s: key `gone` written then deleted (returns the tombstone's
+/// offset), then 30 other keys so the tombstone lies in a cleanable segment.
+fn tombstone_log(
+    dir: &Path,
+    clock: &Arc<FakeClock>,
+) -> Result<(PartitionLog, Option<Vec<u8>>, i64)> {
     clock.0.store(10_000, Ordering::SeqCst);
-    let log = open(dir.path(), &clock, 0)?;
+    let log = open(dir, clock, 0)?;
     let key = Some(b"gone".to_vec());
-    produce(
-        &log,
-        &[(key.clone(), Some(vec![1; 50]))],
-        Compression::None,
-        None,
-        10_000,
-    )?;
+    let old = [(key.clone(), Some(vec![1; 50]))];
+    produce(&log, &old, Compression::None, None, 10_000)?;
     let (tomb, _) = produce(
         &log,
         &[(key.clone(), None)],
@@ -402,6 +399,14 @@ fn tombstones_stay_for_delete_retention_then_go() -> Result<()> {
         let recs = [(Some(vec![b'x', i]), Some(vec![i; 30]))];
         produce(&log, &recs, Compression::None, None, 10_000)?;
     }
+    Ok((log, key, tomb))
+}
+
+#[test]
+fn tombstones_stay_for_delete_retention_then_go() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let clock = Arc::new(FakeClock::default());
+    let (log, key, tomb) = tombstone_log(dir.path(), &clock)?;
     let hw = log.log_end_offset();
     let mut map = OffsetMap::with_memory(1 << 20);
     let t = Throttler::unlimited();
@@ -428,21 +433,7 @@ fn tombstones_stay_for_delete_retention_then_go() -> Result<()> {
 fn a_tombstone_whose_horizon_passed_while_down_goes_after_a_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let clock = Arc::new(FakeClock::default());
-    clock.0.store(10_000, Ordering::SeqCst);
-    let log = open(dir.path(), &clock, 0)?;
-    let key = Some(b"gone".to_vec());
-    produce(
-        &log,
-        &[(key.clone(), Some(vec![1; 50]))],
-        Compression::None,
-        None,
-        10_000,
-    )?;
-    let (tomb, _) = produce(&log, &[(key, None)], Compression::None, None, 10_000)?;
-    for i in 0..30u8 {
-        let recs = [(Some(vec![b'x', i]), Some(vec![i; 30]))];
-        produce(&log, &recs, Compression::None, None, 10_000)?;
-    }
+    let (log, _, tomb) = tombstone_log(dir.path(), &clock)?;
     let hw = log.log_end_offset();
     let mut map = OffsetMap::with_memory(1 << 20);
     let p = params(1_000);
