@@ -302,29 +302,15 @@ impl Broker {
     /// # Errors
     /// Storage failure while reserving a block.
     pub async fn allocate_producer_id(&self) -> Result<i64, BrokerError> {
-        {
-            let mut ids = self
-                .producer_ids
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if ids.0 < ids.1 {
-                ids.0 += 1;
-                return Ok(ids.0 - 1);
-            }
+        if let Ok(id) = self.take_reserved_id() {
+            return Ok(id);
         }
         // The admin lock serialises block reservations; the id counter's std lock
         // is never held across the fsync below.
         let mut image = self.admin.lock().await;
-        let reserved_end = {
-            let mut ids = self
-                .producer_ids
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if ids.0 < ids.1 {
-                ids.0 += 1;
-                return Ok(ids.0 - 1);
-            }
-            ids.1
+        let reserved_end = match self.take_reserved_id() {
+            Ok(id) => return Ok(id),
+            Err(end) => end,
         };
         let start = image.next_producer_id_block.max(reserved_end);
         let mut next = image.clone();
@@ -336,6 +322,20 @@ impl Broker {
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             (start + 1, start + PRODUCER_ID_BLOCK);
         Ok(start)
+    }
+
+    /// The next id of the reserved block, or `Err(end of the block)` when it is used up.
+    fn take_reserved_id(&self) -> Result<i64, i64> {
+        let mut ids = self
+            .producer_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ids.0 < ids.1 {
+            ids.0 += 1;
+            Ok(ids.0 - 1)
+        } else {
+            Err(ids.1)
+        }
     }
 
     /// Write `next` as the durable metadata image (atomically, with fsyncs, on the

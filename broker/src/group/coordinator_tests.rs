@@ -65,6 +65,21 @@ impl Drop for OpenOnDrop {
     }
 }
 
+/// A broker over a switchable syncer whose group `g` committed offset 5 of `t-0`.
+async fn with_offset_5() -> Result<(
+    tempfile::TempDir,
+    Arc<SwitchSyncer>,
+    OpenOnDrop,
+    Arc<Broker>,
+)> {
+    let dir = tempfile::tempdir()?;
+    let syncer = Arc::new(SwitchSyncer::default());
+    let open = OpenOnDrop(syncer.clone());
+    let b = broker(dir.path(), syncer.clone())?;
+    ensure!(committed(&run(&b, commit(5)).await), "first commit");
+    Ok((dir, syncer, open, b))
+}
+
 fn broker(dir: &std::path::Path, syncer: Arc<SwitchSyncer>) -> Result<Arc<Broker>> {
     let config = brook_config::BrokerConfig {
         log_dirs: vec![dir.to_path_buf()],
@@ -126,11 +141,7 @@ async fn fetched(b: &Broker) -> Option<OffsetValue> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offset_fetch_never_returns_an_offset_before_it_is_durable() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let syncer = Arc::new(SwitchSyncer::default());
-    let _open = OpenOnDrop(syncer.clone());
-    let b = broker(dir.path(), syncer.clone())?;
-    ensure!(committed(&run(&b, commit(5)).await), "first commit");
+    let (_dir, syncer, _open, b) = with_offset_5().await?;
     syncer.close();
     let pending = tokio::spawn({
         let b = b.clone();
@@ -157,11 +168,7 @@ async fn offset_fetch_never_returns_an_offset_before_it_is_durable() -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commit_leaves_the_group_as_it_was() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let syncer = Arc::new(SwitchSyncer::default());
-    let _open = OpenOnDrop(syncer.clone());
-    let b = broker(dir.path(), syncer.clone())?;
-    ensure!(committed(&run(&b, commit(5)).await), "first commit");
+    let (_dir, syncer, _open, b) = with_offset_5().await?;
     let before = b.groups().view("g").await.context("group")?;
     syncer.fail.store(true, Ordering::SeqCst);
     let r = run(&b, commit(9)).await;
@@ -184,11 +191,7 @@ async fn a_failed_commit_leaves_the_group_as_it_was() -> Result<()> {
 // is known to be queued on the group's lock before the delete finishes.
 #[tokio::test]
 async fn a_request_waiting_on_a_deleted_group_lands_in_the_live_one() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let syncer = Arc::new(SwitchSyncer::default());
-    let _open = OpenOnDrop(syncer.clone());
-    let b = broker(dir.path(), syncer.clone())?;
-    ensure!(committed(&run(&b, commit(5)).await), "first commit");
+    let (_dir, syncer, _open, b) = with_offset_5().await?;
     // DeleteGroups holds the group's lock while its tombstones wait for fsync.
     syncer.close();
     let delete = tokio::spawn({
