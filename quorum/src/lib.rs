@@ -15,8 +15,10 @@
 pub mod app;
 mod fsutil;
 pub mod log_store;
+pub mod state_machine;
 pub mod types;
 
 pub use app::{App, AppRpcHandler, KvApp, NoAppRpc};
 pub use log_store::{LogOptions, LogReader, LogStore, LogStoreError};
+pub use state_machine::{AppHandle, StateMachine, StateMachineError};
 pub use types::*;

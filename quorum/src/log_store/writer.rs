@@ -220,11 +220,20 @@ impl Writer {
     }
 
     fn append(&mut self, entries: &[Entry]) -> io::Result<()> {
-        let mut expected = self.shared.read().next_index();
+        let (mut expected, purged) = {
+            let st = self.shared.read();
+            (st.next_index(), st.last_purged.map(|p| p.index))
+        };
         let mut buf = Vec::new();
         let mut slots = Vec::with_capacity(entries.len());
         for entry in entries {
             let index = entry.log_id.index;
+            // Already covered by a snapshot (openraft purges a log that is
+            // behind the state machine on startup): nothing to keep.
+            if purged.is_some_and(|p| index <= p) {
+                tracing::debug!(log_id = %entry.log_id, "not appending an already purged entry");
+                continue;
+            }
             if expected.is_some_and(|e| e != index) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
