@@ -15,10 +15,14 @@
 pub mod app;
 mod fsutil;
 pub mod log_store;
+pub mod network;
+pub mod quorum;
 pub mod state_machine;
 pub mod types;
 
 pub use app::{App, AppRpcHandler, KvApp, NoAppRpc};
 pub use log_store::{LogOptions, LogReader, LogStore, LogStoreError};
+pub use network::{call_app, CallError, NetworkFactory, PeerClient, MAX_FRAME};
+pub use quorum::{Listen, Quorum, QuorumConfig, QuorumError, WriteError};
 pub use state_machine::{AppHandle, StateMachine, StateMachineError};
 pub use types::*;
