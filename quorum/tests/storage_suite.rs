@@ -30,6 +30,7 @@ impl StoreBuilder<brook_quorum::TypeConfig, LogStore, StateMachine<KvApp>, tempf
 }
 
 #[test]
-fn openraft_storage_suite() -> Result<(), StorageError> {
-    Suite::test_all(Builder)
+fn openraft_storage_suite() -> anyhow::Result<()> {
+    Suite::test_all(Builder)?;
+    Ok(())
 }

@@ -434,11 +434,12 @@ impl Shared {
         tokio::task::spawn_blocking(move || read_runs(&runs))
             .await
             .map_err(|e| read_err(format!("log read task failed: {e}")))?
+            .map_err(read_err)
     }
 }
 
 /// Read consecutive frames of each segment with one `pread` per segment.
-fn read_runs(runs: &[(Arc<File>, Vec<Slot>)]) -> Result<Vec<Entry>, StorageError> {
+fn read_runs(runs: &[(Arc<File>, Vec<Slot>)]) -> Result<Vec<Entry>, String> {
     let mut out = Vec::with_capacity(runs.iter().map(|(_, s)| s.len()).sum());
     for (file, slots) in runs {
         let (Some(first), Some(last)) = (slots.first(), slots.last()) else {
@@ -446,16 +447,16 @@ fn read_runs(runs: &[(Arc<File>, Vec<Slot>)]) -> Result<Vec<Entry>, StorageError
         };
         let span = (last.pos + u64::from(last.len) - first.pos) as usize;
         let buf = segment::read_at(file, first.pos, span)
-            .map_err(|e| read_err(format!("reading log segment: {e}")))?;
+            .map_err(|e| format!("reading log segment: {e}"))?;
         for slot in slots {
             let at = (slot.pos - first.pos) as usize;
             let (entry, _) = segment::decode_frame(&buf[at..])
-                .map_err(|e| read_err(format!("log entry {} unreadable: {e}", slot.log_id)))?;
+                .map_err(|e| format!("log entry {} unreadable: {e}", slot.log_id))?;
             if entry.log_id != slot.log_id {
-                return Err(read_err(format!(
+                return Err(format!(
                     "log entry at {} is {}, index says {}",
                     slot.pos, entry.log_id, slot.log_id
-                )));
+                ));
             }
             out.push(entry);
         }
