@@ -47,6 +47,9 @@ pub struct QuorumConfig {
     pub heartbeat_interval: Duration,
     /// Build a snapshot after this many applied entries since the last one.
     pub snapshot_after_entries: u64,
+    /// Log entries kept behind the latest snapshot for lagging followers;
+    /// one further behind is sent the snapshot instead.
+    pub logs_kept_after_snapshot: u64,
     /// Log storage tuning.
     pub log: LogOptions,
 }
@@ -70,6 +73,7 @@ impl QuorumConfig {
             election_timeout_max: Duration::from_millis(2000),
             heartbeat_interval: Duration::from_millis(500),
             snapshot_after_entries: 10_000,
+            logs_kept_after_snapshot: 1000,
             log: LogOptions::default(),
         }
     }
@@ -157,7 +161,7 @@ impl<A: App> Quorum<A> {
             heartbeat_interval: u64::try_from(config.heartbeat_interval.as_millis())
                 .unwrap_or(u64::MAX),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_after_entries),
-            max_in_snapshot_log_to_keep: 100,
+            max_in_snapshot_log_to_keep: config.logs_kept_after_snapshot,
             ..Config::default()
         }
         .validate()

@@ -36,6 +36,8 @@ fn config(id: u64, dir: &Path, listen: Listen, voters: &BTreeMap<u64, String>) -
     c.election_timeout_max = Duration::from_millis(300);
     c.heartbeat_interval = Duration::from_millis(50);
     c.snapshot_after_entries = 5;
+    // Purge right after each snapshot so a restarted node needs one sent.
+    c.logs_kept_after_snapshot = 0;
     c
 }
 
