@@ -74,6 +74,10 @@ pub enum BrokerError {
     PolicyViolation(String),
     #[error("internal error: {0}")]
     Internal(&'static str),
+    /// Metadata records that the image refused: a controller bug, never the
+    /// client's fault.
+    #[error("metadata: {0}")]
+    Metadata(String),
     #[error(transparent)]
     Log(#[from] LogError),
 }
@@ -110,7 +114,7 @@ impl BrokerError {
             BrokerError::Storage(_) => ErrorCode::KAFKA_STORAGE_ERROR,
             BrokerError::Timeout => ErrorCode::REQUEST_TIMED_OUT,
             BrokerError::PolicyViolation(_) => ErrorCode::POLICY_VIOLATION,
-            BrokerError::Internal(_) => ErrorCode::UNKNOWN_SERVER_ERROR,
+            BrokerError::Internal(_) | BrokerError::Metadata(_) => ErrorCode::UNKNOWN_SERVER_ERROR,
             BrokerError::Log(e) => log_error_code(e),
         }
     }

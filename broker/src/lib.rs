@@ -9,7 +9,7 @@
 //! - `log`: on-disk partition log storage (segments, indexes, recovery, …).
 //! - `producer_state`: idempotent-producer sequence tracking.
 //! - `group`: the consumer group coordinator and `__consumer_offsets`.
-//! - `metadata_store`: the durable topic/cluster image.
+//! - `metadata`: metadata records, the image built by replaying them, deltas.
 //! - `maintenance`: retention, periodic flush, checkpoints.
 //! - `cleaner`: the log cleaner manager (compaction on blocking threads).
 //! - `metrics`, `admin_http`: Prometheus metrics and the admin HTTP listener.
@@ -26,7 +26,7 @@ pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod maintenance;
-pub mod metadata_store;
+pub mod metadata;
 pub mod metrics;
 pub mod partition;
 pub mod producer_state;

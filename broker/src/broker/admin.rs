@@ -1,19 +1,18 @@
 //! Topic administration: create, delete, add partitions, alter configs, and
-//! auto-creation. Each change is serialised by the broker's `admin` lock,
-//! persisted to the metadata store first, and only then published in the
-//! in-memory registry.
+//! auto-creation. Each request is validated against the current image and
+//! becomes metadata records, committed under the broker's `admin` lock; the
+//! registry changes only when they are published.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use brook_config::TopicConfig;
 use brook_protocol::codec::Uuid;
-use tracing::{info, warn};
+use tracing::info;
 
-use super::{log_config, open_partition, read, validate_topic_name, write, Broker, Topic};
+use super::{log_config, read, validate_topic_name, Broker, Topic};
 use crate::error::BrokerError;
-use crate::log::OpenOptions;
-use crate::metadata_store::TopicRecord;
+use crate::metadata::{ConfigResource, MetadataRecord, PartitionRecord};
 
 impl Broker {
     /// Look up a topic, creating it with broker defaults when
@@ -93,8 +92,8 @@ impl Broker {
         log_config(&tc)
             .validate()
             .map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
-        let mut image = self.admin.lock().await;
-        if image.topics.contains_key(name) || self.topic(name).is_some() {
+        let admin = self.admin.lock().await;
+        if self.image().topic(name).is_some() {
             return Err(BrokerError::TopicAlreadyExists(name.to_owned()));
         }
         if let Some(collides) = read(&self.topics)
@@ -106,52 +105,43 @@ impl Broker {
             )));
         }
         let id = Uuid::from_bytes(rand::random());
-        let topic = Arc::new(Topic {
-            name: name.into(),
-            id,
-            probe: crate::metrics::TopicProbe::new(name),
-            overrides: RwLock::new(configs.clone()),
-            partitions: RwLock::new(Vec::new()),
-        });
         if validate_only {
-            return Ok(topic);
-        }
-        let mut parts = Vec::with_capacity(partitions as usize);
-        for p in 0..partitions {
-            match open_partition(
-                &self.data_dir,
-                name,
+            return Ok(Arc::new(Topic {
+                name: name.into(),
                 id,
-                p,
-                tc.clone(),
-                OpenOptions {
-                    syncer: self.syncer.clone(),
-                    ..OpenOptions::default()
-                },
-            ) {
-                Ok(part) => parts.push(Arc::new(part)),
-                Err(e) => {
-                    for q in 0..p {
-                        let _ = std::fs::remove_dir_all(self.data_dir.join(format!("{name}-{q}")));
-                    }
-                    return Err(BrokerError::Storage(e.to_string()));
-                }
-            }
+                probe: crate::metrics::TopicProbe::new(name),
+                overrides: RwLock::new(configs),
+                partitions: RwLock::new(Vec::new()),
+            }));
         }
-        let mut next = image.clone();
-        next.topics.insert(
-            name.to_owned(),
-            TopicRecord {
-                id: id.to_string(),
-                partitions,
-                configs,
-            },
+        let node = self.node_id();
+        let mut records = vec![MetadataRecord::Topic {
+            name: name.to_owned(),
+            id,
+        }];
+        records.extend((0..partitions).map(|p| new_partition(id, p, node)));
+        records.extend(
+            configs
+                .into_iter()
+                .map(|(key, value)| MetadataRecord::Config {
+                    resource: ConfigResource::Topic(name.to_owned()),
+                    key,
+                    value: Some(value),
+                }),
         );
-        *image = self.persist(next).await?;
-        *write(&topic.partitions) = parts;
-        write(&self.topics).insert(name.to_owned(), topic.clone());
+        if let Err(e) = self.commit(&admin, records).await {
+            if self.image().topic(name).is_some() {
+                // Committed, but a partition could not be opened: take the
+                // topic back out so that a retry starts clean.
+                let _ = self
+                    .commit(&admin, vec![MetadataRecord::RemoveTopic { id }])
+                    .await;
+            }
+            return Err(e);
+        }
         info!(topic = name, partitions, "topic created");
-        Ok(topic)
+        self.topic(name)
+            .ok_or(BrokerError::Internal("created topic is not registered"))
     }
 
     /// Delete a topic and its data.
@@ -162,7 +152,7 @@ impl Broker {
         if !self.config.delete_topic_enable {
             return Err(BrokerError::TopicDeletionDisabled);
         }
-        let mut image = self.admin.lock().await;
+        let admin = self.admin.lock().await;
         let topic = self
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
@@ -171,30 +161,8 @@ impl Broker {
                 "{name} is an internal topic and cannot be deleted"
             )));
         }
-        let mut next = image.clone();
-        next.topics.remove(name);
-        *image = self.persist(next).await?;
-        write(&self.topics).remove(name);
-        // Close first, so no append, roll or flush touches the directory after
-        // it is renamed; then rename (atomic, so a crash cannot resurrect half a
-        // partition) and delete in the background. Readers holding open files
-        // are unaffected.
-        for p in topic.partitions() {
-            let part = p.clone();
-            let _ = tokio::task::spawn_blocking(move || part.close()).await;
-            let dir = self.data_dir.join(format!("{name}-{}", p.index));
-            let doomed = self
-                .data_dir
-                .join(format!("{name}-{}.{}-delete", p.index, topic.id));
-            if std::fs::rename(&dir, &doomed).is_ok() {
-                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(doomed));
-            }
-        }
-        // Drop the topic's entries from the checkpoints now, so a topic
-        // re-created under the same name never inherits its offsets.
-        // (A few small file writes; topic deletion is rare.)
-        crate::maintenance::write_checkpoints(self);
-        info!(topic = name, "topic deleted");
+        self.commit(&admin, vec![MetadataRecord::RemoveTopic { id: topic.id }])
+            .await?;
         Ok(topic.id)
     }
 
@@ -208,7 +176,7 @@ impl Broker {
         count: i32,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
-        let mut image = self.admin.lock().await;
+        let admin = self.admin.lock().await;
         let topic = self
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
@@ -232,30 +200,11 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let tc = Arc::new(TopicConfig::resolve(&self.config, &topic.overrides())?);
-        let mut added = Vec::new();
-        for p in current..count {
-            let part = open_partition(
-                &self.data_dir,
-                name,
-                topic.id,
-                p,
-                tc.clone(),
-                OpenOptions {
-                    syncer: self.syncer.clone(),
-                    ..OpenOptions::default()
-                },
-            )
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-            added.push(Arc::new(part));
-        }
-        let mut next = image.clone();
-        if let Some(rec) = next.topics.get_mut(name) {
-            rec.partitions = count;
-        }
-        *image = self.persist(next).await?;
-        write(&topic.partitions).extend(added);
-        Ok(())
+        let node = self.node_id();
+        let records = (current..count)
+            .map(|p| new_partition(topic.id, p, node))
+            .collect();
+        self.commit(&admin, records).await
     }
 
     /// Replace (or patch) a topic's config overrides and apply them live.
@@ -268,7 +217,7 @@ impl Broker {
         change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), BrokerError>,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
-        let mut image = self.admin.lock().await;
+        let admin = self.admin.lock().await;
         let topic = self
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
@@ -284,27 +233,53 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let mut next = image.clone();
-        if let Some(rec) = next.topics.get_mut(name) {
-            rec.configs = overrides.clone();
+        let old = topic.overrides();
+        let resource = ConfigResource::Topic(name.to_owned());
+        let mut records: Vec<MetadataRecord> = old
+            .keys()
+            .filter(|k| !overrides.contains_key(*k))
+            .map(|k| MetadataRecord::Config {
+                resource: resource.clone(),
+                key: k.clone(),
+                value: None,
+            })
+            .collect();
+        records.extend(
+            overrides
+                .into_iter()
+                .filter(|(k, v)| old.get(k) != Some(v))
+                .map(|(key, value)| MetadataRecord::Config {
+                    resource: resource.clone(),
+                    key,
+                    value: Some(value),
+                }),
+        );
+        if records.is_empty() {
+            return Ok(());
         }
-        *image = self.persist(next).await?;
-        *write(&topic.overrides) = overrides;
-        for p in topic.partitions() {
-            p.set_config(tc.clone());
-            if let Err(e) = p.log().set_config(log_config(&tc)) {
-                warn!(topic = name, partition = p.index, error = %e, "applying new config to the log failed");
-            }
-        }
-        Ok(())
+        self.commit(&admin, records).await
     }
 }
 
-/// Materialized view definitions, persisted in the metadata image.
+/// A new partition hosted and led by `node` alone (one broker).
+fn new_partition(topic_id: Uuid, partition: i32, node: i32) -> MetadataRecord {
+    MetadataRecord::Partition(PartitionRecord {
+        topic_id,
+        partition,
+        replicas: vec![node],
+        isr: vec![node],
+        elr: Vec::new(),
+        leader: node,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    })
+}
+
+/// Materialized view definitions, kept in the metadata image.
 impl Broker {
     /// Every stored view definition.
     pub async fn view_defs(&self) -> BTreeMap<String, brook_views::ViewDef> {
-        self.admin.lock().await.views.clone()
+        self.image().views.clone()
     }
 
     /// Store `def`. Returns false when an identical definition is already stored.
@@ -312,8 +287,8 @@ impl Broker {
     /// # Errors
     /// A different definition under the same name (drop it first), storage failure.
     pub async fn put_view_def(&self, def: brook_views::ViewDef) -> Result<bool, BrokerError> {
-        let mut image = self.admin.lock().await;
-        match image.views.get(&def.name) {
+        let admin = self.admin.lock().await;
+        match self.image().views.get(&def.name) {
             Some(old) if *old == def => return Ok(false),
             Some(_) => {
                 return Err(BrokerError::InvalidRequest(format!(
@@ -323,9 +298,7 @@ impl Broker {
             }
             None => {}
         }
-        let mut next = image.clone();
-        next.views.insert(def.name.clone(), def);
-        *image = self.persist(next).await?;
+        self.commit(&admin, vec![MetadataRecord::View(def)]).await?;
         Ok(true)
     }
 
@@ -334,13 +307,17 @@ impl Broker {
     /// # Errors
     /// Storage failure.
     pub async fn remove_view_def(&self, name: &str) -> Result<bool, BrokerError> {
-        let mut image = self.admin.lock().await;
-        if !image.views.contains_key(name) {
+        let admin = self.admin.lock().await;
+        if !self.image().views.contains_key(name) {
             return Ok(false);
         }
-        let mut next = image.clone();
-        next.views.remove(name);
-        *image = self.persist(next).await?;
+        self.commit(
+            &admin,
+            vec![MetadataRecord::RemoveView {
+                name: name.to_owned(),
+            }],
+        )
+        .await?;
         Ok(true)
     }
 }

@@ -1,16 +1,20 @@
-//! The broker's shared state: configuration, cluster identity, the topic
-//! registry and its durable image, and the producer-id allocator.
+//! The broker's shared state: configuration, cluster identity, the metadata
+//! image and the topic registry built from it, and the producer-id allocator.
 //!
-//! Topic changes (create, delete, add partitions, alter configs) are serialised
-//! by `admin`, persisted to the metadata store first and only then published in
-//! the in-memory registry, so a crash never leaves a topic half-known.
+//! Metadata changes (create, delete, add partitions, alter configs, producer-id
+//! blocks, view definitions) are records: `commit` replays them onto the
+//! current image, makes the result durable, publishes it, and only then acts
+//! on the delta (opens, reconfigures or deletes partitions), so a crash never
+//! leaves a topic half-known. Commits are serialised by `admin`.
 //!
 //! # Layout
-//! - this file: [`Broker`] (open, accessors, producer ids, shutdown), [`Topic`],
-//!   topic-name rules.
+//! - this file: [`Broker`] (open, accessors, commit, producer ids, shutdown),
+//!   [`Topic`], topic-name rules.
 //! - `admin`: topic creation, deletion, partition growth and config changes.
+//! - `publish`: acting on a committed delta.
 
 mod admin;
+mod publish;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -24,7 +28,8 @@ use tracing::{info, warn};
 
 use crate::error::BrokerError;
 use crate::log::{read_offset_checkpoint, LogConfig, OpenOptions, PartitionLog};
-use crate::metadata_store::{MetadataImage, MetadataStore};
+use crate::metadata::legacy::{LegacyImage, MetadataStore};
+use crate::metadata::{MetadataDelta, MetadataImage, MetadataRecord};
 use crate::partition::Partition;
 use crate::producer_state::ProducerStateTable;
 
@@ -85,8 +90,10 @@ pub struct Broker {
     data_dir: PathBuf,
     cluster_id: String,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    /// Serialises metadata changes; holds the durable image.
-    admin: Mutex<MetadataImage>,
+    /// Serialises metadata commits.
+    admin: Mutex<()>,
+    /// The current metadata image: replaced whole by each commit.
+    image: RwLock<Arc<MetadataImage>>,
     store: MetadataStore,
     producer_ids: std::sync::Mutex<(i64, i64)>,
     offline: AtomicBool,
@@ -135,10 +142,10 @@ impl Broker {
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create log dir {}: {e}", data_dir.display()))?;
         let store = MetadataStore::new(&data_dir);
-        let image = match store.load()? {
+        let legacy = match store.load()? {
             Some(img) => img,
             None => {
-                let img = MetadataImage {
+                let img = LegacyImage {
                     cluster_id: config
                         .cluster_id
                         .clone()
@@ -146,10 +153,26 @@ impl Broker {
                     ..Default::default()
                 };
                 store.save(&img)?;
-                write_meta_properties(&data_dir, config.node_id, &img.cluster_id)?;
                 img
             }
         };
+        if let Some(configured) = config.cluster_id.as_deref() {
+            anyhow::ensure!(
+                configured == legacy.cluster_id,
+                "cluster.id is {configured}, but the data in {} belongs to cluster {}: a log dir cannot move between clusters",
+                data_dir.display(),
+                legacy.cluster_id
+            );
+        }
+        check_meta_properties(&data_dir, config.node_id, &legacy.cluster_id)?;
+        let cluster_id = legacy.cluster_id.clone();
+        let mut image = MetadataImage::default();
+        let records = legacy
+            .to_records(config.node_id)
+            .map_err(|e| anyhow::anyhow!("metadata: {e}"))?;
+        image
+            .replay_all(&records, &mut MetadataDelta::default())
+            .map_err(|(i, e)| anyhow::anyhow!("metadata: record {i} of the import: {e}"))?;
         let config = Arc::new(config);
         let mut topics = BTreeMap::new();
         // Where each partition was durable and where its log starts, from the
@@ -157,15 +180,16 @@ impl Broker {
         let recovery = checkpoint_map(&data_dir, "recovery-point-offset-checkpoint")?;
         let starts = checkpoint_map(&data_dir, "log-start-offset-checkpoint")?;
         let cleaned = checkpoint_map(&data_dir, crate::cleaner::CHECKPOINT_FILE)?;
-        for (name, rec) in &image.topics {
-            let id: Uuid = rec
-                .id
-                .parse()
-                .map_err(|_| anyhow::anyhow!("metadata: topic {name} has a bad id {}", rec.id))?;
-            let tc = Arc::new(TopicConfig::resolve(&config, &rec.configs)?);
+        for t in image.topics.values() {
+            let name = &t.name;
+            let overrides = image.topic_configs(name);
+            let tc = Arc::new(TopicConfig::resolve(&config, &overrides)?);
             let mut parts = Vec::new();
-            for p in 0..rec.partitions {
-                let key = (name.clone(), p);
+            for p in t.partitions.values() {
+                if !p.replicas.contains(&config.node_id) {
+                    continue;
+                }
+                let key = (name.clone(), p.partition);
                 let opts = OpenOptions {
                     recovery_point: recovery.get(&key).copied().unwrap_or(0),
                     log_start_offset: starts.get(&key).copied().unwrap_or(0),
@@ -176,7 +200,7 @@ impl Broker {
                 parts.push(Arc::new(open_partition(
                     &data_dir,
                     name,
-                    id,
+                    t.id,
                     p,
                     tc.clone(),
                     opts,
@@ -186,9 +210,9 @@ impl Broker {
                 name.clone(),
                 Arc::new(Topic {
                     name: name.as_str().into(),
-                    id,
+                    id: t.id,
                     probe: crate::metrics::TopicProbe::new(name),
-                    overrides: RwLock::new(rec.configs.clone()),
+                    overrides: RwLock::new(overrides),
                     partitions: RwLock::new(parts),
                 }),
             );
@@ -202,15 +226,16 @@ impl Broker {
                 .map(|t: &Arc<Topic>| t.partitions())
                 .unwrap_or_default(),
         )?;
-        let next = image.next_producer_id_block;
+        let next = image.next_producer_id;
         let cleaner = crate::cleaner::Cleaner::new(&config);
         let views = crate::views::ViewHost::new(&data_dir, &config);
         Ok(Self {
-            cluster_id: image.cluster_id.clone(),
+            cluster_id,
             config,
             data_dir,
             topics: RwLock::new(topics),
-            admin: Mutex::new(image),
+            admin: Mutex::new(()),
+            image: RwLock::new(Arc::new(image)),
             store,
             // (next id to hand out, end of the reserved block): nothing reserved yet.
             producer_ids: std::sync::Mutex::new((next, next)),
@@ -306,16 +331,22 @@ impl Broker {
             return Ok(id);
         }
         // The admin lock serialises block reservations; the id counter's std lock
-        // is never held across the fsync below.
-        let mut image = self.admin.lock().await;
+        // is never held across the commit below.
+        let admin = self.admin.lock().await;
         let reserved_end = match self.take_reserved_id() {
             Ok(id) => return Ok(id),
             Err(end) => end,
         };
-        let start = image.next_producer_id_block.max(reserved_end);
-        let mut next = image.clone();
-        next.next_producer_id_block = start + PRODUCER_ID_BLOCK;
-        *image = self.persist(next).await?;
+        let start = self.image().next_producer_id.max(reserved_end);
+        self.commit(
+            &admin,
+            vec![MetadataRecord::ProducerIds {
+                broker_id: self.node_id(),
+                broker_epoch: -1,
+                next: start + PRODUCER_ID_BLOCK,
+            }],
+        )
+        .await?;
         *self
             .producer_ids
             .lock()
@@ -338,20 +369,39 @@ impl Broker {
         }
     }
 
-    /// Write `next` as the durable metadata image (atomically, with fsyncs, on the
-    /// blocking pool: never on an async runtime thread) and return it.
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        read(&self.image).clone()
+    }
+
+    /// Commit `records`: replay them onto the current image, make the result
+    /// durable (atomically, with fsyncs, on the blocking pool: never on an
+    /// async runtime thread), publish it, then act on what changed. The
+    /// caller holds the admin lock, so commits never interleave.
     ///
     /// # Errors
-    /// [`BrokerError::Storage`] when it could not be written.
-    pub(crate) async fn persist(
+    /// [`BrokerError::Metadata`] when the image refuses a record (nothing
+    /// changes); [`BrokerError::Storage`] when the image could not be written
+    /// (nothing changes) or a partition it adds could not be opened.
+    pub(crate) async fn commit(
         &self,
-        next: crate::metadata_store::MetadataImage,
-    ) -> Result<crate::metadata_store::MetadataImage, BrokerError> {
+        _admin: &tokio::sync::MutexGuard<'_, ()>,
+        records: Vec<MetadataRecord>,
+    ) -> Result<(), BrokerError> {
+        let old = self.image();
+        let mut next = (*old).clone();
+        let mut delta = MetadataDelta::default();
+        next.replay_all(&records, &mut delta)
+            .map_err(|(i, e)| BrokerError::Metadata(format!("record {i} refused: {e}")))?;
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.save(&next).map(|()| next))
+        let file = LegacyImage::from_image(&self.cluster_id, &next);
+        tokio::task::spawn_blocking(move || store.save(&file))
             .await
             .map_err(|_| BrokerError::Internal("metadata write panicked"))?
-            .map_err(|e| BrokerError::Storage(e.to_string()))
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let next = Arc::new(next);
+        *write(&self.image) = next.clone();
+        self.publish(&old, &next, &delta).await
     }
 
     /// Flush every partition and close the logs cleanly (graceful shutdown).
@@ -398,10 +448,11 @@ fn open_partition(
     data_dir: &Path,
     topic: &str,
     id: Uuid,
-    index: i32,
+    record: &crate::metadata::PartitionRecord,
     tc: Arc<TopicConfig>,
     opts: OpenOptions,
 ) -> anyhow::Result<Partition> {
+    let index = record.partition;
     let dir = data_dir.join(format!("{topic}-{index}"));
     let created = !dir.exists();
     std::fs::create_dir_all(&dir)?;
@@ -428,19 +479,45 @@ fn open_partition(
         id,
         index,
         log,
-        0,
+        record.leader_epoch,
         tc,
         producers,
     ))
 }
 
-fn write_meta_properties(dir: &Path, node_id: i32, cluster_id: &str) -> anyhow::Result<()> {
+/// Write `meta.properties` on a first start; afterwards it must name this
+/// node and cluster (Kafka refuses a log dir of another node or cluster too).
+fn check_meta_properties(dir: &Path, node_id: i32, cluster_id: &str) -> anyhow::Result<()> {
     let path = dir.join("meta.properties");
-    if !path.exists() {
-        crate::log::checkpoint::write_atomically(
-            &path,
-            format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n").as_bytes(),
-        )?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return crate::log::checkpoint::write_atomically(
+                &path,
+                format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n").as_bytes(),
+            )
+            .map_err(Into::into);
+        }
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    };
+    for line in text.lines() {
+        match line.split_once('=') {
+            Some(("node.id", v)) if v.trim() != node_id.to_string() => {
+                anyhow::bail!(
+                    "{} belongs to node {}, but node.id is {node_id}: use that node's config or another log dir",
+                    path.display(),
+                    v.trim()
+                )
+            }
+            Some(("cluster.id", v)) if v.trim() != cluster_id => {
+                anyhow::bail!(
+                    "{} belongs to cluster {}, but this node is in cluster {cluster_id}: a log dir cannot move between clusters",
+                    path.display(),
+                    v.trim()
+                )
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

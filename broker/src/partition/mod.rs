@@ -105,6 +105,12 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
+    /// Take the leader epoch of a committed metadata change. Epochs only
+    /// move forward: an older one is ignored.
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.fetch_max(epoch, Ordering::AcqRel);
+    }
+
     pub fn high_watermark(&self) -> i64 {
         *self.hw.borrow()
     }

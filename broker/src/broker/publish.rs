@@ -1,0 +1,152 @@
+//! Acting on a committed metadata delta: the registry of topics and the
+//! partitions this node hosts follow the image, never the other way round.
+//!
+//! Runs after the new image is durable and published, under the admin lock.
+//! What it does is idempotent per delta: open partitions this node now hosts,
+//! move epochs of those it already has, apply changed topic configs, and
+//! close and delete the partitions of removed topics.
+
+use std::sync::{Arc, RwLock};
+
+use brook_config::TopicConfig;
+use tracing::{info, warn};
+
+use super::{log_config, open_partition, write, Broker, Topic};
+use crate::error::BrokerError;
+use crate::log::OpenOptions;
+use crate::metadata::{ConfigResource, MetadataDelta, MetadataImage};
+
+impl Broker {
+    /// Make the registry match `new`, given the `delta` from `old`.
+    ///
+    /// # Errors
+    /// [`BrokerError::Storage`] when a partition this node now hosts could not
+    /// be opened (the image keeps it; it is retried at the next start).
+    pub(super) async fn publish(
+        &self,
+        old: &MetadataImage,
+        new: &MetadataImage,
+        delta: &MetadataDelta,
+    ) -> Result<(), BrokerError> {
+        // Removals first: a topic may be removed and created again under the
+        // same name in one delta.
+        for topic in delta.topics_removed.values() {
+            self.remove_local_topic(&topic.name, topic.id).await;
+        }
+        for id in &delta.topics_created {
+            let Some(t) = new.topics.get(id) else {
+                continue;
+            };
+            write(&self.topics).insert(
+                t.name.clone(),
+                Arc::new(Topic {
+                    name: t.name.as_str().into(),
+                    id: t.id,
+                    probe: crate::metrics::TopicProbe::new(&t.name),
+                    overrides: RwLock::new(new.topic_configs(&t.name)),
+                    partitions: RwLock::new(Vec::new()),
+                }),
+            );
+        }
+        for resource in &delta.configs {
+            if let ConfigResource::Topic(name) = resource {
+                self.apply_topic_configs(name, new);
+            }
+        }
+        let local = delta.local_changes(self.node_id(), old, new);
+        let mut first_error = None;
+        for (name, p) in local.leaders.iter().chain(&local.followers) {
+            let Some(topic) = self.topic(name) else {
+                continue;
+            };
+            if let Some(part) = topic.partition(p.partition) {
+                part.set_leader_epoch(p.leader_epoch);
+                continue;
+            }
+            let tc = match TopicConfig::resolve(&self.config, &topic.overrides()) {
+                Ok(tc) => Arc::new(tc),
+                Err(e) => {
+                    first_error.get_or_insert(BrokerError::InvalidConfig(e.to_string()));
+                    continue;
+                }
+            };
+            let opts = OpenOptions {
+                syncer: self.syncer.clone(),
+                ..OpenOptions::default()
+            };
+            match open_partition(&self.data_dir, name, topic.id, p, tc, opts) {
+                Ok(part) => {
+                    let mut parts = write(&topic.partitions);
+                    // Partitions arrive in index order, so the vector stays
+                    // indexed by partition number.
+                    if parts.len() == p.partition as usize {
+                        parts.push(Arc::new(part));
+                    } else {
+                        warn!(topic = %name, partition = p.partition, hosted = parts.len(), "partition opened out of order; not served");
+                    }
+                }
+                Err(e) => {
+                    warn!(topic = %name, partition = p.partition, error = %e, "cannot open partition");
+                    first_error.get_or_insert(BrokerError::Storage(e.to_string()));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Apply `name`'s config overrides from `image` to the topic's partitions.
+    fn apply_topic_configs(&self, name: &str, image: &MetadataImage) {
+        let Some(topic) = self.topic(name) else {
+            return;
+        };
+        let overrides = image.topic_configs(name);
+        let tc = match TopicConfig::resolve(&self.config, &overrides) {
+            Ok(tc) => Arc::new(tc),
+            Err(e) => {
+                warn!(topic = name, error = %e, "committed topic config does not resolve; keeping the old one");
+                return;
+            }
+        };
+        *write(&topic.overrides) = overrides;
+        for p in topic.partitions() {
+            p.set_config(tc.clone());
+            if let Err(e) = p.log().set_config(log_config(&tc)) {
+                warn!(topic = name, partition = p.index, error = %e, "applying new config to the log failed");
+            }
+        }
+    }
+
+    /// Stop serving a removed topic and delete its data.
+    async fn remove_local_topic(&self, name: &str, id: brook_protocol::codec::Uuid) {
+        let topic = {
+            let mut topics = write(&self.topics);
+            match topics.get(name) {
+                Some(t) if t.id == id => topics.remove(name),
+                _ => None,
+            }
+        };
+        let Some(topic) = topic else {
+            return;
+        };
+        // Close first, so no append, roll or flush touches the directory after
+        // it is renamed; then rename (atomic, so a crash cannot resurrect half a
+        // partition) and delete in the background. Readers holding open files
+        // are unaffected.
+        for p in topic.partitions() {
+            let part = p.clone();
+            let _ = tokio::task::spawn_blocking(move || part.close()).await;
+            let dir = self.data_dir.join(format!("{name}-{}", p.index));
+            let doomed = self
+                .data_dir
+                .join(format!("{name}-{}.{}-delete", p.index, topic.id));
+            if std::fs::rename(&dir, &doomed).is_ok() {
+                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(doomed));
+            }
+        }
+        // Drop the topic's entries from the checkpoints now, so a topic
+        // re-created under the same name never inherits its offsets.
+        // (A few small file writes; topic deletion is rare.)
+        crate::maintenance::write_checkpoints(self);
+        info!(topic = name, "topic deleted");
+    }
+}

@@ -1,0 +1,467 @@
+//! Metadata records: the only way cluster metadata changes (DESIGN.md section 7).
+//!
+//! The set follows Kafka's KRaft records (RegisterBroker, Fence/Unfence,
+//! Topic, Partition, PartitionChange, RemoveTopic, Config, ProducerIds) plus
+//! brook's view definitions. Every value the controller chooses (ids, epochs,
+//! producer-id blocks) is inside the record, so replaying a log is
+//! deterministic on every node.
+//!
+//! # Encoding
+//!
+//! A batch is `uvarint count` then `count` records. A record is
+//! `u8 kind | u8 version | body`; bodies use Kafka's compact (flexible)
+//! primitives: big-endian fixed-width integers, `uvarint(len + 1)` strings and
+//! arrays (0 = null), 16-byte UUIDs. Decoding checks every length against what
+//! remains before allocating and rejects an unknown kind or version: a node
+//! must never skip a record it does not understand, or its image would
+//! silently diverge from the others'. A new field means a new version; old
+//! versions stay decodable forever, because the metadata log is kept.
+
+use brook_protocol::codec::{self, varint, Bytes, DecodeError, Uuid};
+use bytes::{BufMut, BytesMut};
+use thiserror::Error;
+
+/// A record or batch that cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RecordDecodeError {
+    #[error("metadata record: {0}")]
+    Malformed(#[from] DecodeError),
+    #[error("metadata record kind {0} is unknown (written by a newer brook?)")]
+    UnknownKind(u8),
+    #[error("metadata record kind {kind} has version {version}; this brook reads up to {max}")]
+    UnknownVersion { kind: u8, version: u8, max: u8 },
+    #[error("metadata record: {0}")]
+    Invalid(String),
+    #[error("metadata batch has {0} trailing bytes")]
+    Trailing(usize),
+}
+
+/// One listener a broker serves clients on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    /// Listener name (`PLAINTEXT`).
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// A broker's registration (Kafka's RegisterBrokerRecord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub id: i32,
+    /// Random per process start: tells a restarted broker from a stale one.
+    pub incarnation: Uuid,
+    /// Chosen by the controller; requests carrying an older epoch are stale.
+    pub epoch: i64,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    /// In controlled shutdown: leadership is moving away.
+    pub shutting_down: bool,
+}
+
+/// A partition's full state (Kafka's PartitionRecord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRecord {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// Eligible leader replicas (KIP-966).
+    pub elr: Vec<i32>,
+    /// -1: no leader (offline).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+/// A change to a partition; `None` fields are unchanged (Kafka's
+/// PartitionChangeRecord). Replay bumps the partition epoch, and the leader
+/// epoch when `leader` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartitionChange {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader: Option<i32>,
+    pub isr: Option<Vec<i32>>,
+    pub elr: Option<Vec<i32>>,
+    pub replicas: Option<Vec<i32>>,
+}
+
+/// What a config record applies to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConfigResource {
+    /// Cluster-wide broker default (Kafka's broker resource with an empty name).
+    Cluster,
+    Broker(i32),
+    Topic(String),
+}
+
+/// One metadata record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataRecord {
+    RegisterBroker(BrokerRegistration),
+    FenceBroker {
+        id: i32,
+        epoch: i64,
+    },
+    UnfenceBroker {
+        id: i32,
+        epoch: i64,
+    },
+    BrokerShuttingDown {
+        id: i32,
+        epoch: i64,
+    },
+    UnregisterBroker {
+        id: i32,
+        epoch: i64,
+    },
+    Topic {
+        name: String,
+        id: Uuid,
+    },
+    Partition(PartitionRecord),
+    PartitionChange(PartitionChange),
+    RemoveTopic {
+        id: Uuid,
+    },
+    /// Set (`Some`) or delete (`None`) one config key.
+    Config {
+        resource: ConfigResource,
+        key: String,
+        value: Option<String>,
+    },
+    /// Producer ids below `next` are handed out (to `broker_id`).
+    ProducerIds {
+        broker_id: i32,
+        broker_epoch: i64,
+        next: i64,
+    },
+    View(brook_views::ViewDef),
+    RemoveView {
+        name: String,
+    },
+}
+
+// Kind numbers are part of the on-disk format: never reuse one.
+const REGISTER_BROKER: u8 = 1;
+const FENCE_BROKER: u8 = 2;
+const UNFENCE_BROKER: u8 = 3;
+const BROKER_SHUTTING_DOWN: u8 = 4;
+const UNREGISTER_BROKER: u8 = 5;
+const TOPIC: u8 = 6;
+const PARTITION: u8 = 7;
+const PARTITION_CHANGE: u8 = 8;
+const REMOVE_TOPIC: u8 = 9;
+const CONFIG: u8 = 10;
+const PRODUCER_IDS: u8 = 11;
+const VIEW: u8 = 12;
+const REMOVE_VIEW: u8 = 13;
+
+/// The highest version of each kind this build writes and reads.
+const VERSION: u8 = 0;
+
+impl MetadataRecord {
+    fn kind(&self) -> u8 {
+        match self {
+            Self::RegisterBroker(_) => REGISTER_BROKER,
+            Self::FenceBroker { .. } => FENCE_BROKER,
+            Self::UnfenceBroker { .. } => UNFENCE_BROKER,
+            Self::BrokerShuttingDown { .. } => BROKER_SHUTTING_DOWN,
+            Self::UnregisterBroker { .. } => UNREGISTER_BROKER,
+            Self::Topic { .. } => TOPIC,
+            Self::Partition(_) => PARTITION,
+            Self::PartitionChange(_) => PARTITION_CHANGE,
+            Self::RemoveTopic { .. } => REMOVE_TOPIC,
+            Self::Config { .. } => CONFIG,
+            Self::ProducerIds { .. } => PRODUCER_IDS,
+            Self::View(_) => VIEW,
+            Self::RemoveView { .. } => REMOVE_VIEW,
+        }
+    }
+
+    /// Append this record's encoding to `out`.
+    pub fn encode(&self, out: &mut BytesMut) {
+        out.put_u8(self.kind());
+        out.put_u8(VERSION);
+        match self {
+            Self::RegisterBroker(b) => {
+                out.put_i32(b.id);
+                out.put_slice(&b.incarnation.0);
+                out.put_i64(b.epoch);
+                put_len(out, b.endpoints.len());
+                for e in &b.endpoints {
+                    put_str(out, &e.name);
+                    put_str(out, &e.host);
+                    out.put_u16(e.port);
+                }
+                put_opt_str(out, b.rack.as_deref());
+                out.put_u8(u8::from(b.fenced));
+                out.put_u8(u8::from(b.shutting_down));
+            }
+            Self::FenceBroker { id, epoch }
+            | Self::UnfenceBroker { id, epoch }
+            | Self::BrokerShuttingDown { id, epoch }
+            | Self::UnregisterBroker { id, epoch } => {
+                out.put_i32(*id);
+                out.put_i64(*epoch);
+            }
+            Self::Topic { name, id } => {
+                put_str(out, name);
+                out.put_slice(&id.0);
+            }
+            Self::Partition(p) => {
+                out.put_slice(&p.topic_id.0);
+                out.put_i32(p.partition);
+                put_ids(out, Some(&p.replicas));
+                put_ids(out, Some(&p.isr));
+                put_ids(out, Some(&p.elr));
+                out.put_i32(p.leader);
+                out.put_i32(p.leader_epoch);
+                out.put_i32(p.partition_epoch);
+            }
+            Self::PartitionChange(c) => {
+                out.put_slice(&c.topic_id.0);
+                out.put_i32(c.partition);
+                match c.leader {
+                    Some(l) => {
+                        out.put_u8(1);
+                        out.put_i32(l);
+                    }
+                    None => out.put_u8(0),
+                }
+                put_ids(out, c.isr.as_deref());
+                put_ids(out, c.elr.as_deref());
+                put_ids(out, c.replicas.as_deref());
+            }
+            Self::RemoveTopic { id } => out.put_slice(&id.0),
+            Self::Config {
+                resource,
+                key,
+                value,
+            } => {
+                match resource {
+                    ConfigResource::Cluster => out.put_u8(0),
+                    ConfigResource::Broker(id) => {
+                        out.put_u8(1);
+                        out.put_i32(*id);
+                    }
+                    ConfigResource::Topic(name) => {
+                        out.put_u8(2);
+                        put_str(out, name);
+                    }
+                }
+                put_str(out, key);
+                put_opt_str(out, value.as_deref());
+            }
+            Self::ProducerIds {
+                broker_id,
+                broker_epoch,
+                next,
+            } => {
+                out.put_i32(*broker_id);
+                out.put_i64(*broker_epoch);
+                out.put_i64(*next);
+            }
+            Self::View(def) => {
+                // The view crate owns the definition's shape; its JSON form is
+                // already versioned by `deny_unknown_fields` + defaults.
+                let json = serde_json::to_string(def).unwrap_or_default();
+                put_str(out, &json);
+            }
+            Self::RemoveView { name } => put_str(out, name),
+        }
+    }
+
+    /// Decode one record from the front of `buf`.
+    ///
+    /// # Errors
+    /// Truncated or malformed input, an unknown kind or version.
+    pub fn decode(buf: &mut Bytes) -> Result<Self, RecordDecodeError> {
+        let kind = codec::read_i8(buf)? as u8;
+        let version = codec::read_i8(buf)? as u8;
+        if kind == 0 || kind > REMOVE_VIEW {
+            return Err(RecordDecodeError::UnknownKind(kind));
+        }
+        if version > VERSION {
+            return Err(RecordDecodeError::UnknownVersion {
+                kind,
+                version,
+                max: VERSION,
+            });
+        }
+        Ok(match kind {
+            REGISTER_BROKER => {
+                let id = codec::read_i32(buf)?;
+                let incarnation = codec::read_uuid(buf)?;
+                let epoch = codec::read_i64(buf)?;
+                let endpoints = codec::read_array(buf, true, |b| {
+                    Ok(Endpoint {
+                        name: codec::read_string(b, true)?,
+                        host: codec::read_string(b, true)?,
+                        port: codec::read_u16(b)?,
+                    })
+                })?;
+                let rack = codec::read_nullable_string(buf, true)?;
+                let fenced = codec::read_bool(buf)?;
+                let shutting_down = codec::read_bool(buf)?;
+                Self::RegisterBroker(BrokerRegistration {
+                    id,
+                    incarnation,
+                    epoch,
+                    endpoints,
+                    rack,
+                    fenced,
+                    shutting_down,
+                })
+            }
+            FENCE_BROKER | UNFENCE_BROKER | BROKER_SHUTTING_DOWN | UNREGISTER_BROKER => {
+                let id = codec::read_i32(buf)?;
+                let epoch = codec::read_i64(buf)?;
+                match kind {
+                    FENCE_BROKER => Self::FenceBroker { id, epoch },
+                    UNFENCE_BROKER => Self::UnfenceBroker { id, epoch },
+                    BROKER_SHUTTING_DOWN => Self::BrokerShuttingDown { id, epoch },
+                    _ => Self::UnregisterBroker { id, epoch },
+                }
+            }
+            TOPIC => Self::Topic {
+                name: codec::read_string(buf, true)?,
+                id: codec::read_uuid(buf)?,
+            },
+            PARTITION => Self::Partition(PartitionRecord {
+                topic_id: codec::read_uuid(buf)?,
+                partition: codec::read_i32(buf)?,
+                replicas: read_ids(buf)?.unwrap_or_default(),
+                isr: read_ids(buf)?.unwrap_or_default(),
+                elr: read_ids(buf)?.unwrap_or_default(),
+                leader: codec::read_i32(buf)?,
+                leader_epoch: codec::read_i32(buf)?,
+                partition_epoch: codec::read_i32(buf)?,
+            }),
+            PARTITION_CHANGE => {
+                let topic_id = codec::read_uuid(buf)?;
+                let partition = codec::read_i32(buf)?;
+                let leader = if codec::read_bool(buf)? {
+                    Some(codec::read_i32(buf)?)
+                } else {
+                    None
+                };
+                Self::PartitionChange(PartitionChange {
+                    topic_id,
+                    partition,
+                    leader,
+                    isr: read_ids(buf)?,
+                    elr: read_ids(buf)?,
+                    replicas: read_ids(buf)?,
+                })
+            }
+            REMOVE_TOPIC => Self::RemoveTopic {
+                id: codec::read_uuid(buf)?,
+            },
+            CONFIG => {
+                let resource = match codec::read_i8(buf)? {
+                    0 => ConfigResource::Cluster,
+                    1 => ConfigResource::Broker(codec::read_i32(buf)?),
+                    2 => ConfigResource::Topic(codec::read_string(buf, true)?),
+                    t => {
+                        return Err(RecordDecodeError::Invalid(format!(
+                            "config resource type {t} is unknown"
+                        )))
+                    }
+                };
+                Self::Config {
+                    resource,
+                    key: codec::read_string(buf, true)?,
+                    value: codec::read_nullable_string(buf, true)?,
+                }
+            }
+            PRODUCER_IDS => Self::ProducerIds {
+                broker_id: codec::read_i32(buf)?,
+                broker_epoch: codec::read_i64(buf)?,
+                next: codec::read_i64(buf)?,
+            },
+            VIEW => {
+                let json = codec::read_string(buf, true)?;
+                Self::View(
+                    serde_json::from_str(&json)
+                        .map_err(|e| RecordDecodeError::Invalid(format!("view definition: {e}")))?,
+                )
+            }
+            _ => Self::RemoveView {
+                name: codec::read_string(buf, true)?,
+            },
+        })
+    }
+}
+
+/// Encode a batch of records.
+pub fn encode_batch(records: &[MetadataRecord]) -> Bytes {
+    let mut out = BytesMut::with_capacity(64 * records.len().max(1));
+    put_len(&mut out, records.len());
+    for r in records {
+        r.encode(&mut out);
+    }
+    out.freeze()
+}
+
+/// Decode a whole batch; trailing bytes are an error.
+///
+/// # Errors
+/// As [`MetadataRecord::decode`], plus a bad count or trailing garbage.
+pub fn decode_batch(mut buf: Bytes) -> Result<Vec<MetadataRecord>, RecordDecodeError> {
+    let count = match codec::read_unsigned_varint(&mut buf)?.checked_sub(1) {
+        Some(n) => n as usize,
+        None => {
+            return Err(RecordDecodeError::Invalid(
+                "batch record count is null".into(),
+            ))
+        }
+    };
+    // Every record takes at least two bytes (kind and version).
+    if count > buf.len() / 2 {
+        return Err(RecordDecodeError::Malformed(DecodeError::Truncated));
+    }
+    let mut out = Vec::with_capacity(count.min(codec::MAX_PREALLOC));
+    for _ in 0..count {
+        out.push(MetadataRecord::decode(&mut buf)?);
+    }
+    if buf.is_empty() {
+        Ok(out)
+    } else {
+        Err(RecordDecodeError::Trailing(buf.len()))
+    }
+}
+
+fn put_len(out: &mut BytesMut, n: usize) {
+    varint::put_uvarint(out, u32::try_from(n + 1).unwrap_or(u32::MAX));
+}
+
+fn put_str(out: &mut BytesMut, s: &str) {
+    put_len(out, s.len());
+    out.put_slice(s.as_bytes());
+}
+
+fn put_opt_str(out: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => out.put_u8(0),
+    }
+}
+
+fn put_ids(out: &mut BytesMut, ids: Option<&[i32]>) {
+    match ids {
+        Some(ids) => {
+            put_len(out, ids.len());
+            for id in ids {
+                out.put_i32(*id);
+            }
+        }
+        None => out.put_u8(0),
+    }
+}
+
+fn read_ids(buf: &mut Bytes) -> Result<Option<Vec<i32>>, DecodeError> {
+    codec::read_nullable_array(buf, true, codec::read_i32)
+}
