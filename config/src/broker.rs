@@ -15,7 +15,9 @@ use crate::parse::{self, parse_value, Raw};
 use crate::registry::{self, KeyDef};
 use crate::suggest;
 use crate::typed::typed_config;
-use crate::value::{CleanupPolicy, CompressionType, HostPort, TimestampType, Value};
+use crate::value::{
+    CleanupPolicy, CompressionType, HostPort, ProcessRole, QuorumVoter, TimestampType, Value,
+};
 use crate::views::{self, ViewDecl};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -31,11 +33,13 @@ typed_config! {
     /// [`BrokerConfig::set`] are reported as explicitly set.
     pub struct BrokerConfig {
         node_id: i32 = "node.id" => 1,
+        process_roles: Vec<ProcessRole> = "process.roles" => vec![ProcessRole::Broker, ProcessRole::Controller],
         cluster_id: Option<String> = "cluster.id" => None,
         broker_rack: Option<String> = "broker.rack" => None,
         log_dirs: Vec<PathBuf> = "log.dirs" => vec![PathBuf::from("./data")],
         listeners: Vec<HostPort> = "listeners" => vec![HostPort::new("127.0.0.1", 9092)],
         advertised_listeners: Option<Vec<HostPort>> = "advertised.listeners" => None,
+        controller_listener_names: Vec<String> = "controller.listener.names" => vec!["CONTROLLER".to_owned()],
         admin_listener: HostPort = "admin.listener" => HostPort::new("127.0.0.1", 9644),
         num_partitions: i32 = "num.partitions" => 1,
         default_replication_factor: i32 = "default.replication.factor" => 1,
@@ -88,6 +92,8 @@ typed_config! {
         min_insync_replicas: i32 = "min.insync.replicas" => 1,
         unclean_leader_election_enable: bool = "unclean.leader.election.enable" => false,
         replica_lag_time_max_ms: i64 = "replica.lag.time.max.ms" => 30_000,
+        controller_quorum_voters: Vec<QuorumVoter> = "controller.quorum.voters" => Vec::new(),
+        broker_heartbeat_interval_ms: i32 = "broker.heartbeat.interval.ms" => 2000,
         broker_session_timeout_ms: i32 = "broker.session.timeout.ms" => 9000,
         offsets_topic_num_partitions: i32 = "offsets.topic.num.partitions" => 50,
         offsets_topic_segment_bytes: i32 = "offsets.topic.segment.bytes" => 104_857_600,
@@ -227,10 +233,29 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// Checks rules that span several keys.
+    /// Checks rules that span several keys, and the list rules that the typed
+    /// fields cannot express (no duplicates), so that it also catches fields
+    /// assigned directly.
+    ///
+    /// Roles, listeners and the controller quorum:
+    /// - `process.roles` is non-empty and lists each role at most once;
+    /// - no two `listeners` share a listener name, or a port other than 0;
+    /// - `controller.listener.names` lists each name at most once;
+    /// - `advertised.listeners` names each listener at most once, only
+    ///   listeners present in `listeners`, and no controller listener;
+    /// - `controller.quorum.voters` has no negative and no repeated node id;
+    /// - with the `broker` role, `listeners` has a client (non-controller)
+    ///   listener; with only the `broker` role, `controller.quorum.voters` is
+    ///   set; with only the `controller` role, `listeners` has a controller
+    ///   listener;
+    /// - with the `controller` role and `controller.quorum.voters` set,
+    ///   `node.id` is one of the voters and the controller listener
+    ///   ([`BrokerConfig::controller_listener`]) has that voter's port;
+    /// - `broker.heartbeat.interval.ms` < `broker.session.timeout.ms`.
     ///
     /// # Errors
-    /// [`ConfigError::Inconsistent`] naming the keys and values.
+    /// [`ConfigError::Inconsistent`] naming the keys and values and saying how
+    /// to fix them.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
             return Err(ConfigError::Inconsistent {
@@ -247,7 +272,214 @@ impl BrokerConfig {
                 });
             }
         }
+        if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms {
+            return Err(inconsistent(format!(
+                "broker.heartbeat.interval.ms ({}) must be less than broker.session.timeout.ms ({}); \
+                 lower broker.heartbeat.interval.ms or raise broker.session.timeout.ms",
+                self.broker_heartbeat_interval_ms, self.broker_session_timeout_ms
+            )));
+        }
+        self.validate_roles()?;
+        self.validate_listeners()?;
+        self.validate_quorum()
+    }
+
+    fn validate_roles(&self) -> Result<(), ConfigError> {
+        if self.process_roles.is_empty() {
+            return Err(inconsistent(
+                "process.roles is empty; set it to broker, controller or broker,controller"
+                    .to_owned(),
+            ));
+        }
+        for (i, role) in self.process_roles.iter().enumerate() {
+            if self.process_roles[..i].contains(role) {
+                return Err(inconsistent(format!(
+                    "process.roles lists {role} twice; list each role at most once (e.g. broker,controller)"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
+        for (i, l) in self.listeners.iter().enumerate() {
+            let earlier = &self.listeners[..i];
+            if let Some(other) = earlier
+                .iter()
+                .find(|o| o.listener_name() == l.listener_name())
+            {
+                return Err(inconsistent(format!(
+                    "listeners has two listeners named {} ({other} and {l}); give each listener its own name \
+                     (e.g. PLAINTEXT://host:9092,CONTROLLER://host:9093)",
+                    l.listener_name()
+                )));
+            }
+            if let Some(other) = earlier.iter().find(|o| l.port != 0 && o.port == l.port) {
+                return Err(inconsistent(format!(
+                    "listeners has two listeners on port {} ({other} and {l}); give each listener its own port \
+                     (or port 0 for any free port)",
+                    l.port
+                )));
+            }
+        }
+        for (i, name) in self.controller_listener_names.iter().enumerate() {
+            if self.controller_listener_names[..i].contains(name) {
+                return Err(inconsistent(format!(
+                    "controller.listener.names lists {name} twice; list each name at most once"
+                )));
+            }
+        }
+        let Some(advertised) = &self.advertised_listeners else {
+            return Ok(());
+        };
+        for (i, a) in advertised.iter().enumerate() {
+            let name = a.listener_name();
+            if self.is_controller_listener(a) {
+                return Err(inconsistent(format!(
+                    "advertised.listeners contains {a}, but {name} is a controller listener \
+                     (controller.listener.names = {}); controller listeners are not advertised to clients: \
+                     remove {a} from advertised.listeners",
+                    self.controller_listener_names.join(",")
+                )));
+            }
+            if let Some(other) = advertised[..i].iter().find(|o| o.listener_name() == name) {
+                return Err(inconsistent(format!(
+                    "advertised.listeners has two entries for listener {name} ({other} and {a}); \
+                     advertise each listener at most once"
+                )));
+            }
+            if !self.listeners.iter().any(|l| l.listener_name() == name) {
+                return Err(inconsistent(format!(
+                    "advertised.listeners contains {a}, but listeners ({}) has no listener named {name}; \
+                     every advertised address must name a listener of listeners",
+                    join(&self.listeners)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_quorum(&self) -> Result<(), ConfigError> {
+        let voters = &self.controller_quorum_voters;
+        for (i, v) in voters.iter().enumerate() {
+            if v.id < 0 {
+                return Err(inconsistent(format!(
+                    "controller.quorum.voters entry {v} has a negative node id; node ids are 0 or more"
+                )));
+            }
+            if let Some(other) = voters[..i].iter().find(|o| o.id == v.id) {
+                return Err(inconsistent(format!(
+                    "controller.quorum.voters lists node id {} twice ({other} and {v}); give each voter its own node id",
+                    v.id
+                )));
+            }
+        }
+        let names = self.controller_listener_names.join(",");
+        if self.is_broker() && self.client_listeners().is_empty() {
+            return Err(inconsistent(format!(
+                "process.roles includes broker, but listeners ({}) has only controller listeners \
+                 (controller.listener.names = {names}); add a client listener to listeners, \
+                 e.g. PLAINTEXT://127.0.0.1:9092",
+                join(&self.listeners)
+            )));
+        }
+        if !self.is_controller() && voters.is_empty() {
+            return Err(inconsistent(
+                "process.roles = broker needs controller.quorum.voters: a broker-only node must be told \
+                 where the controllers are (e.g. controller.quorum.voters = \"1@controller1:9093\"); \
+                 or add controller to process.roles"
+                    .to_owned(),
+            ));
+        }
+        if !self.is_controller() {
+            return Ok(());
+        }
+        if !self.is_broker() && self.controller_listener().is_none() {
+            return Err(inconsistent(format!(
+                "process.roles = controller, but listeners ({}) has no controller listener \
+                 (a listener named in controller.listener.names = {names}); add one, e.g. CONTROLLER://0.0.0.0:9093",
+                join(&self.listeners)
+            )));
+        }
+        if voters.is_empty() {
+            return Ok(());
+        }
+        let Some(me) = voters.iter().find(|v| v.id == self.node_id) else {
+            return Err(inconsistent(format!(
+                "node.id = {id} is not among controller.quorum.voters ({}), but process.roles includes controller \
+                 and every controller must be a voter: add {id}@host:port to controller.quorum.voters, \
+                 change node.id, or remove controller from process.roles",
+                join(voters),
+                id = self.node_id
+            )));
+        };
+        match self.controller_listener() {
+            None => Err(inconsistent(format!(
+                "this node is voter {me} in controller.quorum.voters, but listeners ({}) has no controller listener \
+                 (a listener named in controller.listener.names = {names}); add one on port {port}, \
+                 e.g. listeners = \"{clients}CONTROLLER://0.0.0.0:{port}\"",
+                join(&self.listeners),
+                port = me.port,
+                clients = self
+                    .client_listeners()
+                    .iter()
+                    .map(|l| format!("{l},"))
+                    .collect::<String>()
+            ))),
+            Some(l) if l.port != me.port => Err(inconsistent(format!(
+                "this node is voter {me} in controller.quorum.voters (port {}), but its controller listener {l} \
+                 in listeners is on port {}; make the ports match (the hosts may differ, e.g. 0.0.0.0)",
+                me.port, l.port
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Whether `process.roles` includes `broker`.
+    pub fn is_broker(&self) -> bool {
+        self.process_roles.contains(&ProcessRole::Broker)
+    }
+
+    /// Whether `process.roles` includes `controller`.
+    pub fn is_controller(&self) -> bool {
+        self.process_roles.contains(&ProcessRole::Controller)
+    }
+
+    /// Whether `listener`'s name is one of `controller.listener.names`.
+    pub fn is_controller_listener(&self, listener: &HostPort) -> bool {
+        let name = listener.listener_name();
+        self.controller_listener_names.iter().any(|n| n == name)
+    }
+
+    /// The listeners that serve clients: those of `listeners` whose name is not
+    /// in `controller.listener.names`, in `listeners` order.
+    pub fn client_listeners(&self) -> Vec<&HostPort> {
+        self.listeners
+            .iter()
+            .filter(|l| !self.is_controller_listener(l))
+            .collect()
+    }
+
+    /// This node's controller listener: the listener of `listeners` named by
+    /// the first entry of `controller.listener.names` that has one; `None`
+    /// when no listener is a controller listener.
+    pub fn controller_listener(&self) -> Option<&HostPort> {
+        self.controller_listener_names
+            .iter()
+            .find_map(|name| self.listeners.iter().find(|l| l.listener_name() == name))
+    }
+
+    /// The controller quorum: `controller.quorum.voters`, or, when that is
+    /// empty, this node alone (id `node.id`, at the host and port of
+    /// [`BrokerConfig::controller_listener`], else `127.0.0.1:0`).
+    pub fn quorum_voters(&self) -> Vec<QuorumVoter> {
+        if !self.controller_quorum_voters.is_empty() {
+            return self.controller_quorum_voters.clone();
+        }
+        let (host, port) = self
+            .controller_listener()
+            .map_or(("127.0.0.1", 0), |l| (l.host.as_str(), l.port));
+        vec![QuorumVoter::new(self.node_id, host, port)]
     }
 
     /// Whether `key` was set explicitly (file, environment or [`BrokerConfig::set`]).
@@ -292,11 +524,23 @@ impl BrokerConfig {
         ])
     }
 
-    /// Addresses to advertise: `advertised.listeners`, else `listeners`.
+    /// `advertised.listeners`, else `listeners` — all of them, controller
+    /// listeners included; see [`BrokerConfig::advertised_client_listeners`]
+    /// for what clients should be given.
     pub fn advertised(&self) -> &[HostPort] {
         self.advertised_listeners
             .as_deref()
             .unwrap_or(&self.listeners)
+    }
+
+    /// Addresses to give clients (Metadata, FindCoordinator, …):
+    /// `advertised.listeners` (which never holds a controller listener), else
+    /// [`BrokerConfig::client_listeners`].
+    pub fn advertised_client_listeners(&self) -> Vec<&HostPort> {
+        match &self.advertised_listeners {
+            Some(advertised) => advertised.iter().collect(),
+            None => self.client_listeners(),
+        }
     }
 
     /// The broker-wide default of topic key `def`, and the broker key it came
@@ -322,6 +566,19 @@ impl BrokerConfig {
         }
         Ok((registry_default(def)?, None))
     }
+}
+
+fn inconsistent(message: String) -> ConfigError {
+    ConfigError::Inconsistent { message }
+}
+
+/// `a,b,c` from the items' `Display`.
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// First present value times its unit; negative means unlimited (-1).

@@ -32,7 +32,8 @@
 //! - [`registry`]: the static table of every key (type, range, default, scope,
 //!   broker synonyms, docs). It drives parsing, defaults, docs and DescribeConfigs.
 //! - `value`: [`Value`] and the domain types of typed fields ([`HostPort`],
-//!   [`CompressionType`], [`TimestampType`], [`CleanupPolicy`]), [`ConfigType`].
+//!   [`QuorumVoter`], [`ProcessRole`], [`CompressionType`], [`TimestampType`],
+//!   [`CleanupPolicy`]), [`ConfigType`].
 //! - `parse`: validation of TOML / string input against a key's kind; TOML
 //!   flattening; the environment-variable mapping.
 //! - `typed`: the macro mapping typed struct fields to registry keys.
@@ -66,7 +67,7 @@ pub use parse::{key_to_env, ENV_PREFIX, ENV_RESERVED};
 pub use reference::reference_markdown;
 pub use topic::{validate_topic_override, Durability, TopicConfig};
 pub use value::{
-    CleanupPolicy, CompressionType, ConfigType, FieldValue, HostPort, ListItem, TimestampType,
-    Value,
+    CleanupPolicy, CompressionType, ConfigType, FieldValue, HostPort, ListItem, ProcessRole,
+    QuorumVoter, TimestampType, Value, PLAINTEXT_LISTENER,
 };
 pub use views::{ViewDecl, VIEW_FORMATS, VIEW_KINDS, VIEW_NAME_MAX_LEN};

@@ -7,7 +7,7 @@
 
 use crate::error::{ConfigError, Origin};
 use crate::registry::{KeyDef, Kind, StrRule};
-use crate::value::{HostPort, Value};
+use crate::value::{check_listener_name, HostPort, QuorumVoter, Value};
 
 /// A value before validation.
 #[derive(Debug, Clone, Copy)]
@@ -164,7 +164,15 @@ fn check_item(rule: StrRule, s: &str) -> Result<(), Option<String>> {
                 Err(None)
             }
         }
-        StrRule::HostPort => s.parse::<HostPort>().map(|_| ()).map_err(Some),
+        StrRule::HostPort => match s.parse::<HostPort>().map_err(Some)?.name {
+            None => Ok(()),
+            Some(name) => Err(Some(format!(
+                "listener name `{name}://` is only allowed in `listeners` and `advertised.listeners`"
+            ))),
+        },
+        StrRule::Listener => s.parse::<HostPort>().map(|_| ()).map_err(Some),
+        StrRule::ListenerName => check_listener_name(s).map_err(Some),
+        StrRule::QuorumVoter => s.parse::<QuorumVoter>().map(|_| ()).map_err(Some),
         StrRule::ThrottledReplica => {
             if s == "*" {
                 return Ok(());
@@ -185,9 +193,12 @@ fn check_item(rule: StrRule, s: &str) -> Result<(), Option<String>> {
 /// reads back the same from the typed field and from the raw settings.
 fn canonical_item(rule: StrRule, s: &str) -> String {
     match rule {
-        StrRule::HostPort => s
+        StrRule::HostPort | StrRule::Listener => s
             .parse::<HostPort>()
             .map_or_else(|_| s.to_owned(), |hp| hp.to_string()),
+        StrRule::QuorumVoter => s
+            .parse::<QuorumVoter>()
+            .map_or_else(|_| s.to_owned(), |v| v.to_string()),
         _ => s.to_owned(),
     }
 }

@@ -20,6 +20,14 @@ fn valid_value(def: &KeyDef, seed: u64) -> (Value, String, String) {
             StrRule::Any => format!("/data/d{}", s % 1000),
             StrRule::OneOf(choices) => choices[(s % choices.len() as u64) as usize].to_owned(),
             StrRule::HostPort => format!("host{}.example:{}", s % 100, s % 65_535 + 1),
+            // The first listener is PLAINTEXT (unnamed); later ones get
+            // distinct names, so that a list has no repeated name.
+            StrRule::Listener if salt == 0 => format!("host{}.example:{}", s % 100, s % 65_535 + 1),
+            StrRule::Listener => format!("L{salt}://host{}.example:{}", s % 100, s % 65_535 + 1),
+            StrRule::ListenerName => format!("N{salt}"),
+            StrRule::QuorumVoter => {
+                format!("{}@host{}.example:{}", s % 1000, s % 100, s % 65_535 + 1)
+            }
             StrRule::ThrottledReplica => format!("{}:{}", s % 64, s % 7),
         }
     };

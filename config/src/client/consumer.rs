@@ -21,7 +21,7 @@ typed_config! {
     /// Consumer configuration with the Java client's names and defaults.
     /// `Default` equals `ConsumerConfig::from_map::<_, &str, &str>([])`.
     pub struct ConsumerConfig {
-        bootstrap_servers: Vec<HostPort> = "bootstrap.servers" => vec![HostPort { host: "127.0.0.1".to_owned(), port: 9092 }],
+        bootstrap_servers: Vec<HostPort> = "bootstrap.servers" => vec![HostPort::new("127.0.0.1", 9092)],
         client_id: String = "client.id" => String::new(),
         group_id: String = "group.id" => String::new(),
         group_instance_id: String = "group.instance.id" => String::new(),

@@ -10,7 +10,7 @@ typed_config! {
     /// Producer configuration with the Java client's names and defaults.
     /// `Default` equals `ProducerConfig::from_map::<_, &str, &str>([])`.
     pub struct ProducerConfig {
-        bootstrap_servers: Vec<HostPort> = "bootstrap.servers" => vec![HostPort { host: "127.0.0.1".to_owned(), port: 9092 }],
+        bootstrap_servers: Vec<HostPort> = "bootstrap.servers" => vec![HostPort::new("127.0.0.1", 9092)],
         client_id: String = "client.id" => String::new(),
         acks_setting: String = "acks" => "all".to_owned(),
         enable_idempotence: bool = "enable.idempotence" => true,

@@ -5,16 +5,19 @@ use super::{both, broker, int, long, syn, KeyDef, Kind, StrRule, I16MAX, I32MAX}
 const POLICIES: &[&str] = &["compact", "delete"];
 const COMPRESSION: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+const ROLES: &[&str] = &["broker", "controller"];
 const LONG_MAX: Option<&str> = Some("9223372036854775807");
 
 pub(super) const KEYS: &[KeyDef] = &[
     // --- identity and listeners ---
     broker("node.id", int(0), Some("1"), "This node's id, unique in the cluster. Kafka's default is -1 (must be set); brook defaults to 1 so that `brook serve` with no config runs a single-node cluster."),
+    broker("process.roles", Kind::List { item: StrRule::OneOf(ROLES), min_len: 1 }, Some("broker,controller"), "Roles of this node, each at most once: `broker` (serves clients), `controller` (votes in the Raft controller quorum) or both. Kafka has no default (KRaft mode requires it); brook defaults to `broker,controller`, a single combined node, so that `brook serve` with no config runs a one-node cluster. A broker-only node needs `controller.quorum.voters`; a controller-only node needs a controller listener in `listeners`."),
     broker("cluster.id", Kind::Str(StrRule::Any), None, "Cluster id. Unset: generated on first start and stored in `meta.properties`; set: must match `meta.properties` of every log dir."),
     broker("broker.rack", Kind::Str(StrRule::Any), None, "Rack of this broker, used for rack-aware replica placement. Unset: no rack."),
     broker("log.dirs", Kind::List { item: StrRule::Any, min_len: 1 }, Some("./data"), "Directories holding partition logs; partitions are spread over them."),
-    broker("listeners", Kind::List { item: StrRule::HostPort, min_len: 1 }, Some("127.0.0.1:9092"), "Kafka-protocol listeners as host:port (a `PLAINTEXT://` prefix is accepted; other security protocols are not supported)."),
-    broker("advertised.listeners", Kind::List { item: StrRule::HostPort, min_len: 1 }, None, "Addresses given to clients in Metadata responses. Unset: same as `listeners`."),
+    broker("listeners", Kind::List { item: StrRule::Listener, min_len: 1 }, Some("127.0.0.1:9092"), "Kafka-protocol listeners, each `host:port` or `NAME://host:port` (Kafka's form, e.g. `PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093`). `host:port` and `PLAINTEXT://host:port` are the same listener, PLAINTEXT; other names are upper-case (`[A-Z][A-Z0-9_]*`). Listeners named in `controller.listener.names` carry controller-quorum traffic, the others serve clients. Every listener speaks plaintext: `SSL`, `SASL_PLAINTEXT` and `SASL_SSL` are refused. No two listeners may share a name or a port (port 0, any free port, excepted)."),
+    broker("advertised.listeners", Kind::List { item: StrRule::Listener, min_len: 1 }, None, "Addresses given to clients in Metadata responses, in the form of `listeners`; each names a listener of `listeners` (at most once), and controller listeners (`controller.listener.names`) may not be advertised. Unset: the client (non-controller) listeners of `listeners`."),
+    broker("controller.listener.names", Kind::List { item: StrRule::ListenerName, min_len: 1 }, Some("CONTROLLER"), "Names of the listeners that carry controller-quorum traffic (Raft between controllers, broker registration and heartbeats); listeners with other names serve clients. This node's controller listener is the first of these names present in `listeners`. Kafka requires it in KRaft mode and has no default; brook's default is `CONTROLLER`."),
     broker("admin.listener", Kind::Str(StrRule::HostPort), Some("127.0.0.1:9644"), "brook only: HTTP admin listener (Prometheus `/metrics`, views, health)."),
     // --- topics ---
     broker("num.partitions", int(1), Some("1"), "Partitions of auto-created topics and of CreateTopics requests that ask for the default (-1)."),
@@ -72,6 +75,8 @@ pub(super) const KEYS: &[KeyDef] = &[
     both("unclean.leader.election.enable", Kind::Bool, Some("false"), &[syn("unclean.leader.election.enable", 1)], "Allow a replica outside the ISR to become leader as a last resort, losing acknowledged records."),
     // --- replication and controller ---
     broker("replica.lag.time.max.ms", long(1), Some("30000"), "A follower that has not caught up to the leader's log end for this long leaves the ISR."),
+    broker("controller.quorum.voters", Kind::List { item: StrRule::QuorumVoter, min_len: 0 }, Some(""), "The controller quorum, as `id@host:port` entries (Kafka's form, e.g. `1@127.0.0.1:19093,2@host2:19093`): each voter's `node.id` (unique, 0 or more) and the address of its controller listener. Empty (brook's default): this node alone is the quorum, a single voter with id `node.id` at its controller listener. When set on a node whose `process.roles` include `controller`, it must list `node.id`, and `listeners` must have a controller listener on that entry's port (the host may differ, e.g. 0.0.0.0)."),
+    broker("broker.heartbeat.interval.ms", int(1), Some("2000"), "How often a broker heartbeats to the active controller; must be less than `broker.session.timeout.ms`."),
     broker("broker.session.timeout.ms", int(1), Some("9000"), "A broker that has not heartbeated to the controller for this long is fenced."),
     // --- consumer groups and producers ---
     broker("offsets.topic.num.partitions", int(1), Some("50"), "Partitions of `__consumer_offsets` (fixed once the topic exists)."),

@@ -46,6 +46,13 @@ pub enum StrRule {
     OneOf(&'static [&'static str]),
     /// `host:port`, optionally prefixed `PLAINTEXT://` (brook speaks plaintext only).
     HostPort,
+    /// A listener: `host:port` or `NAME://host:port` with a Kafka listener
+    /// name `[A-Z][A-Z0-9_]*` (`PLAINTEXT` being the unnamed default).
+    Listener,
+    /// A listener name alone, `[A-Z][A-Z0-9_]*` (e.g. `CONTROLLER`).
+    ListenerName,
+    /// A controller quorum voter, `id@host:port` (e.g. `1@127.0.0.1:19093`).
+    QuorumVoter,
     /// A replication-throttle entry: `*` or `partition:broker`.
     ThrottledReplica,
 }
@@ -156,6 +163,14 @@ impl StrRule {
             StrRule::Any => "a string".to_owned(),
             StrRule::OneOf(choices) => format!("one of [{}]", choices.join(", ")),
             StrRule::HostPort => "host:port (e.g. 127.0.0.1:9092)".to_owned(),
+            StrRule::Listener => {
+                "host:port or NAME://host:port (e.g. 127.0.0.1:9092 or CONTROLLER://127.0.0.1:9093)"
+                    .to_owned()
+            }
+            StrRule::ListenerName => {
+                "upper-case listener names ([A-Z][A-Z0-9_]*, e.g. CONTROLLER)".to_owned()
+            }
+            StrRule::QuorumVoter => "id@host:port (e.g. 1@127.0.0.1:19093)".to_owned(),
             StrRule::ThrottledReplica => "`*` or partitionId:brokerId entries".to_owned(),
         }
     }
