@@ -74,6 +74,12 @@ pub enum BrokerError {
     PolicyViolation(String),
     #[error("internal error: {0}")]
     Internal(&'static str),
+    /// This node is not the active controller, or none is known yet (retriable).
+    #[error("no active controller is reachable (election in progress?)")]
+    NotController,
+    /// A broker registration epoch that the controller no longer knows.
+    #[error("stale broker epoch: register again")]
+    StaleBrokerEpoch,
     /// Metadata records that the image refused: a controller bug, never the
     /// client's fault.
     #[error("metadata: {0}")]
@@ -114,6 +120,8 @@ impl BrokerError {
             BrokerError::Storage(_) => ErrorCode::KAFKA_STORAGE_ERROR,
             BrokerError::Timeout => ErrorCode::REQUEST_TIMED_OUT,
             BrokerError::PolicyViolation(_) => ErrorCode::POLICY_VIOLATION,
+            BrokerError::NotController => ErrorCode::NOT_CONTROLLER,
+            BrokerError::StaleBrokerEpoch => ErrorCode::STALE_BROKER_EPOCH,
             BrokerError::Internal(_) | BrokerError::Metadata(_) => ErrorCode::UNKNOWN_SERVER_ERROR,
             BrokerError::Log(e) => log_error_code(e),
         }

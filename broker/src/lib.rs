@@ -21,6 +21,7 @@ pub mod admin_http;
 pub mod broker;
 pub mod cleaner;
 pub mod cli;
+pub mod controller;
 pub mod error;
 pub mod group;
 pub mod handlers;

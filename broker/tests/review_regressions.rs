@@ -50,7 +50,7 @@ async fn append(broker: &Broker, topic: &str, records: usize, ts: i64) -> Result
 async fn delete_records_survives_a_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
     {
-        let broker = Arc::new(Broker::open(config(dir.path())?)?);
+        let broker = Arc::new(Broker::open(config(dir.path())?).await?);
         broker
             .create_topic("t", 1, 1, BTreeMap::new(), false)
             .await?;
@@ -65,7 +65,7 @@ async fn delete_records_survives_a_restart() -> Result<()> {
         brook_broker::maintenance::write_checkpoints(&broker);
         broker.shutdown().await;
     }
-    let broker = Broker::open(config(dir.path())?)?;
+    let broker = Broker::open(config(dir.path())?).await?;
     let p = broker
         .partition("t", 0)
         .context("partition after restart")?;
@@ -86,7 +86,7 @@ async fn delete_records_survives_a_restart() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_leaves_compacted_topics_alone() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let broker = Arc::new(Broker::open(config(dir.path())?)?);
+    let broker = Arc::new(Broker::open(config(dir.path())?).await?);
     let small = |policy: &str| {
         BTreeMap::from([
             ("cleanup.policy".to_owned(), policy.to_owned()),
@@ -128,7 +128,7 @@ async fn retention_leaves_compacted_topics_alone() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn internal_topics_are_protected() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let broker = Arc::new(Broker::open(config(dir.path())?)?);
+    let broker = Arc::new(Broker::open(config(dir.path())?).await?);
     ensure!(
         broker
             .topic_or_create("__consumer_offsets", true)
@@ -167,7 +167,7 @@ async fn internal_topics_are_protected() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn future_timestamps_are_refused() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let broker = Arc::new(Broker::open(config(dir.path())?)?);
+    let broker = Arc::new(Broker::open(config(dir.path())?).await?);
     broker
         .create_topic("t", 1, 1, BTreeMap::new(), false)
         .await?;
@@ -191,7 +191,7 @@ async fn future_timestamps_are_refused() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn corrupt_duplicate_is_not_acknowledged() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let broker = Arc::new(Broker::open(config(dir.path())?)?);
+    let broker = Arc::new(Broker::open(config(dir.path())?).await?);
     broker
         .create_topic("t", 1, 1, BTreeMap::new(), false)
         .await?;

@@ -226,7 +226,12 @@ async fn elect_write_fail_over_and_catch_up() -> Result<()> {
     cluster.applied_everywhere("c", "3").await?;
     cluster.applied_everywhere("k11", "11").await?;
     let restarted_term = cluster.nodes[&leader].app().read(|a| a.last_term);
-    assert_eq!(restarted_term, new_term, "restarted node saw the new term");
+    // At least the new term: the restarted node may itself have started an
+    // election (and a later term) before it heard from the new leader.
+    assert!(
+        restarted_term >= new_term,
+        "restarted node saw term {restarted_term}, before the new leader's {new_term}"
+    );
 
     for (_, q) in std::mem::take(&mut cluster.nodes) {
         q.shutdown().await?;

@@ -1,18 +1,17 @@
-//! Topic administration: create, delete, add partitions, alter configs, and
-//! auto-creation. Each request is validated against the current image and
-//! becomes metadata records, committed under the broker's `admin` lock; the
-//! registry changes only when they are published.
+//! Topic administration: create, delete, add partitions, alter configs,
+//! auto-creation and view definitions. Each request goes to the active
+//! controller, which validates it against its image and commits records;
+//! the answer comes once this broker has published them.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use brook_config::TopicConfig;
 use brook_protocol::codec::Uuid;
 use tracing::info;
 
-use super::{log_config, read, validate_topic_name, Broker, Topic};
+use super::{validate_topic_name, Broker, Topic};
+use crate::controller::rpc::{ConfigChange, ControllerRequest, ReplyBody};
 use crate::error::BrokerError;
-use crate::metadata::{ConfigResource, MetadataRecord, PartitionRecord};
 
 impl Broker {
     /// Look up a topic, creating it with broker defaults when
@@ -46,11 +45,13 @@ impl Broker {
         }
     }
 
-    /// Create a topic. `partitions`/`replication_factor` of -1 mean the broker
-    /// defaults. With `validate_only` nothing changes.
+    /// Create a topic. `partitions`/`replication_factor` of -1 mean the
+    /// defaults. With `validate_only` nothing changes, and the returned topic
+    /// is not registered.
     ///
     /// # Errors
-    /// Invalid name, counts or configs; an existing topic; storage failures.
+    /// Invalid name, counts, configs or replication factor; an existing
+    /// topic; no controller.
     pub async fn create_topic(
         &self,
         name: &str,
@@ -60,219 +61,92 @@ impl Broker {
         validate_only: bool,
     ) -> Result<Arc<Topic>, BrokerError> {
         validate_topic_name(name)?;
-        let partitions = if partitions == -1 {
-            self.config.num_partitions
-        } else {
-            partitions
-        };
-        let rf = if replication_factor == -1 {
-            self.config.default_replication_factor
-        } else {
-            replication_factor
-        };
-        if partitions <= 0 {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "number of partitions must be at least 1, got {partitions}"
-            )));
-        }
-        if partitions > 100_000 {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "{partitions} partitions is more than brook allows per topic (100000)"
-            )));
-        }
-        if rf != 1 {
-            return Err(BrokerError::InvalidReplicationFactor(format!(
-                "replication factor {rf} is larger than the number of brokers (1)"
-            )));
-        }
-        for (k, v) in &configs {
-            brook_config::validate_topic_override(k, v)?;
-        }
-        let tc = Arc::new(TopicConfig::resolve(&self.config, &configs)?);
-        log_config(&tc)
-            .validate()
-            .map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
-        let admin = self.admin.lock().await;
-        if self.image().topic(name).is_some() {
-            return Err(BrokerError::TopicAlreadyExists(name.to_owned()));
-        }
-        if let Some(collides) = read(&self.topics)
-            .keys()
-            .find(|t| t.replace('.', "_") == name.replace('.', "_"))
-        {
-            return Err(BrokerError::InvalidTopic(format!(
-                "topic {name} collides with existing topic {collides} ('.' and '_' are equivalent in metric names)"
-            )));
-        }
-        let id = Uuid::from_bytes(rand::random());
+        let reply = self
+            .submit(ControllerRequest::CreateTopic {
+                name: name.to_owned(),
+                partitions,
+                replication_factor,
+                configs: configs.clone(),
+                validate_only,
+            })
+            .await?;
         if validate_only {
-            return Ok(Arc::new(Topic {
-                name: name.into(),
-                id,
-                probe: crate::metrics::TopicProbe::new(name),
-                overrides: RwLock::new(configs),
-                partitions: RwLock::new(Vec::new()),
-            }));
+            let id = match reply {
+                ReplyBody::TopicCreated { id } => id.parse().unwrap_or(Uuid::ZERO),
+                _ => Uuid::ZERO,
+            };
+            return Ok(Arc::new(Topic::new(name, id, configs)));
         }
-        let node = self.node_id();
-        let mut records = vec![MetadataRecord::Topic {
-            name: name.to_owned(),
-            id,
-        }];
-        records.extend((0..partitions).map(|p| new_partition(id, p, node)));
-        records.extend(
-            configs
-                .into_iter()
-                .map(|(key, value)| MetadataRecord::Config {
-                    resource: ConfigResource::Topic(name.to_owned()),
-                    key,
-                    value: Some(value),
-                }),
-        );
-        if let Err(e) = self.commit(&admin, records).await {
-            if self.image().topic(name).is_some() {
-                // Committed, but a partition could not be opened: take the
-                // topic back out so that a retry starts clean.
-                let _ = self
-                    .commit(&admin, vec![MetadataRecord::RemoveTopic { id }])
-                    .await;
-            }
-            return Err(e);
-        }
-        info!(topic = name, partitions, "topic created");
+        info!(topic = name, "topic created");
         self.topic(name)
             .ok_or(BrokerError::Internal("created topic is not registered"))
+    }
+
+    /// Send `req` to the active controller and publish what it committed.
+    ///
+    /// # Errors
+    /// The controller's refusal; no controller; a partition that could not
+    /// be opened here.
+    pub(crate) async fn submit(&self, req: ControllerRequest) -> Result<ReplyBody, BrokerError> {
+        let reply = self.controller.submit(req).await?;
+        self.catch_up().await?;
+        Ok(reply)
     }
 
     /// Delete a topic and its data.
     ///
     /// # Errors
-    /// Unknown topic, deletion disabled, storage failure.
+    /// Unknown or internal topic, deletion disabled, no controller.
     pub async fn delete_topic(&self, name: &str) -> Result<Uuid, BrokerError> {
-        if !self.config.delete_topic_enable {
-            return Err(BrokerError::TopicDeletionDisabled);
-        }
-        let admin = self.admin.lock().await;
-        let topic = self
+        let id = self
+            .image()
             .topic(name)
+            .map(|t| t.id)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        if topic.is_internal() {
-            return Err(BrokerError::InvalidTopic(format!(
-                "{name} is an internal topic and cannot be deleted"
-            )));
-        }
-        self.commit(&admin, vec![MetadataRecord::RemoveTopic { id: topic.id }])
-            .await?;
-        Ok(topic.id)
+        self.submit(ControllerRequest::DeleteTopic {
+            name: name.to_owned(),
+        })
+        .await?;
+        Ok(id)
     }
 
     /// Grow a topic to `count` partitions.
     ///
     /// # Errors
-    /// Unknown topic, a count not larger than today's, storage failure.
+    /// Unknown topic, a count not larger than today's, no controller.
     pub async fn create_partitions(
         &self,
         name: &str,
         count: i32,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
-        let admin = self.admin.lock().await;
-        let topic = self
-            .topic(name)
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        if topic.is_internal() {
-            // The group coordinator maps groups to partitions by count.
-            return Err(BrokerError::InvalidTopic(format!(
-                "{name} is an internal topic; its partition count is fixed"
-            )));
-        }
-        let current = topic.partition_count();
-        if count <= current {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "topic {name} has {current} partitions; the new count {count} must be larger"
-            )));
-        }
-        if count > 100_000 {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "{count} partitions is more than brook allows per topic (100000)"
-            )));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let node = self.node_id();
-        let records = (current..count)
-            .map(|p| new_partition(topic.id, p, node))
-            .collect();
-        self.commit(&admin, records).await
+        self.submit(ControllerRequest::CreatePartitions {
+            name: name.to_owned(),
+            count,
+            validate_only,
+        })
+        .await
+        .map(|_| ())
     }
 
-    /// Replace (or patch) a topic's config overrides and apply them live.
+    /// Replace or patch a topic's config overrides; brokers apply them live.
     ///
     /// # Errors
-    /// Unknown topic, invalid key or value.
+    /// Unknown topic, invalid key, value or operation.
     pub async fn alter_topic_configs(
         &self,
         name: &str,
-        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), BrokerError>,
+        change: ConfigChange,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
-        let admin = self.admin.lock().await;
-        let topic = self
-            .topic(name)
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let mut overrides = topic.overrides();
-        change(&mut overrides)?;
-        for (k, v) in &overrides {
-            brook_config::validate_topic_override(k, v)?;
-        }
-        let tc = Arc::new(TopicConfig::resolve(&self.config, &overrides)?);
-        log_config(&tc)
-            .validate()
-            .map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
-        if validate_only {
-            return Ok(());
-        }
-        let old = topic.overrides();
-        let resource = ConfigResource::Topic(name.to_owned());
-        let mut records: Vec<MetadataRecord> = old
-            .keys()
-            .filter(|k| !overrides.contains_key(*k))
-            .map(|k| MetadataRecord::Config {
-                resource: resource.clone(),
-                key: k.clone(),
-                value: None,
-            })
-            .collect();
-        records.extend(
-            overrides
-                .into_iter()
-                .filter(|(k, v)| old.get(k) != Some(v))
-                .map(|(key, value)| MetadataRecord::Config {
-                    resource: resource.clone(),
-                    key,
-                    value: Some(value),
-                }),
-        );
-        if records.is_empty() {
-            return Ok(());
-        }
-        self.commit(&admin, records).await
+        self.submit(ControllerRequest::AlterTopicConfigs {
+            name: name.to_owned(),
+            change,
+            validate_only,
+        })
+        .await
+        .map(|_| ())
     }
-}
-
-/// A new partition hosted and led by `node` alone (one broker).
-fn new_partition(topic_id: Uuid, partition: i32, node: i32) -> MetadataRecord {
-    MetadataRecord::Partition(PartitionRecord {
-        topic_id,
-        partition,
-        replicas: vec![node],
-        isr: vec![node],
-        elr: Vec::new(),
-        leader: node,
-        leader_epoch: 0,
-        partition_epoch: 0,
-    })
 }
 
 /// Materialized view definitions, kept in the metadata image.
@@ -285,39 +159,27 @@ impl Broker {
     /// Store `def`. Returns false when an identical definition is already stored.
     ///
     /// # Errors
-    /// A different definition under the same name (drop it first), storage failure.
+    /// A different definition under the same name (drop it first), no controller.
     pub async fn put_view_def(&self, def: brook_views::ViewDef) -> Result<bool, BrokerError> {
-        let admin = self.admin.lock().await;
-        match self.image().views.get(&def.name) {
-            Some(old) if *old == def => return Ok(false),
-            Some(_) => {
-                return Err(BrokerError::InvalidRequest(format!(
-                    "view {} already exists with another definition; drop it first",
-                    def.name
-                )))
-            }
-            None => {}
+        match self.submit(ControllerRequest::PutView(def)).await? {
+            ReplyBody::Changed(c) => Ok(c),
+            _ => Err(BrokerError::Internal("unexpected view reply")),
         }
-        self.commit(&admin, vec![MetadataRecord::View(def)]).await?;
-        Ok(true)
     }
 
     /// Forget the definition of view `name`. Returns whether there was one.
     ///
     /// # Errors
-    /// Storage failure.
+    /// No controller.
     pub async fn remove_view_def(&self, name: &str) -> Result<bool, BrokerError> {
-        let admin = self.admin.lock().await;
-        if !self.image().views.contains_key(name) {
-            return Ok(false);
-        }
-        self.commit(
-            &admin,
-            vec![MetadataRecord::RemoveView {
+        match self
+            .submit(ControllerRequest::RemoveView {
                 name: name.to_owned(),
-            }],
-        )
-        .await?;
-        Ok(true)
+            })
+            .await?
+        {
+            ReplyBody::Changed(c) => Ok(c),
+            _ => Err(BrokerError::Internal("unexpected view reply")),
+        }
     }
 }

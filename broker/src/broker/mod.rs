@@ -2,18 +2,21 @@
 //! image and the topic registry built from it, and the producer-id allocator.
 //!
 //! Metadata changes (create, delete, add partitions, alter configs, producer-id
-//! blocks, view definitions) are records: `commit` replays them onto the
-//! current image, makes the result durable, publishes it, and only then acts
-//! on the delta (opens, reconfigures or deletes partitions), so a crash never
-//! leaves a topic half-known. Commits are serialised by `admin`.
+//! blocks, view definitions) go to the active controller, which commits them
+//! as records in the metadata log ([`crate::controller`]). Each node applies
+//! the log to its image; `publish` then makes the registry and the hosted
+//! partitions follow the image (opens, reconfigures, deletes partitions, and
+//! moves leadership), so a crash never leaves a topic half-known. Admin
+//! requests answer only once this node has published what they committed.
 //!
 //! # Layout
-//! - this file: [`Broker`] (open, accessors, commit, producer ids, shutdown),
-//!   [`Topic`], topic-name rules.
+//! - this file: [`Broker`] (open, accessors, producer ids, shutdown),
+//!   [`Topic`], topic-name rules, the data directory's identity.
 //! - `admin`: topic creation, deletion, partition growth and config changes.
-//! - `publish`: acting on a committed delta.
+//! - `publish`: following the image.
 
 mod admin;
+mod identity;
 mod publish;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,15 +29,20 @@ use brook_protocol::codec::Uuid;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
+use crate::controller::membership::Membership;
+use crate::controller::rpc::{ControllerRequest, ReplyBody};
+use crate::controller::Controller;
 use crate::error::BrokerError;
 use crate::log::{read_offset_checkpoint, LogConfig, OpenOptions, PartitionLog};
-use crate::metadata::legacy::{LegacyImage, MetadataStore};
-use crate::metadata::{MetadataDelta, MetadataImage, MetadataRecord};
+use crate::metadata::legacy::MetadataStore;
+use crate::metadata::MetadataImage;
 use crate::partition::Partition;
 use crate::producer_state::ProducerStateTable;
 
-/// Producer ids are reserved on disk in blocks of this size.
-const PRODUCER_ID_BLOCK: i64 = 1000;
+/// The metadata log's directory under the first log dir (Kafka's name).
+pub const METADATA_DIR: &str = "__cluster_metadata-0";
+/// How long a starting broker waits to be unfenced.
+const UNFENCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Longest legal topic name (Kafka's limit).
 const MAX_TOPIC_NAME_LEN: usize = 249;
 
@@ -46,22 +54,49 @@ pub struct Topic {
     /// Per-topic counters (bytes/records in and out).
     pub probe: crate::metrics::TopicProbe,
     overrides: RwLock<BTreeMap<String, String>>,
-    partitions: RwLock<Vec<Arc<Partition>>>,
+    /// The partitions hosted here, by index.
+    partitions: RwLock<BTreeMap<i32, Arc<Partition>>>,
+    /// How many partitions the topic has in the cluster.
+    count: std::sync::atomic::AtomicI32,
 }
 
 impl Topic {
+    fn new(name: &str, id: Uuid, overrides: BTreeMap<String, String>) -> Self {
+        Self {
+            name: name.into(),
+            id,
+            probe: crate::metrics::TopicProbe::new(name),
+            overrides: RwLock::new(overrides),
+            partitions: RwLock::new(BTreeMap::new()),
+            count: std::sync::atomic::AtomicI32::new(0),
+        }
+    }
+
+    /// The partitions hosted by this broker.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
-        read(&self.partitions).clone()
+        read(&self.partitions).values().cloned().collect()
     }
 
+    /// Partition `index`, if this broker hosts it.
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| read(&self.partitions).get(i).cloned())
+        read(&self.partitions).get(&index).cloned()
     }
 
+    /// The topic's partition count in the cluster.
     pub fn partition_count(&self) -> i32 {
-        read(&self.partitions).len() as i32
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// The error for a partition this broker does not host: it exists
+    /// elsewhere (NOT_LEADER_OR_FOLLOWER, clients refresh metadata) or not
+    /// at all.
+    pub fn absent_code(&self, index: i32) -> i16 {
+        use brook_protocol::error::ErrorCode;
+        if (0..self.partition_count()).contains(&index) {
+            ErrorCode::NOT_LEADER_OR_FOLLOWER.code()
+        } else {
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        }
     }
 
     pub fn overrides(&self) -> BTreeMap<String, String> {
@@ -90,12 +125,17 @@ pub struct Broker {
     data_dir: PathBuf,
     cluster_id: String,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    /// Serialises metadata commits.
-    admin: Mutex<()>,
-    /// The current metadata image: replaced whole by each commit.
-    image: RwLock<Arc<MetadataImage>>,
-    store: MetadataStore,
+    /// Serialises publishing.
+    publishing: Mutex<()>,
+    /// The image the registry reflects (published), with its offset.
+    image: RwLock<(Arc<MetadataImage>, u64)>,
+    /// The metadata quorum member and controller client.
+    controller: Arc<Controller>,
+    /// This broker's registration and heartbeats.
+    membership: Arc<Membership>,
     producer_ids: std::sync::Mutex<(i64, i64)>,
+    /// Serialises producer-id block reservations.
+    reserving: Mutex<()>,
     offline: AtomicBool,
     /// The address bound at startup when the config left the port to the OS.
     bound: RwLock<Option<(String, i32)>>,
@@ -110,12 +150,14 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Open (or initialise) the data directory and every partition log in it.
+    /// Open (or initialise) the data directory and every partition log in
+    /// it, join the controller quorum and register as a broker.
     ///
     /// # Errors
-    /// Unreadable metadata, or a log that cannot be opened/recovered.
-    pub fn open(config: BrokerConfig) -> anyhow::Result<Self> {
-        Self::open_with_syncer(config, Arc::new(crate::log::FsyncSyncer))
+    /// Unreadable metadata, a log that cannot be opened/recovered, no
+    /// controller, or not unfenced in time.
+    pub async fn open(config: BrokerConfig) -> anyhow::Result<Self> {
+        Self::open_with(config, Arc::new(crate::log::FsyncSyncer), None).await
     }
 
     /// [`Broker::open`] with the given [`crate::log::Syncer`] for every partition
@@ -124,9 +166,22 @@ impl Broker {
     /// # Errors
     /// As [`Broker::open`].
     #[doc(hidden)]
-    pub fn open_with_syncer(
+    pub async fn open_with_syncer(
         config: BrokerConfig,
         syncer: Arc<dyn crate::log::Syncer>,
+    ) -> anyhow::Result<Self> {
+        Self::open_with(config, syncer, None).await
+    }
+
+    /// [`Broker::open`], registering `bound` (the Kafka listener's real
+    /// address, when `listeners` asked for port 0) as this broker's endpoint.
+    ///
+    /// # Errors
+    /// As [`Broker::open`].
+    pub async fn open_with(
+        config: BrokerConfig,
+        syncer: Arc<dyn crate::log::Syncer>,
+        bound: Option<std::net::SocketAddr>,
     ) -> anyhow::Result<Self> {
         let data_dir = config
             .log_dirs
@@ -139,41 +194,23 @@ impl Broker {
                 data_dir.display()
             );
         }
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| anyhow::anyhow!("cannot create log dir {}: {e}", data_dir.display()))?;
-        let store = MetadataStore::new(&data_dir);
-        let legacy = match store.load()? {
-            Some(img) => img,
-            None => {
-                let img = LegacyImage {
-                    cluster_id: config
-                        .cluster_id
-                        .clone()
-                        .unwrap_or_else(|| Uuid::from_bytes(rand::random()).to_string()),
-                    ..Default::default()
-                };
-                store.save(&img)?;
-                img
-            }
-        };
-        if let Some(configured) = config.cluster_id.as_deref() {
-            anyhow::ensure!(
-                configured == legacy.cluster_id,
-                "cluster.id is {configured}, but the data in {} belongs to cluster {}: a log dir cannot move between clusters",
-                data_dir.display(),
-                legacy.cluster_id
+        if !config.is_controller() {
+            anyhow::bail!(
+                "process.roles = broker (without controller) is not supported yet: every brook node is a controller quorum voter"
             );
         }
-        check_meta_properties(&data_dir, config.node_id, &legacy.cluster_id)?;
-        let cluster_id = legacy.cluster_id.clone();
-        let mut image = MetadataImage::default();
-        let records = legacy
-            .to_records(config.node_id)
-            .map_err(|e| anyhow::anyhow!("metadata: {e}"))?;
-        image
-            .replay_all(&records, &mut MetadataDelta::default())
-            .map_err(|(i, e)| anyhow::anyhow!("metadata: record {i} of the import: {e}"))?;
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create log dir {}: {e}", data_dir.display()))?;
+        let legacy = MetadataStore::new(&data_dir);
+        let cluster_id = identity::cluster_id(&data_dir, &config, &legacy)?;
+        identity::check_meta_properties(&data_dir, config.node_id, &cluster_id)?;
         let config = Arc::new(config);
+        let controller = Arc::new(
+            Controller::start(config.clone(), &data_dir.join(METADATA_DIR), &cluster_id).await?,
+        );
+        identity::import_legacy(&controller, &legacy, config.node_id).await?;
+        let applied = controller.applied();
+        let image = applied.image.clone();
         let mut topics = BTreeMap::new();
         // Where each partition was durable and where its log starts, from the
         // data dir's checkpoint files (absent on a first start).
@@ -184,7 +221,10 @@ impl Broker {
             let name = &t.name;
             let overrides = image.topic_configs(name);
             let tc = Arc::new(TopicConfig::resolve(&config, &overrides)?);
-            let mut parts = Vec::new();
+            let topic = Topic::new(name, t.id, overrides);
+            topic
+                .count
+                .store(t.partitions.len() as i32, Ordering::Release);
             for p in t.partitions.values() {
                 if !p.replicas.contains(&config.node_id) {
                     continue;
@@ -197,25 +237,11 @@ impl Broker {
                     syncer: syncer.clone(),
                     ..OpenOptions::default()
                 };
-                parts.push(Arc::new(open_partition(
-                    &data_dir,
-                    name,
-                    t.id,
-                    p,
-                    tc.clone(),
-                    opts,
-                )?));
+                let part = open_partition(&data_dir, name, t.id, p, tc.clone(), opts)?;
+                part.set_role(p.leader == config.node_id, p.leader_epoch);
+                write(&topic.partitions).insert(p.partition, Arc::new(part));
             }
-            topics.insert(
-                name.clone(),
-                Arc::new(Topic {
-                    name: name.as_str().into(),
-                    id: t.id,
-                    probe: crate::metrics::TopicProbe::new(name),
-                    overrides: RwLock::new(overrides),
-                    partitions: RwLock::new(parts),
-                }),
-            );
+            topics.insert(name.clone(), Arc::new(topic));
         }
         info!(topics = topics.len(), dir = %data_dir.display(), "broker state loaded");
         let groups = crate::group::GroupCoordinator::load(
@@ -226,26 +252,116 @@ impl Broker {
                 .map(|t: &Arc<Topic>| t.partitions())
                 .unwrap_or_default(),
         )?;
-        let next = image.next_producer_id;
         let cleaner = crate::cleaner::Cleaner::new(&config);
         let views = crate::views::ViewHost::new(&data_dir, &config);
-        Ok(Self {
+        let membership = Arc::new(Membership::new(
+            config.node_id,
+            identity::endpoints(&config, bound),
+            config.broker_rack.clone(),
+        ));
+        let broker = Self {
             cluster_id,
             config,
             data_dir,
             topics: RwLock::new(topics),
-            admin: Mutex::new(()),
-            image: RwLock::new(Arc::new(image)),
-            store,
+            publishing: Mutex::new(()),
+            image: RwLock::new((image, applied.offset)),
+            controller,
+            membership,
             // (next id to hand out, end of the reserved block): nothing reserved yet.
-            producer_ids: std::sync::Mutex::new((next, next)),
+            producer_ids: std::sync::Mutex::new((0, 0)),
+            reserving: Mutex::new(()),
             offline: AtomicBool::new(false),
-            bound: RwLock::new(None),
+            bound: RwLock::new(bound.map(|a| (a.ip().to_string(), i32::from(a.port())))),
             groups,
             cleaner,
             views,
             syncer,
-        })
+        };
+        broker.join_cluster().await?;
+        Ok(broker)
+    }
+
+    /// Register, wait to be unfenced, start heartbeats, and publish the image
+    /// that unfencing produced (this broker leads its partitions again).
+    async fn join_cluster(&self) -> anyhow::Result<()> {
+        let c = &self.controller;
+        c.register(&self.membership).await?;
+        c.wait_unfenced(&self.membership, UNFENCE_TIMEOUT)
+            .await
+            .map_err(|e| anyhow::anyhow!("broker {} was not unfenced: {e}", self.node_id()))?;
+        let interval = std::time::Duration::from_millis(
+            u64::try_from(self.config.broker_heartbeat_interval_ms).unwrap_or(2000),
+        );
+        tokio::spawn(crate::controller::membership::heartbeat_loop(
+            Arc::downgrade(c),
+            self.membership.clone(),
+            interval,
+        ));
+        self.catch_up().await?;
+        Ok(())
+    }
+
+    /// Follow the metadata log: publish every newly applied image until
+    /// `stop` turns true.
+    pub async fn follow_metadata(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut applied = self.controller.subscribe();
+        loop {
+            if let Err(e) = self.catch_up().await {
+                warn!(error = %e, "publishing metadata failed");
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                r = applied.changed() => if r.is_err() { return },
+            }
+        }
+    }
+
+    /// Publish the latest applied image, if newer than the published one.
+    ///
+    /// # Errors
+    /// A partition this node now hosts could not be opened.
+    pub(crate) async fn catch_up(&self) -> Result<(), BrokerError> {
+        let _guard = self.publishing.lock().await;
+        let latest = self.controller.applied();
+        let (old, offset) = read(&self.image).clone();
+        if latest.offset <= offset && Arc::ptr_eq(&old, &latest.image) {
+            return Ok(());
+        }
+        let delta = crate::metadata::MetadataDelta::between(&old, &latest.image);
+        *write(&self.image) = (latest.image.clone(), latest.offset);
+        if delta.is_empty() {
+            return Ok(());
+        }
+        self.publish(&old, &latest.image, &delta).await
+    }
+
+    /// The controller quorum member and client.
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    /// This broker's registration.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Ask the controller for controlled shutdown: leadership moves to other
+    /// replicas (or, with none, the partition waits offline for this one).
+    pub async fn controlled_shutdown(&self) {
+        self.controller
+            .controlled_shutdown(&self.membership, std::time::Duration::from_secs(10))
+            .await;
+        let _ = self.catch_up().await;
+    }
+
+    /// The leader and leader epoch of a partition in the published image
+    /// (-1, -1 when unknown).
+    pub fn leader_of(&self, topic_id: &Uuid, partition: i32) -> (i32, i32) {
+        read(&self.image)
+            .0
+            .partition(topic_id, partition)
+            .map_or((-1, -1), |p| (p.leader, p.leader_epoch))
     }
 
     /// The materialized views hosted by this broker.
@@ -330,28 +446,26 @@ impl Broker {
         if let Ok(id) = self.take_reserved_id() {
             return Ok(id);
         }
-        // The admin lock serialises block reservations; the id counter's std lock
-        // is never held across the commit below.
-        let admin = self.admin.lock().await;
-        let reserved_end = match self.take_reserved_id() {
-            Ok(id) => return Ok(id),
-            Err(end) => end,
+        // One reservation at a time; the id counter's std lock is never
+        // held across the request to the controller.
+        let _guard = self.reserving.lock().await;
+        if let Ok(id) = self.take_reserved_id() {
+            return Ok(id);
+        }
+        let reply = self
+            .controller
+            .submit(ControllerRequest::AllocateProducerIds {
+                id: self.node_id(),
+                epoch: self.membership.epoch(),
+            })
+            .await?;
+        let ReplyBody::ProducerIds { start, len } = reply else {
+            return Err(BrokerError::Internal("unexpected producer id reply"));
         };
-        let start = self.image().next_producer_id.max(reserved_end);
-        self.commit(
-            &admin,
-            vec![MetadataRecord::ProducerIds {
-                broker_id: self.node_id(),
-                broker_epoch: -1,
-                next: start + PRODUCER_ID_BLOCK,
-            }],
-        )
-        .await?;
         *self
             .producer_ids
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            (start + 1, start + PRODUCER_ID_BLOCK);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (start + 1, start + len);
         Ok(start)
     }
 
@@ -369,43 +483,24 @@ impl Broker {
         }
     }
 
-    /// The current metadata image.
+    /// The published metadata image (what the registry reflects).
     pub fn image(&self) -> Arc<MetadataImage> {
-        read(&self.image).clone()
+        read(&self.image).0.clone()
     }
 
-    /// Commit `records`: replay them onto the current image, make the result
-    /// durable (atomically, with fsyncs, on the blocking pool: never on an
-    /// async runtime thread), publish it, then act on what changed. The
-    /// caller holds the admin lock, so commits never interleave.
-    ///
-    /// # Errors
-    /// [`BrokerError::Metadata`] when the image refuses a record (nothing
-    /// changes); [`BrokerError::Storage`] when the image could not be written
-    /// (nothing changes) or a partition it adds could not be opened.
-    pub(crate) async fn commit(
-        &self,
-        _admin: &tokio::sync::MutexGuard<'_, ()>,
-        records: Vec<MetadataRecord>,
-    ) -> Result<(), BrokerError> {
-        let old = self.image();
-        let mut next = (*old).clone();
-        let mut delta = MetadataDelta::default();
-        next.replay_all(&records, &mut delta)
-            .map_err(|(i, e)| BrokerError::Metadata(format!("record {i} refused: {e}")))?;
-        let store = self.store.clone();
-        let file = LegacyImage::from_image(&self.cluster_id, &next);
-        tokio::task::spawn_blocking(move || store.save(&file))
-            .await
-            .map_err(|_| BrokerError::Internal("metadata write panicked"))?
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        let next = Arc::new(next);
-        *write(&self.image) = next.clone();
-        self.publish(&old, &next, &delta).await
+    /// The offset of the published image in the metadata log.
+    pub fn image_offset(&self) -> u64 {
+        read(&self.image).1
     }
 
-    /// Flush every partition and close the logs cleanly (graceful shutdown).
+    /// Flush every partition and close the logs cleanly (graceful shutdown),
+    /// then leave the controller quorum.
     pub async fn shutdown(&self) {
+        self.close_logs().await;
+        self.controller.shutdown().await;
+    }
+
+    async fn close_logs(&self) {
         for t in self.topics() {
             for p in t.partitions() {
                 if let Err(e) = p.flush_all().await {
@@ -483,43 +578,6 @@ fn open_partition(
         tc,
         producers,
     ))
-}
-
-/// Write `meta.properties` on a first start; afterwards it must name this
-/// node and cluster (Kafka refuses a log dir of another node or cluster too).
-fn check_meta_properties(dir: &Path, node_id: i32, cluster_id: &str) -> anyhow::Result<()> {
-    let path = dir.join("meta.properties");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return crate::log::checkpoint::write_atomically(
-                &path,
-                format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n").as_bytes(),
-            )
-            .map_err(Into::into);
-        }
-        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-    };
-    for line in text.lines() {
-        match line.split_once('=') {
-            Some(("node.id", v)) if v.trim() != node_id.to_string() => {
-                anyhow::bail!(
-                    "{} belongs to node {}, but node.id is {node_id}: use that node's config or another log dir",
-                    path.display(),
-                    v.trim()
-                )
-            }
-            Some(("cluster.id", v)) if v.trim() != cluster_id => {
-                anyhow::bail!(
-                    "{} belongs to cluster {}, but this node is in cluster {cluster_id}: a log dir cannot move between clusters",
-                    path.display(),
-                    v.trim()
-                )
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// The topics the broker itself owns (Kafka's set; `__transaction_state`

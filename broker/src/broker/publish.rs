@@ -6,7 +6,8 @@
 //! move epochs of those it already has, apply changed topic configs, and
 //! close and delete the partitions of removed topics.
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use brook_config::TopicConfig;
 use tracing::{info, warn};
@@ -39,28 +40,34 @@ impl Broker {
             };
             write(&self.topics).insert(
                 t.name.clone(),
-                Arc::new(Topic {
-                    name: t.name.as_str().into(),
-                    id: t.id,
-                    probe: crate::metrics::TopicProbe::new(&t.name),
-                    overrides: RwLock::new(new.topic_configs(&t.name)),
-                    partitions: RwLock::new(Vec::new()),
-                }),
+                Arc::new(Topic::new(&t.name, t.id, new.topic_configs(&t.name))),
             );
+        }
+        for t in new.topics.values() {
+            if let Some(topic) = self.topic(&t.name) {
+                topic
+                    .count
+                    .store(t.partitions.len() as i32, Ordering::Release);
+            }
         }
         for resource in &delta.configs {
             if let ConfigResource::Topic(name) = resource {
                 self.apply_topic_configs(name, new);
             }
         }
-        let local = delta.local_changes(self.node_id(), old, new);
+        let node = self.node_id();
+        let local = delta.local_changes(node, old, new);
         let mut first_error = None;
         for (name, p) in local.leaders.iter().chain(&local.followers) {
             let Some(topic) = self.topic(name) else {
                 continue;
             };
+            let leader = p.leader == node;
             if let Some(part) = topic.partition(p.partition) {
-                part.set_leader_epoch(p.leader_epoch);
+                if part.is_leader() != leader || part.leader_epoch() != p.leader_epoch {
+                    info!(topic = %name, partition = p.partition, leader = p.leader, epoch = p.leader_epoch, "partition leadership changed");
+                }
+                part.set_role(leader, p.leader_epoch);
                 continue;
             }
             let tc = match TopicConfig::resolve(&self.config, &topic.overrides()) {
@@ -76,14 +83,8 @@ impl Broker {
             };
             match open_partition(&self.data_dir, name, topic.id, p, tc, opts) {
                 Ok(part) => {
-                    let mut parts = write(&topic.partitions);
-                    // Partitions arrive in index order, so the vector stays
-                    // indexed by partition number.
-                    if parts.len() == p.partition as usize {
-                        parts.push(Arc::new(part));
-                    } else {
-                        warn!(topic = %name, partition = p.partition, hosted = parts.len(), "partition opened out of order; not served");
-                    }
+                    part.set_role(leader, p.leader_epoch);
+                    write(&topic.partitions).insert(p.partition, Arc::new(part));
                 }
                 Err(e) => {
                     warn!(topic = %name, partition = p.partition, error = %e, "cannot open partition");

@@ -54,10 +54,9 @@ fn resolve(hp: &brook_config::HostPort, what: &str) -> anyhow::Result<SocketAddr
 
 async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
     let kafka_addr = resolve(
-        config
-            .listeners
-            .first()
-            .ok_or_else(|| anyhow!("listeners is empty: give at least one host:port"))?,
+        config.client_listeners().first().ok_or_else(|| {
+            anyhow!("listeners has no client listener: give at least one host:port that is not a controller listener")
+        })?,
         "listeners",
     )?;
     let admin_addr = resolve(&config.admin_listener, "admin.listener")?;
@@ -68,11 +67,15 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
             None
         }
     };
-    let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
+    // Bind first, so the broker registers the address clients really reach
+    // (when `listeners` asks for port 0).
     let listener = crate::server::bind(kafka_addr)
         .await
         .with_context(|| format!("cannot listen on {kafka_addr} (listeners)"))?;
     let kafka_bound = listener.local_addr()?;
+    let broker = Arc::new(
+        Broker::open_with(config, Arc::new(crate::log::FsyncSyncer), Some(kafka_bound)).await?,
+    );
     broker.set_bound(kafka_bound);
     let admin = tokio::net::TcpListener::bind(admin_addr)
         .await
@@ -91,6 +94,7 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
         stop_rx.clone(),
     ));
     let maintenance = tokio::spawn(crate::maintenance::run(broker.clone(), stop_rx.clone()));
+    let metadata = tokio::spawn(broker.clone().follow_metadata(stop_rx.clone()));
     let group_timer = tokio::spawn(crate::group::run_timer(broker.clone(), stop_rx.clone()));
     let cleaner = tokio::spawn(crate::cleaner::run(broker.clone(), stop_rx.clone()));
     broker
@@ -108,6 +112,9 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = int.recv() => info!("SIGINT: shutting down"),
     }
+    // Controlled shutdown first, while clients can still reach us and learn
+    // the new leaders.
+    broker.controlled_shutdown().await;
     let _ = stop_tx.send(true);
     // Connections finish the requests they already read; bound the wait so a
     // stuck client cannot hold shutdown hostage.
@@ -121,6 +128,7 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     let _ = maintenance.await;
     let _ = group_timer.await;
     let _ = cleaner.await;
+    let _ = metadata.await;
     broker.views().stop_all().await;
     broker.shutdown().await;
     // After the final flush, so the recovery points written are the final ones.

@@ -75,18 +75,18 @@ async fn with_offset_5() -> Result<(
     let dir = tempfile::tempdir()?;
     let syncer = Arc::new(SwitchSyncer::default());
     let open = OpenOnDrop(syncer.clone());
-    let b = broker(dir.path(), syncer.clone())?;
+    let b = broker(dir.path(), syncer.clone()).await?;
     ensure!(committed(&run(&b, commit(5)).await), "first commit");
     Ok((dir, syncer, open, b))
 }
 
-fn broker(dir: &std::path::Path, syncer: Arc<SwitchSyncer>) -> Result<Arc<Broker>> {
+async fn broker(dir: &std::path::Path, syncer: Arc<SwitchSyncer>) -> Result<Arc<Broker>> {
     let config = brook_config::BrokerConfig {
         log_dirs: vec![dir.to_path_buf()],
         offsets_topic_num_partitions: 1,
         ..brook_config::BrokerConfig::default()
     };
-    Ok(Arc::new(Broker::open_with_syncer(config, syncer)?))
+    Ok(Arc::new(Broker::open_with_syncer(config, syncer).await?))
 }
 
 /// Wait (bounded) until a sync is blocked on the closed gate.

@@ -21,6 +21,7 @@ use brook_protocol::messages::{
 };
 
 use super::Ctx;
+use crate::controller::rpc::ConfigChange;
 use crate::error::BrokerError;
 use crate::server::connection::Reply;
 
@@ -162,10 +163,7 @@ pub(super) async fn alter(ctx: &Ctx, req: AlterConfigsRequest) -> Reply {
                         ctx.broker
                             .alter_topic_configs(
                                 &r.resource_name,
-                                |o| {
-                                    *o = set;
-                                    Ok(())
-                                },
+                                ConfigChange::Replace(set),
                                 req.validate_only,
                             )
                             .await
@@ -207,11 +205,10 @@ pub(super) async fn incremental_alter(ctx: &Ctx, req: IncrementalAlterConfigsReq
                     .iter()
                     .map(|c| (c.name.clone(), c.config_operation, c.value.clone()))
                     .collect();
-                let broker_cfg = ctx.broker.config();
                 ctx.broker
                     .alter_topic_configs(
                         &r.resource_name,
-                        |o| apply_ops(o, &ops, broker_cfg),
+                        ConfigChange::Incremental(ops),
                         req.validate_only,
                     )
                     .await
@@ -236,7 +233,7 @@ pub(super) async fn incremental_alter(ctx: &Ctx, req: IncrementalAlterConfigsReq
     })
 }
 
-fn apply_ops(
+pub(crate) fn apply_ops(
     overrides: &mut BTreeMap<String, String>,
     ops: &[(String, i8, Option<String>)],
     broker: &brook_config::BrokerConfig,

@@ -23,10 +23,19 @@ pub(super) async fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Reply {
                 ..Default::default()
             };
             let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
-                r.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
+                r.error_code = topic
+                    .as_ref()
+                    .map_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(), |t| {
+                        t.absent_code(p.partition_index)
+                    });
                 partitions.push(r);
                 continue;
             };
+            if !part.is_leader() {
+                r.error_code = ErrorCode::NOT_LEADER_OR_FOLLOWER.code();
+                partitions.push(r);
+                continue;
+            }
             let hw = part.high_watermark();
             let target = if p.offset == -1 { hw } else { p.offset };
             if target < 0 || target > hw {

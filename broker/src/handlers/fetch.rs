@@ -227,10 +227,10 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> Built {
                 ..Default::default()
             };
             let Some(part) = part else {
-                pd.error_code = if w.topic.is_none() && ctx.version >= 13 {
-                    ErrorCode::UNKNOWN_TOPIC_ID.code()
-                } else {
-                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+                pd.error_code = match &w.topic {
+                    None if ctx.version >= 13 => ErrorCode::UNKNOWN_TOPIC_ID.code(),
+                    None => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(),
+                    Some(t) => t.absent_code(index),
                 };
                 parts.push(pd);
                 continue;
@@ -240,9 +240,10 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> Built {
             pd.log_start_offset = part.log_start_offset();
             if let Some(code) = epoch_check(part, current_epoch) {
                 pd.error_code = code;
+                let (leader_id, leader_epoch) = ctx.broker.leader_of(&part.topic_id, index);
                 pd.current_leader = LeaderIdAndEpoch {
-                    leader_id: ctx.broker.node_id(),
-                    leader_epoch: part.leader_epoch(),
+                    leader_id,
+                    leader_epoch,
                     ..Default::default()
                 };
                 parts.push(pd);
@@ -302,16 +303,16 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> Built {
     }
 }
 
-/// The leader-epoch fence every epoch-carrying request goes through.
+/// The leader-epoch and leadership fence every client request for a
+/// partition's data goes through (Kafka's order: epoch, then leadership).
 pub(crate) fn epoch_check(part: &Partition, requested: i32) -> Option<i16> {
-    if requested < 0 {
-        return None;
-    }
     let current = part.leader_epoch();
-    if requested < current {
+    if requested >= 0 && requested < current {
         Some(ErrorCode::FENCED_LEADER_EPOCH.code())
     } else if requested > current {
         Some(ErrorCode::UNKNOWN_LEADER_EPOCH.code())
+    } else if !part.is_leader() {
+        Some(ErrorCode::NOT_LEADER_OR_FOLLOWER.code())
     } else {
         None
     }

@@ -40,7 +40,11 @@ pub(super) fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
                     };
                     let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
                     else {
-                        r.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
+                        r.error_code = topic
+                            .as_ref()
+                            .map_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(), |t| {
+                                t.absent_code(p.partition_index)
+                            });
                         return r;
                     };
                     if let Some(code) = epoch_check(&part, p.current_leader_epoch) {

@@ -1,7 +1,8 @@
-//! Metadata (key 3, v0–12): this broker, the cluster id, and topics with their
-//! partitions. Unknown topics are created when the request allows it (v4+
-//! `allow_auto_topic_creation`, always for v0–3) and `auto.create.topics.enable`
-//! is on.
+//! Metadata (key 3, v0–12), answered from this broker's metadata image: the
+//! unfenced brokers, the active controller, and topics with each partition's
+//! leader, epoch, replicas and ISR. Unknown topics are created when the
+//! request allows it (v4+ `allow_auto_topic_creation`, always for v0–3) and
+//! `auto.create.topics.enable` is on.
 
 use brook_protocol::codec::Uuid;
 use brook_protocol::error::ErrorCode;
@@ -14,12 +15,11 @@ use super::{
     Ctx, CLUSTER_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_AUTHORIZED_OPERATIONS,
 };
 use crate::broker::Topic;
+use crate::metadata::MetadataImage;
 use crate::server::connection::Reply;
 
 pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
     let broker = &ctx.broker;
-    let (host, port) = broker.advertised();
-    let node = broker.node_id();
     // v0 with an empty list means "all topics"; v1+ uses null for that.
     let all = match &req.topics {
         None => true,
@@ -32,8 +32,9 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
     };
     let mut topics = Vec::new();
     if all {
+        let image = broker.image();
         for t in broker.topics() {
-            topics.push(describe(&t, node, topic_ops));
+            topics.push(describe(&image, &t, topic_ops));
         }
     } else {
         let auto = if ctx.version >= 4 {
@@ -54,7 +55,7 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
                 (None, _) => Ok(None),
             };
             topics.push(match topic {
-                Ok(Some(t)) => describe(&t, node, topic_ops),
+                Ok(Some(t)) => describe(&broker.image(), &t, topic_ops),
                 Ok(None) => MetadataResponseTopic {
                     error_code: if rt.name.is_none() {
                         ErrorCode::UNKNOWN_TOPIC_ID.code()
@@ -76,16 +77,31 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
             });
         }
     }
+    let image = broker.image();
+    let brokers = image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let (host, port) = if b.id == broker.node_id() {
+                broker.advertised()
+            } else {
+                let e = b.endpoints.first()?;
+                (e.host.clone(), i32::from(e.port))
+            };
+            Some(MetadataResponseBroker {
+                node_id: b.id,
+                host,
+                port,
+                rack: b.rack.clone(),
+                ..Default::default()
+            })
+        })
+        .collect();
     let resp = MetadataResponse {
-        brokers: vec![MetadataResponseBroker {
-            node_id: node,
-            host,
-            port,
-            rack: broker.config().broker_rack.clone(),
-            ..Default::default()
-        }],
+        brokers,
         cluster_id: Some(broker.cluster_id().to_owned()),
-        controller_id: node,
+        controller_id: broker.controller().active().map_or(-1, |(id, _)| id),
         topics,
         cluster_authorized_operations: if req.include_cluster_authorized_operations {
             CLUSTER_AUTHORIZED_OPERATIONS
@@ -97,26 +113,37 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
     ctx.reply(&resp)
 }
 
-fn describe(t: &Topic, node: i32, topic_ops: i32) -> MetadataResponseTopic {
+fn describe(image: &MetadataImage, t: &Topic, topic_ops: i32) -> MetadataResponseTopic {
+    let fenced = |id: &i32| image.brokers.get(id).is_none_or(|b| b.fenced);
+    let partitions = image
+        .topics
+        .get(&t.id)
+        .map(|ti| {
+            ti.partitions
+                .values()
+                .map(|p| MetadataResponsePartition {
+                    error_code: if p.leader < 0 {
+                        ErrorCode::LEADER_NOT_AVAILABLE.code()
+                    } else {
+                        0
+                    },
+                    partition_index: p.partition,
+                    leader_id: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    replica_nodes: p.replicas.clone(),
+                    isr_nodes: p.isr.clone(),
+                    offline_replicas: p.replicas.iter().copied().filter(fenced).collect(),
+                    ..Default::default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     MetadataResponseTopic {
         error_code: 0,
         name: Some(t.name.to_string()),
         topic_id: t.id,
         is_internal: t.is_internal(),
-        partitions: t
-            .partitions()
-            .iter()
-            .map(|p| MetadataResponsePartition {
-                error_code: 0,
-                partition_index: p.index,
-                leader_id: node,
-                leader_epoch: p.leader_epoch(),
-                replica_nodes: vec![node],
-                isr_nodes: vec![node],
-                offline_replicas: Vec::new(),
-                ..Default::default()
-            })
-            .collect(),
+        partitions,
         topic_authorized_operations: topic_ops,
         ..Default::default()
     }

@@ -8,7 +8,7 @@
 //! it did not ask for. Bytes after a complete body are ignored, as Kafka does.
 
 mod api_versions;
-mod configs;
+pub(crate) mod configs;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;

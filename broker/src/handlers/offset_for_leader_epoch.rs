@@ -29,7 +29,11 @@ pub(super) fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Reply {
                         ..Default::default()
                     };
                     let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
-                        r.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
+                        r.error_code = topic
+                            .as_ref()
+                            .map_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(), |t| {
+                                t.absent_code(p.partition)
+                            });
                         return r;
                     };
                     if let Some(code) = epoch_check(&part, p.current_leader_epoch) {

@@ -124,11 +124,23 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
             let Some(partition) = topic.as_ref().and_then(|topic| topic.partition(p.index)) else {
                 parts.push(partition_error(
                     p.index,
-                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(),
+                    topic
+                        .as_ref()
+                        .map_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(), |t| {
+                            t.absent_code(p.index)
+                        }),
                     None,
                 ));
                 continue;
             };
+            if !partition.is_leader() {
+                parts.push(partition_error(
+                    p.index,
+                    ErrorCode::NOT_LEADER_OR_FOLLOWER.code(),
+                    None,
+                ));
+                continue;
+            }
             let records = match p.records {
                 Some(Records::Bytes(b)) if !b.is_empty() => b,
                 _ => {

@@ -154,7 +154,7 @@ impl MetadataStore {
         }
     }
 
-    fn path(&self) -> PathBuf {
+    pub fn path(&self) -> PathBuf {
         self.dir.join(FILE_NAME)
     }
 

@@ -13,7 +13,7 @@
 //! guards the producer table, so dedup-check + append is atomic); reads take no
 //! partition lock. HW changes are published on a `watch` channel.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use brook_config::{Durability, TopicConfig};
@@ -48,6 +48,8 @@ pub struct Partition {
     pub index: i32,
     log: Arc<PartitionLog>,
     leader_epoch: AtomicI32,
+    /// Whether this broker leads the partition (per the published image).
+    leader: AtomicBool,
     hw: Arc<watch::Sender<i64>>,
     flusher: Arc<flusher::Flusher>,
     producers: Mutex<ProducerStateTable>,
@@ -77,6 +79,7 @@ impl Partition {
             flusher: flusher::Flusher::new(log.clone(), hw.clone()),
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
+            leader: AtomicBool::new(true),
             hw,
             producers: Mutex::new(producers),
             config: RwLock::new(config),
@@ -105,10 +108,17 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
-    /// Take the leader epoch of a committed metadata change. Epochs only
-    /// move forward: an older one is ignored.
-    pub fn set_leader_epoch(&self, epoch: i32) {
+    /// Take the role and leader epoch of a committed metadata change.
+    /// Epochs only move forward: an older one is ignored.
+    pub fn set_role(&self, leader: bool, epoch: i32) {
         self.leader_epoch.fetch_max(epoch, Ordering::AcqRel);
+        self.leader.store(leader, Ordering::Release);
+    }
+
+    /// Whether this broker leads the partition: only a leader takes
+    /// produce requests and serves consumers.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
     }
 
     pub fn high_watermark(&self) -> i64 {

@@ -1,0 +1,491 @@
+//! The active controller's decisions, as pure functions from the current
+//! image and a request to the records that carry out the request.
+//!
+//! No I/O, clock or randomness: ids, epochs and the placement start are
+//! passed in, so tests drive every decision directly. The caller (the active
+//! controller) serialises decisions and commits each one's records before the
+//! next is made.
+//!
+//! Leader election follows Kafka: a new leader comes from the ISR and must be
+//! an unfenced broker that is not shutting down; when none is, the partition
+//! has no leader (-1) until one returns, unless the topic allows unclean
+//! election. A fenced broker leaves the ISR of every partition, except the
+//! last ISR member, which stays so that its return ends the outage without
+//! losing what it had acknowledged.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use brook_config::{BrokerConfig, TopicConfig};
+use brook_protocol::codec::Uuid;
+
+use super::rpc::ConfigChange;
+use crate::broker::{is_internal_topic, log_config, validate_topic_name};
+use crate::error::BrokerError;
+use crate::metadata::{
+    BrokerRegistration, ConfigResource, MetadataImage, MetadataRecord, PartitionChange,
+    PartitionRecord,
+};
+
+/// Most partitions one topic may have.
+pub const MAX_PARTITIONS: i32 = 100_000;
+
+/// Brokers that may take new replicas and leadership.
+fn usable(image: &MetadataImage) -> Vec<&BrokerRegistration> {
+    image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced && !b.shutting_down)
+        .collect()
+}
+
+fn is_usable(image: &MetadataImage, id: i32) -> bool {
+    image
+        .brokers
+        .get(&id)
+        .is_some_and(|b| !b.fenced && !b.shutting_down)
+}
+
+/// Order brokers so that consecutive ones alternate racks (Kafka's
+/// rack-alternating list): rack A's first, rack B's first, …, rack A's second.
+fn rack_alternating(brokers: &[&BrokerRegistration]) -> Vec<i32> {
+    let mut by_rack: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
+    for b in brokers {
+        by_rack.entry(b.rack.as_deref()).or_default().push(b.id);
+    }
+    let mut out = Vec::with_capacity(brokers.len());
+    let mut round = 0;
+    while out.len() < brokers.len() {
+        for ids in by_rack.values() {
+            if let Some(id) = ids.get(round) {
+                out.push(*id);
+            }
+        }
+        round += 1;
+    }
+    out
+}
+
+/// Replica lists for partitions `first..first + count`: round-robin over the
+/// rack-alternating broker list from `start`, so leaders spread evenly and
+/// each partition's replicas sit on distinct brokers (and racks, when there
+/// are as many racks as replicas).
+///
+/// # Errors
+/// [`BrokerError::InvalidReplicationFactor`] when `rf` exceeds the usable brokers.
+pub fn place(
+    image: &MetadataImage,
+    first: i32,
+    count: i32,
+    rf: i32,
+    start: usize,
+) -> Result<Vec<Vec<i32>>, BrokerError> {
+    let brokers = usable(image);
+    if rf < 1 || rf as usize > brokers.len() {
+        return Err(BrokerError::InvalidReplicationFactor(format!(
+            "replication factor {rf} is larger than the number of available (unfenced) brokers ({})",
+            brokers.len()
+        )));
+    }
+    let order = rack_alternating(&brokers);
+    let n = order.len();
+    Ok((first..first + count)
+        .map(|p| {
+            let base = start.wrapping_add(p as usize);
+            (0..rf as usize).map(|j| order[(base + j) % n]).collect()
+        })
+        .collect())
+}
+
+/// A CreateTopics request as the controller sees it.
+#[derive(Debug, Clone)]
+pub struct CreateTopic<'a> {
+    pub name: &'a str,
+    /// -1: `num.partitions`.
+    pub partitions: i32,
+    /// -1: `default.replication.factor` (`offsets.topic.replication.factor`
+    /// for `__consumer_offsets`).
+    pub replication_factor: i32,
+    pub configs: &'a BTreeMap<String, String>,
+}
+
+/// Check a topic's overrides the way the broker will resolve them.
+fn check_configs(
+    config: &BrokerConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Result<(), BrokerError> {
+    for (k, v) in overrides {
+        brook_config::validate_topic_override(k, v)?;
+    }
+    let tc = TopicConfig::resolve(config, overrides)?;
+    log_config(&tc)
+        .validate()
+        .map_err(|e| BrokerError::InvalidConfig(e.to_string()))
+}
+
+/// The records that create a topic (with `validate_only` the caller drops them).
+///
+/// # Errors
+/// Invalid name, counts, configs or replication factor; an existing topic.
+pub fn create_topic(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    req: &CreateTopic<'_>,
+    id: Uuid,
+    start: usize,
+) -> Result<Vec<MetadataRecord>, BrokerError> {
+    let name = req.name;
+    validate_topic_name(name)?;
+    let partitions = if req.partitions == -1 {
+        config.num_partitions
+    } else {
+        req.partitions
+    };
+    let rf = match req.replication_factor {
+        -1 if name == crate::group::OFFSETS_TOPIC => {
+            i32::from(config.offsets_topic_replication_factor)
+        }
+        -1 => config.default_replication_factor,
+        rf => rf,
+    };
+    if partitions <= 0 {
+        return Err(BrokerError::InvalidPartitions(format!(
+            "number of partitions must be at least 1, got {partitions}"
+        )));
+    }
+    if partitions > MAX_PARTITIONS {
+        return Err(BrokerError::InvalidPartitions(format!(
+            "{partitions} partitions is more than brook allows per topic ({MAX_PARTITIONS})"
+        )));
+    }
+    if rf > 1 {
+        // Placement below handles any factor, but followers do not fetch yet:
+        // a second replica would be a promise brook cannot keep.
+        return Err(BrokerError::InvalidReplicationFactor(format!(
+            "replication factor {rf}: brook does not replicate partitions yet; use 1"
+        )));
+    }
+    check_configs(config, req.configs)?;
+    if image.topic(name).is_some() {
+        return Err(BrokerError::TopicAlreadyExists(name.to_owned()));
+    }
+    if let Some(collides) = image
+        .topic_ids
+        .keys()
+        .find(|t| t.replace('.', "_") == name.replace('.', "_"))
+    {
+        return Err(BrokerError::InvalidTopic(format!(
+            "topic {name} collides with existing topic {collides} ('.' and '_' are equivalent in metric names)"
+        )));
+    }
+    let placement = place(image, 0, partitions, rf, start)?;
+    let mut records = vec![MetadataRecord::Topic {
+        name: name.to_owned(),
+        id,
+    }];
+    records.extend(
+        placement
+            .into_iter()
+            .enumerate()
+            .map(|(p, replicas)| new_partition(id, p as i32, replicas)),
+    );
+    records.extend(req.configs.iter().map(|(k, v)| MetadataRecord::Config {
+        resource: ConfigResource::Topic(name.to_owned()),
+        key: k.clone(),
+        value: Some(v.clone()),
+    }));
+    Ok(records)
+}
+
+fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
+    MetadataRecord::Partition(PartitionRecord {
+        topic_id,
+        partition,
+        leader: replicas[0],
+        isr: replicas.clone(),
+        replicas,
+        elr: Vec::new(),
+        leader_epoch: 0,
+        partition_epoch: 0,
+    })
+}
+
+/// The records that delete a topic.
+///
+/// # Errors
+/// Unknown or internal topic, deletion disabled.
+pub fn delete_topic(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    name: &str,
+) -> Result<Vec<MetadataRecord>, BrokerError> {
+    if !config.delete_topic_enable {
+        return Err(BrokerError::TopicDeletionDisabled);
+    }
+    let topic = image
+        .topic(name)
+        .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    if is_internal_topic(name) {
+        return Err(BrokerError::InvalidTopic(format!(
+            "{name} is an internal topic and cannot be deleted"
+        )));
+    }
+    Ok(vec![MetadataRecord::RemoveTopic { id: topic.id }])
+}
+
+/// The records that grow a topic to `count` partitions.
+///
+/// # Errors
+/// Unknown or internal topic, a count not larger than today's.
+pub fn create_partitions(
+    image: &MetadataImage,
+    name: &str,
+    count: i32,
+    start: usize,
+) -> Result<Vec<MetadataRecord>, BrokerError> {
+    let topic = image
+        .topic(name)
+        .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    if is_internal_topic(name) {
+        // The group coordinator maps groups to partitions by count.
+        return Err(BrokerError::InvalidTopic(format!(
+            "{name} is an internal topic; its partition count is fixed"
+        )));
+    }
+    let current = topic.partitions.len() as i32;
+    if count <= current {
+        return Err(BrokerError::InvalidPartitions(format!(
+            "topic {name} has {current} partitions; the new count {count} must be larger"
+        )));
+    }
+    if count > MAX_PARTITIONS {
+        return Err(BrokerError::InvalidPartitions(format!(
+            "{count} partitions is more than brook allows per topic ({MAX_PARTITIONS})"
+        )));
+    }
+    let rf = topic
+        .partitions
+        .values()
+        .next()
+        .map_or(1, |p| p.replicas.len() as i32);
+    let placement = place(image, current, count - current, rf, start)?;
+    Ok(placement
+        .into_iter()
+        .zip(current..)
+        .map(|(replicas, p)| new_partition(topic.id, p, replicas))
+        .collect())
+}
+
+/// The records that change a topic's config overrides.
+///
+/// # Errors
+/// Unknown topic, invalid key, value or operation.
+pub fn alter_topic_configs(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    name: &str,
+    change: &ConfigChange,
+) -> Result<Vec<MetadataRecord>, BrokerError> {
+    if image.topic(name).is_none() {
+        return Err(BrokerError::UnknownTopicOrPartition);
+    }
+    let old = image.topic_configs(name);
+    let mut new = old.clone();
+    match change {
+        ConfigChange::Replace(map) => new.clone_from(map),
+        ConfigChange::Incremental(ops) => {
+            crate::handlers::configs::apply_ops(&mut new, ops, config)?;
+        }
+    }
+    check_configs(config, &new)?;
+    let resource = ConfigResource::Topic(name.to_owned());
+    let mut records: Vec<MetadataRecord> = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .map(|k| MetadataRecord::Config {
+            resource: resource.clone(),
+            key: k.clone(),
+            value: None,
+        })
+        .collect();
+    records.extend(
+        new.into_iter()
+            .filter(|(k, v)| old.get(k) != Some(v))
+            .map(|(key, value)| MetadataRecord::Config {
+                resource: resource.clone(),
+                key,
+                value: Some(value),
+            }),
+    );
+    Ok(records)
+}
+
+/// Whether a topic allows electing an out-of-sync replica.
+fn unclean_allowed(image: &MetadataImage, config: &BrokerConfig, topic: &str) -> bool {
+    image
+        .topic_configs(topic)
+        .get("unclean.leader.election.enable")
+        .map_or(config.unclean_leader_election_enable, |v| v == "true")
+}
+
+/// Partition changes that take `gone` (fenced or shutting down) out of
+/// leadership and, where another member remains, out of the ISR.
+pub fn move_away(image: &MetadataImage, config: &BrokerConfig, gone: i32) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for topic in image.topics.values() {
+        for p in topic.partitions.values() {
+            let in_isr = p.isr.contains(&gone);
+            if p.leader != gone && !(in_isr && p.isr.len() > 1) {
+                continue;
+            }
+            let isr: Vec<i32> = if in_isr && p.isr.len() > 1 {
+                p.isr.iter().copied().filter(|r| *r != gone).collect()
+            } else {
+                p.isr.clone()
+            };
+            let mut change = PartitionChange {
+                topic_id: p.topic_id,
+                partition: p.partition,
+                isr: (isr != p.isr).then(|| isr.clone()),
+                ..PartitionChange::default()
+            };
+            if p.leader == gone {
+                let eligible = |r: &&i32| **r != gone && is_usable(image, **r);
+                let leader = isr.iter().find(eligible).copied().or_else(|| {
+                    unclean_allowed(image, config, &topic.name)
+                        .then(|| p.replicas.iter().find(eligible).copied())
+                        .flatten()
+                });
+                change.leader = Some(leader.unwrap_or(-1));
+                if let Some(l) = leader {
+                    if !isr.contains(&l) {
+                        // Unclean: the new leader's log is the truth now.
+                        change.isr = Some(vec![l]);
+                    }
+                }
+            }
+            out.push(MetadataRecord::PartitionChange(change));
+        }
+    }
+    out
+}
+
+/// Partition changes that give leaderless partitions a leader now that
+/// `back` is usable again: it leads those whose ISR (or ELR) names it.
+pub fn elect_returning(image: &MetadataImage, back: i32) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for topic in image.topics.values() {
+        for p in topic.partitions.values() {
+            if p.leader == -1 && (p.isr.contains(&back) || p.elr.contains(&back)) {
+                out.push(MetadataRecord::PartitionChange(PartitionChange {
+                    topic_id: p.topic_id,
+                    partition: p.partition,
+                    leader: Some(back),
+                    isr: (!p.isr.contains(&back)).then(|| vec![back]),
+                    ..PartitionChange::default()
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// A broker (re)registers: a new incarnation replaces the old one, whose
+/// leadership moves away first. Returns no records when this incarnation is
+/// already registered (a retried request).
+pub fn register(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    reg: BrokerRegistration,
+) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    if let Some(old) = image.brokers.get(&reg.id) {
+        if old.incarnation == reg.incarnation {
+            return out;
+        }
+        // Treat the old incarnation as fenced: it is gone.
+        let mut without = image.clone();
+        if let Some(b) = without.brokers.get_mut(&reg.id) {
+            b.fenced = true;
+        }
+        out.extend(move_away(&without, config, reg.id));
+    }
+    out.push(MetadataRecord::RegisterBroker(BrokerRegistration {
+        fenced: true,
+        shutting_down: false,
+        ..reg
+    }));
+    out
+}
+
+/// A fenced broker has caught up: unfence it and let it lead what waits for it.
+pub fn unfence(image: &MetadataImage, id: i32, epoch: i64) -> Vec<MetadataRecord> {
+    let mut after = image.clone();
+    if let Some(b) = after.brokers.get_mut(&id) {
+        b.fenced = false;
+        b.shutting_down = false;
+    }
+    let mut out = vec![MetadataRecord::UnfenceBroker { id, epoch }];
+    out.extend(elect_returning(&after, id));
+    out
+}
+
+/// Fence a broker (session expired, or done with controlled shutdown).
+pub fn fence(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    id: i32,
+    epoch: i64,
+) -> Vec<MetadataRecord> {
+    let mut after = image.clone();
+    if let Some(b) = after.brokers.get_mut(&id) {
+        b.fenced = true;
+    }
+    let mut out = vec![MetadataRecord::FenceBroker { id, epoch }];
+    out.extend(move_away(&after, config, id));
+    out
+}
+
+/// A broker asks for controlled shutdown: mark it and move leadership away.
+pub fn begin_shutdown(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    id: i32,
+    epoch: i64,
+) -> Vec<MetadataRecord> {
+    let mut after = image.clone();
+    if let Some(b) = after.brokers.get_mut(&id) {
+        b.shutting_down = true;
+    }
+    let mut out = vec![MetadataRecord::BrokerShuttingDown { id, epoch }];
+    out.extend(move_away(&after, config, id));
+    out
+}
+
+/// Whether `id` still leads any partition.
+pub fn leads_anything(image: &MetadataImage, id: i32) -> bool {
+    image
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.values())
+        .any(|p| p.leader == id)
+}
+
+/// Unfenced brokers whose last heartbeat is older than the session timeout.
+pub fn expired(
+    image: &MetadataImage,
+    last_heartbeat_ms: &BTreeMap<i32, u64>,
+    now_ms: u64,
+    session_timeout_ms: u64,
+) -> BTreeSet<i32> {
+    image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .filter(|b| {
+            last_heartbeat_ms
+                .get(&b.id)
+                .is_none_or(|t| now_ms.saturating_sub(*t) > session_timeout_ms)
+        })
+        .map(|b| b.id)
+        .collect()
+}

@@ -1,0 +1,668 @@
+//! The controller quorum (DESIGN.md section 7): metadata as a Raft log on
+//! openraft (`brook-quorum`), the active controller's decisions, broker
+//! registration, heartbeats and fencing, and the client every broker uses to
+//! reach the active controller.
+//!
+//! Every node of brook today is a voter (`process.roles` includes
+//! `controller`). The active controller is the Raft leader; its term is the
+//! controller epoch, stamped on every reply. Requests reach it as JSON in the
+//! quorum's application RPCs ([`rpc`]); it decides against its applied image
+//! ([`decisions`]), commits the records, and replies with their offset, which
+//! the asking broker waits for in its own image before it answers a client.
+//! A deposed controller cannot commit: openraft refuses its writes.
+//!
+//! # Layout
+//! - `app`: the image as the quorum's replicated state.
+//! - `decisions`: pure request → records functions (placement, election,
+//!   fencing).
+//! - `rpc`: request and reply shapes.
+//! - this file: [`Controller`] (start, submit, heartbeats, the fencing timer).
+
+pub mod app;
+pub mod decisions;
+pub mod membership;
+pub mod rpc;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use brook_config::BrokerConfig;
+use brook_protocol::codec::Uuid;
+use brook_quorum::{AppHandle, AppRequest, AppRpcHandler, Listen, Quorum, QuorumConfig};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ServerState;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::error::BrokerError;
+use crate::metadata::{encode_batch, BrokerRegistration, Endpoint, MetadataImage, MetadataRecord};
+use app::{apply_result, Applied, MetadataApp};
+use rpc::{ControllerReply, ControllerRequest, ReplyBody, WireError};
+
+/// Producer ids are handed to a broker in blocks of this size.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+/// How long a request may look for an active controller.
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one RPC to the active controller may take.
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the active controller looks for expired broker sessions.
+const FENCE_CHECK: Duration = Duration::from_millis(250);
+
+/// The quorum member plus this node's view of the active controller.
+#[derive(Debug)]
+pub struct Controller {
+    core: Arc<Core>,
+    applied: watch::Receiver<Applied>,
+    quorum: StdMutex<Option<Quorum<MetadataApp>>>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+/// What the RPC handler, the fencing timer and local submits share.
+struct Core {
+    node_id: i32,
+    cluster_id: String,
+    config: Arc<BrokerConfig>,
+    raft: brook_quorum::Raft,
+    app: AppHandle<MetadataApp>,
+    voters: BTreeMap<u64, String>,
+    started: Instant,
+    /// Serialises decisions: each one sees the records of the one before.
+    decide: tokio::sync::Mutex<DecideState>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The active controller's in-memory state (rebuilt when leadership changes).
+#[derive(Debug, Default)]
+struct DecideState {
+    /// The term this state belongs to.
+    term: u64,
+    /// Last heartbeat per broker, ms since `started`.
+    heartbeats: BTreeMap<i32, u64>,
+    /// Metadata offset a fenced broker must reach before it is unfenced.
+    catch_up_to: BTreeMap<i32, u64>,
+}
+
+/// Routes application RPCs to the core once it exists.
+#[derive(Clone, Default)]
+struct Handler(Arc<OnceLock<Weak<Core>>>);
+
+impl AppRpcHandler for Handler {
+    async fn handle(&self, _from: u64, request: Vec<u8>) -> Result<Vec<u8>, String> {
+        let core = self
+            .0
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or("controller is starting")?;
+        let req: ControllerRequest =
+            serde_json::from_slice(&request).map_err(|e| format!("bad controller request: {e}"))?;
+        let reply = core.handle(req).await;
+        serde_json::to_vec(&reply).map_err(|e| e.to_string())
+    }
+}
+
+impl Controller {
+    /// Open the metadata log in `dir`, join the quorum and start the fencing
+    /// timer. Returns once the node knows an active controller and has
+    /// applied the log up to what it had on disk.
+    ///
+    /// # Errors
+    /// Storage, listener or quorum failures; no controller elected within
+    /// the session timeout.
+    pub async fn start(
+        config: Arc<BrokerConfig>,
+        dir: &Path,
+        cluster_id: &str,
+    ) -> anyhow::Result<Self> {
+        let voters: BTreeMap<u64, String> = config
+            .quorum_voters()
+            .into_iter()
+            .map(|v| (v.id as u64, format!("{}:{}", v.host, v.port)))
+            .collect();
+        let me = config.node_id as u64;
+        let listen_addr = match config.controller_listener() {
+            Some(l) => resolve(&l.host, l.port)?,
+            None => resolve("127.0.0.1", 0)?,
+        };
+        let listener = std::net::TcpListener::bind(listen_addr).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {listen_addr} (controller listener): {e}")
+        })?;
+        let bound = listener.local_addr()?;
+        let mut voters = voters;
+        if voters.len() == 1 && voters.contains_key(&me) {
+            // A single voter on an OS-chosen port: record the real one.
+            voters.insert(me, bound.to_string());
+        }
+        let mut qc =
+            QuorumConfig::new(me, cluster_id, dir, Listen::Bound(listener), voters.clone());
+        let session =
+            Duration::from_millis(u64::try_from(config.broker_session_timeout_ms).unwrap_or(9000));
+        // Kafka's KRaft defaults: election 1 s (randomised up to 2 s),
+        // leader heartbeats every 500 ms; never slower than the broker
+        // session allows.
+        qc.election_timeout_min = Duration::from_millis(1000).min(session / 3);
+        qc.election_timeout_max = qc.election_timeout_min * 2;
+        qc.heartbeat_interval = qc.election_timeout_min / 4;
+        let (app, applied) = MetadataApp::new();
+        let handler = Handler::default();
+        let quorum = Quorum::start(qc, app, handler.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("controller quorum in {}: {e}", dir.display()))?;
+        let core = Arc::new(Core {
+            node_id: config.node_id,
+            cluster_id: cluster_id.to_owned(),
+            config,
+            raft: quorum.raft().clone(),
+            app: quorum.app().clone(),
+            voters,
+            started: Instant::now(),
+            decide: tokio::sync::Mutex::new(DecideState::default()),
+        });
+        let _ = handler.0.set(Arc::downgrade(&core));
+        let ticker = tokio::spawn(fence_timer(Arc::downgrade(&core)));
+        info!(node = me, addr = %bound, "controller quorum member started");
+        let c = Self {
+            core,
+            applied,
+            quorum: StdMutex::new(Some(quorum)),
+            ticker,
+        };
+        c.wait_for_leader(session.max(Duration::from_secs(10)))
+            .await?;
+        Ok(c)
+    }
+
+    /// Wait until an active controller is known and this node has applied
+    /// what it had in its log.
+    async fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<()> {
+        let mut m = self.core.raft.metrics();
+        let target = m.borrow().last_log_index.unwrap_or(0);
+        let ready = m.wait_for(|m| {
+            m.current_leader.is_some() && m.last_applied.map_or(0, |l| l.index) >= target
+        });
+        tokio::time::timeout(timeout, ready)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "no active controller within {} s: are a majority of controller.quorum.voters running and reachable?",
+                    timeout.as_secs()
+                )
+            })?
+            .map_err(|_| anyhow::anyhow!("the controller quorum stopped while starting"))?;
+        Ok(())
+    }
+
+    /// The latest applied image (may be ahead of what the broker published).
+    pub fn applied(&self) -> Applied {
+        self.applied.borrow().clone()
+    }
+
+    /// A receiver that changes whenever an entry is applied.
+    pub fn subscribe(&self) -> watch::Receiver<Applied> {
+        self.applied.clone()
+    }
+
+    /// The active controller and its epoch, when known.
+    pub fn active(&self) -> Option<(i32, u64)> {
+        let m = self.core.raft.metrics();
+        let m = m.borrow();
+        m.current_leader
+            .map(|l| (l as i32, m.vote.leader_id().term))
+    }
+
+    /// Whether this node is the active controller.
+    pub fn is_active(&self) -> bool {
+        self.core.is_leader()
+    }
+
+    /// The voters and their controller addresses.
+    pub fn voters(&self) -> &BTreeMap<u64, String> {
+        &self.core.voters
+    }
+
+    /// openraft's metrics (for status pages).
+    pub fn metrics(&self) -> openraft::RaftMetrics<u64, openraft::BasicNode> {
+        self.core.raft.metrics().borrow().clone()
+    }
+
+    /// Send `req` to the active controller (this node or another), retrying
+    /// through elections, and wait until this node has applied what it
+    /// committed.
+    ///
+    /// # Errors
+    /// The controller's refusal; [`BrokerError::NotController`] when no
+    /// controller answered in time.
+    pub async fn submit(&self, req: ControllerRequest) -> Result<ReplyBody, BrokerError> {
+        let deadline = tokio::time::Instant::now() + SUBMIT_TIMEOUT;
+        let reply = loop {
+            let attempt = match self.active() {
+                Some((leader, _)) if leader == self.core.node_id => {
+                    Some(self.core.handle(req.clone()).await)
+                }
+                Some((leader, _)) => self.forward(leader, &req).await,
+                None => None,
+            };
+            match attempt {
+                Some(r) if !matches!(&r.result, Err(e) if e.kind == rpc::WireErrorKind::NotController) => {
+                    break r
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BrokerError::NotController);
+            }
+            // An election is in progress: wait for the next leadership news
+            // (or a short backoff, if the known leader is unreachable).
+            let mut m = self.core.raft.metrics();
+            let _ = tokio::time::timeout(Duration::from_millis(200), m.changed()).await;
+        };
+        let body = reply.result.map_err(BrokerError::from)?;
+        self.wait_applied(reply.offset).await?;
+        Ok(body)
+    }
+
+    async fn forward(&self, leader: i32, req: &ControllerRequest) -> Option<ControllerReply> {
+        let addr = self.core.voters.get(&(leader as u64))?;
+        let bytes = serde_json::to_vec(req).ok()?;
+        match brook_quorum::call_app(
+            addr,
+            &self.core.cluster_id,
+            self.core.node_id as u64,
+            leader as u64,
+            bytes,
+            RPC_TIMEOUT,
+        )
+        .await
+        {
+            Ok(resp) => match serde_json::from_slice::<ControllerReply>(&resp) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    warn!(leader, error = %e, "unreadable controller reply");
+                    None
+                }
+            },
+            Err(e) => {
+                warn!(leader, %addr, error = %e, "active controller unreachable");
+                None
+            }
+        }
+    }
+
+    /// Wait until this node has applied the metadata log up to `offset`.
+    ///
+    /// # Errors
+    /// [`BrokerError::Timeout`] when it does not within the submit timeout.
+    pub async fn wait_applied(&self, offset: u64) -> Result<(), BrokerError> {
+        let mut rx = self.applied.clone();
+        let ok = tokio::time::timeout(SUBMIT_TIMEOUT, rx.wait_for(|a| a.offset >= offset)).await;
+        match ok {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(BrokerError::Timeout),
+        }
+    }
+
+    /// Write records directly (this node must be the active controller); for
+    /// the one-time import of a legacy metadata file.
+    ///
+    /// # Errors
+    /// Not the active controller; the image refused the records.
+    pub async fn write_local(&self, records: Vec<MetadataRecord>) -> Result<u64, BrokerError> {
+        let _guard = self.core.decide.lock().await;
+        let (offset, _) = self.core.write(records).await?;
+        self.wait_applied(offset).await?;
+        Ok(offset)
+    }
+
+    /// Stop the quorum member and release its directory.
+    pub async fn shutdown(&self) {
+        self.ticker.abort();
+        let q = self
+            .quorum
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(q) = q {
+            if let Err(e) = q.shutdown().await {
+                warn!(error = %e, "controller quorum shutdown failed");
+            }
+        }
+    }
+}
+
+impl Core {
+    fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node_id as u64)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn image(&self) -> Arc<MetadataImage> {
+        self.app.read(|a| a.current().image.clone())
+    }
+
+    fn current(&self) -> (u64, u64) {
+        self.app.read(|a| (a.current().offset, a.current().epoch))
+    }
+
+    /// Commit `records` (caller holds `decide`): returns (offset, epoch).
+    async fn write(&self, records: Vec<MetadataRecord>) -> Result<(u64, u64), BrokerError> {
+        let batch = encode_batch(&records).to_vec();
+        match self.raft.client_write(AppRequest(batch)).await {
+            Ok(resp) => {
+                apply_result(&resp.data.0).map_err(BrokerError::Metadata)?;
+                Ok((resp.log_id.index, resp.log_id.leader_id.term))
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(BrokerError::NotController)
+            }
+            Err(e) => {
+                warn!(error = %e, "metadata write failed");
+                Err(BrokerError::NotController)
+            }
+        }
+    }
+
+    /// Reset per-term state when this node's leadership term changes: every
+    /// registered broker gets a full session from now (Kafka does the same
+    /// on controller failover).
+    fn refresh(&self, st: &mut DecideState, image: &MetadataImage) {
+        let term = self.raft.metrics().borrow().vote.leader_id().term;
+        if st.term != term {
+            let now = self.now_ms();
+            *st = DecideState {
+                term,
+                heartbeats: image.brokers.keys().map(|id| (*id, now)).collect(),
+                catch_up_to: BTreeMap::new(),
+            };
+        }
+    }
+
+    /// Decide and commit one request.
+    async fn handle(&self, req: ControllerRequest) -> ControllerReply {
+        let (offset, epoch) = self.current();
+        if !self.is_leader() {
+            return ControllerReply {
+                epoch,
+                offset: 0,
+                result: Err(WireError::from(&BrokerError::NotController)),
+            };
+        }
+        let mut st = self.decide.lock().await;
+        let image = self.image();
+        self.refresh(&mut st, &image);
+        let decided = self.decide(&mut st, &image, offset, req);
+        let (records, body) = match decided {
+            Ok(d) => d,
+            Err(e) => {
+                return ControllerReply {
+                    epoch,
+                    offset: 0,
+                    result: Err(WireError::from(&e)),
+                }
+            }
+        };
+        if records.is_empty() {
+            return ControllerReply {
+                epoch,
+                offset,
+                result: Ok(body),
+            };
+        }
+        match self.write(records).await {
+            Ok((offset, epoch)) => ControllerReply {
+                epoch,
+                offset,
+                result: Ok(body),
+            },
+            Err(e) => ControllerReply {
+                epoch,
+                offset: 0,
+                result: Err(WireError::from(&e)),
+            },
+        }
+    }
+
+    /// The records for `req` and the reply body, against `image`.
+    fn decide(
+        &self,
+        st: &mut DecideState,
+        image: &MetadataImage,
+        offset: u64,
+        req: ControllerRequest,
+    ) -> Result<(Vec<MetadataRecord>, ReplyBody), BrokerError> {
+        let config = &self.config;
+        let start = rand::random::<u32>() as usize;
+        Ok(match req {
+            ControllerRequest::Register {
+                id,
+                incarnation,
+                endpoints,
+                rack,
+            } => {
+                let incarnation: Uuid = incarnation
+                    .parse()
+                    .map_err(|_| BrokerError::InvalidRequest("bad incarnation id".into()))?;
+                if let Some(b) = image.brokers.get(&id) {
+                    if b.incarnation == incarnation {
+                        return Ok((Vec::new(), ReplyBody::Registered { epoch: b.epoch }));
+                    }
+                }
+                // The broker epoch is the offset its registration is written
+                // at (or after): it grows with every registration.
+                let epoch = i64::try_from(offset + 1).unwrap_or(i64::MAX);
+                let reg = BrokerRegistration {
+                    id,
+                    incarnation,
+                    epoch,
+                    endpoints: endpoints
+                        .into_iter()
+                        .map(|e| Endpoint {
+                            name: e.name,
+                            host: e.host,
+                            port: e.port,
+                        })
+                        .collect(),
+                    rack,
+                    fenced: true,
+                    shutting_down: false,
+                };
+                st.heartbeats.insert(id, self.now_ms());
+                st.catch_up_to.insert(id, offset + 1);
+                (
+                    decisions::register(image, config, reg),
+                    ReplyBody::Registered { epoch },
+                )
+            }
+            ControllerRequest::Heartbeat {
+                id,
+                epoch,
+                applied,
+                shutting_down,
+            } => {
+                let b = image
+                    .brokers
+                    .get(&id)
+                    .filter(|b| b.epoch == epoch)
+                    .ok_or(BrokerError::StaleBrokerEpoch)?;
+                st.heartbeats.insert(id, self.now_ms());
+                let target = *st.catch_up_to.entry(id).or_insert(offset);
+                if shutting_down {
+                    let records = if b.shutting_down {
+                        Vec::new()
+                    } else {
+                        decisions::begin_shutdown(image, config, id, epoch)
+                    };
+                    let ready = b.shutting_down && !decisions::leads_anything(image, id);
+                    (
+                        records,
+                        ReplyBody::Heartbeat {
+                            fenced: b.fenced,
+                            shutdown_ready: ready,
+                        },
+                    )
+                } else if b.fenced && applied >= target {
+                    (
+                        decisions::unfence(image, id, epoch),
+                        ReplyBody::Heartbeat {
+                            fenced: false,
+                            shutdown_ready: false,
+                        },
+                    )
+                } else {
+                    (
+                        Vec::new(),
+                        ReplyBody::Heartbeat {
+                            fenced: b.fenced,
+                            shutdown_ready: false,
+                        },
+                    )
+                }
+            }
+            ControllerRequest::CreateTopic {
+                name,
+                partitions,
+                replication_factor,
+                configs,
+                validate_only,
+            } => {
+                let id = Uuid::from_bytes(rand::random());
+                let records = decisions::create_topic(
+                    image,
+                    config,
+                    &decisions::CreateTopic {
+                        name: &name,
+                        partitions,
+                        replication_factor,
+                        configs: &configs,
+                    },
+                    id,
+                    start,
+                )?;
+                (
+                    if validate_only { Vec::new() } else { records },
+                    ReplyBody::TopicCreated { id: id.to_string() },
+                )
+            }
+            ControllerRequest::DeleteTopic { name } => (
+                decisions::delete_topic(image, config, &name)?,
+                ReplyBody::Done,
+            ),
+            ControllerRequest::CreatePartitions {
+                name,
+                count,
+                validate_only,
+            } => {
+                let records = decisions::create_partitions(image, &name, count, start)?;
+                (
+                    if validate_only { Vec::new() } else { records },
+                    ReplyBody::Done,
+                )
+            }
+            ControllerRequest::AlterTopicConfigs {
+                name,
+                change,
+                validate_only,
+            } => {
+                let records = decisions::alter_topic_configs(image, config, &name, &change)?;
+                (
+                    if validate_only { Vec::new() } else { records },
+                    ReplyBody::Done,
+                )
+            }
+            ControllerRequest::AllocateProducerIds { id, epoch } => {
+                let start = image.next_producer_id;
+                (
+                    vec![MetadataRecord::ProducerIds {
+                        broker_id: id,
+                        broker_epoch: epoch,
+                        next: start + PRODUCER_ID_BLOCK,
+                    }],
+                    ReplyBody::ProducerIds {
+                        start,
+                        len: PRODUCER_ID_BLOCK,
+                    },
+                )
+            }
+            ControllerRequest::PutView(def) => match image.views.get(&def.name) {
+                Some(old) if *old == def => (Vec::new(), ReplyBody::Changed(false)),
+                Some(_) => {
+                    return Err(BrokerError::InvalidRequest(format!(
+                        "view {} already exists with another definition; drop it first",
+                        def.name
+                    )))
+                }
+                None => (vec![MetadataRecord::View(def)], ReplyBody::Changed(true)),
+            },
+            ControllerRequest::RemoveView { name } => {
+                if image.views.contains_key(&name) {
+                    (
+                        vec![MetadataRecord::RemoveView { name }],
+                        ReplyBody::Changed(true),
+                    )
+                } else {
+                    (Vec::new(), ReplyBody::Changed(false))
+                }
+            }
+        })
+    }
+
+    /// One round of the fencing timer: fence every broker whose session expired.
+    async fn fence_expired(&self) {
+        if !self.is_leader() {
+            return;
+        }
+        let mut st = self.decide.lock().await;
+        let image = self.image();
+        self.refresh(&mut st, &image);
+        let session = u64::try_from(self.config.broker_session_timeout_ms).unwrap_or(9000);
+        for id in decisions::expired(&image, &st.heartbeats, self.now_ms(), session) {
+            let Some(b) = image.brokers.get(&id) else {
+                continue;
+            };
+            warn!(broker = id, "broker session expired: fencing it");
+            let records = decisions::fence(&image, &self.config, id, b.epoch);
+            if let Err(e) = self.write(records).await {
+                warn!(broker = id, error = %e, "fencing failed");
+                return;
+            }
+            // The next broker is decided against the new image.
+            return;
+        }
+    }
+}
+
+async fn fence_timer(core: Weak<Core>) {
+    let mut tick = tokio::time::interval(FENCE_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else {
+            return;
+        };
+        core.fence_expired().await;
+    }
+}
+
+fn resolve(host: &str, port: u16) -> anyhow::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    format!("{host}:{port}")
+        .to_socket_addrs()
+        .map_err(|e| anyhow::anyhow!("{host}:{port} does not resolve: {e}"))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{host}:{port} does not resolve to an address"))
+}

@@ -1,0 +1,195 @@
+//! Requests brokers send to the active controller, and its replies.
+//!
+//! They travel as JSON in the quorum's application RPC frames on the
+//! controller listener (the quorum's handshake has already checked the
+//! cluster id). Shapes follow Kafka's BrokerRegistration, BrokerHeartbeat and
+//! the forwarded admin requests. Every reply carries the controller epoch it
+//! was made in, and the metadata offset of what it committed, which the
+//! broker waits for in its own image before it answers its client.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::BrokerError;
+
+/// One listener in a registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// How a topic's config overrides change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigChange {
+    /// AlterConfigs: the overrides become exactly this.
+    Replace(BTreeMap<String, String>),
+    /// IncrementalAlterConfigs: (key, Kafka op code, value).
+    Incremental(Vec<(String, i8, Option<String>)>),
+}
+
+/// A request to the active controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    Register {
+        id: i32,
+        /// Random per process start (a UUID string).
+        incarnation: String,
+        endpoints: Vec<WireEndpoint>,
+        rack: Option<String>,
+    },
+    Heartbeat {
+        id: i32,
+        epoch: i64,
+        /// The broker's last applied metadata offset.
+        applied: u64,
+        /// The broker asks for a controlled shutdown.
+        shutting_down: bool,
+    },
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        replication_factor: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+        validate_only: bool,
+    },
+    AlterTopicConfigs {
+        name: String,
+        change: ConfigChange,
+        validate_only: bool,
+    },
+    AllocateProducerIds {
+        id: i32,
+        epoch: i64,
+    },
+    PutView(brook_views::ViewDef),
+    RemoveView {
+        name: String,
+    },
+}
+
+/// What a successful request produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplyBody {
+    /// Done (or, with nothing committed, nothing to do).
+    Done,
+    Registered {
+        epoch: i64,
+    },
+    Heartbeat {
+        fenced: bool,
+        /// Controlled shutdown may proceed: the broker leads nothing.
+        shutdown_ready: bool,
+    },
+    TopicCreated {
+        id: String,
+    },
+    ProducerIds {
+        start: i64,
+        len: i64,
+    },
+    /// Whether anything changed.
+    Changed(bool),
+}
+
+/// A controller reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerReply {
+    /// The controller epoch (Raft term) the reply was made in.
+    pub epoch: u64,
+    /// Metadata offset to wait for before answering (0: nothing committed).
+    pub offset: u64,
+    pub result: Result<ReplyBody, WireError>,
+}
+
+/// A [`BrokerError`] on the wire: its kind and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireError {
+    pub kind: WireErrorKind,
+    pub message: String,
+}
+
+/// The admin errors a controller returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireErrorKind {
+    UnknownTopic,
+    TopicExists,
+    InvalidTopic,
+    InvalidPartitions,
+    InvalidReplicationFactor,
+    InvalidConfig,
+    InvalidRequest,
+    DeletionDisabled,
+    PolicyViolation,
+    /// The broker's registration epoch is stale: register again.
+    StaleBrokerEpoch,
+    /// This node is not (or no longer) the active controller: retry.
+    NotController,
+    Storage,
+    Internal,
+}
+
+impl From<&BrokerError> for WireError {
+    fn from(e: &BrokerError) -> Self {
+        use WireErrorKind as K;
+        let kind = match e {
+            BrokerError::UnknownTopicOrPartition | BrokerError::UnknownTopicId => K::UnknownTopic,
+            BrokerError::TopicAlreadyExists(_) => K::TopicExists,
+            BrokerError::InvalidTopic(_) => K::InvalidTopic,
+            BrokerError::InvalidPartitions(_) => K::InvalidPartitions,
+            BrokerError::InvalidReplicationFactor(_) => K::InvalidReplicationFactor,
+            BrokerError::InvalidConfig(_) => K::InvalidConfig,
+            BrokerError::InvalidRequest(_) => K::InvalidRequest,
+            BrokerError::TopicDeletionDisabled => K::DeletionDisabled,
+            BrokerError::PolicyViolation(_) => K::PolicyViolation,
+            BrokerError::NotController => K::NotController,
+            BrokerError::StaleBrokerEpoch => K::StaleBrokerEpoch,
+            BrokerError::Storage(_) | BrokerError::Log(_) => K::Storage,
+            _ => K::Internal,
+        };
+        let message = match e {
+            BrokerError::TopicAlreadyExists(m)
+            | BrokerError::InvalidTopic(m)
+            | BrokerError::InvalidPartitions(m)
+            | BrokerError::InvalidReplicationFactor(m)
+            | BrokerError::InvalidConfig(m)
+            | BrokerError::InvalidRequest(m)
+            | BrokerError::PolicyViolation(m)
+            | BrokerError::Storage(m)
+            | BrokerError::Metadata(m) => m.clone(),
+            other => other.to_string(),
+        };
+        Self { kind, message }
+    }
+}
+
+impl From<WireError> for BrokerError {
+    fn from(e: WireError) -> Self {
+        use WireErrorKind as K;
+        match e.kind {
+            K::UnknownTopic => BrokerError::UnknownTopicOrPartition,
+            K::TopicExists => BrokerError::TopicAlreadyExists(e.message),
+            K::InvalidTopic => BrokerError::InvalidTopic(e.message),
+            K::InvalidPartitions => BrokerError::InvalidPartitions(e.message),
+            K::InvalidReplicationFactor => BrokerError::InvalidReplicationFactor(e.message),
+            K::InvalidConfig => BrokerError::InvalidConfig(e.message),
+            K::InvalidRequest => BrokerError::InvalidRequest(e.message),
+            K::DeletionDisabled => BrokerError::TopicDeletionDisabled,
+            K::PolicyViolation => BrokerError::PolicyViolation(e.message),
+            K::StaleBrokerEpoch => BrokerError::StaleBrokerEpoch,
+            K::NotController => BrokerError::NotController,
+            K::Storage => BrokerError::Storage(e.message),
+            K::Internal => BrokerError::Metadata(e.message),
+        }
+    }
+}
