@@ -2,7 +2,10 @@
 //!
 //! - `GET /metrics`: Prometheus text exposition.
 //! - `GET /v1/health`: readiness and liveness with reasons (503 when not ready).
-//! - `GET /v1/cluster`: cluster id, brokers, controller, totals.
+//! - `GET /v1/cluster`: cluster id, the controller quorum (voters, active
+//!   controller and epoch, each voter's replicated offset on the active one),
+//!   this node's applied metadata offset and image hash, brokers with their
+//!   state (unfenced, fenced, shutting down), totals.
 //! - `GET /v1/topics`, `GET /v1/topics/{name}`: partitions with leader, ISR,
 //!   log end offset, high-water mark, log start offset and size on disk.
 //! - `GET /v1/groups`, `GET /v1/groups/{id}`: state, members with their
@@ -134,20 +137,85 @@ async fn health(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
 }
 
 async fn cluster(State(s): State<AppState>) -> Json<Value> {
-    let b = &s.broker;
-    let (host, port) = b.advertised();
-    let topics = b.topics();
-    let partitions: usize = topics.iter().map(|t| t.partitions().len()).sum();
-    Json(json!({
+    Json(cluster_status(&s.broker))
+}
+
+/// `/v1/cluster`: the controller quorum as this node sees it, the brokers of
+/// its image, and totals.
+pub fn cluster_status(b: &Broker) -> Value {
+    let image = b.image();
+    let c = b.controller();
+    let applied = c.applied();
+    let m = c.metrics();
+    let active = c.active();
+    let brokers: Vec<Value> = image
+        .brokers
+        .values()
+        .map(|r| {
+            let state = if r.fenced {
+                "fenced"
+            } else if r.shutting_down {
+                "shutting_down"
+            } else {
+                "unfenced"
+            };
+            let (host, port) = if r.id == b.node_id() {
+                b.advertised()
+            } else {
+                r.endpoints
+                    .first()
+                    .map_or((String::new(), -1), |e| (e.host.clone(), i32::from(e.port)))
+            };
+            json!({"node_id": r.id, "host": host, "port": port, "rack": r.rack, "state": state, "epoch": r.epoch})
+        })
+        .collect();
+    // Only the active controller knows how far each voter has replicated.
+    let progress: serde_json::Map<String, Value> = m
+        .replication
+        .as_ref()
+        .map(|r| {
+            r.iter()
+                .map(|(id, l)| (id.to_string(), json!(l.map_or(0, |l| l.index))))
+                .collect()
+        })
+        .unwrap_or_default();
+    let partitions: usize = image.topics.values().map(|t| t.partitions.len()).sum();
+    let offline = image
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.values())
+        .filter(|p| p.leader < 0)
+        .count();
+    json!({
         "cluster_id": b.cluster_id(),
-        "controller_id": b.node_id(),
-        "brokers": [{"node_id": b.node_id(), "host": host, "port": port, "rack": b.config().broker_rack}],
-        "topics": topics.len(),
+        "node_id": b.node_id(),
+        "controller_id": active.map_or(-1, |(id, _)| id),
+        "controller": {
+            "active": active.map(|(id, _)| id),
+            "epoch": active.map(|(_, e)| e),
+            "this_node_active": c.is_active(),
+            "voters": c.voters().iter().map(|(id, addr)| json!({"id": id, "address": addr})).collect::<Vec<_>>(),
+            "voter_progress": progress,
+        },
+        "metadata": {
+            "applied_offset": applied.offset,
+            "applied_epoch": applied.epoch,
+            "published_offset": b.image_offset(),
+            "log_end_offset": m.last_log_index.unwrap_or(0),
+            "image_hash": image.content_hash(),
+        },
+        "broker": {
+            "epoch": b.membership().epoch(),
+            "fenced": b.membership().is_fenced(),
+            "shutting_down": b.membership().is_shutting_down(),
+        },
+        "brokers": brokers,
+        "topics": image.topics.len(),
         "partitions": partitions,
         "under_replicated_partitions": 0,
-        "offline_partitions": topics.iter().flat_map(|t| t.partitions()).filter(|p| p.log().is_offline()).count(),
+        "offline_partitions": offline + b.topics().iter().flat_map(|t| t.partitions()).filter(|p| p.log().is_offline()).count(),
         "log_dir_offline": b.is_offline(),
-    }))
+    })
 }
 
 async fn topics(State(s): State<AppState>) -> Json<Value> {

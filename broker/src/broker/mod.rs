@@ -355,6 +355,31 @@ impl Broker {
         let _ = self.catch_up().await;
     }
 
+    /// Host, port and rack of broker `id` for clients (this broker: its
+    /// advertised listener; others: their first registered endpoint).
+    pub fn broker_endpoint(&self, id: i32) -> Option<(String, i32, Option<String>)> {
+        let image = self.image();
+        let b = image.brokers.get(&id)?;
+        let (host, port) = if id == self.node_id() {
+            self.advertised()
+        } else {
+            let e = b.endpoints.first()?;
+            (e.host.clone(), i32::from(e.port))
+        };
+        Some((host, port, b.rack.clone()))
+    }
+
+    /// The unfenced brokers clients may use: (id, host, port, rack).
+    pub fn live_brokers(&self) -> Vec<(i32, String, i32, Option<String>)> {
+        let image = self.image();
+        image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| self.broker_endpoint(b.id).map(|(h, p, r)| (b.id, h, p, r)))
+            .collect()
+    }
+
     /// The leader and leader epoch of a partition in the published image
     /// (-1, -1 when unknown).
     pub fn leader_of(&self, topic_id: &Uuid, partition: i32) -> (i32, i32) {

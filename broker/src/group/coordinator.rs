@@ -522,10 +522,13 @@ pub async fn offsets_partition(broker: &Broker, group: &str) -> Result<Arc<Parti
         }
     };
     // The topic's real partition count decides placement (a changed
-    // offsets.topic.num.partitions must not move existing groups).
-    topic
-        .partition(partition_for(group, topic.partition_count()))
-        .ok_or(GroupError::CoordinatorNotAvailable)
+    // offsets.topic.num.partitions must not move existing groups). Only the
+    // partition's leader coordinates the group.
+    let index = partition_for(group, topic.partition_count());
+    match topic.partition(index) {
+        Some(p) if p.is_leader() => Ok(p),
+        _ => Err(GroupError::NotCoordinator),
+    }
 }
 
 /// The coordinator's timer: session, rebalance and initial-delay deadlines and

@@ -33,6 +33,9 @@ pub enum GroupError {
     InvalidGroupId,
     #[error("the group is being deleted or was just deleted")]
     CoordinatorNotAvailable,
+    /// The group's `__consumer_offsets` partition is led by another broker.
+    #[error("this broker is not the group's coordinator")]
+    NotCoordinator,
     #[error("offset metadata of {len} bytes exceeds offset.metadata.max.bytes {max}")]
     OffsetMetadataTooLarge { len: usize, max: usize },
     #[error("the group's members are subscribed to this topic")]
@@ -59,6 +62,7 @@ impl GroupError {
             GroupError::GroupIdNotFound => ErrorCode::GROUP_ID_NOT_FOUND,
             GroupError::InvalidGroupId => ErrorCode::INVALID_GROUP_ID,
             GroupError::CoordinatorNotAvailable => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            GroupError::NotCoordinator => ErrorCode::NOT_COORDINATOR,
             GroupError::OffsetMetadataTooLarge { .. } => ErrorCode::OFFSET_METADATA_TOO_LARGE,
             GroupError::GroupSubscribedToTopic => ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC,
             GroupError::UnknownTopicOrPartition => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,

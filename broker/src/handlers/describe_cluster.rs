@@ -1,4 +1,5 @@
-//! DescribeCluster (key 60, v0–1).
+//! DescribeCluster (key 60, v0–1), from this broker's image: the unfenced
+//! brokers and the active controller.
 
 use brook_protocol::error::ErrorCode;
 use brook_protocol::messages::describe_cluster_response::{
@@ -10,19 +11,22 @@ use super::{Ctx, CLUSTER_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED};
 use crate::server::connection::Reply;
 
 pub(super) fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> Reply {
-    let (host, port) = ctx.broker.advertised();
-    let node = ctx.broker.node_id();
     let mut resp = DescribeClusterResponse {
         endpoint_type: req.endpoint_type,
         cluster_id: ctx.broker.cluster_id().to_owned(),
-        controller_id: node,
-        brokers: vec![DescribeClusterBroker {
-            broker_id: node,
-            host,
-            port,
-            rack: ctx.broker.config().broker_rack.clone(),
-            ..Default::default()
-        }],
+        controller_id: ctx.broker.controller().active().map_or(-1, |(id, _)| id),
+        brokers: ctx
+            .broker
+            .live_brokers()
+            .into_iter()
+            .map(|(broker_id, host, port, rack)| DescribeClusterBroker {
+                broker_id,
+                host,
+                port,
+                rack,
+                ..Default::default()
+            })
+            .collect(),
         cluster_authorized_operations: if req.include_cluster_authorized_operations {
             CLUSTER_AUTHORIZED_OPERATIONS
         } else {

@@ -1,7 +1,7 @@
-//! FindCoordinator (key 10), v0–4: this broker coordinates every group (it
-//! leads every `__consumer_offsets` partition), creating that topic on first
-//! use. Transaction coordinators (key type 1) do not exist yet and get
-//! COORDINATOR_NOT_AVAILABLE with a message saying so.
+//! FindCoordinator (key 10), v0–4: a group's coordinator is the leader of
+//! its `__consumer_offsets` partition, found in this broker's image; the topic
+//! is created on first use. Transaction coordinators (key type 1) do not
+//! exist yet and get COORDINATOR_NOT_AVAILABLE with a message saying so.
 
 use brook_protocol::error::ErrorCode;
 use brook_protocol::messages::find_coordinator_response::Coordinator;
@@ -75,13 +75,27 @@ async fn find(ctx: &Ctx, key_type: i8, key: String) -> Coordinator {
     }
     // Create __consumer_offsets now, as Kafka does, so the first JoinGroup does
     // not pay for it.
-    if let Err(e) = crate::group::offsets_partition(&ctx.broker, &key).await {
-        return refuse(key, e.error_code(), e.to_string());
+    match crate::group::offsets_partition(&ctx.broker, &key).await {
+        Ok(_) | Err(crate::group::GroupError::NotCoordinator) => {}
+        Err(e) => return refuse(key, e.error_code(), e.to_string()),
     }
-    let (host, port) = ctx.broker.advertised();
+    let leader = ctx.broker.topic(crate::group::OFFSETS_TOPIC).and_then(|t| {
+        let index = crate::group::partition_for(&key, t.partition_count());
+        let (leader, _) = ctx.broker.leader_of(&t.id, index);
+        ctx.broker
+            .broker_endpoint(leader)
+            .map(|(host, port, _)| (leader, host, port))
+    });
+    let Some((node_id, host, port)) = leader else {
+        return refuse(
+            key,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            "the group's __consumer_offsets partition has no leader right now".into(),
+        );
+    };
     Coordinator {
         key,
-        node_id: ctx.broker.node_id(),
+        node_id,
         host,
         port,
         error_code: 0,

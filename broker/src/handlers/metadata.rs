@@ -77,25 +77,15 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
             });
         }
     }
-    let image = broker.image();
-    let brokers = image
-        .brokers
-        .values()
-        .filter(|b| !b.fenced)
-        .filter_map(|b| {
-            let (host, port) = if b.id == broker.node_id() {
-                broker.advertised()
-            } else {
-                let e = b.endpoints.first()?;
-                (e.host.clone(), i32::from(e.port))
-            };
-            Some(MetadataResponseBroker {
-                node_id: b.id,
-                host,
-                port,
-                rack: b.rack.clone(),
-                ..Default::default()
-            })
+    let brokers = broker
+        .live_brokers()
+        .into_iter()
+        .map(|(node_id, host, port, rack)| MetadataResponseBroker {
+            node_id,
+            host,
+            port,
+            rack,
+            ..Default::default()
         })
         .collect();
     let resp = MetadataResponse {

@@ -80,8 +80,15 @@ pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
         let age = (crate::handlers::now_ms() - ms).max(0) as f64 / 1000.0;
         gauge!("brook_cleaner_seconds_since_last_clean").set(age);
     }
-    gauge!("brook_controller_active").set(1.0);
-    gauge!("brook_controller_epoch").set(1.0);
+    let c = broker.controller();
+    gauge!("brook_controller_active").set(if c.is_active() { 1.0 } else { 0.0 });
+    gauge!("brook_controller_epoch").set(c.active().map_or(0.0, |(_, e)| e as f64));
+    let image = broker.image();
+    gauge!("brook_fenced_brokers").set(image.brokers.values().filter(|b| b.fenced).count() as f64);
+    let applied = c.applied().offset;
+    let end = c.metrics().last_log_index.unwrap_or(0);
+    gauge!("brook_metadata_applied_offset").set(applied as f64);
+    gauge!("brook_metadata_lag").set(end.saturating_sub(applied) as f64);
     process();
 }
 
