@@ -8,7 +8,7 @@
 use std::fs;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -144,50 +144,19 @@ impl Broker {
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let bin = brook_binary()?;
         let config = self.root.join("brook.toml");
         fs::write(&config, self.config_text()).context("writing broker config")?;
         let ready_file = self.root.join("ready.json");
         // A stale ready file from the previous run must not count as "ready".
-        match fs::remove_file(&ready_file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).context("removing stale ready file"),
-        }
+        remove_ready_file(&ready_file)?;
         self.starts += 1;
-        let log_path = self.log_path();
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?;
-        writeln!(&log, "===== brook start #{} =====", self.starts)?;
-        let mut cmd = Command::new(&bin);
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .arg("--ready-file")
-            .arg(&ready_file)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
-        }
-        // brook treats every BROOK_* variable as a config override and refuses
-        // unknown ones; the test suite's own switches (BROOK_REQUIRE_CLIENTS,
-        // BROOK_TEST_KEEP, …) must not reach it. Only `opts.env` does.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("BROOK_") {
-                cmd.env_remove(&k);
-            }
-        }
-        for (k, v) in &self.opts.env {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {}", bin.display()))?;
+        let child = spawn_brook(
+            &config,
+            &ready_file,
+            &self.log_path(),
+            self.starts,
+            &self.opts.env,
+        )?;
         self.child = Some(child);
 
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -268,14 +237,7 @@ impl Broker {
 
     /// Last lines of the broker log, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(40);
-        format!(
-            "--- last lines of {} ---\n{}",
-            self.log_path().display(),
-            lines[from..].join("\n")
-        )
+        log_tail(&self.log_path(), 40)
     }
 
     /// Whether the child is still running.
@@ -404,7 +366,73 @@ impl Drop for Broker {
     }
 }
 
-fn parse_ready(text: &str) -> Result<ReadyInfo> {
+/// Spawn `brook serve --config CONFIG --ready-file READY` with stdout/stderr
+/// appended to `log` (after a `===== brook start #N =====` marker). Every
+/// `BROOK_*` variable of the test's own environment is removed (brook treats
+/// them as config overrides); only `env` reaches the child.
+pub(crate) fn spawn_brook(
+    config: &Path,
+    ready_file: &Path,
+    log_path: &Path,
+    start_no: u32,
+    env: &[(String, String)],
+) -> Result<Child> {
+    let bin = brook_binary()?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    writeln!(&log, "===== brook start #{start_no} =====")?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(config)
+        .arg("--ready-file")
+        .arg(ready_file)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "info");
+    }
+    // brook treats every BROOK_* variable as a config override and refuses
+    // unknown ones; the test suite's own switches (BROOK_REQUIRE_CLIENTS,
+    // BROOK_TEST_KEEP, …) must not reach it. Only `env` does.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("BROOK_") {
+            cmd.env_remove(&k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn()
+        .with_context(|| format!("spawning {}", bin.display()))
+}
+
+/// The last `lines` lines of a broker log, headed by its path.
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let from = all.len().saturating_sub(lines);
+    format!(
+        "--- last lines of {} ---\n{}",
+        path.display(),
+        all[from..].join("\n")
+    )
+}
+
+/// Remove a stale ready file so that it does not count as "ready" again.
+pub(crate) fn remove_ready_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).context("removing stale ready file"),
+    }
+}
+
+pub(crate) fn parse_ready(text: &str) -> Result<ReadyInfo> {
     let v: serde_json::Value = serde_json::from_str(text)?;
     let addr = |key: &str| -> Result<SocketAddr> {
         let s = v
@@ -432,7 +460,7 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn toml_string(s: &str) -> String {
+pub(crate) fn toml_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {

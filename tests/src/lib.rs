@@ -5,6 +5,11 @@
 //!   and a generated TOML config, waits for its ready file, signals it (`kill -9`,
 //!   SIGTERM, SIGINT), restarts it on the same data dir and reads its RSS; the child is
 //!   killed on drop.
+//! - `cluster`: [`Cluster`] runs N nodes as one controller quorum (every node a
+//!   broker and a voter) on fixed per-test ports, starts them together, reads
+//!   each node's `/v1/cluster`, waits for an agreed active controller and
+//!   converged images, and kills, pauses (SIGSTOP/SIGCONT) and restarts nodes;
+//!   failures carry every node's log tail.
 //! - `http`: [`http_get`], [`metric_value`] scrape the admin listener's Prometheus text.
 //! - `paths`: [`brook_binary`], [`kcat_path`], [`venv_python`], [`require_clients`]
 //!   locate the binary and the external clients that `scripts/test.sh` installs;
@@ -18,6 +23,7 @@
 //! `BROOK_TEST_KEEP=1` to keep data dirs and broker logs for post-mortems.
 
 mod broker;
+mod cluster;
 mod http;
 mod paths;
 
@@ -26,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 
 pub use broker::{Broker, BrokerOptions, ReadyInfo, READY_TIMEOUT, SHUTDOWN_TIMEOUT};
+pub use cluster::{broker_state_in, Cluster, ClusterOptions, NodeState};
 pub use http::{http_get, http_request, metric_value};
 pub use nix::sys::signal::Signal;
 pub use paths::{

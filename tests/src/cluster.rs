@@ -1,0 +1,713 @@
+//! [`Cluster`]: N `brook serve` processes that form one controller quorum, every
+//! node a combined broker + controller voter.
+//!
+//! Unlike [`crate::Broker`], listeners use fixed ports: the voters string in
+//! every node's config must name the others' controller listeners before any of
+//! them runs. Node `i` (1-based) of a cluster with base port `B` listens on
+//! `B + 10*i` (Kafka), `B + 10*i + 1` (controller) and `B + 10*i + 2` (admin
+//! HTTP), so each test takes its own base port (ports below the kernel's
+//! ephemeral range, 32768+) and nextest can run them in parallel.
+//!
+//! A node only writes its ready file once a controller is elected and it is
+//! registered and unfenced, which needs a majority of voters up: the nodes are
+//! spawned together and then waited for together.
+//!
+//! Crash behaviour: one [`tempfile::TempDir`] holds every node's data dir,
+//! config and `brook.log`; the children are SIGKILLed on drop (a SIGSTOPped one
+//! too). Set `BROOK_TEST_KEEP=1` to keep the directory for post-mortems.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::broker::{
+    log_tail, parse_ready, remove_ready_file, spawn_brook, toml_string, READY_TIMEOUT,
+    SHUTDOWN_TIMEOUT,
+};
+use crate::{http_get, wait_until, POLL_INTERVAL};
+
+/// Lines of each node's log quoted in a failure.
+const LOG_TAIL_LINES: usize = 60;
+
+/// Options for [`Cluster::start`].
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Number of nodes (all voters).
+    pub nodes: usize,
+    /// First port of this cluster's range (see the module doc).
+    pub base_port: u16,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout_ms: u32,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u32,
+    /// `num.partitions` (partitions of auto-created topics).
+    pub num_partitions: i32,
+    /// Extra config lines for every node, `(key, TOML value literal)`.
+    pub extra: Vec<(String, String)>,
+}
+
+impl ClusterOptions {
+    /// Three nodes on `base_port`, 3 s broker sessions with 500 ms heartbeats
+    /// (which also caps the controller election timeout at 1 s).
+    pub fn three(base_port: u16) -> Self {
+        Self {
+            nodes: 3,
+            base_port,
+            session_timeout_ms: 3000,
+            heartbeat_interval_ms: 500,
+            num_partitions: 1,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The configured broker session timeout.
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.session_timeout_ms))
+    }
+}
+
+/// A node's process state as the harness left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Running and not stopped.
+    Running,
+    /// SIGSTOPped: alive but answering nothing.
+    Paused,
+    /// Killed or exited.
+    Down,
+}
+
+#[derive(Debug)]
+struct Node {
+    id: i32,
+    root: PathBuf,
+    kafka: SocketAddr,
+    controller: SocketAddr,
+    admin: SocketAddr,
+    child: Option<Child>,
+    paused: bool,
+    starts: u32,
+}
+
+impl Node {
+    fn state(&self) -> NodeState {
+        match (&self.child, self.paused) {
+            (None, _) => NodeState::Down,
+            (Some(_), true) => NodeState::Paused,
+            (Some(_), false) => NodeState::Running,
+        }
+    }
+
+    fn ready_file(&self) -> PathBuf {
+        self.root.join("ready.json")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.root.join("brook.log")
+    }
+
+    fn pid(&self) -> Result<Pid> {
+        let child = self
+            .child
+            .as_ref()
+            .ok_or_else(|| anyhow!("node {} is not running", self.id))?;
+        Ok(Pid::from_raw(i32::try_from(child.id())?))
+    }
+}
+
+/// N brook nodes forming one quorum; see the module doc.
+pub struct Cluster {
+    opts: ClusterOptions,
+    dir: Option<tempfile::TempDir>,
+    nodes: Vec<Node>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("nodes", &self.nodes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+impl Cluster {
+    /// Write every node's config, spawn all nodes at once and wait until each
+    /// has written its ready file.
+    ///
+    /// # Errors
+    /// A port of the range is taken, the binary is missing, a node exits early
+    /// or is not ready within [`READY_TIMEOUT`]; the error carries every log.
+    pub fn start(opts: ClusterOptions) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("brook-cluster-")
+            .tempdir()
+            .context("creating cluster temp dir")?;
+        let mut nodes = Vec::new();
+        for i in 1..=opts.nodes {
+            let id = i32::try_from(i)?;
+            let port = |k: u16| -> Result<u16> {
+                let off = u16::try_from(10 * i)? + k;
+                opts.base_port
+                    .checked_add(off)
+                    .ok_or_else(|| anyhow!("base port {} too high", opts.base_port))
+            };
+            let root = dir.path().join(format!("node-{id}"));
+            fs::create_dir_all(root.join("data"))?;
+            nodes.push(Node {
+                id,
+                root,
+                kafka: loopback(port(0)?),
+                controller: loopback(port(1)?),
+                admin: loopback(port(2)?),
+                child: None,
+                paused: false,
+                starts: 0,
+            });
+        }
+        // A taken port would otherwise show up as a confusing startup failure.
+        for n in &nodes {
+            for addr in [n.kafka, n.controller, n.admin] {
+                TcpListener::bind(addr)
+                    .with_context(|| format!("port {addr} (node {}) is already in use", n.id))?;
+            }
+        }
+        let mut cluster = Self {
+            opts,
+            dir: Some(dir),
+            nodes,
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.write_config(i)?;
+        }
+        let ids = cluster.node_ids();
+        for &id in &ids {
+            cluster.spawn(id)?;
+        }
+        let r = cluster.wait_ready(&ids);
+        cluster.with_logs(r)?;
+        Ok(cluster)
+    }
+
+    fn voters(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("{}@{}", n.id, n.controller))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn write_config(&self, index: usize) -> Result<()> {
+        let n = &self.nodes[index];
+        let data = toml_string(&n.root.join("data").to_string_lossy());
+        let mut text = format!(
+            "node.id = {}\nprocess.roles = \"broker,controller\"\n\
+             listeners = \"PLAINTEXT://{},CONTROLLER://{}\"\n\
+             controller.quorum.voters = \"{}\"\nlog.dirs = [{data}]\n\
+             admin.listener = \"{}\"\nnum.partitions = {}\n\
+             broker.session.timeout.ms = {}\nbroker.heartbeat.interval.ms = {}\n",
+            n.id,
+            n.kafka,
+            n.controller,
+            self.voters(),
+            n.admin,
+            self.opts.num_partitions,
+            self.opts.session_timeout_ms,
+            self.opts.heartbeat_interval_ms,
+        );
+        for (k, v) in &self.opts.extra {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
+        fs::write(n.root.join("brook.toml"), text).context("writing node config")
+    }
+
+    fn node(&self, id: i32) -> Result<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .ok_or_else(|| anyhow!("no node {id} in this cluster"))
+    }
+
+    fn node_mut(&mut self, id: i32) -> Result<&mut Node> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .ok_or_else(|| anyhow!("no node {id} in this cluster"))
+    }
+
+    fn spawn(&mut self, id: i32) -> Result<()> {
+        let n = self.node_mut(id)?;
+        if n.child.is_some() {
+            bail!("node {id} is already running");
+        }
+        remove_ready_file(&n.ready_file())?;
+        n.starts += 1;
+        // openraft logs every vote at info; keep the tails quoted in failures
+        // about brook. An explicit RUST_LOG wins.
+        let mut env = vec![("NO_COLOR".to_owned(), "1".to_owned())];
+        if std::env::var_os("RUST_LOG").is_none() {
+            env.push(("RUST_LOG".to_owned(), "info,openraft=warn".to_owned()));
+        }
+        let child = spawn_brook(
+            &n.root.join("brook.toml"),
+            &n.ready_file(),
+            &n.log_path(),
+            n.starts,
+            &env,
+        )?;
+        n.child = Some(child);
+        n.paused = false;
+        Ok(())
+    }
+
+    /// Wait until every node of `ids` has written its ready file naming its
+    /// own pid and fixed addresses.
+    fn wait_ready(&mut self, ids: &[i32]) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut pending: Vec<i32> = ids.to_vec();
+        while !pending.is_empty() {
+            let mut still = Vec::new();
+            for &id in &pending {
+                let n = self.node_mut(id)?;
+                let ready = n.ready_file();
+                if ready.exists() {
+                    let text = fs::read_to_string(&ready).context("reading ready file")?;
+                    let info = parse_ready(&text)
+                        .with_context(|| format!("parsing ready file {text:?}"))?;
+                    let pid = n.pid()?.as_raw();
+                    if i64::from(info.pid) != i64::from(pid)
+                        || info.kafka != n.kafka
+                        || info.admin != n.admin
+                    {
+                        bail!(
+                            "node {id}: ready file {text:?} does not match pid {pid}, {} and {}",
+                            n.kafka,
+                            n.admin
+                        );
+                    }
+                    continue;
+                }
+                if let Some(child) = n.child.as_mut() {
+                    if let Some(status) = child.try_wait()? {
+                        n.child = None;
+                        bail!("node {id} exited with {status} before becoming ready");
+                    }
+                } else {
+                    bail!("node {id} is not running");
+                }
+                still.push(id);
+            }
+            pending = still;
+            if pending.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("nodes {pending:?} did not write their ready file within {READY_TIMEOUT:?}");
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        Ok(())
+    }
+
+    /// The cluster's options.
+    pub fn options(&self) -> &ClusterOptions {
+        &self.opts
+    }
+
+    /// Every node id, ascending.
+    pub fn node_ids(&self) -> Vec<i32> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Nodes that are running and not paused.
+    pub fn live(&self) -> Vec<i32> {
+        self.nodes
+            .iter()
+            .filter(|n| n.state() == NodeState::Running)
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// What the harness did to node `id` last.
+    ///
+    /// # Errors
+    /// No such node.
+    pub fn state(&self, id: i32) -> Result<NodeState> {
+        Ok(self.node(id)?.state())
+    }
+
+    /// Node `id`'s Kafka listener.
+    ///
+    /// # Errors
+    /// No such node.
+    pub fn kafka_addr(&self, id: i32) -> Result<SocketAddr> {
+        Ok(self.node(id)?.kafka)
+    }
+
+    /// Node `id`'s admin listener.
+    ///
+    /// # Errors
+    /// No such node.
+    pub fn admin_addr(&self, id: i32) -> Result<SocketAddr> {
+        Ok(self.node(id)?.admin)
+    }
+
+    /// `bootstrap.servers` naming node `id` only.
+    ///
+    /// # Errors
+    /// No such node.
+    pub fn bootstrap_of(&self, id: i32) -> Result<String> {
+        Ok(self.kafka_addr(id)?.to_string())
+    }
+
+    /// `bootstrap.servers` naming every live node.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.state() == NodeState::Running)
+            .map(|n| n.kafka.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `id`'s data dir (`log.dirs`).
+    ///
+    /// # Errors
+    /// No such node.
+    pub fn data_dir(&self, id: i32) -> Result<PathBuf> {
+        Ok(self.node(id)?.root.join("data"))
+    }
+
+    /// `GET /v1/cluster` of node `id` (which must be live: a paused node would
+    /// hold the request until the read timeout).
+    ///
+    /// # Errors
+    /// The node is not live, the request failed, or the body is not JSON.
+    pub fn status(&self, id: i32) -> Result<Value> {
+        let n = self.node(id)?;
+        if n.state() != NodeState::Running {
+            bail!("node {id} is {:?}; its status cannot be read", n.state());
+        }
+        let body = http_get(n.admin, "/v1/cluster")?;
+        serde_json::from_str(&body).with_context(|| format!("node {id}: /v1/cluster is {body:?}"))
+    }
+
+    /// `/v1/cluster` of every live node.
+    ///
+    /// # Errors
+    /// As [`Cluster::status`].
+    pub fn statuses(&self) -> Result<BTreeMap<i32, Value>> {
+        self.live()
+            .into_iter()
+            .map(|id| Ok((id, self.status(id)?)))
+            .collect()
+    }
+
+    /// The active controller and its epoch, if every live node names the same
+    /// one (and it is itself live or at least named).
+    ///
+    /// # Errors
+    /// A status could not be read, a node knows no active controller, or the
+    /// live nodes disagree.
+    pub fn active_controller(&self) -> Result<(i32, u64)> {
+        let mut seen = BTreeMap::new();
+        for (id, s) in self.statuses()? {
+            let active = s["controller"]["active"].as_i64();
+            let epoch = s["controller"]["epoch"].as_u64();
+            match (active, epoch) {
+                (Some(a), Some(e)) => {
+                    seen.insert(id, (i32::try_from(a)?, e));
+                }
+                _ => bail!("node {id} knows no active controller: {}", s["controller"]),
+            }
+        }
+        let mut views = seen.values();
+        let first = *views
+            .next()
+            .ok_or_else(|| anyhow!("no live node to ask for the active controller"))?;
+        if views.any(|v| *v != first) {
+            bail!("live nodes disagree on the active controller (node → (id, epoch)): {seen:?}");
+        }
+        Ok(first)
+    }
+
+    /// Wait until every live node agrees on an active controller that
+    /// satisfies `pred(id, epoch)`; returns it.
+    ///
+    /// # Errors
+    /// The deadline passed.
+    pub fn wait_active_controller(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(i32, u64) -> bool,
+    ) -> Result<(i32, u64)> {
+        let mut found = None;
+        wait_until(what, timeout, || {
+            let (id, epoch) = self.active_controller()?;
+            if pred(id, epoch) {
+                found = Some((id, epoch));
+                Ok(true)
+            } else {
+                bail!("active controller is {id} at epoch {epoch}")
+            }
+        })?;
+        found.ok_or_else(|| anyhow!("unreachable: wait succeeded without a controller"))
+    }
+
+    /// The state node `observer` reports for broker `broker` ("unfenced",
+    /// "fenced", "shutting_down"), `None` if it lists no such broker.
+    ///
+    /// # Errors
+    /// As [`Cluster::status`].
+    pub fn broker_state(&self, observer: i32, broker: i32) -> Result<Option<String>> {
+        Ok(broker_state_in(&self.status(observer)?, broker))
+    }
+
+    /// Wait until every live node reports broker `broker` in `state`.
+    ///
+    /// # Errors
+    /// The deadline passed.
+    pub fn wait_broker_state(&self, broker: i32, state: &str, timeout: Duration) -> Result<()> {
+        wait_until(
+            &format!("every live node to report broker {broker} {state}"),
+            timeout,
+            || {
+                for (id, s) in self.statuses()? {
+                    let got = broker_state_in(&s, broker);
+                    if got.as_deref() != Some(state) {
+                        bail!("node {id} reports broker {broker} as {got:?}");
+                    }
+                }
+                Ok(true)
+            },
+        )
+    }
+
+    /// Wait until every live node has applied and published the same metadata
+    /// offset with the same image hash, all of them see the same active
+    /// controller, and that offset is the end of the active controller's log.
+    /// Returns `(applied_offset, image_hash)`.
+    ///
+    /// # Errors
+    /// The deadline passed; the error shows each node's metadata section.
+    pub fn wait_converged(&self, timeout: Duration) -> Result<(u64, u64)> {
+        let mut result = None;
+        wait_until(
+            "the live nodes' metadata images to converge",
+            timeout,
+            || {
+                let statuses = self.statuses()?;
+                let view = |s: &Value| {
+                    let m = &s["metadata"];
+                    (
+                        m["applied_offset"].as_u64(),
+                        m["published_offset"].as_u64(),
+                        m["image_hash"].as_u64(),
+                        s["controller"]["active"].as_i64(),
+                        s["controller"]["epoch"].as_u64(),
+                    )
+                };
+                let views: BTreeMap<i32, _> =
+                    statuses.iter().map(|(id, s)| (*id, view(s))).collect();
+                let first = views
+                    .values()
+                    .next()
+                    .copied()
+                    .ok_or_else(|| anyhow!("no live node"))?;
+                let agree = views.values().all(|v| *v == first);
+                let (Some(applied), Some(published), Some(hash), Some(active), Some(_)) = first
+                else {
+                    bail!(
+                        "incomplete metadata (applied, published, hash, active, epoch): {views:?}"
+                    );
+                };
+                if !agree || applied != published {
+                    bail!("not converged (applied, published, hash, active, epoch): {views:?}");
+                }
+                // The active controller's log end, if it is live: nothing committed
+                // beyond what everyone applied.
+                if let Some(s) = statuses.get(&i32::try_from(active)?) {
+                    let end = s["metadata"]["log_end_offset"].as_u64();
+                    if end != Some(applied) {
+                        bail!("active controller {active} log ends at {end:?}, applied {applied}");
+                    }
+                }
+                result = Some((applied, hash));
+                Ok(true)
+            },
+        )?;
+        result.ok_or_else(|| anyhow!("unreachable: wait succeeded without a result"))
+    }
+
+    /// `kill -9` node `id` and reap it (works on a paused node too).
+    ///
+    /// # Errors
+    /// The node was not running.
+    pub fn kill9(&mut self, id: i32) -> Result<()> {
+        let n = self.node_mut(id)?;
+        let mut child = n
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("node {id} is not running"))?;
+        n.paused = false;
+        child.kill().context("SIGKILL")?;
+        child.wait().context("reaping killed node")?;
+        Ok(())
+    }
+
+    /// SIGTERM node `id` and wait (bounded) for a clean exit.
+    ///
+    /// # Errors
+    /// The node was not running, did not exit within [`SHUTDOWN_TIMEOUT`] (it is
+    /// then killed) or exited with a failure status.
+    pub fn stop(&mut self, id: i32) -> Result<()> {
+        let n = self.node_mut(id)?;
+        let pid = n.pid()?;
+        if n.paused {
+            bail!("node {id} is paused; SIGCONT it before stopping it");
+        }
+        kill(pid, Signal::SIGTERM).context("SIGTERM")?;
+        let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+        let mut child = n
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("node {id} is not running"))?;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!("node {id} exited with {status} after SIGTERM");
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node {id} did not exit within {SHUTDOWN_TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// SIGSTOP node `id`: it keeps its sockets but answers nothing.
+    ///
+    /// # Errors
+    /// The node was not running or already paused.
+    pub fn sigstop(&mut self, id: i32) -> Result<()> {
+        let n = self.node_mut(id)?;
+        if n.paused {
+            bail!("node {id} is already paused");
+        }
+        kill(n.pid()?, Signal::SIGSTOP).context("SIGSTOP")?;
+        n.paused = true;
+        Ok(())
+    }
+
+    /// SIGCONT a node paused with [`Cluster::sigstop`].
+    ///
+    /// # Errors
+    /// The node was not paused.
+    pub fn sigcont(&mut self, id: i32) -> Result<()> {
+        let n = self.node_mut(id)?;
+        if !n.paused {
+            bail!("node {id} is not paused");
+        }
+        kill(n.pid()?, Signal::SIGCONT).context("SIGCONT")?;
+        n.paused = false;
+        Ok(())
+    }
+
+    /// Start node `id` again on its data dir and ports and wait until it is
+    /// ready (registered and unfenced). A running node is stopped with
+    /// SIGTERM first.
+    ///
+    /// # Errors
+    /// As [`Cluster::start`] for one node.
+    pub fn restart(&mut self, id: i32) -> Result<()> {
+        if self.node(id)?.child.is_some() {
+            self.stop(id)?;
+        }
+        self.spawn(id)?;
+        self.wait_ready(&[id])
+    }
+
+    /// The tail of every node's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "=== node {} ({:?}) ===\n{}",
+                    n.id,
+                    n.state(),
+                    log_tail(&n.log_path(), LOG_TAIL_LINES)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Attach every node's log tail to an error.
+    ///
+    /// # Errors
+    /// `r`'s error, with the logs as context.
+    pub fn with_logs<T>(&self, r: Result<T>) -> Result<T> {
+        r.map_err(|e| e.context(format!("cluster logs:\n{}", self.logs())))
+    }
+
+    /// Lines of node `id`'s log (all runs) containing `needle`.
+    ///
+    /// # Errors
+    /// No such node.
+    pub fn log_lines(&self, id: i32, needle: &str) -> Result<Vec<String>> {
+        let text = fs::read_to_string(self.node(id)?.log_path()).unwrap_or_default();
+        Ok(text
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Where the cluster's files live.
+    pub fn root(&self) -> Option<&Path> {
+        self.dir.as_ref().map(tempfile::TempDir::path)
+    }
+}
+
+/// The state a `/v1/cluster` answer gives broker `broker`.
+pub fn broker_state_in(status: &Value, broker: i32) -> Option<String> {
+    status["brokers"]
+        .as_array()?
+        .iter()
+        .find(|b| b["node_id"].as_i64() == Some(i64::from(broker)))
+        .and_then(|b| b["state"].as_str())
+        .map(str::to_owned)
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut child) = n.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if std::env::var_os("BROOK_TEST_KEEP").is_some() {
+            if let Some(dir) = self.dir.take() {
+                let kept = dir.keep();
+                eprintln!("BROOK_TEST_KEEP: cluster files kept in {}", kept.display());
+            }
+        }
+    }
+}
