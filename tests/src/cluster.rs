@@ -254,11 +254,12 @@ impl Cluster {
         remove_ready_file(&n.ready_file())?;
         n.starts += 1;
         // openraft logs every vote at info; keep the tails quoted in failures
-        // about brook. An explicit RUST_LOG wins.
-        let mut env = vec![("NO_COLOR".to_owned(), "1".to_owned())];
-        if std::env::var_os("RUST_LOG").is_none() {
-            env.push(("RUST_LOG".to_owned(), "info,openraft=warn".to_owned()));
-        }
+        // about brook. An explicit BROOK_LOG (brook's log filter) wins.
+        let filter = std::env::var("BROOK_LOG").unwrap_or_else(|_| "info,openraft=warn".to_owned());
+        let env = [
+            ("NO_COLOR".to_owned(), "1".to_owned()),
+            ("BROOK_LOG".to_owned(), filter),
+        ];
         let child = spawn_brook(
             &n.root.join("brook.toml"),
             &n.ready_file(),
