@@ -144,14 +144,38 @@ async fn status(admin: &str, as_json: bool) -> anyhow::Result<()> {
             format!("NOT READY: {}", health["reasons"])
         }
     );
-    println!("controller {}", cluster["controller_id"]);
+    let ctl = &cluster["controller"];
+    println!(
+        "controller {} (epoch {}), answered by node {}",
+        ctl["active"], ctl["epoch"], cluster["node_id"]
+    );
+    let progress = &ctl["voter_progress"];
+    if let Some(voters) = ctl["voters"].as_array() {
+        for v in voters {
+            let id = v["id"].to_string();
+            let replicated = progress
+                .get(&id)
+                .map_or_else(|| "-".to_owned(), ToString::to_string);
+            println!(
+                "voter     {id} at {}   replicated offset {replicated}",
+                v["address"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    let md = &cluster["metadata"];
+    println!(
+        "metadata  applied offset {} (epoch {}), published {}, image hash {}",
+        md["applied_offset"], md["applied_epoch"], md["published_offset"], md["image_hash"]
+    );
     if let Some(brokers) = cluster["brokers"].as_array() {
         for b in brokers {
             println!(
-                "broker    {} at {}:{}",
+                "broker    {} at {}:{}   {}   epoch {}",
                 b["node_id"],
                 b["host"].as_str().unwrap_or("?"),
-                b["port"]
+                b["port"],
+                b["state"].as_str().unwrap_or("?"),
+                b["epoch"]
             );
         }
     }

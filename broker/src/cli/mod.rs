@@ -13,7 +13,9 @@
 mod client;
 mod cluster;
 mod consume;
+mod dev_cluster;
 mod group;
+mod pipe;
 mod produce;
 mod serve;
 mod topic;
@@ -52,6 +54,9 @@ enum Command {
     Group(group::GroupArgs),
     /// Cluster overview from a broker's admin listener.
     Cluster(cluster::ClusterArgs),
+    /// Run a multi-node cluster on this machine (3 nodes by default), or
+    /// just write its config files.
+    DevCluster(dev_cluster::DevClusterArgs),
     /// Send lines from stdin (or a file) as records.
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
@@ -73,6 +78,9 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    if !matches!(cli.command, Command::Serve { .. } | Command::DevCluster(_)) {
+        pipe::die_quietly_on_closed_stdout();
+    }
     let result = match cli.command {
         Command::Serve { config, ready_file } => serve::run(config, ready_file),
         Command::Topic(args) => topic::run(args),
@@ -80,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args),
         Command::Group(args) => group::run(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::DevCluster(args) => dev_cluster::run(args),
         Command::View(args) => view::run(args),
     };
     match result {

@@ -147,13 +147,16 @@ impl Controller {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut applied = self.subscribe();
         loop {
-            match self.heartbeat(m).await {
-                Ok((_, true)) => {
+            // Bounded as a whole: without a controller quorum (the last
+            // nodes stopping) there is nobody to move leadership to.
+            match tokio::time::timeout_at(deadline, self.heartbeat(m)).await {
+                Ok(Ok((_, true))) => {
                     info!(broker = m.id, "controlled shutdown: leadership moved away");
                     return;
                 }
-                Ok(_) => {}
-                Err(e) => warn!(error = %e, "controlled shutdown heartbeat failed"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!(error = %e, "controlled shutdown heartbeat failed"),
+                Err(_) => {}
             }
             if tokio::time::Instant::now() >= deadline {
                 warn!(

@@ -245,12 +245,24 @@ impl Controller {
     /// controller answered in time.
     pub async fn submit(&self, req: ControllerRequest) -> Result<ReplyBody, BrokerError> {
         let deadline = tokio::time::Instant::now() + SUBMIT_TIMEOUT;
+        let mut backoff = Duration::from_millis(25);
+        let mut warned = false;
         let reply = loop {
             let attempt = match self.active() {
                 Some((leader, _)) if leader == self.core.node_id => {
                     Some(self.core.handle(req.clone()).await)
                 }
-                Some((leader, _)) => self.forward(leader, &req).await,
+                Some((leader, _)) => {
+                    // A controller that froze (SIGSTOP, a GC-like pause, a
+                    // partition) keeps its connections open, so the call
+                    // would only time out: give up on it as soon as the
+                    // quorum has moved on to another leader.
+                    let mut m = self.core.raft.metrics();
+                    tokio::select! {
+                        r = self.forward(leader, &req, &mut warned) => r,
+                        _ = m.wait_for(|m| m.current_leader != Some(leader as u64)) => None,
+                    }
+                }
                 None => None,
             };
             match attempt {
@@ -262,20 +274,32 @@ impl Controller {
             if tokio::time::Instant::now() >= deadline {
                 return Err(BrokerError::NotController);
             }
-            // An election is in progress: wait for the next leadership news
-            // (or a short backoff, if the known leader is unreachable).
+            // No controller yet, or it is unreachable or was just deposed:
+            // back off (doubling, up to 1 s), waking early when leadership
+            // news arrives.
             let mut m = self.core.raft.metrics();
-            let _ = tokio::time::timeout(Duration::from_millis(200), m.changed()).await;
+            let known = self.active();
+            let _ = tokio::time::timeout(
+                backoff,
+                m.wait_for(|m| m.current_leader.map(|l| l as i32) != known.map(|k| k.0)),
+            )
+            .await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
         };
         let body = reply.result.map_err(BrokerError::from)?;
         self.wait_applied(reply.offset).await?;
         Ok(body)
     }
 
-    async fn forward(&self, leader: i32, req: &ControllerRequest) -> Option<ControllerReply> {
+    async fn forward(
+        &self,
+        leader: i32,
+        req: &ControllerRequest,
+        warned: &mut bool,
+    ) -> Option<ControllerReply> {
         let addr = self.core.voters.get(&(leader as u64))?;
         let bytes = serde_json::to_vec(req).ok()?;
-        match brook_quorum::call_app(
+        let result = brook_quorum::call_app(
             addr,
             &self.core.cluster_id,
             self.core.node_id as u64,
@@ -284,16 +308,18 @@ impl Controller {
             RPC_TIMEOUT,
         )
         .await
-        {
-            Ok(resp) => match serde_json::from_slice::<ControllerReply>(&resp) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    warn!(leader, error = %e, "unreadable controller reply");
-                    None
-                }
-            },
+        .map_err(|e| e.to_string())
+        .and_then(|resp| {
+            serde_json::from_slice::<ControllerReply>(&resp)
+                .map_err(|e| format!("unreadable controller reply: {e}"))
+        });
+        match result {
+            Ok(r) => Some(r),
             Err(e) => {
-                warn!(leader, %addr, error = %e, "active controller unreachable");
+                // Once per request: retries follow with backoff.
+                if !std::mem::replace(warned, true) {
+                    warn!(leader, %addr, error = %e, "active controller unreachable; retrying");
+                }
                 None
             }
         }
@@ -637,7 +663,9 @@ impl Core {
             warn!(broker = id, "broker session expired: fencing it");
             let records = decisions::fence(&image, &self.config, id, b.epoch);
             if let Err(e) = self.write(records).await {
-                warn!(broker = id, error = %e, "fencing failed");
+                // Most often: this node was deposed while it was paused, and
+                // its stale session clocks must not (and cannot) fence anyone.
+                warn!(broker = id, error = %e, "fencing not committed (no longer the active controller?)");
                 return;
             }
             // The next broker is decided against the new image.
