@@ -261,8 +261,10 @@ async fn group(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     }
 }
 
+/// A topic as this broker hosts it: the partitions of it that live here, with
+/// their leader, epoch, replicas and ISR from the metadata image.
 fn describe(b: &Broker, t: &Topic, with_partitions: bool) -> Value {
-    let node = b.node_id();
+    let image = b.image();
     let parts = t.partitions();
     let mut size_total = 0u64;
     let partitions: Vec<Value> = parts
@@ -279,13 +281,14 @@ fn describe(b: &Broker, t: &Topic, with_partitions: bool) -> Value {
                     .map_or(Value::Null, |s| json!(s.ratio()));
                 json!({"dirty_ratio": ratio, "cleaned_offset": p.log().cleaned_offset()})
             });
+            let rec = image.partition(&t.id, p.index);
             json!({
                 "compaction": compaction,
                 "partition": p.index,
-                "leader": node,
+                "leader": rec.map_or(-1, |r| r.leader),
                 "leader_epoch": p.leader_epoch(),
-                "replicas": [node],
-                "isr": [node],
+                "replicas": rec.map(|r| r.replicas.clone()).unwrap_or_default(),
+                "isr": rec.map(|r| r.isr.clone()).unwrap_or_default(),
                 "log_end_offset": p.log_end_offset(),
                 "high_watermark": p.high_watermark(),
                 "log_start_offset": p.log_start_offset(),
@@ -298,13 +301,14 @@ fn describe(b: &Broker, t: &Topic, with_partitions: bool) -> Value {
         "name": &*t.name,
         "topic_id": t.id.to_string(),
         "internal": t.is_internal(),
-        "partitions": parts.len(),
+        "partitions": t.partition_count(),
+        "hosted_partitions": parts.len(),
         "size_bytes": size_total,
         "configs": t.overrides(),
     });
     if with_partitions {
         v["partitions"] = Value::Array(partitions);
-        v["partition_count"] = json!(parts.len());
+        v["partition_count"] = json!(t.partition_count());
     }
     v
 }

@@ -28,6 +28,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,8 @@ pub struct Controller {
     applied: watch::Receiver<Applied>,
     quorum: StdMutex<Option<Quorum<MetadataApp>>>,
     ticker: tokio::task::JoinHandle<()>,
+    /// The highest controller epoch a reply has carried.
+    epoch_seen: AtomicU64,
 }
 
 /// What the RPC handler, the fencing timer and local submits share.
@@ -177,6 +180,7 @@ impl Controller {
             applied,
             quorum: StdMutex::new(Some(quorum)),
             ticker,
+            epoch_seen: AtomicU64::new(0),
         };
         c.wait_for_leader(session.max(Duration::from_secs(10)))
             .await?;
@@ -266,7 +270,13 @@ impl Controller {
                 None => None,
             };
             match attempt {
+                // A reply from an older controller epoch than one this node
+                // has already heard from is a deposed controller's: ignored.
+                Some(r) if r.epoch < self.epoch_seen.load(Ordering::Acquire) => {
+                    warn!(epoch = r.epoch, "ignoring a reply from a deposed controller");
+                }
                 Some(r) if !matches!(&r.result, Err(e) if e.kind == rpc::WireErrorKind::NotController) => {
+                    self.epoch_seen.fetch_max(r.epoch, Ordering::AcqRel);
                     break r
                 }
                 _ => {}
@@ -420,7 +430,9 @@ impl Core {
 
     /// Decide and commit one request.
     async fn handle(&self, req: ControllerRequest) -> ControllerReply {
-        let (offset, epoch) = self.current();
+        let (offset, _) = self.current();
+        // This node's current term: the epoch it answers in.
+        let epoch = self.raft.metrics().borrow().vote.leader_id().term;
         if !self.is_leader() {
             return ControllerReply {
                 epoch,
