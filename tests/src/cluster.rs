@@ -40,8 +40,11 @@ const LOG_TAIL_LINES: usize = 60;
 /// Options for [`Cluster::start`].
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
-    /// Number of nodes (all voters).
+    /// Number of nodes.
     pub nodes: usize,
+    /// How many of them (the last ones) are brokers only: not controller
+    /// voters, they follow the metadata log as learners.
+    pub broker_only: usize,
     /// First port of this cluster's range (see the module doc).
     pub base_port: u16,
     /// `broker.session.timeout.ms`.
@@ -60,6 +63,7 @@ impl ClusterOptions {
     pub fn three(base_port: u16) -> Self {
         Self {
             nodes: 3,
+            broker_only: 0,
             base_port,
             session_timeout_ms: 3000,
             heartbeat_interval_ms: 500,
@@ -200,10 +204,16 @@ impl Cluster {
         Ok(cluster)
     }
 
+    fn is_voter(&self, index: usize) -> bool {
+        index < self.opts.nodes - self.opts.broker_only
+    }
+
     fn voters(&self) -> String {
         self.nodes
             .iter()
-            .map(|n| format!("{}@{}", n.id, n.controller))
+            .enumerate()
+            .filter(|(i, _)| self.is_voter(*i))
+            .map(|(_, n)| format!("{}@{}", n.id, n.controller))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -211,15 +221,21 @@ impl Cluster {
     fn write_config(&self, index: usize) -> Result<()> {
         let n = &self.nodes[index];
         let data = toml_string(&n.root.join("data").to_string_lossy());
+        let (roles, listeners) = if self.is_voter(index) {
+            (
+                "broker,controller",
+                format!("PLAINTEXT://{},CONTROLLER://{}", n.kafka, n.controller),
+            )
+        } else {
+            ("broker", format!("PLAINTEXT://{}", n.kafka))
+        };
         let mut text = format!(
-            "node.id = {}\nprocess.roles = \"broker,controller\"\n\
-             listeners = \"PLAINTEXT://{},CONTROLLER://{}\"\n\
+            "node.id = {}\nprocess.roles = \"{roles}\"\n\
+             listeners = \"{listeners}\"\n\
              controller.quorum.voters = \"{}\"\nlog.dirs = [{data}]\n\
              admin.listener = \"{}\"\nnum.partitions = {}\n\
              broker.session.timeout.ms = {}\nbroker.heartbeat.interval.ms = {}\n",
             n.id,
-            n.kafka,
-            n.controller,
             self.voters(),
             n.admin,
             self.opts.num_partitions,

@@ -35,6 +35,7 @@ const BASE_PAUSE_BROKER: u16 = 21600;
 const BASE_PRODUCE_GROUP: u16 = 21800;
 const BASE_PRODUCE_ASSIGN: u16 = 22000;
 const BASE_PAUSED_CONTROLLER_FENCING: u16 = 22200;
+const BASE_BROKER_ONLY: u16 = 22400;
 
 /// How long survivors may take to agree on a new active controller.
 const ELECTION_WAIT: Duration = Duration::from_secs(10);
@@ -731,4 +732,60 @@ fn producing_and_consuming_with_a_group_across_the_cluster() -> Result<()> {
         }
         check_once(&values)
     })
+}
+
+/// A node with `process.roles = "broker"` is no voter: it registers, is
+/// added as a metadata learner, follows the log, leads its share of a new
+/// topic's partitions and serves them; restarted (on a new learner port), it
+/// rejoins.
+#[test]
+fn a_broker_only_node_follows_the_metadata_log_as_a_learner() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut opts = ClusterOptions::three(BASE_BROKER_ONLY);
+    opts.nodes = 4;
+    opts.broker_only = 1;
+    let mut c = Cluster::start(opts)?;
+    let r = (|| -> Result<()> {
+        let learner = *c.node_ids().last().context("nodes")?;
+        let status = c.status(learner)?;
+        let voters = status["controller"]["voters"]
+            .as_array()
+            .map_or(0, Vec::len);
+        ensure!(voters == 3, "the learner lists {voters} voters: {status}");
+        c.wait_broker_state(learner, "unfenced", STATE_WAIT)?;
+        let ends = produce_numbered(&c, &rt, "learners", learner)?;
+        let md = metadata(&rt, &c.bootstrap_of(learner)?)?;
+        ensure!(
+            md_brokers(&md) == BTreeSet::from([1, 2, 3, learner]),
+            "brokers {:?}",
+            md_brokers(&md)
+        );
+        let leaders = md_leaders(&md, "learners")?;
+        ensure!(
+            leaders.values().any(|(l, _)| *l == learner),
+            "the broker-only node leads nothing: {leaders:?}"
+        );
+        let cons = consumer(&c.bootstrap_of(1)?, &[])?;
+        let got = consume_until(&cons, "learners", &ends)?;
+        let values: Vec<String> = got
+            .values()
+            .flatten()
+            .map(|r| {
+                String::from_utf8_lossy(r.record.value.as_deref().unwrap_or_default()).into_owned()
+            })
+            .collect();
+        check_once(&values)?;
+        c.restart(learner)?;
+        c.wait_broker_state(learner, "unfenced", STATE_WAIT)?;
+        c.wait_converged(CONVERGE_WAIT)?;
+        let md = metadata(&rt, &c.bootstrap_of(learner)?)?;
+        ensure!(
+            md_has_topic(&md, "learners"),
+            "after restart the learner lost the topic"
+        );
+        Ok(())
+    })();
+    c.with_logs(r)
 }

@@ -194,9 +194,9 @@ impl Broker {
                 data_dir.display()
             );
         }
-        if !config.is_controller() {
+        if !config.is_broker() {
             anyhow::bail!(
-                "process.roles = broker (without controller) is not supported yet: every brook node is a controller quorum voter"
+                "process.roles = controller (without broker) is not supported yet: run every controller as broker,controller"
             );
         }
         std::fs::create_dir_all(&data_dir)

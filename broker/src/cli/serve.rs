@@ -26,7 +26,7 @@ pub(super) fn run(config_path: Option<PathBuf>, ready_file: Option<PathBuf>) -> 
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BROOK_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

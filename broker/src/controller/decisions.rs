@@ -196,7 +196,8 @@ pub fn create_topic(
     Ok(records)
 }
 
-fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
+/// A new partition led by the first of `replicas`, all of them in sync.
+pub(crate) fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
     MetadataRecord::Partition(PartitionRecord {
         topic_id,
         partition,
@@ -417,16 +418,27 @@ pub fn register(
     out
 }
 
+/// `first`, followed by what `then` decides against the image as `first`
+/// leaves it. (Should the image refuse `first`, so will the commit.)
+fn followed_by(
+    image: &MetadataImage,
+    first: MetadataRecord,
+    then: impl FnOnce(&MetadataImage) -> Vec<MetadataRecord>,
+) -> Vec<MetadataRecord> {
+    let mut after = image.clone();
+    let _ = after.replay(&first, &mut crate::metadata::MetadataDelta::default());
+    let mut out = vec![first];
+    out.extend(then(&after));
+    out
+}
+
 /// A fenced broker has caught up: unfence it and let it lead what waits for it.
 pub fn unfence(image: &MetadataImage, id: i32, epoch: i64) -> Vec<MetadataRecord> {
-    let mut after = image.clone();
-    if let Some(b) = after.brokers.get_mut(&id) {
-        b.fenced = false;
-        b.shutting_down = false;
-    }
-    let mut out = vec![MetadataRecord::UnfenceBroker { id, epoch }];
-    out.extend(elect_returning(&after, id));
-    out
+    followed_by(
+        image,
+        MetadataRecord::UnfenceBroker { id, epoch },
+        |after| elect_returning(after, id),
+    )
 }
 
 /// Fence a broker (session expired, or done with controlled shutdown).
@@ -436,13 +448,9 @@ pub fn fence(
     id: i32,
     epoch: i64,
 ) -> Vec<MetadataRecord> {
-    let mut after = image.clone();
-    if let Some(b) = after.brokers.get_mut(&id) {
-        b.fenced = true;
-    }
-    let mut out = vec![MetadataRecord::FenceBroker { id, epoch }];
-    out.extend(move_away(&after, config, id));
-    out
+    followed_by(image, MetadataRecord::FenceBroker { id, epoch }, |after| {
+        move_away(after, config, id)
+    })
 }
 
 /// A broker asks for controlled shutdown: mark it and move leadership away.
@@ -452,13 +460,11 @@ pub fn begin_shutdown(
     id: i32,
     epoch: i64,
 ) -> Vec<MetadataRecord> {
-    let mut after = image.clone();
-    if let Some(b) = after.brokers.get_mut(&id) {
-        b.shutting_down = true;
-    }
-    let mut out = vec![MetadataRecord::BrokerShuttingDown { id, epoch }];
-    out.extend(move_away(&after, config, id));
-    out
+    followed_by(
+        image,
+        MetadataRecord::BrokerShuttingDown { id, epoch },
+        |after| move_away(after, config, id),
+    )
 }
 
 /// Whether `id` still leads any partition.

@@ -71,6 +71,7 @@ impl Controller {
                 incarnation: m.incarnation.to_string(),
                 endpoints: m.endpoints.clone(),
                 rack: m.rack.clone(),
+                learner_addr: self.learner_addr(),
             })
             .await?;
         if let ReplyBody::Registered { epoch } = reply {

@@ -3,8 +3,10 @@
 //! registration, heartbeats and fencing, and the client every broker uses to
 //! reach the active controller.
 //!
-//! Every node of brook today is a voter (`process.roles` includes
-//! `controller`). The active controller is the Raft leader; its term is the
+//! Nodes with `process.roles` including `controller` are voters; a node that
+//! is only a broker follows the metadata log as a Raft learner, which the
+//! active controller adds when it registers. The active controller is the
+//! Raft leader; its term is the
 //! controller epoch, stamped on every reply. Requests reach it as JSON in the
 //! quorum's application RPCs ([`rpc`]); it decides against its applied image
 //! ([`decisions`]), commits the records, and replies with their offset, which
@@ -73,6 +75,8 @@ struct Core {
     raft: brook_quorum::Raft,
     app: AppHandle<MetadataApp>,
     voters: BTreeMap<u64, String>,
+    /// This node's address as a learner (`None`: it is a voter).
+    learner_addr: Option<String>,
     started: Instant,
     /// Serialises decisions: each one sees the records of the one before.
     decide: tokio::sync::Mutex<DecideState>,
@@ -134,14 +138,31 @@ impl Controller {
             .map(|v| (v.id as u64, format!("{}:{}", v.host, v.port)))
             .collect();
         let me = config.node_id as u64;
+        let voter = config.is_controller();
+        // A learner (broker only) has no controller listener of its own: it
+        // takes a free port on its client listener's host, where the active
+        // controller replicates the metadata log to it.
+        let client_host = config
+            .advertised_client_listeners()
+            .first()
+            .map_or_else(|| "127.0.0.1".to_owned(), |l| l.host.clone());
         let listen_addr = match config.controller_listener() {
-            Some(l) => resolve(&l.host, l.port)?,
-            None => resolve("127.0.0.1", 0)?,
+            Some(l) if voter => resolve(&l.host, l.port)?,
+            _ if voter => resolve("127.0.0.1", 0)?,
+            _ => resolve(&client_host, 0)?,
         };
         let listener = std::net::TcpListener::bind(listen_addr).map_err(|e| {
             anyhow::anyhow!("cannot listen on {listen_addr} (controller listener): {e}")
         })?;
         let bound = listener.local_addr()?;
+        let learner_addr = (!voter).then(|| {
+            let host = if bound.ip().is_unspecified() {
+                client_host.clone()
+            } else {
+                bound.ip().to_string()
+            };
+            format!("{host}:{}", bound.port())
+        });
         let mut voters = voters;
         if voters.len() == 1 && voters.contains_key(&me) {
             // A single voter on an OS-chosen port: record the real one.
@@ -169,6 +190,7 @@ impl Controller {
             raft: quorum.raft().clone(),
             app: quorum.app().clone(),
             voters,
+            learner_addr,
             started: Instant::now(),
             decide: tokio::sync::Mutex::new(DecideState::default()),
         });
@@ -182,8 +204,10 @@ impl Controller {
             ticker,
             epoch_seen: AtomicU64::new(0),
         };
-        c.wait_for_leader(session.max(Duration::from_secs(10)))
-            .await?;
+        if voter {
+            c.wait_for_leader(session.max(Duration::from_secs(10)))
+                .await?;
+        }
         Ok(c)
     }
 
@@ -230,6 +254,11 @@ impl Controller {
         self.core.is_leader()
     }
 
+    /// This node's learner address, when it is not a voter.
+    pub fn learner_addr(&self) -> Option<String> {
+        self.core.learner_addr.clone()
+    }
+
     /// The voters and their controller addresses.
     pub fn voters(&self) -> &BTreeMap<u64, String> {
         &self.core.voters
@@ -267,17 +296,37 @@ impl Controller {
                         _ = m.wait_for(|m| m.current_leader != Some(leader as u64)) => None,
                     }
                 }
+                // A learner hears of the leader only once it has been added
+                // (at registration): until then it asks the voters in turn,
+                // and only the active controller accepts.
+                None if self.core.learner_addr.is_some() => {
+                    let voters: Vec<i32> = self.core.voters.keys().map(|v| *v as i32).collect();
+                    let mut found = None;
+                    for v in voters {
+                        if let Some(r) = self.forward(v, &req, &mut warned).await {
+                            if !matches!(&r.result, Err(e) if e.kind == rpc::WireErrorKind::NotController) {
+                                found = Some(r);
+                                break;
+                            }
+                        }
+                    }
+                    found
+                }
                 None => None,
             };
             match attempt {
                 // A reply from an older controller epoch than one this node
                 // has already heard from is a deposed controller's: ignored.
                 Some(r) if r.epoch < self.epoch_seen.load(Ordering::Acquire) => {
-                    warn!(epoch = r.epoch, "ignoring a reply from a deposed controller");
+                    warn!(
+                        epoch = r.epoch,
+                        "ignoring a reply from a deposed controller"
+                    );
                 }
-                Some(r) if !matches!(&r.result, Err(e) if e.kind == rpc::WireErrorKind::NotController) => {
+                Some(r) if !matches!(&r.result, Err(e) if e.kind == rpc::WireErrorKind::NotController) =>
+                {
                     self.epoch_seen.fetch_max(r.epoch, Ordering::AcqRel);
-                    break r
+                    break r;
                 }
                 _ => {}
             }
@@ -441,6 +490,20 @@ impl Core {
             };
         }
         let mut st = self.decide.lock().await;
+        if let ControllerRequest::Register {
+            id,
+            learner_addr: Some(addr),
+            ..
+        } = &req
+        {
+            if let Err(e) = self.add_learner(*id, addr).await {
+                return ControllerReply {
+                    epoch,
+                    offset: 0,
+                    result: Err(WireError::from(&e)),
+                };
+            }
+        }
         let image = self.image();
         self.refresh(&mut st, &image);
         let decided = self.decide(&mut st, &image, offset, req);
@@ -491,6 +554,7 @@ impl Core {
                 incarnation,
                 endpoints,
                 rack,
+                ..
             } => {
                 let incarnation: Uuid = incarnation
                     .parse()
@@ -656,6 +720,46 @@ impl Core {
                     (Vec::new(), ReplyBody::Changed(false))
                 }
             }
+        })
+    }
+
+    /// Make broker `id` a learner at `addr` (or move it there), so the
+    /// metadata log is replicated to it. Voters stay voters.
+    async fn add_learner(&self, id: i32, addr: &str) -> Result<(), BrokerError> {
+        let id = u64::try_from(id)
+            .map_err(|_| BrokerError::InvalidRequest("negative node id".into()))?;
+        if self.voters.contains_key(&id) {
+            return Err(BrokerError::InvalidRequest(format!(
+                "node {id} is a controller voter; it cannot also register as a learner"
+            )));
+        }
+        let node = openraft::BasicNode {
+            addr: addr.to_owned(),
+        };
+        let known = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .cloned();
+        let result = match known {
+            Some(n) if n == node => return Ok(()),
+            // A restarted learner on a new port: update its address.
+            Some(_) => {
+                self.raft
+                    .change_membership(
+                        openraft::ChangeMembers::SetNodes(BTreeMap::from([(id, node)])),
+                        true,
+                    )
+                    .await
+            }
+            None => self.raft.add_learner(id, node, false).await,
+        };
+        result.map(|_| ()).map_err(|e| {
+            warn!(node = id, error = %e, "adding a metadata learner failed");
+            BrokerError::NotController
         })
     }
 

@@ -39,6 +39,10 @@ pub enum ControllerRequest {
         incarnation: String,
         endpoints: Vec<WireEndpoint>,
         rack: Option<String>,
+        /// A broker that is not a voter follows the metadata log as a Raft
+        /// learner at this address.
+        #[serde(default)]
+        learner_addr: Option<String>,
     },
     Heartbeat {
         id: i32,

@@ -55,16 +55,7 @@ fn add_topic(image: &mut MetadataImage, name: &str, id: u8, partitions: i32, rf:
         id,
     }];
     for (p, replicas) in placement.into_iter().enumerate() {
-        records.push(MetadataRecord::Partition(PartitionRecord {
-            topic_id: id,
-            partition: p as i32,
-            leader: replicas[0],
-            isr: replicas.clone(),
-            replicas,
-            elr: Vec::new(),
-            leader_epoch: 0,
-            partition_epoch: 0,
-        }));
+        records.push(decisions::new_partition(id, p as i32, replicas));
     }
     apply(image, &records);
     id
