@@ -304,7 +304,8 @@ impl Controller {
                     let mut found = None;
                     for v in voters {
                         if let Some(r) = self.forward(v, &req, &mut warned).await {
-                            if !matches!(&r.result, Err(e) if e.kind == rpc::WireErrorKind::NotController) {
+                            if !matches!(&r.result, Err(e) if e.kind == rpc::WireErrorKind::NotController)
+                            {
                                 found = Some(r);
                                 break;
                             }
