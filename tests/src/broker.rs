@@ -447,8 +447,14 @@ pub(crate) fn parse_ready(text: &str) -> Result<ReadyInfo> {
         .get("pid")
         .and_then(serde_json::Value::as_u64)
         .ok_or_else(|| anyhow!("missing numeric field \"pid\""))?;
+    // A controller-only node has no Kafka listener: `"kafka": null`.
+    let kafka = if v.get("kafka").is_some_and(serde_json::Value::is_null) {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        addr("kafka")?
+    };
     Ok(ReadyInfo {
-        kafka: addr("kafka")?,
+        kafka,
         admin: addr("admin")?,
         pid: u32::try_from(pid)?,
     })

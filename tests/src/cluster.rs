@@ -45,6 +45,9 @@ pub struct ClusterOptions {
     /// How many of them (the last ones) are brokers only: not controller
     /// voters, they follow the metadata log as learners.
     pub broker_only: usize,
+    /// How many of them (the first ones) are controllers only: voters that
+    /// serve no Kafka clients and host no partitions.
+    pub controller_only: usize,
     /// First port of this cluster's range (see the module doc).
     pub base_port: u16,
     /// `broker.session.timeout.ms`.
@@ -64,6 +67,7 @@ impl ClusterOptions {
         Self {
             nodes: 3,
             broker_only: 0,
+            controller_only: 0,
             base_port,
             session_timeout_ms: 3000,
             heartbeat_interval_ms: 500,
@@ -221,7 +225,9 @@ impl Cluster {
     fn write_config(&self, index: usize) -> Result<()> {
         let n = &self.nodes[index];
         let data = toml_string(&n.root.join("data").to_string_lossy());
-        let (roles, listeners) = if self.is_voter(index) {
+        let (roles, listeners) = if index < self.opts.controller_only {
+            ("controller", format!("CONTROLLER://{}", n.controller))
+        } else if self.is_voter(index) {
             (
                 "broker,controller",
                 format!("PLAINTEXT://{},CONTROLLER://{}", n.kafka, n.controller),
@@ -303,10 +309,9 @@ impl Cluster {
                     let info = parse_ready(&text)
                         .with_context(|| format!("parsing ready file {text:?}"))?;
                     let pid = n.pid()?.as_raw();
-                    if i64::from(info.pid) != i64::from(pid)
-                        || info.kafka != n.kafka
-                        || info.admin != n.admin
-                    {
+                    // A controller-only node reports no Kafka listener.
+                    let kafka_ok = info.kafka == n.kafka || info.kafka.port() == 0;
+                    if i64::from(info.pid) != i64::from(pid) || !kafka_ok || info.admin != n.admin {
                         bail!(
                             "node {id}: ready file {text:?} does not match pid {pid}, {} and {}",
                             n.kafka,
@@ -392,8 +397,9 @@ impl Cluster {
     pub fn bootstrap(&self) -> String {
         self.nodes
             .iter()
-            .filter(|n| n.state() == NodeState::Running)
-            .map(|n| n.kafka.to_string())
+            .enumerate()
+            .filter(|(i, n)| *i >= self.opts.controller_only && n.state() == NodeState::Running)
+            .map(|(_, n)| n.kafka.to_string())
             .collect::<Vec<_>>()
             .join(",")
     }

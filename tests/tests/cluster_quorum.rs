@@ -36,6 +36,7 @@ const BASE_PRODUCE_GROUP: u16 = 21800;
 const BASE_PRODUCE_ASSIGN: u16 = 22000;
 const BASE_PAUSED_CONTROLLER_FENCING: u16 = 22200;
 const BASE_BROKER_ONLY: u16 = 22400;
+const BASE_CONTROLLER_ONLY: u16 = 22600;
 
 /// How long survivors may take to agree on a new active controller.
 const ELECTION_WAIT: Duration = Duration::from_secs(10);
@@ -785,6 +786,47 @@ fn a_broker_only_node_follows_the_metadata_log_as_a_learner() -> Result<()> {
             md_has_topic(&md, "learners"),
             "after restart the learner lost the topic"
         );
+        Ok(())
+    })();
+    c.with_logs(r)
+}
+
+/// A node with `process.roles = "controller"` is a voter that serves no
+/// clients: it is never a registered broker, so no partition is placed on it,
+/// yet it keeps the quorum alive when a combined node dies.
+#[test]
+fn a_controller_only_node_votes_but_hosts_nothing() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut opts = ClusterOptions::three(BASE_CONTROLLER_ONLY);
+    opts.controller_only = 1;
+    let mut c = Cluster::start(opts)?;
+    let r = (|| -> Result<()> {
+        let ids = c.node_ids();
+        let (ctl, b1, b2) = (ids[0], ids[1], ids[2]);
+        let status = c.status(ctl)?;
+        let brokers: BTreeSet<i64> = status["brokers"]
+            .as_array()
+            .context("brokers")?
+            .iter()
+            .filter_map(|b| b["node_id"].as_i64())
+            .collect();
+        ensure!(
+            brokers == BTreeSet::from([i64::from(b1), i64::from(b2)]),
+            "registered brokers {brokers:?}"
+        );
+        create_topics(&rt, &c.bootstrap_of(b1)?, &[("spread", 4)])?;
+        c.wait_converged(CONVERGE_WAIT)?;
+        let leaders = md_leaders(&metadata(&rt, &c.bootstrap_of(b2)?)?, "spread")?;
+        ensure!(
+            leaders.values().all(|(l, _)| *l == b1 || *l == b2),
+            "a partition was placed on the controller-only node: {leaders:?}"
+        );
+        // Two voters of three remain: the quorum still decides.
+        c.kill9(b1)?;
+        c.wait_broker_state(b1, "fenced", STATE_WAIT)?;
+        create_topics(&rt, &c.bootstrap_of(b2)?, &[("after", 1)])?;
         Ok(())
     })();
     c.with_logs(r)

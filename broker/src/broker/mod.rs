@@ -194,11 +194,6 @@ impl Broker {
                 data_dir.display()
             );
         }
-        if !config.is_broker() {
-            anyhow::bail!(
-                "process.roles = controller (without broker) is not supported yet: run every controller as broker,controller"
-            );
-        }
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create log dir {}: {e}", data_dir.display()))?;
         let legacy = MetadataStore::new(&data_dir);
@@ -278,7 +273,13 @@ impl Broker {
             views,
             syncer,
         };
-        broker.join_cluster().await?;
+        if broker.config.is_broker() {
+            broker.join_cluster().await?;
+        } else {
+            // A controller only: it serves no clients and hosts no
+            // partitions; it keeps its image current for its own answers.
+            broker.catch_up().await?;
+        }
         Ok(broker)
     }
 

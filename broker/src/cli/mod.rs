@@ -44,7 +44,8 @@ enum Command {
         /// TOML config file; without it every key has its documented default.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Write {"kafka":…,"admin":…,"pid":…} here (atomically) once serving.
+        /// Write {"kafka":…,"admin":…,"pid":…} here (atomically) once serving
+        /// ("kafka" is null on a controller-only node).
         #[arg(long)]
         ready_file: Option<PathBuf>,
     },

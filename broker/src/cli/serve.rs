@@ -53,12 +53,17 @@ fn resolve(hp: &brook_config::HostPort, what: &str) -> anyhow::Result<SocketAddr
 }
 
 async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
-    let kafka_addr = resolve(
-        config.client_listeners().first().ok_or_else(|| {
-            anyhow!("listeners has no client listener: give at least one host:port that is not a controller listener")
-        })?,
-        "listeners",
-    )?;
+    // A controller-only node (process.roles = controller) has no Kafka listener.
+    let kafka_addr = if config.is_broker() {
+        Some(resolve(
+            config.client_listeners().first().ok_or_else(|| {
+                anyhow!("listeners has no client listener: give at least one host:port that is not a controller listener")
+            })?,
+            "listeners",
+        )?)
+    } else {
+        None
+    };
     let admin_addr = resolve(&config.admin_listener, "admin.listener")?;
     let metrics = match crate::metrics::install() {
         Ok(h) => Some(h),
@@ -69,24 +74,27 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     };
     // Bind first, so the broker registers the address clients really reach
     // (when `listeners` asks for port 0).
-    let listener = crate::server::bind(kafka_addr)
-        .await
-        .with_context(|| format!("cannot listen on {kafka_addr} (listeners)"))?;
-    let kafka_bound = listener.local_addr()?;
-    let broker = Arc::new(
-        Broker::open_with(config, Arc::new(crate::log::FsyncSyncer), Some(kafka_bound)).await?,
-    );
-    broker.set_bound(kafka_bound);
+    let listener = match kafka_addr {
+        Some(addr) => Some(
+            crate::server::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (listeners)"))?,
+        ),
+        None => None,
+    };
+    let kafka_bound = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let broker =
+        Arc::new(Broker::open_with(config, Arc::new(crate::log::FsyncSyncer), kafka_bound).await?);
+    if let Some(b) = kafka_bound {
+        broker.set_bound(b);
+    }
     let admin = tokio::net::TcpListener::bind(admin_addr)
         .await
         .with_context(|| format!("cannot listen on {admin_addr} (admin.listener)"))?;
     let admin_bound = admin.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let kafka_task = tokio::spawn(crate::server::serve(
-        listener,
-        broker.clone(),
-        stop_rx.clone(),
-    ));
+    let kafka_task =
+        listener.map(|l| tokio::spawn(crate::server::serve(l, broker.clone(), stop_rx.clone())));
     let admin_task = tokio::spawn(crate::admin_http::serve(
         admin,
         broker.clone(),
@@ -102,7 +110,14 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
         .start(&broker)
         .await
         .context("starting materialized views")?;
-    info!(kafka = %kafka_bound, admin = %admin_bound, cluster_id = broker.cluster_id(), "brook is serving");
+    match kafka_bound {
+        Some(k) => {
+            info!(kafka = %k, admin = %admin_bound, cluster_id = broker.cluster_id(), "brook is serving")
+        }
+        None => {
+            info!(admin = %admin_bound, cluster_id = broker.cluster_id(), "brook is serving as a controller only")
+        }
+    }
     if let Some(path) = &ready_file {
         write_ready_file(path, kafka_bound, admin_bound)?;
     }
@@ -114,15 +129,19 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     }
     // Controlled shutdown first, while clients can still reach us and learn
     // the new leaders.
-    broker.controlled_shutdown().await;
+    if broker.config().is_broker() {
+        broker.controlled_shutdown().await;
+    }
     let _ = stop_tx.send(true);
     // Connections finish the requests they already read; bound the wait so a
     // stuck client cannot hold shutdown hostage.
-    if tokio::time::timeout(Duration::from_secs(30), kafka_task)
-        .await
-        .is_err()
-    {
-        warn!("connections did not finish within 30 s; closing anyway");
+    if let Some(task) = kafka_task {
+        if tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .is_err()
+        {
+            warn!("connections did not finish within 30 s; closing anyway");
+        }
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
     let _ = maintenance.await;
@@ -138,9 +157,13 @@ async fn serve(config: BrokerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     Ok(())
 }
 
-fn write_ready_file(path: &Path, kafka: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
+fn write_ready_file(
+    path: &Path,
+    kafka: Option<SocketAddr>,
+    admin: SocketAddr,
+) -> anyhow::Result<()> {
     let body = serde_json::json!({
-        "kafka": kafka.to_string(),
+        "kafka": kafka.map(|k| k.to_string()),
         "admin": admin.to_string(),
         "pid": std::process::id(),
     });
