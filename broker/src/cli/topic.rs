@@ -238,7 +238,9 @@ async fn describe(c: &mut Client, as_json: bool, name: &str, admin: &str) -> any
     check(t.error_code, None, &format!("describing topic {name}"))?;
     let mut parts: Vec<_> = t.partitions.iter().collect();
     parts.sort_by_key(|p| p.partition_index);
-    let offsets = |ts: i64| {
+    // ListOffsets goes to each partition's leader (another broker answers
+    // NOT_LEADER_OR_FOLLOWER).
+    let offsets = |ts: i64, which: &[i32]| {
         use brook_protocol::messages::list_offsets_request::{
             ListOffsetsPartition, ListOffsetsTopic,
         };
@@ -246,10 +248,10 @@ async fn describe(c: &mut Client, as_json: bool, name: &str, admin: &str) -> any
             replica_id: -1,
             topics: vec![ListOffsetsTopic {
                 name: name.to_owned(),
-                partitions: parts
+                partitions: which
                     .iter()
                     .map(|p| ListOffsetsPartition {
-                        partition_index: p.partition_index,
+                        partition_index: *p,
                         timestamp: ts,
                         current_leader_epoch: -1,
                         ..Default::default()
@@ -260,15 +262,34 @@ async fn describe(c: &mut Client, as_json: bool, name: &str, admin: &str) -> any
             ..Default::default()
         }
     };
-    let earliest = c.send(&offsets(-2), 7).await?;
-    let latest = c.send(&offsets(-1), 7).await?;
-    let lookup = |r: &brook_protocol::messages::ListOffsetsResponse, p: i32| {
-        r.topics
-            .iter()
-            .flat_map(|t| t.partitions.iter())
-            .find(|x| x.partition_index == p)
-            .map_or(-1, |x| x.offset)
-    };
+    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for p in &parts {
+        if p.leader_id >= 0 {
+            by_leader
+                .entry(p.leader_id)
+                .or_default()
+                .push(p.partition_index);
+        }
+    }
+    let mut earliest: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut latest: BTreeMap<i32, i64> = BTreeMap::new();
+    for (leader, which) in &by_leader {
+        let Some(b) = meta.brokers.iter().find(|b| b.node_id == *leader) else {
+            continue;
+        };
+        let mut lc = Client::connect(&format!("{}:{}", b.host, b.port))
+            .await
+            .with_context(|| format!("connecting to broker {leader}, a partition leader"))?;
+        for (ts, out) in [(-2, &mut earliest), (-1, &mut latest)] {
+            let r = lc.send(&offsets(ts, which), 7).await?;
+            for x in r.topics.iter().flat_map(|t| t.partitions.iter()) {
+                if x.error_code == 0 {
+                    out.insert(x.partition_index, x.offset);
+                }
+            }
+        }
+    }
+    let lookup = |m: &BTreeMap<i32, i64>, p: i32| m.get(&p).copied().unwrap_or(-1);
     let cfg = c
         .send(
             &DescribeConfigsRequest {
