@@ -81,7 +81,16 @@ impl Broker {
                 syncer: self.syncer.clone(),
                 ..OpenOptions::default()
             };
-            match open_partition(&self.data_dir, name, topic.id, p, tc, opts) {
+            // Creating the directory and files fsyncs: on the blocking pool,
+            // never on a runtime thread (auto-creation on Produce lands here).
+            let (dir, topic_name, topic_id, record) =
+                (self.data_dir.clone(), name.clone(), topic.id, p.clone());
+            let opened = tokio::task::spawn_blocking(move || {
+                open_partition(&dir, &topic_name, topic_id, &record, tc, opts)
+            })
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("opening the partition panicked: {e}")));
+            match opened {
                 Ok(part) => {
                     part.set_role(leader, p.leader_epoch);
                     write(&topic.partitions).insert(p.partition, Arc::new(part));
