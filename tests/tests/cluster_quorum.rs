@@ -818,12 +818,23 @@ fn a_controller_only_node_votes_but_hosts_nothing() -> Result<()> {
         );
         create_topics(&rt, &c.bootstrap_of(b1)?, &[("spread", 4)])?;
         c.wait_converged(CONVERGE_WAIT)?;
-        let leaders = md_leaders(&metadata(&rt, &c.bootstrap_of(b2)?)?, "spread")?;
+        let md = metadata(&rt, &c.bootstrap_of(b2)?)?;
+        let leaders = md_leaders(&md, "spread")?;
         ensure!(
             leaders.values().all(|(l, _)| *l == b1 || *l == b2),
             "a partition was placed on the controller-only node: {leaders:?}"
         );
-        // Two voters of three remain: the quorum still decides.
+        // Clients send admin requests to Metadata's controller id, so it must
+        // be a broker they can reach, even when the controller-only node is
+        // the active controller.
+        ensure!(
+            md_brokers(&md).contains(&md.controller_id),
+            "Metadata names controller {} that is not a listed broker {:?}",
+            md.controller_id,
+            md_brokers(&md)
+        );
+        // Two voters of three remain: the quorum still decides, whichever
+        // of them is the active controller now.
         c.kill9(b1)?;
         c.wait_broker_state(b1, "fenced", STATE_WAIT)?;
         create_topics(&rt, &c.bootstrap_of(b2)?, &[("after", 1)])?;

@@ -370,6 +370,20 @@ impl Broker {
         Some((host, port, b.rack.clone()))
     }
 
+    /// The controller id clients see (Metadata, DescribeCluster): the active
+    /// controller when it is also a live broker, else this broker. Clients
+    /// send admin requests to that id, and only brokers have client
+    /// listeners; any broker forwards to the active controller (Kafka's
+    /// KRaft brokers answer the same way).
+    pub fn controller_id_for_clients(&self) -> i32 {
+        let live = |id: i32| self.image().brokers.get(&id).is_some_and(|b| !b.fenced);
+        match self.controller.active() {
+            Some((id, _)) if live(id) => id,
+            _ if live(self.node_id()) => self.node_id(),
+            _ => -1,
+        }
+    }
+
     /// The unfenced brokers clients may use: (id, host, port, rack).
     pub fn live_brokers(&self) -> Vec<(i32, String, i32, Option<String>)> {
         let image = self.image();

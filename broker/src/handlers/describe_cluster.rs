@@ -14,7 +14,7 @@ pub(super) fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> Reply {
     let mut resp = DescribeClusterResponse {
         endpoint_type: req.endpoint_type,
         cluster_id: ctx.broker.cluster_id().to_owned(),
-        controller_id: ctx.broker.controller().active().map_or(-1, |(id, _)| id),
+        controller_id: ctx.broker.controller_id_for_clients(),
         brokers: ctx
             .broker
             .live_brokers()

@@ -91,7 +91,7 @@ pub(super) async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
     let resp = MetadataResponse {
         brokers,
         cluster_id: Some(broker.cluster_id().to_owned()),
-        controller_id: broker.controller().active().map_or(-1, |(id, _)| id),
+        controller_id: broker.controller_id_for_clients(),
         topics,
         cluster_authorized_operations: if req.include_cluster_authorized_operations {
             CLUSTER_AUTHORIZED_OPERATIONS
