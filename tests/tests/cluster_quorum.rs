@@ -59,6 +59,17 @@ fn with_cluster(base: u16, body: impl FnOnce(&mut Cluster, &Runtime) -> Result<(
     cluster.with_logs(r)
 }
 
+/// Wait until the nodes agree on an active controller (returned with its
+/// epoch), every broker is unfenced and the images have converged.
+fn settled(c: &Cluster) -> Result<(i32, u64)> {
+    let active = c.wait_active_controller("one agreed controller", ELECTION_WAIT, |_, e| e >= 1)?;
+    for n in c.node_ids() {
+        c.wait_broker_state(n, "unfenced", STATE_WAIT)?;
+    }
+    c.wait_converged(CONVERGE_WAIT)?;
+    Ok(active)
+}
+
 /// Create `topics` (name, partitions; replication factor 1) with librdkafka's
 /// admin client bootstrapped to `bootstrap` only.
 fn create_topics(rt: &Runtime, bootstrap: &str, topics: &[(&str, i32)]) -> Result<()> {
@@ -310,12 +321,7 @@ fn killing_the_active_controller_elects_another() -> Result<()> {
 #[test]
 fn a_paused_controller_rejoins_as_follower_and_changes_nothing() -> Result<()> {
     with_cluster(BASE_PAUSE_CONTROLLER, |c, rt| {
-        let (old, e0) =
-            c.wait_active_controller("one agreed controller", ELECTION_WAIT, |_, e| e >= 1)?;
-        for n in c.node_ids() {
-            c.wait_broker_state(n, "unfenced", STATE_WAIT)?;
-        }
-        c.wait_converged(CONVERGE_WAIT)?;
+        let (old, e0) = settled(c)?;
         let survivors: Vec<i32> = c.node_ids().into_iter().filter(|&n| n != old).collect();
         // Survivors' broker epochs: a fence and re-registration would change them.
         let epochs_before = broker_epochs(c, &survivors)?;
@@ -474,12 +480,7 @@ fn a_paused_controller_rejoins_as_follower_and_changes_nothing() -> Result<()> {
 #[test]
 fn a_paused_controller_does_not_get_the_live_brokers_fenced() -> Result<()> {
     with_cluster(BASE_PAUSED_CONTROLLER_FENCING, |c, rt| {
-        let (old, e0) =
-            c.wait_active_controller("one agreed controller", ELECTION_WAIT, |_, e| e >= 1)?;
-        for n in c.node_ids() {
-            c.wait_broker_state(n, "unfenced", STATE_WAIT)?;
-        }
-        c.wait_converged(CONVERGE_WAIT)?;
+        let (old, e0) = settled(c)?;
         let survivors: Vec<i32> = c.node_ids().into_iter().filter(|&n| n != old).collect();
         c.sigstop(old)?;
         let paused_at = Instant::now();
