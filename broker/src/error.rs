@@ -66,6 +66,14 @@ pub enum BrokerError {
     UnknownLeaderEpoch,
     #[error("this broker is not the leader")]
     NotLeader,
+    #[error("the partition epoch is stale (another change was committed first)")]
+    InvalidUpdateVersion,
+    #[error("replica {0} is fenced or shutting down and cannot join the ISR")]
+    IneligibleReplica(i32),
+    #[error("the ISR has {isr} members, fewer than min.insync.replicas={min}")]
+    NotEnoughReplicas { isr: usize, min: usize },
+    #[error("the records were appended, but the ISR shrank below min.insync.replicas before they were replicated")]
+    NotEnoughReplicasAfterAppend,
     #[error("the log directory is offline: {0}")]
     Storage(String),
     #[error("request timed out")]
@@ -117,6 +125,12 @@ impl BrokerError {
             BrokerError::FencedLeaderEpoch => ErrorCode::FENCED_LEADER_EPOCH,
             BrokerError::UnknownLeaderEpoch => ErrorCode::UNKNOWN_LEADER_EPOCH,
             BrokerError::NotLeader => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            BrokerError::InvalidUpdateVersion => ErrorCode::INVALID_UPDATE_VERSION,
+            BrokerError::IneligibleReplica(_) => ErrorCode::INELIGIBLE_REPLICA,
+            BrokerError::NotEnoughReplicas { .. } => ErrorCode::NOT_ENOUGH_REPLICAS,
+            BrokerError::NotEnoughReplicasAfterAppend => {
+                ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+            }
             BrokerError::Storage(_) => ErrorCode::KAFKA_STORAGE_ERROR,
             BrokerError::Timeout => ErrorCode::REQUEST_TIMED_OUT,
             BrokerError::PolicyViolation(_) => ErrorCode::POLICY_VIOLATION,
@@ -135,6 +149,18 @@ impl BrokerError {
     /// A message worth sending to the client (`error_message` fields).
     pub fn message(&self) -> Option<String> {
         Some(self.to_string())
+    }
+}
+
+impl From<crate::partition::NotCommitted> for BrokerError {
+    fn from(e: crate::partition::NotCommitted) -> Self {
+        use crate::partition::NotCommitted as N;
+        match e {
+            N::NotLeader => BrokerError::NotLeader,
+            N::NotEnoughReplicas => BrokerError::NotEnoughReplicasAfterAppend,
+            N::Storage => BrokerError::Storage("log flush failed; partition offline".into()),
+            N::TimedOut => BrokerError::Timeout,
+        }
     }
 }
 

@@ -5,7 +5,10 @@
 //! - `server`: listener, connections, response writer (`writev`/`sendfile`).
 //! - `handlers`: one file per Kafka API.
 //! - `broker`: shared state: config, topic registry, producer ids.
-//! - `partition`: one hosted partition: log, leader epoch, high-water mark.
+//! - `partition`: one hosted partition replica: the pure replication state
+//!   machine (`partition::state`) and its I/O shell (log, flusher, purgatory).
+//! - `replication`: followers fetching from leaders, ISR changes to the controller.
+//! - `kafka_client`: a minimal Kafka client (admin CLI, replica fetchers).
 //! - `log`: on-disk partition log storage (segments, indexes, recovery, …).
 //! - `producer_state`: idempotent-producer sequence tracking.
 //! - `group`: the consumer group coordinator and `__consumer_offsets`.
@@ -25,11 +28,13 @@ pub mod controller;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod kafka_client;
 pub mod log;
 pub mod maintenance;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;
 pub mod producer_state;
+pub mod replication;
 pub mod server;
 pub mod views;

@@ -92,6 +92,11 @@ typed_config! {
         min_insync_replicas: i32 = "min.insync.replicas" => 1,
         unclean_leader_election_enable: bool = "unclean.leader.election.enable" => false,
         replica_lag_time_max_ms: i64 = "replica.lag.time.max.ms" => 30_000,
+        num_replica_fetchers: i32 = "num.replica.fetchers" => 1,
+        replica_fetch_max_bytes: i32 = "replica.fetch.max.bytes" => 1_048_576,
+        replica_fetch_response_max_bytes: i32 = "replica.fetch.response.max.bytes" => 10_485_760,
+        replica_fetch_wait_max_ms: i32 = "replica.fetch.wait.max.ms" => 500,
+        replica_fetch_backoff_ms: i32 = "replica.fetch.backoff.ms" => 1000,
         controller_quorum_voters: Vec<QuorumVoter> = "controller.quorum.voters" => Vec::new(),
         broker_heartbeat_interval_ms: i32 = "broker.heartbeat.interval.ms" => 2000,
         broker_session_timeout_ms: i32 = "broker.session.timeout.ms" => 9000,
@@ -279,9 +284,55 @@ impl BrokerConfig {
                 self.broker_heartbeat_interval_ms, self.broker_session_timeout_ms
             )));
         }
+        self.validate_replication()?;
         self.validate_roles()?;
         self.validate_listeners()?;
         self.validate_quorum()
+    }
+
+    fn validate_replication(&self) -> Result<(), ConfigError> {
+        for (key, value, min) in [
+            (
+                "num.replica.fetchers",
+                i64::from(self.num_replica_fetchers),
+                1,
+            ),
+            (
+                "replica.fetch.max.bytes",
+                i64::from(self.replica_fetch_max_bytes),
+                1,
+            ),
+            (
+                "replica.fetch.response.max.bytes",
+                i64::from(self.replica_fetch_response_max_bytes),
+                1,
+            ),
+            (
+                "replica.fetch.wait.max.ms",
+                i64::from(self.replica_fetch_wait_max_ms),
+                0,
+            ),
+            (
+                "replica.fetch.backoff.ms",
+                i64::from(self.replica_fetch_backoff_ms),
+                0,
+            ),
+            ("replica.lag.time.max.ms", self.replica_lag_time_max_ms, 1),
+        ] {
+            if value < min {
+                return Err(inconsistent(format!(
+                    "{key} must be at least {min}, got {value}"
+                )));
+            }
+        }
+        if i64::from(self.replica_fetch_wait_max_ms) >= self.replica_lag_time_max_ms {
+            return Err(inconsistent(format!(
+                "replica.fetch.wait.max.ms ({}) must be less than replica.lag.time.max.ms ({}), \
+                 or followers would drop out of the ISR while waiting for data",
+                self.replica_fetch_wait_max_ms, self.replica_lag_time_max_ms
+            )));
+        }
+        Ok(())
     }
 
     fn validate_roles(&self) -> Result<(), ConfigError> {

@@ -147,6 +147,10 @@ pub struct Broker {
     views: crate::views::ViewHost,
     /// How partition logs reach the disk (fsync; a seam for tests).
     syncer: Arc<dyn crate::log::Syncer>,
+    /// Woken when a partition proposes an ISR change.
+    isr_wake: Arc<tokio::sync::Notify>,
+    /// Followers fetching from leaders.
+    replicas: crate::replication::ReplicaManager,
 }
 
 impl Broker {
@@ -212,6 +216,8 @@ impl Broker {
         let recovery = checkpoint_map(&data_dir, "recovery-point-offset-checkpoint")?;
         let starts = checkpoint_map(&data_dir, "log-start-offset-checkpoint")?;
         let cleaned = checkpoint_map(&data_dir, crate::cleaner::CHECKPOINT_FILE)?;
+        let hws = checkpoint_map(&data_dir, "replication-offset-checkpoint")?;
+        let isr_wake = Arc::new(tokio::sync::Notify::new());
         for t in image.topics.values() {
             let name = &t.name;
             let overrides = image.topic_configs(name);
@@ -232,8 +238,13 @@ impl Broker {
                     syncer: syncer.clone(),
                     ..OpenOptions::default()
                 };
-                let part = open_partition(&data_dir, name, t.id, p, tc.clone(), opts)?;
-                part.set_role(p.leader == config.node_id, p.leader_epoch);
+                let setup = crate::partition::ReplicaSetup {
+                    node: config.node_id,
+                    hw: hws.get(&key).copied().unwrap_or(0),
+                    lag_max_ms: u64::try_from(config.replica_lag_time_max_ms).unwrap_or(30_000),
+                    isr_wake: isr_wake.clone(),
+                };
+                let part = open_partition(&data_dir, name, t.id, p, tc.clone(), opts, setup)?;
                 write(&topic.partitions).insert(p.partition, Arc::new(part));
             }
             topics.insert(name.clone(), Arc::new(topic));
@@ -272,6 +283,8 @@ impl Broker {
             cleaner,
             views,
             syncer,
+            isr_wake,
+            replicas: crate::replication::ReplicaManager::default(),
         };
         if broker.config.is_broker() {
             broker.join_cluster().await?;
@@ -307,6 +320,17 @@ impl Broker {
     /// `stop` turns true.
     pub async fn follow_metadata(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut applied = self.controller.subscribe();
+        if self.config.is_broker() {
+            // Followers start fetching, leaders start their ISR upkeep.
+            for t in self.topics() {
+                for p in t.partitions() {
+                    self.replicas
+                        .follow(&t.name, &p, p.role(), p.leader_epoch());
+                }
+            }
+            self.replicas.start(&self, stop.clone());
+            tokio::spawn(crate::replication::isr::run(self.clone(), stop.clone()));
+        }
         loop {
             if let Err(e) = self.catch_up().await {
                 warn!(error = %e, "publishing metadata failed");
@@ -417,6 +441,26 @@ impl Broker {
     /// The consumer group coordinator.
     pub fn groups(&self) -> &crate::group::GroupCoordinator {
         &self.groups
+    }
+
+    /// How a partition replica opened now is set up (`hw`: its checkpointed HW).
+    pub(crate) fn replica_setup(&self, hw: i64) -> crate::partition::ReplicaSetup {
+        crate::partition::ReplicaSetup {
+            node: self.node_id(),
+            hw,
+            lag_max_ms: u64::try_from(self.config.replica_lag_time_max_ms).unwrap_or(30_000),
+            isr_wake: self.isr_wake.clone(),
+        }
+    }
+
+    /// Woken when a partition proposes an ISR change.
+    pub(crate) fn isr_wake(&self) -> &Arc<tokio::sync::Notify> {
+        &self.isr_wake
+    }
+
+    /// The followers' fetchers.
+    pub(crate) fn replica_manager(&self) -> &crate::replication::ReplicaManager {
+        &self.replicas
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -586,6 +630,7 @@ fn open_partition(
     record: &crate::metadata::PartitionRecord,
     tc: Arc<TopicConfig>,
     opts: OpenOptions,
+    setup: crate::partition::ReplicaSetup,
 ) -> anyhow::Result<Partition> {
     let index = record.partition;
     let dir = data_dir.join(format!("{topic}-{index}"));
@@ -609,15 +654,9 @@ fn open_partition(
     log.flush()?;
     let mut producers = ProducerStateTable::default();
     crate::producer_state::rebuild(&log, &mut producers)?;
-    Ok(Partition::new(
-        topic.into(),
-        id,
-        index,
-        log,
-        record.leader_epoch,
-        tc,
-        producers,
-    ))
+    let part = Partition::new(topic.into(), id, index, log, tc, producers, setup);
+    part.assign(record);
+    Ok(part)
 }
 
 /// The topics the broker itself owns (Kafka's set; `__transaction_state`

@@ -62,12 +62,13 @@ impl Broker {
             let Some(topic) = self.topic(name) else {
                 continue;
             };
-            let leader = p.leader == node;
             if let Some(part) = topic.partition(p.partition) {
-                if part.is_leader() != leader || part.leader_epoch() != p.leader_epoch {
+                let epoch = part.leader_epoch();
+                let (before, after) = part.assign(p);
+                if before != after || epoch != part.leader_epoch() {
                     info!(topic = %name, partition = p.partition, leader = p.leader, epoch = p.leader_epoch, "partition leadership changed");
                 }
-                part.set_role(leader, p.leader_epoch);
+                self.replicas.follow(name, &part, after, p.leader_epoch);
                 continue;
             }
             let tc = match TopicConfig::resolve(&self.config, &topic.overrides()) {
@@ -85,15 +86,18 @@ impl Broker {
             // never on a runtime thread (auto-creation on Produce lands here).
             let (dir, topic_name, topic_id, record) =
                 (self.data_dir.clone(), name.clone(), topic.id, p.clone());
+            let setup = self.replica_setup(0);
             let opened = tokio::task::spawn_blocking(move || {
-                open_partition(&dir, &topic_name, topic_id, &record, tc, opts)
+                open_partition(&dir, &topic_name, topic_id, &record, tc, opts, setup)
             })
             .await
             .unwrap_or_else(|e| Err(anyhow::anyhow!("opening the partition panicked: {e}")));
             match opened {
                 Ok(part) => {
-                    part.set_role(leader, p.leader_epoch);
-                    write(&topic.partitions).insert(p.partition, Arc::new(part));
+                    let part = Arc::new(part);
+                    self.replicas
+                        .follow(name, &part, part.role(), p.leader_epoch);
+                    write(&topic.partitions).insert(p.partition, part);
                 }
                 Err(e) => {
                     warn!(topic = %name, partition = p.partition, error = %e, "cannot open partition");
@@ -143,6 +147,7 @@ impl Broker {
         // partition) and delete in the background. Readers holding open files
         // are unaffected.
         for p in topic.partitions() {
+            self.replicas.unfollow(&p);
             let part = p.clone();
             let _ = tokio::task::spawn_blocking(move || part.close()).await;
             let dir = self.data_dir.join(format!("{name}-{}", p.index));

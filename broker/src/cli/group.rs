@@ -18,8 +18,8 @@ use brook_protocol::messages::{
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 
-use super::client::Client;
 use crate::group::assignment_partitions;
+use crate::kafka_client::Client;
 
 #[derive(Debug, Args)]
 pub struct GroupArgs {

@@ -8,9 +8,8 @@
 //! - `cluster`: `brook cluster status` over the admin HTTP API.
 //! - `produce`, `consume`: `brook produce` / `brook consume` (brook-producer, brook-consumer).
 //! - `view`: `brook view …` (materialized views) over the admin HTTP API.
-//! - `client`: the minimal Kafka request/response client the commands use.
+//! - the Kafka request/response client the commands use is `crate::kafka_client`.
 
-mod client;
 mod cluster;
 mod consume;
 mod dev_cluster;

@@ -18,7 +18,7 @@ use brook_protocol::messages::{
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::client::Client;
+use crate::kafka_client::Client;
 
 #[derive(Debug, Args)]
 pub struct TopicArgs {

@@ -307,6 +307,19 @@ impl Core {
                     },
                 )
             }
+            ControllerRequest::AlterPartition { id, epoch, changes } => {
+                let (records, results) =
+                    decisions::alter_partition(image, config, id, epoch, &changes)?;
+                (
+                    records,
+                    ReplyBody::IsrResults(
+                        results
+                            .into_iter()
+                            .map(|r| r.err().map(|e| WireError::from(&e)))
+                            .collect(),
+                    ),
+                )
+            }
             ControllerRequest::PutView(def) => match image.views.get(&def.name) {
                 Some(old) if *old == def => (Vec::new(), ReplyBody::Changed(false)),
                 Some(_) => {

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use brook_config::{BrokerConfig, TopicConfig};
 use brook_protocol::codec::Uuid;
 
-use super::rpc::ConfigChange;
+use super::rpc::{ConfigChange, IsrChange};
 use crate::broker::{is_internal_topic, log_config, validate_topic_name};
 use crate::error::BrokerError;
 use crate::metadata::{
@@ -155,13 +155,6 @@ pub fn create_topic(
     if partitions > MAX_PARTITIONS {
         return Err(BrokerError::InvalidPartitions(format!(
             "{partitions} partitions is more than brook allows per topic ({MAX_PARTITIONS})"
-        )));
-    }
-    if rf > 1 {
-        // Placement below handles any factor, but followers do not fetch yet:
-        // a second replica would be a promise brook cannot keep.
-        return Err(BrokerError::InvalidReplicationFactor(format!(
-            "replication factor {rf}: brook does not replicate partitions yet; use 1"
         )));
     }
     check_configs(config, req.configs)?;
@@ -343,10 +336,12 @@ pub fn move_away(image: &MetadataImage, config: &BrokerConfig, gone: i32) -> Vec
             } else {
                 p.isr.clone()
             };
+            let elr = eligible_after(image, config, &topic.name, p, &isr);
             let mut change = PartitionChange {
                 topic_id: p.topic_id,
                 partition: p.partition,
                 isr: (isr != p.isr).then(|| isr.clone()),
+                elr: (elr != p.elr).then_some(elr),
                 ..PartitionChange::default()
             };
             if p.leader == gone {
@@ -361,13 +356,164 @@ pub fn move_away(image: &MetadataImage, config: &BrokerConfig, gone: i32) -> Vec
                     if !isr.contains(&l) {
                         // Unclean: the new leader's log is the truth now.
                         change.isr = Some(vec![l]);
+                        change.elr = Some(Vec::new());
                     }
+                } else if let Some(l) = p.elr.iter().find(eligible).copied() {
+                    // KIP-966: an eligible replica left the ISR only while the
+                    // ISR was below min.insync.replicas, so it holds every
+                    // committed record: it may lead.
+                    change.leader = Some(l);
+                    change.isr = Some(vec![l]);
+                    let mut elr: Vec<i32> = p
+                        .elr
+                        .iter()
+                        .chain(&isr)
+                        .copied()
+                        .filter(|r| *r != l)
+                        .collect();
+                    elr.sort_unstable();
+                    elr.dedup();
+                    change.elr = Some(elr);
                 }
             }
             out.push(MetadataRecord::PartitionChange(change));
         }
     }
     out
+}
+
+/// `min.insync.replicas` of a topic.
+fn min_isr(image: &MetadataImage, config: &BrokerConfig, topic: &str) -> usize {
+    let v = image
+        .topic_configs(topic)
+        .get("min.insync.replicas")
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(config.min_insync_replicas);
+    usize::try_from(v.max(1)).unwrap_or(1)
+}
+
+/// The eligible leader replicas (KIP-966) once `p`'s ISR becomes `isr`:
+/// while the ISR is below min ISR, members that leave it stay eligible (the
+/// HW did not advance without them); once the ISR is back at min ISR, the
+/// ELR is empty.
+fn eligible_after(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    topic: &str,
+    p: &PartitionRecord,
+    isr: &[i32],
+) -> Vec<i32> {
+    if isr.len() >= min_isr(image, config, topic) {
+        return Vec::new();
+    }
+    let mut elr: Vec<i32> = p
+        .elr
+        .iter()
+        .chain(p.isr.iter())
+        .copied()
+        .filter(|r| !isr.contains(r))
+        .collect();
+    elr.sort_unstable();
+    elr.dedup();
+    elr
+}
+
+/// Per AlterPartition change: committed (`Ok`) or why it was refused.
+pub type IsrResults = Vec<Result<(), BrokerError>>;
+
+/// A leader's ISR changes (AlterPartition). The request as a whole fails
+/// only for a stale broker epoch; each change is checked on its own: the
+/// sender must lead the partition in the named leader epoch, the partition
+/// epoch must be current (else INVALID_UPDATE_VERSION), the ISR must be a
+/// subset of the replicas that contains the leader, and every member it
+/// adds must be an unfenced broker that is not shutting down (KIP-841).
+///
+/// # Errors
+/// [`BrokerError::StaleBrokerEpoch`].
+pub fn alter_partition(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    id: i32,
+    epoch: i64,
+    changes: &[IsrChange],
+) -> Result<(Vec<MetadataRecord>, IsrResults), BrokerError> {
+    if image.brokers.get(&id).is_none_or(|b| b.epoch != epoch) {
+        return Err(BrokerError::StaleBrokerEpoch);
+    }
+    let mut records = Vec::new();
+    let mut results = Vec::with_capacity(changes.len());
+    let mut seen = BTreeSet::new();
+    for c in changes {
+        let r = (|| {
+            let topic_id: Uuid = c
+                .topic_id
+                .parse()
+                .map_err(|_| BrokerError::InvalidRequest("bad topic id".into()))?;
+            if !seen.insert((topic_id, c.partition)) {
+                return Err(BrokerError::InvalidRequest(
+                    "the partition is named twice in one request".into(),
+                ));
+            }
+            let topic = image
+                .topics
+                .get(&topic_id)
+                .ok_or(BrokerError::UnknownTopicOrPartition)?;
+            let p = topic
+                .partitions
+                .get(&c.partition)
+                .ok_or(BrokerError::UnknownTopicOrPartition)?;
+            if p.leader != id {
+                return Err(BrokerError::NotLeader);
+            }
+            if c.leader_epoch < p.leader_epoch {
+                return Err(BrokerError::FencedLeaderEpoch);
+            }
+            if c.leader_epoch > p.leader_epoch {
+                return Err(BrokerError::UnknownLeaderEpoch);
+            }
+            if c.partition_epoch != p.partition_epoch {
+                return Err(BrokerError::InvalidUpdateVersion);
+            }
+            let mut sorted = c.isr.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.len() != c.isr.len()
+                || !c.isr.contains(&id)
+                || c.isr.iter().any(|r| !p.replicas.contains(r))
+            {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "ISR {:?} must be distinct replicas of {:?} including the leader {id}",
+                    c.isr, p.replicas
+                )));
+            }
+            if let Some(r) = c
+                .isr
+                .iter()
+                .find(|r| !p.isr.contains(r) && !is_usable(image, **r))
+            {
+                return Err(BrokerError::IneligibleReplica(*r));
+            }
+            if c.isr == p.isr {
+                return Ok(None);
+            }
+            let elr = eligible_after(image, config, &topic.name, p, &c.isr);
+            Ok(Some(MetadataRecord::PartitionChange(PartitionChange {
+                topic_id,
+                partition: c.partition,
+                isr: Some(c.isr.clone()),
+                elr: (elr != p.elr).then_some(elr),
+                ..PartitionChange::default()
+            })))
+        })();
+        match r {
+            Ok(rec) => {
+                records.extend(rec);
+                results.push(Ok(()));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    Ok((records, results))
 }
 
 /// Partition changes that give leaderless partitions a leader now that

@@ -76,10 +76,28 @@ pub enum ControllerRequest {
         id: i32,
         epoch: i64,
     },
+    /// A leader's ISR changes (Kafka's AlterPartition), checked against the
+    /// leader's registration epoch and each partition's epochs.
+    AlterPartition {
+        id: i32,
+        epoch: i64,
+        changes: Vec<IsrChange>,
+    },
     PutView(brook_views::ViewDef),
     RemoveView {
         name: String,
     },
+}
+
+/// One partition's proposed ISR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsrChange {
+    /// The topic id as a string.
+    pub topic_id: String,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
 }
 
 /// What a successful request produced.
@@ -104,6 +122,8 @@ pub enum ReplyBody {
     },
     /// Whether anything changed.
     Changed(bool),
+    /// Per AlterPartition change: `None` committed, else why it was refused.
+    IsrResults(Vec<Option<WireError>>),
 }
 
 /// A controller reply.

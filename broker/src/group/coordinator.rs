@@ -40,6 +40,8 @@ use crate::partition::Partition;
 
 /// How often the timer checks session, rebalance and retention deadlines.
 const TICK: Duration = Duration::from_millis(100);
+/// Longest wait for group records to be committed (Kafka's `offsets.commit.timeout.ms` default).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 type JoinTx = oneshot::Sender<JoinResult>;
 type SyncTx = oneshot::Sender<Result<SyncResult, GroupError>>;
@@ -370,7 +372,8 @@ impl GroupCoordinator {
     }
 
     /// Append `records` to the group's offsets partition and wait until they are
-    /// durable. A failed fsync takes the log directory offline.
+    /// committed (the partition's HW passed them: durable on every ISR member).
+    /// A failed fsync takes the log directory offline.
     async fn append_durably(
         &self,
         broker: &Arc<Broker>,
@@ -378,10 +381,16 @@ impl GroupCoordinator {
         records: &[GroupRecord],
         now: i64,
     ) -> Result<(), GroupError> {
-        let (p, last) = self.append(broker, group, records, now).await?;
-        if let Err(e) = p.wait_durable(last).await {
-            broker.set_offline();
-            return Err(GroupError::Storage(e.to_string()));
+        let (p, last, epoch) = self.append(broker, group, records, now).await?;
+        p.request_flush();
+        let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+        if let Err(e) = p.wait_committed(last, epoch, deadline).await {
+            if e == crate::partition::NotCommitted::Storage {
+                broker.set_offline();
+            }
+            return Err(GroupError::Storage(
+                crate::error::BrokerError::from(e).to_string(),
+            ));
         }
         Ok(())
     }
@@ -392,7 +401,7 @@ impl GroupCoordinator {
         group: &str,
         records: &[GroupRecord],
         now: i64,
-    ) -> Result<(Arc<Partition>, i64), GroupError> {
+    ) -> Result<(Arc<Partition>, i64, i32), GroupError> {
         let partition = offsets_partition(broker, group).await?;
         let mut b = BatchBuilder::new();
         for r in records {
@@ -408,7 +417,7 @@ impl GroupCoordinator {
             .append(&mut buf, now)
             .await
             .map_err(|e| GroupError::Storage(e.to_string()))?;
-        Ok((partition, a.last_offset))
+        Ok((partition, a.last_offset, a.leader_epoch))
     }
 
     /// Committed offsets of `group`: all of them, or those of `wanted`

@@ -2,6 +2,12 @@
 //! them as file regions (sendfile), long-polling until `min_bytes` are available
 //! or `max_wait_ms` passes. Woken by HW changes, never by sleeping.
 //!
+//! A fetch from a follower (replica id ≥ 0; from v15 the tagged
+//! `ReplicaState`, whose broker epoch must match the follower's current
+//! registration) reads up to the log end instead of the HW, records the
+//! follower's progress in the partition's state machine (which may move the
+//! HW), and long-polls on the log end.
+//!
 //! Rules clients depend on: an empty partition carries an empty (not null)
 //! record set; a fetch that starts inside a batch gets the whole batch; the
 //! first partition with data returns at least one whole batch even when it is
@@ -46,6 +52,27 @@ struct WantedPartition {
 }
 
 pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
+    let (replica, replica_epoch) = if ctx.version >= 15 {
+        (
+            req.replica_state.replica_id,
+            req.replica_state.replica_epoch,
+        )
+    } else {
+        (req.replica_id, -1)
+    };
+    let replica = (replica >= 0).then_some(replica);
+    if let Some(id) = replica {
+        // KIP-903: a fetch from a previous incarnation of the follower must
+        // not count towards the ISR.
+        let current = ctx.broker.image().brokers.get(&id).map(|b| b.epoch);
+        if current.is_none() || (replica_epoch >= 0 && current != Some(replica_epoch)) {
+            let resp = FetchResponse {
+                error_code: ErrorCode::STALE_BROKER_EPOCH.code(),
+                ..Default::default()
+            };
+            return ctx.reply(&resp);
+        }
+    }
     let wanted: Vec<Wanted> = req
         .topics
         .iter()
@@ -88,7 +115,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         regions,
         total,
         records,
-    } = build(&ctx, &wanted, max_bytes);
+    } = build(&ctx, &wanted, max_bytes, replica);
     if total >= min_bytes.max(1) || max_wait.is_zero() || any_error(&resp) {
         record_fetch(&resp, &wanted, &records);
         return match ctx.frame(&resp, regions) {
@@ -102,9 +129,15 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         let mut receivers: Vec<_> = wanted
             .iter()
             .flat_map(|w| {
-                w.partitions
-                    .iter()
-                    .filter_map(|p| p.partition.as_ref().map(|part| part.subscribe_hw()))
+                w.partitions.iter().filter_map(|p| {
+                    p.partition.as_ref().map(|part| {
+                        if replica.is_some() {
+                            part.subscribe_end()
+                        } else {
+                            part.subscribe_hw()
+                        }
+                    })
+                })
             })
             .collect();
         // Subscribed before reading again, so an HW change between the first
@@ -115,7 +148,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 regions,
                 total,
                 records,
-            } = build(&ctx, &wanted, max_bytes);
+            } = build(&ctx, &wanted, max_bytes, replica);
             if total >= min_bytes
                 || receivers.is_empty()
                 || any_error(&resp)
@@ -137,7 +170,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                     regions,
                     records,
                     ..
-                } = build(&ctx, &wanted, max_bytes);
+                } = build(&ctx, &wanted, max_bytes, replica);
                 record_fetch(&resp, &wanted, &records);
                 return ctx.frame(&resp, regions);
             }
@@ -201,7 +234,7 @@ struct Built {
     records: Vec<u64>,
 }
 
-fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> Built {
+fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, replica: Option<i32>) -> Built {
     let mut regions = Vec::new();
     let mut total = 0usize;
     let mut responses = Vec::with_capacity(wanted.len());
@@ -235,6 +268,12 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> Built {
                 parts.push(pd);
                 continue;
             };
+            if let (Some(id), None) = (replica, epoch_check(part, current_epoch)) {
+                // Progress counts only for an offset the leader's log has.
+                if (part.log_start_offset()..=part.log_end_offset()).contains(&offset) {
+                    part.follower_fetched(id, offset);
+                }
+            }
             pd.high_watermark = part.high_watermark();
             pd.last_stable_offset = pd.high_watermark;
             pd.log_start_offset = part.log_start_offset();
@@ -258,7 +297,11 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize) -> Built {
                 parts.push(pd);
                 continue;
             }
-            match part.read(offset, budget, min_one) {
+            let read = match replica {
+                Some(_) => part.read_for_follower(offset, budget, min_one),
+                None => part.read(offset, budget, min_one),
+            };
+            match read {
                 Ok(read) => {
                     if let Some(next) = read.next_offset {
                         records_out += u64::try_from(next.saturating_sub(offset)).unwrap_or(0);

@@ -1,6 +1,10 @@
 //! Produce (key 0): validate and append each partition's record set, then answer
-//! per `acks`: 0 → no response, 1 → after the leader's append, -1 (all) → after
-//! the batch is durable (fsynced, group-committed; HW past it).
+//! per `acks`: 0 → no response, 1 → after the leader's append, -1 (all) → once
+//! the batch is committed: the HW passed it, so it is on every ISR member
+//! (durable there under fsync-before-ack). acks=all is refused with
+//! NOT_ENOUGH_REPLICAS before the append when the ISR is below
+//! `min.insync.replicas`, and answered NOT_ENOUGH_REPLICAS_AFTER_APPEND when
+//! it shrinks below it while the batch waits.
 //!
 // Hot path: one copy of each record set into a writable buffer (offsets are
 // patched in place), no per-record work beyond CRC validation, no logging above
@@ -67,6 +71,7 @@ struct Pending {
     slot: usize,
     partition: std::sync::Arc<crate::partition::Partition>,
     last_offset: i64,
+    epoch: i32,
 }
 
 pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
@@ -161,17 +166,15 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                 parts.push(partition_error(p.index, e.code(), e.message()));
                 continue;
             }
-            // A single-node ISR is this broker alone.
-            if acks == -1 && partition.config().min_insync_replicas > 1 {
-                parts.push(partition_error(
-                    p.index,
-                    ErrorCode::NOT_ENOUGH_REPLICAS.code(),
-                    Some(format!(
-                        "min.insync.replicas={} but the ISR has 1 member",
-                        partition.config().min_insync_replicas
-                    )),
-                ));
-                continue;
+            if acks == -1 {
+                if let (false, isr) = partition.enough_replicas() {
+                    let e = BrokerError::NotEnoughReplicas {
+                        isr,
+                        min: usize::try_from(partition.config().min_insync_replicas).unwrap_or(1),
+                    };
+                    parts.push(partition_error(p.index, e.code(), e.message()));
+                    continue;
+                }
             }
             if ctx.broker.is_offline() {
                 let e = BrokerError::Storage("log directory offline after an fsync failure".into());
@@ -187,9 +190,7 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                     if let Some(topic) = &topic {
                         topic.probe.produced(bytes_in as u64, a.records);
                     }
-                    if acks == -1
-                        && partition.config().durability == brook_config::Durability::FsyncBeforeAck
-                    {
+                    if acks == -1 {
                         // Start the fsync now, so the partitions of this request
                         // flush in parallel while the response waits for them.
                         partition.request_flush();
@@ -198,6 +199,7 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                             slot: parts.len(),
                             partition: partition.clone(),
                             last_offset: a.last_offset,
+                            epoch: a.leader_epoch,
                         });
                     }
                     parts.push(PartitionProduceResponse {
@@ -262,21 +264,18 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
         // under one deadline costs no more than the slowest.
         let results = futures_join(waits.iter().map(|w| {
             let partition = w.partition.clone();
-            let last = w.last_offset;
-            async move { tokio::time::timeout_at(deadline, partition.wait_durable(last)).await }
+            let (last, epoch) = (w.last_offset, w.epoch);
+            async move { partition.wait_committed(last, epoch, deadline).await }
         }))
         .await;
         for (w, r) in waits.iter().zip(results) {
             let slot = &mut resp.responses[w.topic].partition_responses[w.slot];
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
+            if let Err(e) = r {
+                if e == crate::partition::NotCommitted::Storage {
                     ctx.broker.set_offline();
-                    *slot = partition_error(slot.index, e.code(), e.message());
                 }
-                Err(_) => {
-                    *slot = partition_error(slot.index, ErrorCode::REQUEST_TIMED_OUT.code(), None)
-                }
+                let e = BrokerError::from(e);
+                *slot = partition_error(slot.index, e.code(), e.message());
             }
         }
         ctx.frame(&resp, Vec::new())

@@ -308,6 +308,49 @@ impl PartitionLog {
         Ok(leo)
     }
 
+    /// Empty the log and restart it at `offset`, which may be beyond the log
+    /// end (a follower whose leader's log starts past everything it has).
+    /// Returns the new log end offset.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::truncate_to`].
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<i64, LogError> {
+        self.check_online()?;
+        let _flush = self.flush.lock().map_err(|()| self.poisoned())?;
+        let mut st = self.write_state()?;
+        let r = (|| {
+            for base in st.segments.bases() {
+                if let Some(seg) = st.segments.remove(base) {
+                    seg.delete()?;
+                }
+            }
+            let seg = Segment::create(&self.dir, offset, &st.config, self.clock.now_ms())?;
+            st.segments.insert(seg);
+            st.log_start_offset = offset;
+            st.epochs.truncate_from_start(offset)?;
+            st.epochs.truncate_from_end(offset)
+        })();
+        self.guard_io(r)?;
+        self.flush.lower_to(offset);
+        self.cleaned.fetch_min(offset, Ordering::AcqRel);
+        self.flush.mark_dir_dirty();
+        self.publish(&st);
+        tracing::info!(dir = %self.dir.display(), offset, "emptied log to restart at the leader's log start");
+        Ok(offset)
+    }
+
+    /// Record that leader epoch `epoch` starts at `start_offset` (a replica
+    /// becoming leader, before anything is appended in the epoch).
+    ///
+    /// # Errors
+    /// Writing the leader-epoch checkpoint failed.
+    pub fn assign_epoch(&self, epoch: i32, start_offset: i64) -> Result<(), LogError> {
+        self.check_online()?;
+        let mut st = self.write_state()?;
+        let r = st.epochs.assign(epoch, start_offset);
+        self.guard_io(r).map(|_| ())
+    }
+
     fn truncate_locked(&self, st: &mut LogState, offset: i64) -> Result<(), LogError> {
         let first_base = st.segments.first().map_or(0, Segment::base_offset);
         if offset < st.log_start_offset || offset <= first_base {

@@ -1,7 +1,8 @@
 //! The partition's durability pipeline: one flusher task per partition turns
 //! "make offset N durable" requests into group-committed `fdatasync`s, and
-//! publishes the durable offset, raising the high-water mark to it (with
-//! brook's default durability the HW is exactly the durable offset).
+//! reports the durable offset to the partition's state machine, which moves
+//! the high-water mark when that commits anything (the flusher never writes
+//! the HW itself).
 //!
 //! Many produce requests waiting for durability cost one waiting task each and
 //! one fsync in flight per partition, never a blocking thread each: requests
@@ -34,17 +35,15 @@ pub(super) struct Flusher {
     log: Arc<PartitionLog>,
     wake: Notify,
     durable: watch::Sender<Durable>,
-    /// The HW: raised to the durable offset after every flush (a durable
-    /// record is always safe to show; with periodic durability the HW is
-    /// usually ahead already).
-    hw: Arc<watch::Sender<i64>>,
+    /// Where durability is reported (the partition's state machine).
+    shared: Arc<super::Shared>,
     closed: AtomicBool,
     started: Once,
     last_flush: Mutex<Instant>,
 }
 
 impl Flusher {
-    pub(super) fn new(log: Arc<PartitionLog>, hw: Arc<watch::Sender<i64>>) -> Arc<Self> {
+    pub(super) fn new(log: Arc<PartitionLog>, shared: Arc<super::Shared>) -> Arc<Self> {
         let durable = log.recovery_point().max(0);
         Arc::new(Self {
             log,
@@ -53,7 +52,7 @@ impl Flusher {
                 offset: durable,
                 failed: false,
             }),
-            hw,
+            shared,
             closed: AtomicBool::new(false),
             started: Once::new(),
             last_flush: Mutex::new(Instant::now()),
@@ -94,6 +93,23 @@ impl Flusher {
         }
     }
 
+    /// The log was truncated to `end`: offsets from there on are not durable
+    /// any more, whatever an earlier flush covered.
+    pub(super) fn truncated(&self, end: i64) {
+        self.durable.send_if_modified(|d| {
+            let lower = d.offset > end;
+            if lower {
+                d.offset = end;
+            }
+            lower
+        });
+    }
+
+    /// Whether a flush failed (the log is offline).
+    pub(super) fn failed(&self) -> bool {
+        self.durable.borrow().failed
+    }
+
     /// Stop the task (the partition is going away).
     pub(super) fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -116,23 +132,23 @@ impl Flusher {
             crate::metrics::fsync(started.elapsed());
             match res {
                 Ok(Ok(durable)) => {
+                    // A truncation that ran after this flush lowered the
+                    // recovery point: never report more than the log has.
+                    let durable = durable.min(self.log.recovery_point());
                     *self
                         .last_flush
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner) = Instant::now();
                     self.durable
                         .send_modify(|d| d.offset = d.offset.max(durable));
-                    self.hw.send_if_modified(|hw| {
-                        let moved = durable > *hw;
-                        if moved {
-                            *hw = durable;
-                        }
-                        moved
-                    });
+                    self.shared
+                        .step(super::state::Event::Durable { offset: durable });
                 }
                 Ok(Err(_)) | Err(_) => {
                     tracing::error!(dir = %self.log.dir().display(), "log flush failed; partition offline");
                     self.durable.send_modify(|d| d.failed = true);
+                    // Wake acks=all waiters: they answer with a storage error.
+                    self.shared.hw.send_modify(|_| {});
                     return;
                 }
             }

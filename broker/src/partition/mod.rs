@@ -1,31 +1,38 @@
-//! One partition replica hosted by this broker: its log, its leader epoch and
-//! high-water mark, its idempotent-producer table, and the notification that
-//! wakes long-polling fetches.
+//! One partition replica hosted by this broker: the I/O shell around the
+//! pure replication state machine in [`state`].
 //!
-//! The high-water mark (HW) is the offset below which records are visible to
-//! consumers. With brook's default durability a record counts only once it is
-//! fsynced, so HW = durable log end offset (min over the ISR once replication
-//! exists); a topic that relaxes durability (`flush.messages` / `flush.ms`) has
-//! HW = log end offset. Either way a consumer never reads a record that a crash
-//! could take away and hand to another record's offset.
+//! The shell owns the log, the idempotent-producer table, the flusher (which
+//! reports "durable up to X" and never touches the HW) and the purgatory: a
+//! `watch` on the HW that wakes acks=all produces and long-polling fetches
+//! when the HW moves, plus a `watch` on the log end that wakes follower
+//! fetches. Every change to replication state goes through
+//! [`Partition::step`], which runs the state machine under a short lock and
+//! carries out its effects; the HW is computed only there.
 //!
-//! Concurrency: appends are serialised by `append` (a tokio mutex that also
+//! The HW is the offset below which records are committed: durable on the
+//! leader (under brook's default fsync-before-ack) and on every member of the
+//! ISR. A consumer never reads a record that a crash could take away.
+//!
+//! Concurrency: appends are serialised by `producers` (a tokio mutex that also
 //! guards the producer table, so dedup-check + append is atomic); reads take no
-//! partition lock. HW changes are published on a `watch` channel.
+//! partition lock.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, OnceLock, PoisonError, RwLock};
+use std::time::Instant;
 
 use brook_config::{Durability, TopicConfig};
 use brook_protocol::codec::Uuid;
 use brook_protocol::records::{BatchHeader, BatchIter};
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{watch, Mutex, Notify};
 
 use crate::error::BrokerError;
 
 mod flusher;
+pub mod state;
 use crate::log::{AppendInfo, PartitionLog, ReadResult};
 use crate::producer_state::{BatchIdentity, ProducerStateTable, SequenceCheck};
+use state::{Assignment, Effects, Event, InFlight, PartitionState, Role, Settings};
 
 /// Result of a produce append.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +45,66 @@ pub struct Appended {
     pub records: u64,
     /// The batch was a retry already in the log: nothing was written.
     pub duplicate: bool,
+    /// The leader epoch it was appended in.
+    pub leader_epoch: i32,
+}
+
+/// Why an acks=all wait ended without the batch being committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotCommitted {
+    /// This broker stopped leading the partition (or a new epoch began).
+    NotLeader,
+    /// The ISR shrank below `min.insync.replicas` while waiting.
+    NotEnoughReplicas,
+    /// A flush failed: the log is offline.
+    Storage,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// Milliseconds since this process started (the state machine's clock).
+pub fn monotonic_ms() -> state::Millis {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// State shared by the partition and its flusher: the state machine and the
+/// channels its effects go out on.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: StdMutex<PartitionState>,
+    /// The HW (purgatory for acks=all and consumer long-polls). Also poked
+    /// without a change when the role changes, so waiters re-check.
+    hw: watch::Sender<i64>,
+    /// Cached leader epoch (hot path: every request checks it).
+    leader_epoch: AtomicI32,
+    /// Woken when the state machine proposes an ISR change.
+    isr_wake: Arc<Notify>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PartitionState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Run one event through the state machine and carry out its effects.
+    pub(crate) fn step(&self, event: Event) -> Effects {
+        let mut st = self.lock();
+        let fx = st.step(event, monotonic_ms());
+        self.leader_epoch
+            .store(st.leader_epoch(), Ordering::Release);
+        if let Some(hw) = fx.hw {
+            self.hw.send_replace(hw);
+        } else if fx.role_changed {
+            self.hw.send_modify(|_| {});
+        }
+        drop(st);
+        if fx.propose_isr.is_some() {
+            self.isr_wake.notify_one();
+        }
+        fx
+    }
 }
 
 /// A partition hosted by this broker.
@@ -47,42 +114,73 @@ pub struct Partition {
     pub topic_id: Uuid,
     pub index: i32,
     log: Arc<PartitionLog>,
-    leader_epoch: AtomicI32,
-    /// Whether this broker leads the partition (per the published image).
-    leader: AtomicBool,
-    hw: Arc<watch::Sender<i64>>,
+    shared: Arc<Shared>,
+    /// The log end offset, for follower fetches waiting for new data.
+    end: watch::Sender<i64>,
     flusher: Arc<flusher::Flusher>,
     producers: Mutex<ProducerStateTable>,
     config: RwLock<Arc<TopicConfig>>,
+    lag_max_ms: u64,
+}
+
+/// How a hosted partition replica is set up.
+#[derive(Debug, Clone)]
+pub struct ReplicaSetup {
+    /// This broker's node id.
+    pub node: i32,
+    /// The HW it had when it last stopped (replication-offset-checkpoint).
+    pub hw: i64,
+    /// `replica.lag.time.max.ms`.
+    pub lag_max_ms: u64,
+    /// Woken when any partition proposes an ISR change.
+    pub isr_wake: Arc<Notify>,
+}
+
+fn settings(config: &TopicConfig, lag_max_ms: u64) -> Settings {
+    Settings {
+        min_isr: usize::try_from(config.min_insync_replicas.max(1)).unwrap_or(1),
+        lag_max_ms,
+        fsync: config.durability == Durability::FsyncBeforeAck,
+    }
 }
 
 impl Partition {
-    /// Wrap an opened log. `hw` is the checkpointed high-water mark; it is capped
-    /// by what the log holds.
+    /// Wrap an opened log. The partition has no role until [`Partition::assign`].
     pub fn new(
         topic: Arc<str>,
         topic_id: Uuid,
         index: i32,
         log: PartitionLog,
-        leader_epoch: i32,
         config: Arc<TopicConfig>,
         producers: ProducerStateTable,
+        setup: ReplicaSetup,
     ) -> Self {
-        // After recovery everything in the log is durable: the recovery scan
-        // only keeps what was written, and on a clean start it was flushed.
-        let hw = Arc::new(watch::Sender::new(log.log_end_offset()));
+        let leo = log.log_end_offset();
+        let state = PartitionState::new(
+            setup.node,
+            leo,
+            log.recovery_point(),
+            setup.hw,
+            settings(&config, setup.lag_max_ms),
+        );
+        let shared = Arc::new(Shared {
+            hw: watch::Sender::new(state.hw()),
+            leader_epoch: AtomicI32::new(state.leader_epoch()),
+            state: StdMutex::new(state),
+            isr_wake: setup.isr_wake,
+        });
         let log = Arc::new(log);
         Self {
             topic,
             topic_id,
             index,
-            flusher: flusher::Flusher::new(log.clone(), hw.clone()),
+            flusher: flusher::Flusher::new(log.clone(), shared.clone()),
+            end: watch::Sender::new(leo),
             log,
-            leader_epoch: AtomicI32::new(leader_epoch),
-            leader: AtomicBool::new(true),
-            hw,
+            shared,
             producers: Mutex::new(producers),
             config: RwLock::new(config),
+            lag_max_ms: setup.lag_max_ms,
         }
     }
 
@@ -105,24 +203,55 @@ impl Partition {
     }
 
     pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch.load(Ordering::Acquire)
+        self.shared.leader_epoch.load(Ordering::Acquire)
     }
 
-    /// Take the role and leader epoch of a committed metadata change.
-    /// Epochs only move forward: an older one is ignored.
-    pub fn set_role(&self, leader: bool, epoch: i32) {
-        self.leader_epoch.fetch_max(epoch, Ordering::AcqRel);
-        self.leader.store(leader, Ordering::Release);
+    /// Take a committed assignment (leader, epochs, replicas, ISR) from the
+    /// metadata image. Stale ones (older epochs) are ignored. Returns the
+    /// role before and after.
+    pub fn assign(&self, record: &crate::metadata::PartitionRecord) -> (Role, Role) {
+        let before = self.role();
+        let a = Assignment {
+            leader: record.leader,
+            leader_epoch: record.leader_epoch,
+            partition_epoch: record.partition_epoch,
+            replicas: record.replicas.clone(),
+            isr: record.isr.clone(),
+        };
+        if self.shared.lock().check(&a).is_err() {
+            return (before, before);
+        }
+        if record.leader == self.shared.lock().node_id() && before != Role::Leader {
+            // The new epoch starts at the log end: followers' OffsetForLeaderEpoch
+            // must find it before anything is appended in it.
+            if let Err(e) = self
+                .log
+                .assign_epoch(record.leader_epoch, self.log.log_end_offset())
+            {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "recording the leader epoch failed");
+            }
+        }
+        self.shared.step(Event::Assigned(a));
+        (before, self.role())
+    }
+
+    pub fn role(&self) -> Role {
+        self.shared.lock().role()
     }
 
     /// Whether this broker leads the partition: only a leader takes
     /// produce requests and serves consumers.
     pub fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::Acquire)
+        self.role() == Role::Leader
+    }
+
+    /// A copy of the replication state (admin API, metrics, tests).
+    pub fn state(&self) -> PartitionState {
+        self.shared.lock().clone()
     }
 
     pub fn high_watermark(&self) -> i64 {
-        *self.hw.borrow()
+        *self.shared.hw.borrow()
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -135,7 +264,12 @@ impl Partition {
 
     /// A receiver that changes whenever the HW moves (fetch long-poll).
     pub fn subscribe_hw(&self) -> watch::Receiver<i64> {
-        self.hw.subscribe()
+        self.shared.hw.subscribe()
+    }
+
+    /// A receiver that changes whenever the log end moves (follower fetches).
+    pub fn subscribe_end(&self) -> watch::Receiver<i64> {
+        self.end.subscribe()
     }
 
     pub fn config(&self) -> Arc<TopicConfig> {
@@ -146,11 +280,8 @@ impl Partition {
     }
 
     pub fn set_config(&self, config: Arc<TopicConfig>) {
-        if config.durability == Durability::Periodic {
-            // Records appended under fsync-before-ack wait for the flusher;
-            // under periodic durability they are visible at once.
-            self.advance_hw(self.log.log_end_offset());
-        }
+        self.shared
+            .step(Event::Settings(settings(&config, self.lag_max_ms)));
         let mut guard = match self.config.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -158,17 +289,41 @@ impl Partition {
         *guard = config;
     }
 
-    fn advance_hw(&self, to: i64) {
-        self.hw.send_if_modified(|hw| {
-            if to > *hw {
-                *hw = to;
-                true
-            } else {
-                false
-            }
-        });
+    /// Check lag and stale proposals; returns an ISR change to send, if any.
+    pub fn tick(&self) -> Option<InFlight> {
+        self.shared.step(Event::Tick).propose_isr
     }
 
+    /// The ISR change in flight, if the state machine has one waiting to be sent.
+    pub fn isr_in_flight(&self) -> Option<InFlight> {
+        self.shared.lock().in_flight().cloned()
+    }
+
+    /// The controller refused the ISR change in flight.
+    pub fn isr_rejected(&self) {
+        self.shared.step(Event::IsrRejected);
+    }
+
+    /// Whether acks=all produces may be appended (ISR ≥ min.insync.replicas).
+    pub fn enough_replicas(&self) -> (bool, usize) {
+        let st = self.shared.lock();
+        (st.enough_replicas(), st.isr().len())
+    }
+
+    fn appended(&self, end: i64) {
+        self.end.send_replace(end);
+        self.shared.step(Event::Appended { end });
+    }
+
+    /// A follower fetched from `offset`: record its progress (leader only).
+    pub fn follower_fetched(&self, replica: i32, offset: i64) {
+        self.shared.step(Event::FollowerFetch { replica, offset });
+    }
+
+    /// The leader's HW, from a fetch response (follower only).
+    pub fn leader_hw(&self, hw: i64) {
+        self.shared.step(Event::LeaderHw { hw });
+    }
     /// Append one produce payload (one or more record batches, already taken out
     /// of the request). Validates every batch, applies idempotence, assigns
     /// offsets. Does not wait for durability; see [`Partition::wait_durable`].
@@ -178,6 +333,14 @@ impl Partition {
     pub async fn append(&self, records: &mut [u8], now_ms: i64) -> Result<Appended, BrokerError> {
         let config = self.config();
         let mut producers = self.producers.lock().await;
+        // Under the append lock, so no role change slips between check and write.
+        let epoch = {
+            let st = self.shared.lock();
+            if st.role() != Role::Leader {
+                return Err(BrokerError::NotLeader);
+            }
+            st.leader_epoch()
+        };
         // Idempotence: Kafka clients send one batch per partition per request;
         // the identity of a multi-batch payload is checked per batch.
         let mut ids = Vec::with_capacity(1);
@@ -222,6 +385,7 @@ impl Partition {
                         log_start_offset: self.log.log_start_offset(),
                         records: 0,
                         duplicate: true,
+                        leader_epoch: epoch,
                     });
                 }
                 SequenceCheck::InvalidEpoch => return Err(BrokerError::InvalidProducerEpoch),
@@ -238,7 +402,6 @@ impl Partition {
             brook_config::TimestampType::CreateTime => None,
         };
         let log = self.log.clone();
-        let epoch = self.leader_epoch();
         if let Some(ts) = log_append_time {
             // Patching recomputes the CRC, so a corrupt batch must be refused first.
             for (_, h) in BatchIter::new(records) {
@@ -265,9 +428,7 @@ impl Partition {
             producers.record(id, info.first_offset, info.last_offset, info.max_timestamp);
         }
         drop(producers);
-        if config.durability == Durability::Periodic {
-            self.advance_hw(info.last_offset + 1);
-        }
+        self.appended(info.log_end_offset);
         Ok(Appended {
             base_offset: info.first_offset,
             last_offset: info.last_offset,
@@ -275,11 +436,79 @@ impl Partition {
             log_start_offset: self.log.log_start_offset(),
             records: u64::try_from(info.record_count).unwrap_or(0),
             duplicate: false,
+            leader_epoch: epoch,
         })
     }
 
+    /// Append batches fetched from the leader, unchanged (offsets, epochs,
+    /// CRCs checked), and rebuild the idempotent-producer state from them, so
+    /// a retry after failover is still recognised as a duplicate.
+    ///
+    /// # Errors
+    /// Invalid batches, offsets going backwards, storage errors.
+    pub async fn append_as_follower(&self, batches: &[u8]) -> Result<AppendInfo, BrokerError> {
+        let mut producers = self.producers.lock().await;
+        let info = self.log.append_as_follower(batches)?;
+        for (_, h) in BatchIter::new(batches) {
+            if h.producer_id() >= 0 && !h.is_control() {
+                let id = BatchIdentity {
+                    producer_id: h.producer_id(),
+                    producer_epoch: h.producer_epoch(),
+                    base_sequence: h.base_sequence(),
+                    last_sequence: h.last_sequence(),
+                };
+                producers.record(&id, h.base_offset(), h.last_offset(), h.max_timestamp());
+            }
+        }
+        drop(producers);
+        self.appended(info.log_end_offset);
+        Ok(info)
+    }
+
+    /// Truncate the log to `offset` (a follower reconciling with its leader)
+    /// and rebuild the producer state from what remains. Returns the new log end.
+    ///
+    /// # Errors
+    /// Storage errors (the log is then offline).
+    pub async fn truncate_to(&self, offset: i64) -> Result<i64, BrokerError> {
+        let mut producers = self.producers.lock().await;
+        let log = self.log.clone();
+        let (end, table) = tokio::task::spawn_blocking(move || {
+            let end = log.truncate_to(offset)?;
+            let mut table = ProducerStateTable::default();
+            crate::producer_state::rebuild(&log, &mut table)?;
+            Ok::<_, crate::log::LogError>((end, table))
+        })
+        .await
+        .map_err(|e| BrokerError::Storage(format!("truncation panicked: {e}")))??;
+        *producers = table;
+        self.flusher.truncated(end);
+        self.end.send_replace(end);
+        self.shared.step(Event::Truncated { end });
+        Ok(end)
+    }
+
+    /// Empty the log and restart it at `offset` (a follower behind the
+    /// leader's log start). Returns the new log end.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn restart_at(&self, offset: i64) -> Result<i64, BrokerError> {
+        let mut producers = self.producers.lock().await;
+        let log = self.log.clone();
+        let end = tokio::task::spawn_blocking(move || log.truncate_fully_and_start_at(offset))
+            .await
+            .map_err(|e| BrokerError::Storage(format!("truncation panicked: {e}")))??;
+        *producers = ProducerStateTable::default();
+        self.flusher.truncated(end);
+        self.end.send_replace(end);
+        self.shared.step(Event::Truncated { end });
+        Ok(end)
+    }
+
     /// Make everything up to and including `offset` durable (group-committed with
-    /// concurrent callers) and advance the HW accordingly.
+    /// concurrent callers). The flusher reports durability to the state
+    /// machine, which moves the HW if that commits anything.
     ///
     /// # Errors
     /// A failed fsync; the log is then offline for good.
@@ -293,6 +522,40 @@ impl Partition {
                     self.topic, self.index
                 ))
             })
+    }
+
+    /// Wait in the purgatory until the HW passes `offset` (acks=all), while
+    /// this broker leads the partition in `epoch`.
+    pub async fn wait_committed(
+        &self,
+        offset: i64,
+        epoch: i32,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), NotCommitted> {
+        let mut rx = self.shared.hw.subscribe();
+        loop {
+            let hw = *rx.borrow_and_update();
+            if hw > offset {
+                return Ok(());
+            }
+            {
+                let st = self.shared.lock();
+                if st.role() != Role::Leader || st.leader_epoch() != epoch {
+                    return Err(NotCommitted::NotLeader);
+                }
+                if !st.enough_replicas() {
+                    return Err(NotCommitted::NotEnoughReplicas);
+                }
+            }
+            if self.flusher.failed() {
+                return Err(NotCommitted::Storage);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(NotCommitted::NotLeader),
+                Err(_) => return Err(NotCommitted::TimedOut),
+            }
+        }
     }
 
     /// Flush and close the log and stop the flusher (shutdown, topic deletion).
@@ -334,6 +597,20 @@ impl Partition {
     ) -> Result<ReadResult, BrokerError> {
         let hw = self.high_watermark();
         Ok(self.log.read(offset, max_bytes as u64, hw, min_one)?)
+    }
+
+    /// Read records for a follower: up to the log end, whole batches.
+    ///
+    /// # Errors
+    /// OFFSET_OUT_OF_RANGE and storage errors.
+    pub fn read_for_follower(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadResult, BrokerError> {
+        let end = self.log.log_end_offset();
+        Ok(self.log.read(offset, max_bytes as u64, end, min_one)?)
     }
 }
 

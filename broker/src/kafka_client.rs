@@ -1,5 +1,6 @@
-//! A minimal Kafka client for the admin CLI: one connection, one request at a
-//! time, typed requests and responses from brook-protocol.
+//! A minimal Kafka client: one connection, one request at a time, typed
+//! requests and responses from brook-protocol. The admin CLI and the
+//! replica fetchers (which talk to other brokers) use it.
 
 use std::time::Duration;
 
@@ -20,23 +21,40 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Client {
     stream: TcpStream,
     bootstrap: String,
+    client_id: String,
+    timeout: Duration,
     correlation: i32,
     buf: BytesMut,
     frames: FrameDecoder,
 }
 
 impl Client {
+    /// Connect as the admin CLI.
     pub async fn connect(bootstrap: &str) -> anyhow::Result<Self> {
-        let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(bootstrap))
+        Self::connect_as(bootstrap, "brook-cli", TIMEOUT, MAX_RESPONSE).await
+    }
+
+    /// Connect as `client_id`; each request (and the connect) must finish
+    /// within `timeout`; responses above `max_response` bytes are refused.
+    pub async fn connect_as(
+        bootstrap: &str,
+        client_id: &str,
+        timeout: Duration,
+        max_response: usize,
+    ) -> anyhow::Result<Self> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(bootstrap))
             .await
             .map_err(|_| anyhow!("connecting to {bootstrap} timed out"))?
             .with_context(|| format!("cannot connect to broker at {bootstrap}"))?;
+        let _ = stream.set_nodelay(true);
         Ok(Self {
             stream,
             bootstrap: bootstrap.to_owned(),
+            client_id: client_id.to_owned(),
+            timeout,
             correlation: 0,
             buf: BytesMut::new(),
-            frames: FrameDecoder::new(MAX_RESPONSE),
+            frames: FrameDecoder::new(max_response),
         })
     }
 
@@ -47,7 +65,7 @@ impl Client {
             api_key: R::KEY.as_i16(),
             api_version: version,
             correlation_id: self.correlation,
-            client_id: Some("brook-cli".into()),
+            client_id: Some(self.client_id.clone()),
             unknown_tagged_fields: Vec::new(),
         };
         debug_assert_eq!(
@@ -61,7 +79,7 @@ impl Client {
         e.patch_length_prefix(prefix)?;
         let bytes = e.into_bytes()?;
         let bootstrap = self.bootstrap.clone();
-        tokio::time::timeout(TIMEOUT, async {
+        tokio::time::timeout(self.timeout, async {
             self.stream.write_all(&bytes).await?;
             loop {
                 if let Some(mut frame) = self.frames.decode(&mut self.buf)? {

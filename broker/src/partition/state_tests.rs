@@ -1,0 +1,181 @@
+use super::*;
+
+const SETTINGS: Settings = Settings {
+    min_isr: 2,
+    lag_max_ms: 1_000,
+    fsync: true,
+};
+
+fn assignment(leader: i32, epoch: i32, pepoch: i32, isr: &[i32]) -> Assignment {
+    Assignment {
+        leader,
+        leader_epoch: epoch,
+        partition_epoch: pepoch,
+        replicas: vec![1, 2, 3],
+        isr: isr.to_vec(),
+    }
+}
+
+fn leader() -> PartitionState {
+    let mut s = PartitionState::new(1, 0, 0, 0, SETTINGS);
+    s.step(Event::Assigned(assignment(1, 0, 0, &[1, 2, 3])), 0);
+    s
+}
+
+#[test]
+fn hw_is_the_minimum_over_the_isr_and_waits_for_the_leaders_fsync() {
+    let mut s = leader();
+    s.step(Event::Appended { end: 10 }, 1);
+    s.step(
+        Event::FollowerFetch {
+            replica: 2,
+            offset: 10,
+        },
+        2,
+    );
+    s.step(
+        Event::FollowerFetch {
+            replica: 3,
+            offset: 7,
+        },
+        3,
+    );
+    assert_eq!(s.hw(), 0, "the leader's own records are not durable yet");
+    let fx = s.step(Event::Durable { offset: 10 }, 4);
+    assert_eq!(fx.hw, Some(7));
+    let fx = s.step(
+        Event::FollowerFetch {
+            replica: 3,
+            offset: 10,
+        },
+        5,
+    );
+    assert_eq!(fx.hw, Some(10));
+}
+
+#[test]
+fn a_lagging_follower_is_proposed_out_and_the_hw_waits_for_the_commit() {
+    let mut s = leader();
+    s.step(Event::Appended { end: 5 }, 0);
+    s.step(Event::Durable { offset: 5 }, 0);
+    s.step(
+        Event::FollowerFetch {
+            replica: 2,
+            offset: 5,
+        },
+        10,
+    );
+    // Follower 3 never fetches: after the lag time it is proposed out.
+    let fx = s.step(Event::Tick, 500);
+    assert_eq!(fx.propose_isr, None);
+    let fx = s.step(Event::Tick, 1_001);
+    let p = fx.propose_isr.expect("shrink proposed");
+    assert_eq!(p.isr, vec![1, 2]);
+    // A shrink counts only once committed: the HW still waits for 3.
+    assert_eq!(s.hw(), 0);
+    let fx = s.step(Event::Assigned(assignment(1, 0, 1, &[1, 2])), 1_002);
+    assert_eq!(fx.hw, Some(5));
+    assert!(s.in_flight().is_none());
+}
+
+#[test]
+fn a_caught_up_follower_is_proposed_in_and_counts_at_once() {
+    let mut s = PartitionState::new(1, 0, 0, 0, SETTINGS);
+    s.step(Event::Assigned(assignment(1, 0, 0, &[1, 2])), 0);
+    s.step(Event::Appended { end: 4 }, 0);
+    s.step(Event::Durable { offset: 4 }, 0);
+    s.step(
+        Event::FollowerFetch {
+            replica: 2,
+            offset: 4,
+        },
+        1,
+    );
+    assert_eq!(s.hw(), 4);
+    s.step(Event::Appended { end: 8 }, 2);
+    s.step(Event::Durable { offset: 8 }, 2);
+    let fx = s.step(
+        Event::FollowerFetch {
+            replica: 3,
+            offset: 4,
+        },
+        3,
+    );
+    let p = fx.propose_isr.expect("expansion proposed");
+    assert_eq!(p.isr, vec![1, 2, 3]);
+    // The maximal ISR includes 3 now: the HW waits for it too.
+    let fx = s.step(
+        Event::FollowerFetch {
+            replica: 2,
+            offset: 8,
+        },
+        4,
+    );
+    assert_eq!(fx.hw, None);
+    let fx = s.step(
+        Event::FollowerFetch {
+            replica: 3,
+            offset: 8,
+        },
+        5,
+    );
+    assert_eq!(fx.hw, Some(8));
+}
+
+#[test]
+fn the_hw_does_not_advance_below_min_isr() {
+    let mut s = PartitionState::new(1, 0, 0, 0, SETTINGS);
+    s.step(Event::Assigned(assignment(1, 0, 0, &[1])), 0);
+    s.step(Event::Appended { end: 3 }, 0);
+    let fx = s.step(Event::Durable { offset: 3 }, 0);
+    assert_eq!(fx.hw, None);
+    assert!(!s.enough_replicas());
+}
+
+#[test]
+fn a_follower_takes_the_leaders_hw_up_to_its_own_log_end() {
+    let mut s = PartitionState::new(2, 0, 0, 0, SETTINGS);
+    s.step(Event::Assigned(assignment(1, 0, 0, &[1, 2, 3])), 0);
+    assert_eq!(s.role(), Role::Follower { leader: 1 });
+    s.step(Event::Appended { end: 5 }, 0);
+    let fx = s.step(Event::LeaderHw { hw: 9 }, 0);
+    assert_eq!(fx.hw, Some(5));
+    let fx = s.step(Event::Appended { end: 12 }, 0);
+    assert_eq!(fx.hw, Some(9));
+}
+
+#[test]
+fn stale_assignments_are_ignored() {
+    let mut s = leader();
+    s.step(Event::Assigned(assignment(2, 3, 5, &[2, 3])), 0);
+    assert_eq!(s.check(&assignment(1, 2, 9, &[1])), Err(Stale::LeaderEpoch));
+    assert_eq!(
+        s.check(&assignment(2, 3, 4, &[1])),
+        Err(Stale::PartitionEpoch)
+    );
+    s.step(Event::Assigned(assignment(1, 2, 9, &[1])), 0);
+    assert_eq!(s.role(), Role::Follower { leader: 2 });
+    assert_eq!(s.leader_epoch(), 3);
+}
+
+#[test]
+fn a_new_leader_does_not_count_unknown_followers() {
+    let mut s = PartitionState::new(2, 10, 10, 6, SETTINGS);
+    s.step(Event::Assigned(assignment(2, 1, 1, &[1, 2, 3])), 0);
+    assert_eq!(s.hw(), 6, "the HW waits until the followers report");
+    s.step(
+        Event::FollowerFetch {
+            replica: 1,
+            offset: 10,
+        },
+        1,
+    );
+    let fx = s.step(
+        Event::FollowerFetch {
+            replica: 3,
+            offset: 8,
+        },
+        2,
+    );
+    assert_eq!(fx.hw, Some(8));
+}

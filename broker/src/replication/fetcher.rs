@@ -1,0 +1,359 @@
+//! One replica fetcher: pulls every partition this broker follows from one
+//! leader broker, in one Fetch request per round.
+//!
+//! A round: (re)connect; reconcile every partition new to this leader epoch
+//! (OffsetForLeaderEpoch, truncating where the logs diverge: KIP-101/279,
+//! never blindly to the HW); send Fetch (v15, with this broker's replica id
+//! and registration epoch, each partition's current leader epoch and the
+//! epoch of its last batch); append what comes back unchanged; make it
+//! durable per the topic's durability before the next fetch reports the new
+//! log end to the leader; take the leader's HW (capped by the local log end).
+//!
+//! The leader long-polls (`replica.fetch.wait.max.ms`) when there is
+//! nothing new, so an idle fetcher costs one request per wait. Failures back
+//! off for `replica.fetch.backoff.ms` (or until the set of partitions changes).
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use brook_config::Durability;
+use brook_protocol::codec::Records;
+use brook_protocol::error::ErrorCode;
+use brook_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use brook_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use brook_protocol::messages::{FetchRequest, OffsetForLeaderEpochRequest};
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+
+use super::Followed;
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::kafka_client::Client;
+use crate::log::LogError;
+
+/// Fetch version spoken between brokers: topic ids and the tagged
+/// `ReplicaState` (KIP-903).
+const FETCH_VERSION: i16 = 15;
+const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
+/// Largest response a fetcher accepts (a single batch may exceed the
+/// configured response size, as Kafka allows).
+const MAX_RESPONSE: usize = 256 << 20;
+/// Reconciliation rounds before giving up until the next fetch round.
+const MAX_RECONCILE_ROUNDS: usize = 64;
+
+/// How a round went.
+enum Round {
+    /// Some partition made progress or the leader long-polled: go again.
+    Progress,
+    /// Nothing could be fetched (errors for every partition): back off.
+    Stalled,
+}
+
+pub(super) async fn run(
+    broker: Weak<Broker>,
+    leader: i32,
+    index: usize,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut client: Option<Client> = None;
+    let mut failing = false;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let Some(b) = broker.upgrade() else { return };
+        let Some(parts) = b.replica_manager().assigned(leader, index) else {
+            debug!(
+                leader,
+                index, "replica fetcher has no partitions left; stopping"
+            );
+            return;
+        };
+        let backoff = Duration::from_millis(
+            u64::try_from(b.config().replica_fetch_backoff_ms).unwrap_or(1000),
+        );
+        let outcome = tokio::select! {
+            r = round(&b, &mut client, leader, &parts) => r,
+            _ = stop.changed() => return,
+        };
+        drop(b);
+        let pause = match outcome {
+            Ok(Round::Progress) => {
+                if failing {
+                    info!(leader, "replica fetcher reached the leader again");
+                    failing = false;
+                }
+                continue;
+            }
+            Ok(Round::Stalled) => backoff.min(Duration::from_millis(100)),
+            Err(e) => {
+                client = None;
+                if failing {
+                    debug!(leader, error = %format!("{e:#}"), "replica fetch failed");
+                } else {
+                    warn!(leader, error = %format!("{e:#}"), "replica fetch failed; retrying");
+                    failing = true;
+                }
+                backoff
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = wake.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn connect(b: &Broker, leader: i32) -> anyhow::Result<Client> {
+    let (host, port, _) = b
+        .broker_endpoint(leader)
+        .ok_or_else(|| anyhow!("leader {leader} has no registered endpoint"))?;
+    let wait = u64::try_from(b.config().replica_fetch_wait_max_ms).unwrap_or(500);
+    Client::connect_as(
+        &format!("{host}:{port}"),
+        &format!("brook-replica-{}", b.node_id()),
+        Duration::from_millis(wait) + Duration::from_secs(30),
+        MAX_RESPONSE,
+    )
+    .await
+}
+
+async fn round(
+    b: &Arc<Broker>,
+    client: &mut Option<Client>,
+    leader: i32,
+    parts: &[Followed],
+) -> anyhow::Result<Round> {
+    if client.is_none() {
+        *client = Some(connect(b, leader).await?);
+    }
+    let Some(c) = client.as_mut() else {
+        return Err(anyhow!("no connection"));
+    };
+    let mut ready = Vec::with_capacity(parts.len());
+    for f in parts {
+        if f.reconciled {
+            ready.push(f);
+            continue;
+        }
+        match reconcile(b, c, f).await {
+            Ok(done) => {
+                b.replica_manager().reconciled(&f.part, f.epoch, done);
+                if done {
+                    ready.push(f);
+                }
+            }
+            Err(e) if e.downcast_ref::<PartitionRefused>().is_some() => {
+                debug!(topic = %f.part.topic, partition = f.part.index, error = %e, "leader not ready to reconcile");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if ready.is_empty() {
+        return Ok(Round::Stalled);
+    }
+    fetch(b, c, &ready).await
+}
+
+/// The leader refused a partition-level request (not leader yet, epoch
+/// mismatch): the metadata will catch up; other partitions go on.
+#[derive(Debug)]
+struct PartitionRefused(ErrorCode);
+
+impl std::fmt::Display for PartitionRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "leader answered {:?}", self.0)
+    }
+}
+
+impl std::error::Error for PartitionRefused {}
+
+/// Truncate `f`'s log where it diverges from the leader's (largest common
+/// epoch). Returns whether reconciliation is complete.
+async fn reconcile(b: &Broker, c: &mut Client, f: &Followed) -> anyhow::Result<bool> {
+    let part = &f.part;
+    for _ in 0..MAX_RECONCILE_ROUNDS {
+        let log = part.log();
+        let leo = part.log_end_offset();
+        let Some(latest) = log.latest_epoch() else {
+            // No epoch recorded: an empty log (or one from before epochs),
+            // where Kafka falls back to the HW.
+            let hw = part.high_watermark();
+            if leo > hw {
+                part.truncate_to(hw).await?;
+            }
+            return Ok(true);
+        };
+        let req = OffsetForLeaderEpochRequest {
+            replica_id: b.node_id(),
+            topics: vec![OffsetForLeaderTopic {
+                topic: part.topic.to_string(),
+                partitions: vec![OffsetForLeaderPartition {
+                    partition: part.index,
+                    current_leader_epoch: f.epoch,
+                    leader_epoch: latest,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let resp = c
+            .send(&req, OFFSET_FOR_LEADER_EPOCH_VERSION)
+            .await
+            .context("OffsetForLeaderEpoch")?;
+        let r = resp
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| anyhow!("OffsetForLeaderEpoch response without the partition"))?;
+        if r.error_code != 0 {
+            return Err(PartitionRefused(ErrorCode::from_i16(r.error_code)).into());
+        }
+        let (target, done) = if r.end_offset < 0 {
+            (part.high_watermark().min(leo), true)
+        } else if r.leader_epoch < 0 {
+            (r.end_offset.min(leo), true)
+        } else {
+            let (own_epoch, own_end) = log.end_offset_for_epoch(r.leader_epoch);
+            if own_end < 0 {
+                (log.log_start_offset(), true)
+            } else if own_epoch != r.leader_epoch {
+                // This log does not know the leader's epoch: cut back to the
+                // end of its own largest epoch below it and ask again.
+                (own_end.min(leo), false)
+            } else {
+                (r.end_offset.min(own_end).min(leo), true)
+            }
+        };
+        if target < leo {
+            info!(topic = %part.topic, partition = part.index, from = leo, to = target, leader_epoch = r.leader_epoch, "truncating follower log to the leader's");
+            part.truncate_to(target).await?;
+        }
+        if done {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+async fn fetch(b: &Arc<Broker>, c: &mut Client, parts: &[&Followed]) -> anyhow::Result<Round> {
+    let config = b.config();
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for f in parts {
+        let part = &f.part;
+        let p = FetchPartition {
+            partition: part.index,
+            current_leader_epoch: f.epoch,
+            fetch_offset: part.log_end_offset(),
+            last_fetched_epoch: part.log().latest_epoch().unwrap_or(-1),
+            log_start_offset: part.log_start_offset(),
+            partition_max_bytes: config.replica_fetch_max_bytes,
+            ..Default::default()
+        };
+        match topics.iter_mut().find(|t| t.topic_id == part.topic_id) {
+            Some(t) => t.partitions.push(p),
+            None => topics.push(FetchTopic {
+                topic_id: part.topic_id,
+                partitions: vec![p],
+                ..Default::default()
+            }),
+        }
+    }
+    let req = FetchRequest {
+        replica_state: ReplicaState {
+            replica_id: b.node_id(),
+            replica_epoch: b.membership().epoch(),
+            ..Default::default()
+        },
+        replica_id: b.node_id(),
+        max_wait_ms: config.replica_fetch_wait_max_ms,
+        min_bytes: 1,
+        max_bytes: config.replica_fetch_response_max_bytes,
+        isolation_level: 0,
+        session_id: 0,
+        session_epoch: -1,
+        topics,
+        ..Default::default()
+    };
+    let resp = c.send(&req, FETCH_VERSION).await.context("Fetch")?;
+    if resp.error_code != 0 {
+        return Err(anyhow!(
+            "leader refused the fetch: {:?}",
+            ErrorCode::from_i16(resp.error_code)
+        ));
+    }
+    let mut progress = false;
+    let mut durable = Vec::new();
+    for t in &resp.responses {
+        for pd in &t.partitions {
+            let Some(f) = parts
+                .iter()
+                .find(|f| f.part.topic_id == t.topic_id && f.part.index == pd.partition_index)
+            else {
+                continue;
+            };
+            let part = &f.part;
+            match ErrorCode::from_i16(pd.error_code) {
+                ErrorCode::NONE => {
+                    progress = true;
+                    if let Some(Records::Bytes(bytes)) = &pd.records {
+                        if !bytes.is_empty() {
+                            match part.append_as_follower(bytes).await {
+                                Ok(info) => {
+                                    if part.config().durability == Durability::FsyncBeforeAck {
+                                        part.request_flush();
+                                        durable.push((part.clone(), info.last_offset));
+                                    }
+                                }
+                                Err(BrokerError::Log(LogError::UnexpectedAppendOffset {
+                                    ..
+                                })) => {
+                                    b.replica_manager().reconciled(part, f.epoch, false);
+                                    continue;
+                                }
+                                Err(e) => {
+                                    warn!(topic = %part.topic, partition = part.index, error = %e, "appending fetched records failed");
+                                    if e.error_code() == ErrorCode::KAFKA_STORAGE_ERROR {
+                                        b.set_offline();
+                                    }
+                                    continue;
+                                }
+                            }
+                        }
+                    }
+                    part.leader_hw(pd.high_watermark);
+                }
+                ErrorCode::OFFSET_OUT_OF_RANGE => {
+                    progress = true;
+                    if part.log_end_offset() < pd.log_start_offset {
+                        info!(topic = %part.topic, partition = part.index, leader_log_start = pd.log_start_offset, "follower is behind the leader's log start; restarting its log there");
+                        part.restart_at(pd.log_start_offset).await?;
+                    } else {
+                        b.replica_manager().reconciled(part, f.epoch, false);
+                    }
+                }
+                code => {
+                    debug!(topic = %part.topic, partition = part.index, error = ?code, "leader refused to serve the partition");
+                }
+            }
+        }
+    }
+    // Durable before the next fetch reports the new log end to the leader.
+    for (part, last) in durable {
+        if let Err(e) = part.wait_durable(last).await {
+            b.set_offline();
+            return Err(e.into());
+        }
+    }
+    Ok(if progress {
+        Round::Progress
+    } else {
+        Round::Stalled
+    })
+}
