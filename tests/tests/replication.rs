@@ -21,13 +21,17 @@ use brook_tests::{wait_until, Cluster, ClusterOptions};
 use common::{consume_until, consumer, produce_all, producer, Delivered, TestRecord};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
 use rdkafka::producer::Producer;
 use rdkafka::ClientConfig;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::runtime::Runtime;
 
 const BASE_KILL_LEADER: u16 = 24000;
 const BASE_PAUSE_FOLLOWER: u16 = 24200;
 const BASE_NOT_ENOUGH_REPLICAS: u16 = 24400;
+const BASE_COORDINATOR_FAILOVER: u16 = 24600;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -37,6 +41,8 @@ const WAIT: Duration = Duration::from_secs(30);
 fn options(base: u16) -> ClusterOptions {
     let mut o = ClusterOptions::three(base);
     o.extra = vec![
+        ("offsets.topic.replication.factor".into(), "3".into()),
+        ("offsets.topic.num.partitions".into(), "1".into()),
         ("replica.lag.time.max.ms".into(), "2000".into()),
         ("replica.fetch.wait.max.ms".into(), "200".into()),
         ("replica.fetch.backoff.ms".into(), "200".into()),
@@ -324,6 +330,134 @@ fn acks_all_is_refused_below_min_insync_replicas() -> Result<()> {
             delivered.iter().all(|d| d.offset < 100),
             "refused records took offsets: {:?}",
             delivered.iter().map(|d| d.offset).max()
+        );
+        Ok(())
+    })
+}
+
+/// A subscribed librdkafka consumer in group `group`, committing by hand.
+fn group_consumer(bootstrap: &str, group: &str) -> Result<BaseConsumer> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()?;
+    c.subscribe(&[TOPIC])?;
+    Ok(c)
+}
+
+/// Poll until `n` more records arrived; returns their (partition, offset).
+fn consume_n(c: &BaseConsumer, n: usize) -> Result<Vec<(i32, i64)>> {
+    let mut got = Vec::with_capacity(n);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while got.len() < n {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "consumed {} of {n} records before the deadline",
+            got.len()
+        );
+        // Coordinator and leader changes surface as transient errors.
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            got.push((m.partition(), m.offset()));
+        }
+    }
+    Ok(got)
+}
+
+/// Commit the consumer's position synchronously, retrying through a
+/// coordinator change; returns what was committed.
+fn commit_position(c: &BaseConsumer) -> Result<BTreeMap<i32, i64>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pos = c.position()?;
+        match c.commit(&pos, CommitMode::Sync) {
+            Ok(()) => {
+                return Ok(pos
+                    .elements()
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(o) => Some((e.partition(), o)),
+                        _ => None,
+                    })
+                    .collect())
+            }
+            Err(_) if std::time::Instant::now() < deadline => {
+                let _ = c.poll(Duration::from_millis(200));
+            }
+            Err(e) => return Err(anyhow!(e).context("commit never succeeded")),
+        }
+    }
+}
+
+/// The group's committed offsets as a fresh client reads them (OffsetFetch).
+fn committed(bootstrap: &str, group: &str) -> Result<BTreeMap<i32, i64>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(TOPIC, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(30))?;
+    Ok(got
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// kill -9 the group coordinator (the leader of the only
+/// `__consumer_offsets` partition, replicated 3 ways) while a librdkafka
+/// consumer group is consuming: the consumer finds the new coordinator,
+/// keeps consuming and committing, and no committed offset goes backwards.
+#[test]
+fn a_consumer_group_rides_through_a_coordinator_failover() -> Result<()> {
+    const N: usize = 3_000;
+    const GROUP: &str = "failover-group";
+    with_cluster(BASE_COORDINATOR_FAILOVER, |c, rt| {
+        create_topic(rt, &c.bootstrap(), "2")?;
+        wait_isr(c, &c.bootstrap(), 3)?;
+        let p = producer(&c.bootstrap(), &[("enable.idempotence", "true")])?;
+        produce_all(&p, TOPIC, N, |i| (None, record(i)))?;
+        let cons = group_consumer(&c.bootstrap(), GROUP)?;
+        consume_n(&cons, N / 3)?;
+        let first = commit_position(&cons)?;
+        // The coordinator leads __consumer_offsets-0.
+        let coordinator = {
+            let md = cons.fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(10))?;
+            md.topics()
+                .first()
+                .and_then(|t| t.partitions().first())
+                .map(|p| p.leader())
+                .ok_or_else(|| anyhow!("no __consumer_offsets partition in Metadata"))?
+        };
+        c.kill9(coordinator)?;
+        consume_n(&cons, N / 3)?;
+        let second = commit_position(&cons)?;
+        for (p, o) in &first {
+            ensure!(
+                second.get(p).is_some_and(|s| s >= o),
+                "partition {p}: committed {o} before the failover, {:?} after",
+                second.get(p)
+            );
+        }
+        drop(cons);
+        let survivor = c
+            .node_ids()
+            .into_iter()
+            .find(|n| *n != coordinator)
+            .ok_or_else(|| anyhow!("no survivor"))?;
+        let read = committed(&c.bootstrap_of(survivor)?, GROUP)?;
+        ensure!(
+            read == second,
+            "OffsetFetch after the failover reads {read:?}, the consumer committed {second:?}"
         );
         Ok(())
     })

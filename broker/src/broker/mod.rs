@@ -250,13 +250,14 @@ impl Broker {
             topics.insert(name.clone(), Arc::new(topic));
         }
         info!(topics = topics.len(), dir = %data_dir.display(), "broker state loaded");
+        let offsets = topics.get(crate::group::OFFSETS_TOPIC);
         let groups = crate::group::GroupCoordinator::load(
             crate::group::GroupConfig::from_broker(&config),
             Arc::new(crate::log::SystemClock),
-            &topics
-                .get(crate::group::OFFSETS_TOPIC)
+            &offsets
                 .map(|t: &Arc<Topic>| t.partitions())
                 .unwrap_or_default(),
+            offsets.map_or(0, |t| t.partition_count()),
         )?;
         let cleaner = crate::cleaner::Cleaner::new(&config);
         let views = crate::views::ViewHost::new(&data_dir, &config);
@@ -326,6 +327,9 @@ impl Broker {
                 for p in t.partitions() {
                     self.replicas
                         .follow(&t.name, &p, p.role(), p.leader_epoch());
+                    if &*t.name == crate::group::OFFSETS_TOPIC && p.is_leader() {
+                        self.groups.ensure_shard(&p, t.partition_count());
+                    }
                 }
             }
             self.replicas.start(&self, stop.clone());

@@ -68,6 +68,9 @@ impl Broker {
                 if before != after || epoch != part.leader_epoch() {
                     info!(topic = %name, partition = p.partition, leader = p.leader, epoch = p.leader_epoch, "partition leadership changed");
                 }
+                if name == crate::group::OFFSETS_TOPIC {
+                    self.coordinate(&part, topic.partition_count(), epoch, before);
+                }
                 self.replicas.follow(name, &part, after, p.leader_epoch);
                 continue;
             }
@@ -97,6 +100,9 @@ impl Broker {
                     let part = Arc::new(part);
                     self.replicas
                         .follow(name, &part, part.role(), p.leader_epoch);
+                    if name == crate::group::OFFSETS_TOPIC && part.is_leader() {
+                        self.groups.take_shard(&part, topic.partition_count());
+                    }
                     write(&topic.partitions).insert(p.partition, part);
                 }
                 Err(e) => {
@@ -106,6 +112,25 @@ impl Broker {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Follow a leadership change of an `__consumer_offsets` partition with
+    /// the group coordinator: load the shard of a partition this broker now
+    /// leads (in a new epoch), unload one it stopped leading.
+    pub(super) fn coordinate(
+        &self,
+        part: &Arc<crate::partition::Partition>,
+        count: i32,
+        epoch_before: i32,
+        before: crate::partition::state::Role,
+    ) {
+        use crate::partition::state::Role;
+        let leads = part.is_leader();
+        if leads && (before != Role::Leader || epoch_before != part.leader_epoch()) {
+            self.groups.take_shard(part, count);
+        } else if !leads && before == Role::Leader {
+            self.groups.drop_shard(part.index);
+        }
     }
 
     /// Apply `name`'s config overrides from `image` to the topic's partitions.

@@ -50,6 +50,9 @@ type SyncTx = oneshot::Sender<Result<SyncResult, GroupError>>;
 struct Slot {
     /// Removed from the table: whoever holds this slot must look the group up again.
     retired: bool,
+    /// The shard load this slot belongs to: a slot from an earlier load (this
+    /// broker lost and regained the partition since) is stale.
+    generation: u64,
     group: Group,
     /// Parked JoinGroup / SyncGroup responses by member id.
     joins: HashMap<String, JoinTx>,
@@ -66,11 +69,31 @@ pub struct GroupSummary {
     pub members: Vec<Member>,
 }
 
-/// The coordinator of every group (this broker leads every offsets partition).
+/// Whether this broker coordinates the groups of one `__consumer_offsets`
+/// partition (a shard): it does while it leads the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shard {
+    /// Becoming leader: replaying the partition (COORDINATOR_LOAD_IN_PROGRESS).
+    Loading(u64),
+    /// Loaded by the load with this generation.
+    Loaded(u64),
+}
+
+type Table = HashMap<String, Arc<Mutex<Slot>>>;
+
+/// The coordinator of the groups whose `__consumer_offsets` partition this
+/// broker leads (one shard per partition). A shard is loaded by replaying its
+/// partition once the partition's HW covers the whole log (everything in it
+/// committed), and unloaded when leadership moves away; requests for groups
+/// of other shards get NOT_COORDINATOR.
 pub struct GroupCoordinator {
     cfg: GroupConfig,
     clock: Arc<dyn Clock>,
-    groups: StdMutex<HashMap<String, Arc<Mutex<Slot>>>>,
+    groups: Arc<StdMutex<Table>>,
+    shards: Arc<StdMutex<BTreeMap<i32, Shard>>>,
+    /// Partitions of `__consumer_offsets` (0 until the topic exists).
+    partitions: std::sync::atomic::AtomicI32,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for GroupCoordinator {
@@ -194,31 +217,36 @@ impl JoinResult {
     }
 }
 
+fn new_slot(group: Group, generation: u64) -> Arc<Mutex<Slot>> {
+    Arc::new(Mutex::new(Slot {
+        retired: false,
+        generation,
+        group,
+        joins: HashMap::new(),
+        syncs: HashMap::new(),
+    }))
+}
+
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl GroupCoordinator {
-    /// A coordinator holding `groups` (from [`super::load::load_groups`]).
-    pub fn new(cfg: GroupConfig, clock: Arc<dyn Clock>, groups: HashMap<String, Group>) -> Self {
-        let groups = groups
-            .into_iter()
-            .map(|(id, group)| {
-                (
-                    id,
-                    Arc::new(Mutex::new(Slot {
-                        retired: false,
-                        group,
-                        joins: HashMap::new(),
-                        syncs: HashMap::new(),
-                    })),
-                )
-            })
-            .collect();
+    /// A coordinator with no shards yet.
+    pub fn new(cfg: GroupConfig, clock: Arc<dyn Clock>) -> Self {
         Self {
             cfg,
             clock,
-            groups: StdMutex::new(groups),
+            groups: Arc::new(StdMutex::new(HashMap::new())),
+            shards: Arc::new(StdMutex::new(BTreeMap::new())),
+            partitions: std::sync::atomic::AtomicI32::new(0),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// Load every group from `__consumer_offsets` (if it exists) at startup.
+    /// Load at startup, before clients are served, the shards whose
+    /// partitions this broker leads with everything committed (a single
+    /// node's case); the others load when their HW catches up.
     ///
     /// # Errors
     /// Storage errors reading the topic.
@@ -226,10 +254,161 @@ impl GroupCoordinator {
         cfg: GroupConfig,
         clock: Arc<dyn Clock>,
         offsets_partitions: &[Arc<Partition>],
+        count: i32,
     ) -> anyhow::Result<Self> {
-        let groups = super::load::load_groups(offsets_partitions, clock.now_ms())?;
-        tracing::info!(groups = groups.len(), "consumer groups loaded");
-        Ok(Self::new(cfg, clock, groups))
+        let c = Self::new(cfg, clock);
+        c.partitions
+            .store(count, std::sync::atomic::Ordering::Release);
+        let mut loaded = 0;
+        for p in offsets_partitions {
+            if p.is_leader() && p.high_watermark() >= p.log_end_offset() {
+                let generation = c.next_generation();
+                let groups = super::load::load_groups(
+                    std::slice::from_ref(p),
+                    p.log_end_offset(),
+                    c.clock.now_ms(),
+                )?;
+                loaded += groups.len();
+                lock(&c.groups).extend(
+                    groups
+                        .into_iter()
+                        .map(|(id, g)| (id, new_slot(g, generation))),
+                );
+                lock(&c.shards).insert(p.index, Shard::Loaded(generation));
+            }
+        }
+        tracing::info!(groups = loaded, "consumer groups loaded");
+        Ok(c)
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1
+    }
+
+    /// This broker now leads `p` (an `__consumer_offsets` partition of a
+    /// topic with `count` partitions): load its shard once the partition's
+    /// HW covers what its log held when leadership began, so only committed
+    /// records are replayed. Meanwhile its groups answer
+    /// COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn take_shard(&self, p: &Arc<Partition>, count: i32) {
+        self.partitions
+            .store(count, std::sync::atomic::Ordering::Release);
+        let generation = self.next_generation();
+        if p.log_end_offset() == p.log_start_offset() && p.high_watermark() >= p.log_end_offset() {
+            // Nothing to replay (a new partition): loaded at once.
+            lock(&self.shards).insert(p.index, Shard::Loaded(generation));
+            return;
+        }
+        lock(&self.shards).insert(p.index, Shard::Loading(generation));
+        let (p, groups, shards, clock) = (
+            p.clone(),
+            self.groups.clone(),
+            self.shards.clone(),
+            self.clock.clone(),
+        );
+        tokio::spawn(async move {
+            let end = p.log_end_offset();
+            let epoch = p.leader_epoch();
+            let mut hw = p.subscribe_hw();
+            loop {
+                let still = || {
+                    p.is_leader()
+                        && p.leader_epoch() == epoch
+                        && lock(&shards).get(&p.index) == Some(&Shard::Loading(generation))
+                };
+                if !still() {
+                    return;
+                }
+                if *hw.borrow_and_update() >= end {
+                    break;
+                }
+                // The HW moves as followers catch up; leadership changes
+                // poke the same channel.
+                if hw.changed().await.is_err() {
+                    return;
+                }
+            }
+            let now = clock.now_ms();
+            let part = p.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                super::load::load_groups(std::slice::from_ref(&part), end, now)
+            })
+            .await;
+            let loaded = match loaded {
+                Ok(Ok(g)) => g,
+                Ok(Err(e)) => {
+                    warn!(partition = p.index, error = %e, "loading consumer groups failed");
+                    lock(&shards).remove(&p.index);
+                    return;
+                }
+                Err(e) => {
+                    warn!(partition = p.index, error = %e, "loading consumer groups panicked");
+                    lock(&shards).remove(&p.index);
+                    return;
+                }
+            };
+            let mut shards = lock(&shards);
+            if shards.get(&p.index) != Some(&Shard::Loading(generation)) {
+                return;
+            }
+            let n = loaded.len();
+            lock(&groups).extend(
+                loaded
+                    .into_iter()
+                    .map(|(id, g)| (id, new_slot(g, generation))),
+            );
+            shards.insert(p.index, Shard::Loaded(generation));
+            tracing::info!(
+                partition = p.index,
+                groups = n,
+                "consumer group shard loaded"
+            );
+        });
+    }
+
+    /// [`GroupCoordinator::take_shard`] unless the shard is loaded or loading.
+    pub fn ensure_shard(&self, p: &Arc<Partition>, count: i32) {
+        if !lock(&self.shards).contains_key(&p.index) {
+            self.take_shard(p, count);
+        }
+    }
+
+    /// This broker no longer leads offsets partition `index`: forget its
+    /// groups (their requests now get NOT_COORDINATOR; parked responses are
+    /// answered when their slots drop).
+    pub fn drop_shard(&self, index: i32) {
+        if lock(&self.shards).remove(&index).is_none() {
+            return;
+        }
+        let count = self.partitions.load(std::sync::atomic::Ordering::Acquire);
+        lock(&self.groups).retain(|id, _| super::partition_for(id, count) != index);
+        tracing::info!(partition = index, "consumer group shard unloaded");
+    }
+
+    /// Whether this broker coordinates `group` now: the generation of its
+    /// shard's load, or why not. `Ok(None)`: `__consumer_offsets` does not
+    /// exist yet (no group exists anywhere).
+    fn shard_of(&self, group: &str) -> Result<Option<u64>, GroupError> {
+        let count = self.partitions.load(std::sync::atomic::Ordering::Acquire);
+        if count <= 0 {
+            return Ok(None);
+        }
+        match lock(&self.shards).get(&super::partition_for(group, count)) {
+            Some(Shard::Loaded(g)) => Ok(Some(*g)),
+            Some(Shard::Loading(_)) => Err(GroupError::CoordinatorLoadInProgress),
+            None => Err(GroupError::NotCoordinator),
+        }
+    }
+
+    /// Whether this broker coordinates `group` (requests that read group
+    /// state check this first).
+    ///
+    /// # Errors
+    /// NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn check_coordinator(&self, group: &str) -> Result<(), GroupError> {
+        self.shard_of(group).map(|_| ())
     }
 
     pub fn config(&self) -> &GroupConfig {
@@ -240,28 +419,39 @@ impl GroupCoordinator {
         self.clock.now_ms()
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Slot>>>> {
-        self.groups
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        lock(&self.groups)
     }
 
-    fn slot(&self, group: &str, create: bool) -> Option<Arc<Mutex<Slot>>> {
+    /// The group's slot (a new one with `create`), if this broker
+    /// coordinates it.
+    fn slot(&self, group: &str, create: bool) -> Result<Option<Arc<Mutex<Slot>>>, GroupError> {
+        let generation = self.shard_of(group)?;
         let mut t = self.table();
         if let Some(s) = t.get(group) {
-            return Some(s.clone());
+            return Ok(Some(s.clone()));
         }
         if !create {
-            return None;
+            return Ok(None);
         }
-        let s = Arc::new(Mutex::new(Slot {
-            retired: false,
-            group: Group::new(group, self.clock.now_ms()),
-            joins: HashMap::new(),
-            syncs: HashMap::new(),
-        }));
+        // Without the topic nothing is coordinated yet: the append creates it
+        // (and fails with NOT_COORDINATOR when another broker leads the shard).
+        let s = new_slot(
+            Group::new(group, self.clock.now_ms()),
+            generation.unwrap_or(0),
+        );
         t.insert(group.to_owned(), s.clone());
-        Some(s)
+        Ok(Some(s))
+    }
+
+    /// Whether a locked slot is still the live one for its group.
+    fn is_current(&self, group: &str, s: &Slot) -> bool {
+        !s.retired
+            && match self.shard_of(group) {
+                Ok(Some(g)) => g == s.generation,
+                Ok(None) => true,
+                Err(_) => false,
+            }
     }
 
     /// Ids of all groups.
@@ -285,12 +475,21 @@ impl GroupCoordinator {
             let _ = offsets_partition(broker, group).await;
         }
         let (slot, mut s) = loop {
-            let Some(slot) = self.slot(group, create) else {
-                return Stepped::ready(missing);
+            let slot = match self.slot(group, create) {
+                Ok(Some(slot)) => slot,
+                Ok(None) => return Stepped::ready(missing),
+                Err(e) => return Stepped::ready(cmd.refused(e)),
             };
             let s = slot.clone().lock_owned().await;
-            if !s.retired {
+            if self.is_current(group, &s) {
                 break (slot, s);
+            }
+            if !s.retired {
+                // A slot of an earlier load of this shard: replace it.
+                let mut t = self.table();
+                if t.get(group).is_some_and(|x| Arc::ptr_eq(x, &slot)) {
+                    t.remove(group);
+                }
             }
         };
         let now = self.clock.now_ms();
@@ -426,19 +625,21 @@ impl GroupCoordinator {
         &self,
         group: &str,
         wanted: Option<&[(String, i32)]>,
-    ) -> Vec<((String, i32), Option<super::OffsetValue>)> {
-        let Some(slot) = self.slot(group, false) else {
-            return wanted
+    ) -> Result<Vec<((String, i32), Option<super::OffsetValue>)>, GroupError> {
+        let none = || {
+            wanted
                 .map(|w| w.iter().map(|k| (k.clone(), None)).collect())
-                .unwrap_or_default();
+                .unwrap_or_default()
+        };
+        let Some(slot) = self.slot(group, false)? else {
+            return Ok(none());
         };
         let s = slot.lock().await;
-        if s.retired {
-            return wanted
-                .map(|w| w.iter().map(|k| (k.clone(), None)).collect())
-                .unwrap_or_default();
+        if !self.is_current(group, &s) {
+            self.check_coordinator(group)?;
+            return Ok(none());
         }
-        match wanted {
+        Ok(match wanted {
             Some(w) => w
                 .iter()
                 .map(|k| (k.clone(), s.group.offsets.get(k).cloned()))
@@ -449,14 +650,14 @@ impl GroupCoordinator {
                 .iter()
                 .map(|(k, v)| (k.clone(), Some(v.clone())))
                 .collect(),
-        }
+        })
     }
 
     /// A group's summary, or `None` if it does not exist.
     pub async fn describe(&self, group: &str) -> Option<GroupSummary> {
-        let slot = self.slot(group, false)?;
+        let slot = self.slot(group, false).ok().flatten()?;
         let s = slot.lock().await;
-        if s.retired || s.group.is_vacant() {
+        if !self.is_current(group, &s) || s.group.is_vacant() {
             return None;
         }
         let g = &s.group;
@@ -484,7 +685,7 @@ impl GroupCoordinator {
 
     /// The persistent view of a group (tests, tools).
     pub async fn view(&self, group: &str) -> Option<GroupView> {
-        let slot = self.slot(group, false)?;
+        let slot = self.slot(group, false).ok().flatten()?;
         let s = slot.lock().await;
         Some(s.group.view())
     }
@@ -519,7 +720,7 @@ pub async fn offsets_partition(broker: &Broker, group: &str) -> Result<Arc<Parti
                 ),
             ]);
             match broker
-                .create_topic(OFFSETS_TOPIC, n, 1, configs, false)
+                .create_topic(OFFSETS_TOPIC, n, -1, configs, false)
                 .await
             {
                 Ok(t) => t,

@@ -134,6 +134,7 @@ async fn fetched(b: &Broker) -> Option<OffsetValue> {
     b.groups()
         .fetch_offsets("g", Some(&[("t".into(), 0)]))
         .await
+        .ok()?
         .into_iter()
         .next()
         .and_then(|(_, v)| v)

@@ -36,6 +36,9 @@ pub enum GroupError {
     /// The group's `__consumer_offsets` partition is led by another broker.
     #[error("this broker is not the group's coordinator")]
     NotCoordinator,
+    /// This broker just became the coordinator and is loading the group.
+    #[error("the group's coordinator is loading it")]
+    CoordinatorLoadInProgress,
     #[error("offset metadata of {len} bytes exceeds offset.metadata.max.bytes {max}")]
     OffsetMetadataTooLarge { len: usize, max: usize },
     #[error("the group's members are subscribed to this topic")]
@@ -63,6 +66,7 @@ impl GroupError {
             GroupError::InvalidGroupId => ErrorCode::INVALID_GROUP_ID,
             GroupError::CoordinatorNotAvailable => ErrorCode::COORDINATOR_NOT_AVAILABLE,
             GroupError::NotCoordinator => ErrorCode::NOT_COORDINATOR,
+            GroupError::CoordinatorLoadInProgress => ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
             GroupError::OffsetMetadataTooLarge { .. } => ErrorCode::OFFSET_METADATA_TOO_LARGE,
             GroupError::GroupSubscribedToTopic => ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC,
             GroupError::UnknownTopicOrPartition => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,

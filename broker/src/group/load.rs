@@ -1,10 +1,11 @@
-//! Loading groups at startup: every `__consumer_offsets` partition is read from
-//! its log start to its log end and each record is [`Group::replay`]ed, the
-//! same code path live operation uses after an append. Records that do not
+//! Loading a shard: an `__consumer_offsets` partition is read from its log
+//! start up to a given end (committed records only) and each record is
+//! [`Group::replay`]ed, the same code path live operation uses after an append. Records that do not
 //! decode (a newer Kafka format, damage the log's CRCs did not catch) are
 //! logged and skipped: one bad record must not make every group unavailable.
 //!
-//! Runs before the listener opens, so no request can see a half-loaded group.
+//! Requests for the shard's groups get COORDINATOR_LOAD_IN_PROGRESS until
+//! the load is done, so no request sees a half-loaded group.
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
@@ -22,18 +23,19 @@ const READ_CHUNK: u64 = 1 << 20;
 /// Decompression cap per batch while loading.
 const MAX_DECOMPRESSED: usize = 64 << 20;
 
-/// Replay every record of `partitions` into groups.
+/// Replay every record of `partitions` below `end` into groups.
 ///
 /// # Errors
 /// Storage errors reading the log.
 pub fn load_groups(
     partitions: &[std::sync::Arc<Partition>],
+    end: i64,
     now: i64,
 ) -> anyhow::Result<HashMap<String, Group>> {
     let mut groups: HashMap<String, Group> = HashMap::new();
     for p in partitions {
         let log = p.log();
-        let end = log.log_end_offset();
+        let end = end.min(log.log_end_offset());
         let mut offset = log.log_start_offset();
         while offset < end {
             let read = log.read(offset, READ_CHUNK, end, true)?;

@@ -37,6 +37,25 @@ pub enum Command {
     Tick,
 }
 
+impl Command {
+    /// The reply that refuses this command with `e` before it reaches a
+    /// group (this broker does not coordinate it).
+    pub fn refused(&self, e: GroupError) -> Reply {
+        match self {
+            Command::Join(j) => Reply::Join(Pending::Now(JoinResult::error_for(e, &j.member_id))),
+            Command::Sync(_) => Reply::Sync(Pending::Now(Err(e))),
+            Command::Heartbeat { .. } => Reply::Heartbeat(Err(e)),
+            Command::Leave { members } => {
+                Reply::Leave(members.iter().map(|_| Err(e.clone())).collect())
+            }
+            Command::Commit(_) => Reply::Commit(Err(e)),
+            Command::DeleteOffsets { .. } => Reply::DeleteOffsets(Err(e)),
+            Command::Delete => Reply::Delete(Err(e)),
+            Command::Tick => Reply::None,
+        }
+    }
+}
+
 /// JoinGroup, as the state machine needs it.
 #[derive(Debug, Clone)]
 pub struct JoinRequest {

@@ -20,6 +20,15 @@ pub(super) async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
         } else {
             OPERATIONS_NOT_REQUESTED
         };
+        if let Err(e) = ctx.broker.groups().check_coordinator(&id) {
+            groups.push(DescribedGroup {
+                error_code: e.code(),
+                group_id: id,
+                authorized_operations: ops,
+                ..Default::default()
+            });
+            continue;
+        }
         let Some(g) = ctx.broker.groups().describe(&id).await else {
             groups.push(DescribedGroup {
                 group_id: id,

@@ -44,6 +44,21 @@ pub(super) async fn handle(ctx: Ctx, req: LeaveGroupRequest) -> Reply {
                 .map(|_| Err(GroupError::CoordinatorNotAvailable))
                 .collect(),
         };
+        // Not this broker's group: one top-level error, so the client looks
+        // for the coordinator again.
+        let refused = results.iter().find_map(|r| match r {
+            Err(e @ (GroupError::NotCoordinator | GroupError::CoordinatorLoadInProgress)) => {
+                Some(e.code())
+            }
+            _ => None,
+        });
+        if let Some(code) = refused {
+            let resp = LeaveGroupResponse {
+                error_code: code,
+                ..Default::default()
+            };
+            return ctx.frame(&resp, Vec::new());
+        }
         let resp = if ctx.version >= 3 {
             LeaveGroupResponse {
                 error_code: 0,

@@ -25,7 +25,10 @@ pub(super) async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
                     .map(|t| (t.name, t.partition_indexes))
                     .collect()
             });
-            let fetched = fetch(ctx, &g.group_id, wanted).await;
+            let (fetched, error_code) = match fetch(ctx, &g.group_id, wanted).await {
+                Ok(f) => (f, 0),
+                Err(e) => (Vec::new(), e.code()),
+            };
             groups.push(OffsetFetchResponseGroup {
                 group_id: g.group_id,
                 topics: fetched
@@ -46,7 +49,7 @@ pub(super) async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
                         ..Default::default()
                     })
                     .collect(),
-                error_code: 0,
+                error_code,
                 ..Default::default()
             });
         }
@@ -60,7 +63,10 @@ pub(super) async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
             .map(|t| (t.name, t.partition_indexes))
             .collect()
     });
-    let fetched = fetch(ctx, &req.group_id, wanted).await;
+    let (fetched, error_code) = match fetch(ctx, &req.group_id, wanted).await {
+        Ok(f) => (f, 0),
+        Err(e) => (Vec::new(), e.code()),
+    };
     let topics = fetched
         .into_iter()
         .map(|(name, parts)| OffsetFetchResponseTopic {
@@ -81,12 +87,16 @@ pub(super) async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
         .collect();
     ctx.reply(&OffsetFetchResponse {
         topics,
-        error_code: 0,
+        error_code,
         ..Default::default()
     })
 }
 
-async fn fetch(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+async fn fetch(
+    ctx: &Ctx,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Fetched, crate::group::GroupError> {
     let keys: Option<Vec<(String, i32)>> = wanted.map(|w| {
         w.into_iter()
             .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
@@ -96,7 +106,7 @@ async fn fetch(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) 
         .broker
         .groups()
         .fetch_offsets(group, keys.as_deref())
-        .await;
+        .await?;
     let mut out: Fetched = Vec::new();
     for ((topic, partition), v) in rows {
         match out.last_mut() {
@@ -104,5 +114,5 @@ async fn fetch(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) 
             _ => out.push((topic, vec![(partition, v)])),
         }
     }
-    out
+    Ok(out)
 }
