@@ -212,7 +212,7 @@ pub fn cluster_status(b: &Broker) -> Value {
         "brokers": brokers,
         "topics": image.topics.len(),
         "partitions": partitions,
-        "under_replicated_partitions": 0,
+        "under_replicated_partitions": b.topics().iter().flat_map(|t| t.partitions()).filter(|p| p.under_replicated()).count(),
         "offline_partitions": offline + b.topics().iter().flat_map(|t| t.partitions()).filter(|p| p.log().is_offline()).count(),
         "log_dir_offline": b.is_offline(),
     })

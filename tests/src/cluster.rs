@@ -665,6 +665,22 @@ impl Cluster {
         self.wait_ready(&[id])
     }
 
+    /// Start several stopped nodes at once and wait until all are ready
+    /// (after a whole-cluster crash no single node can become ready alone:
+    /// the controller quorum needs a majority).
+    ///
+    /// # Errors
+    /// A node is still running, or as [`Cluster::start`].
+    pub fn start_nodes(&mut self, ids: &[i32]) -> Result<()> {
+        for id in ids {
+            if self.node(*id)?.child.is_some() {
+                bail!("node {id} is still running");
+            }
+            self.spawn(*id)?;
+        }
+        self.wait_ready(ids)
+    }
+
     /// The tail of every node's log, for failure messages.
     pub fn logs(&self) -> String {
         self.nodes

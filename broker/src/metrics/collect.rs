@@ -32,7 +32,7 @@ pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
     // (`__consumer_offsets` alone has 50 partitions).
     let mut topics = broker.topics();
     topics.sort_by_key(|t| t.is_internal());
-    for t in topics {
+    for t in &topics {
         for p in t.partitions() {
             total += 1;
             if p.log().is_offline() {
@@ -64,8 +64,12 @@ pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
     }
     gauge!("brook_partitions").set(total as f64);
     gauge!("brook_partition_series_dropped").set((dropped + group_series_dropped) as f64);
-    // Single node: every replica set is {self} and the ISR is {self}.
-    gauge!("brook_under_replicated_partitions").set(0.0);
+    let under = topics
+        .iter()
+        .flat_map(|t| t.partitions())
+        .filter(|p| p.under_replicated())
+        .count();
+    gauge!("brook_under_replicated_partitions").set(under as f64);
     gauge!("brook_offline_partitions").set(offline as f64);
     gauge!("brook_log_dir_offline").set(if broker.is_offline() { 1.0 } else { 0.0 });
     for h in broker.views().list() {

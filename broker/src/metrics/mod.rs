@@ -90,10 +90,10 @@ pub const METRICS: &[MetricDef] = &[
     m("brook_partition_size_bytes", Gauge, &["topic", "partition"], "Bytes on disk of each partition's segments."),
     m("brook_partition_series_dropped", Gauge, &[], "Partitions left out of per-partition series by metrics.max.partition.series or metrics.per.partition.enable=false."),
     m("brook_partitions", Gauge, &[], "Partitions hosted by this broker."),
-    m("brook_under_replicated_partitions", Gauge, &[], "Partitions whose ISR is smaller than their replica set (0 on a single node)."),
+    m("brook_under_replicated_partitions", Gauge, &[], "Partitions led by this broker whose ISR is smaller than their replica set."),
     m("brook_offline_partitions", Gauge, &[], "Partitions whose log is offline after a storage failure."),
-    m("brook_isr_shrinks_total", Counter, &[], "Replicas removed from an ISR (0 until replication exists: a single node is its own ISR)."),
-    m("brook_isr_expands_total", Counter, &[], "Replicas added to an ISR (0 until replication exists)."),
+    m("brook_isr_shrinks_total", Counter, &[], "Replicas removed from the ISR of partitions this broker leads."),
+    m("brook_isr_expands_total", Counter, &[], "Replicas added to the ISR of partitions this broker leads."),
     m("brook_fsync_latency_seconds", Histogram, &[], "Duration of group-committed log fsyncs (the _count is the number of fsync waits)."),
     m("brook_segment_rolls_total", Counter, &[], "Log segments rolled (a new active segment started)."),
     m("brook_retention_deleted_segments_total", Counter, &[], "Log segments deleted by retention."),
@@ -238,6 +238,16 @@ pub fn api_error(key: ApiKey, code: i16) {
 pub fn request_done(key: ApiKey, elapsed: Duration) {
     counter!("brook_requests_total", "api" => key.name()).increment(1);
     histogram!("brook_request_latency_seconds", "api" => key.name()).record(elapsed.as_secs_f64());
+}
+
+/// The ISR of a partition this broker leads lost `shrunk` and gained `grew` members.
+pub fn isr_changed(shrunk: u64, grew: u64) {
+    if shrunk > 0 {
+        counter!("brook_isr_shrinks_total").increment(shrunk);
+    }
+    if grew > 0 {
+        counter!("brook_isr_expands_total").increment(grew);
+    }
 }
 
 pub fn fsync(elapsed: Duration) {

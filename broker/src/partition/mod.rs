@@ -231,8 +231,22 @@ impl Partition {
                 tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "recording the leader epoch failed");
             }
         }
+        let old_isr = self.shared.lock().isr().to_vec();
+        let new_isr = a.isr.clone();
         self.shared.step(Event::Assigned(a));
-        (before, self.role())
+        let after = self.role();
+        if before == Role::Leader && after == Role::Leader {
+            let shrunk = old_isr.iter().filter(|r| !new_isr.contains(r)).count();
+            let grew = new_isr.iter().filter(|r| !old_isr.contains(r)).count();
+            crate::metrics::isr_changed(shrunk as u64, grew as u64);
+        }
+        (before, after)
+    }
+
+    /// Whether this broker leads the partition and its ISR is smaller than
+    /// its replica set.
+    pub fn under_replicated(&self) -> bool {
+        self.shared.lock().under_replicated()
     }
 
     pub fn role(&self) -> Role {
