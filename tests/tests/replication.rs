@@ -35,6 +35,7 @@ const BASE_COORDINATOR_FAILOVER: u16 = 24600;
 const BASE_PAUSE_LEADER: u16 = 24800;
 const BASE_ROLLING_RESTART: u16 = 25000;
 const BASE_KILL_ALL: u16 = 25200;
+const BASE_LAST_REPLICA: u16 = 25400;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -72,10 +73,14 @@ fn with_cluster(base: u16, body: impl FnOnce(&mut Cluster, &Runtime) -> Result<(
 }
 
 fn create_topic(rt: &Runtime, bootstrap: &str, min_isr: &str) -> Result<()> {
+    create_topic_with(rt, bootstrap, PARTITIONS, min_isr)
+}
+
+fn create_topic_with(rt: &Runtime, bootstrap: &str, partitions: i32, min_isr: &str) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3))
+    let topic = NewTopic::new(TOPIC, partitions, TopicReplication::Fixed(3))
         .set("min.insync.replicas", min_isr);
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))
@@ -624,4 +629,101 @@ fn killing_every_node_at_once_loses_nothing_acknowledged() -> Result<()> {
         wait_isr(c, &c.bootstrap(), 3)?;
         check_acknowledged(&c.bootstrap(), &delivered, N)
     })
+}
+
+/// (leader, replicas, ISR) of every partition of [`TOPIC`].
+fn replicas(bootstrap: &str) -> Result<BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)>> {
+    let c = consumer(bootstrap, &[])?;
+    let md = c.fetch_metadata(Some(TOPIC), Duration::from_secs(10))?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == TOPIC)
+        .ok_or_else(|| anyhow!("{TOPIC} not in Metadata"))?;
+    Ok(t.partitions()
+        .iter()
+        .map(|p| {
+            let mut r = p.replicas().to_vec();
+            r.sort_unstable();
+            let mut isr = p.isr().to_vec();
+            isr.sort_unstable();
+            (p.id(), (p.leader(), r, isr))
+        })
+        .collect())
+}
+
+/// Last replica standing: the two followers of a partition die and its ISR
+/// shrinks to the leader alone, which acknowledges writes (min ISR 1); then
+/// the leader dies too. The partition stays offline (no unclean election)
+/// until that leader returns, and nothing it acknowledged is lost.
+///
+/// Five nodes (three controller voters, two broker-only) so that the three
+/// replicas can die while the controller quorum keeps its majority.
+#[test]
+fn the_last_replica_standing_keeps_what_it_acknowledged() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut o = options(BASE_LAST_REPLICA);
+    o.nodes = 5;
+    o.broker_only = 2;
+    let mut cluster = Cluster::start(o)?;
+    let c = &mut cluster;
+    let r = (|| {
+        c.wait_active_controller("one agreed controller", WAIT, |_, e| e >= 1)?;
+        for n in c.node_ids() {
+            c.wait_broker_state(n, "unfenced", WAIT)?;
+        }
+        create_topic_with(&rt, &c.bootstrap(), 5, "1")?;
+        let mut layout = BTreeMap::new();
+        wait_until("every partition fully in sync", WAIT, || {
+            layout = replicas(&c.bootstrap())?;
+            Ok(layout.len() == 5 && layout.values().all(|(l, _, isr)| *l >= 0 && isr.len() == 3))
+        })?;
+        // A partition on both broker-only nodes (4, 5) and one voter.
+        let (&part, (leader, reps, _)) = layout
+            .iter()
+            .find(|(_, (_, r, _))| r.contains(&4) && r.contains(&5))
+            .ok_or_else(|| anyhow!("no partition on nodes 4 and 5: {layout:?}"))?;
+        let (leader, reps) = (*leader, reps.clone());
+        let followers: Vec<i32> = reps.iter().copied().filter(|r| *r != leader).collect();
+        let observer = c
+            .node_ids()
+            .into_iter()
+            .find(|n| !reps.contains(n))
+            .ok_or_else(|| anyhow!("no observer"))?;
+        let bootstrap = c.bootstrap_of(observer)?;
+        for f in &followers {
+            c.kill9(*f)?;
+        }
+        wait_until("the ISR shrinks to the leader alone", WAIT, || {
+            Ok(replicas(&bootstrap)?
+                .get(&part)
+                .is_some_and(|(l, _, isr)| *l == leader && *isr == vec![leader]))
+        })?;
+        let p = producer(&bootstrap, &[("enable.idempotence", "true")])?;
+        let delivered = produce_all(&p, TOPIC, 1_000, |i| (Some(part), record(i)))?;
+        drop(p);
+        c.kill9(leader)?;
+        wait_until("the partition goes offline", WAIT, || {
+            Ok(replicas(&bootstrap)?
+                .get(&part)
+                .is_some_and(|(l, _, _)| *l < 0))
+        })?;
+        c.restart(leader)?;
+        wait_until("the last replica leads again", WAIT, || {
+            Ok(replicas(&bootstrap)?
+                .get(&part)
+                .is_some_and(|(l, _, _)| *l == leader))
+        })?;
+        check_acknowledged(&bootstrap, &delivered, 1_000)?;
+        c.start_nodes(&followers)?;
+        wait_until("the followers rejoin the ISR", WAIT, || {
+            Ok(replicas(&bootstrap)?
+                .get(&part)
+                .is_some_and(|(_, _, isr)| isr.len() == 3))
+        })?;
+        Ok(())
+    })();
+    cluster.with_logs(r)
 }
