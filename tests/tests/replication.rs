@@ -631,8 +631,11 @@ fn killing_every_node_at_once_loses_nothing_acknowledged() -> Result<()> {
     })
 }
 
+/// Leader, replicas and ISR of one partition.
+type Placement = (i32, Vec<i32>, Vec<i32>);
+
 /// (leader, replicas, ISR) of every partition of [`TOPIC`].
-fn replicas(bootstrap: &str) -> Result<BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)>> {
+fn replicas(bootstrap: &str) -> Result<BTreeMap<i32, Placement>> {
     let c = consumer(bootstrap, &[])?;
     let md = c.fetch_metadata(Some(TOPIC), Duration::from_secs(10))?;
     let t = md
