@@ -36,6 +36,8 @@ const BASE_PAUSE_LEADER: u16 = 24800;
 const BASE_ROLLING_RESTART: u16 = 25000;
 const BASE_KILL_ALL: u16 = 25200;
 const BASE_LAST_REPLICA: u16 = 25400;
+const BASE_KAFKA_PYTHON: u16 = 25600;
+const BASE_CONFLUENT_KAFKA: u16 = 25800;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -729,4 +731,108 @@ fn the_last_replica_standing_keeps_what_it_acknowledged() -> Result<()> {
         Ok(())
     })();
     cluster.with_logs(r)
+}
+
+/// Run `tests/python/failover_producer.py <client>` against the cluster and
+/// kill -9 the leader of partition 0 once it says a third of its records are
+/// acknowledged; returns its deliveries.
+fn python_producer_through_failover(
+    c: &mut Cluster,
+    client: &str,
+    n: usize,
+) -> Result<Option<Vec<Delivered>>> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let Some(python) = brook_tests::venv_python() else {
+        ensure!(
+            !brook_tests::require_clients(),
+            "the test venv .venv-test/ is missing (BROOK_REQUIRE_CLIENTS=1)"
+        );
+        eprintln!("SKIPPED: .venv-test/ is missing; scripts/install-test-deps.sh creates it");
+        return Ok(None);
+    };
+    let leader = layout(&c.bootstrap())?[&0].0;
+    let script = brook_tests::workspace_root().join("tests/python/failover_producer.py");
+    let mut child = Command::new("timeout")
+        .arg("300")
+        .arg(&python)
+        .arg(&script)
+        .arg(client)
+        .env("BROOK_BOOTSTRAP", c.bootstrap())
+        .env("BROOK_TOPIC", TOPIC)
+        .env("BROOK_RECORDS", n.to_string())
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the Python producer")?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let mut last = String::new();
+    let mut killed = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if line == "HALF" && !killed {
+            c.kill9(leader)?;
+            killed = true;
+        } else {
+            last = line;
+        }
+    }
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success() && killed,
+        "{client} producer failed ({}, leader killed: {killed}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&last)
+        .with_context(|| format!("the producer's last line is not its report: {last}"))?;
+    let failed = v["failed"].as_array().map_or(0, Vec::len);
+    ensure!(
+        failed == 0,
+        "{client}: {failed} records failed delivery: {}",
+        v["failed"]
+    );
+    let ok = v["ok"]
+        .as_array()
+        .ok_or_else(|| anyhow!("no ok list"))?
+        .iter()
+        .map(|d| {
+            Ok(Delivered {
+                index: usize::try_from(d[0].as_u64().ok_or_else(|| anyhow!("index"))?)?,
+                partition: i32::try_from(d[1].as_i64().ok_or_else(|| anyhow!("partition"))?)?,
+                offset: d[2].as_i64().ok_or_else(|| anyhow!("offset"))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(ok))
+}
+
+fn python_failover(base: u16, client: &str) -> Result<()> {
+    const N: usize = 6_000;
+    with_cluster(base, |c, rt| {
+        create_topic(rt, &c.bootstrap(), "2")?;
+        wait_isr(c, &c.bootstrap(), 3)?;
+        let Some(delivered) = python_producer_through_failover(c, client, N)? else {
+            return Ok(());
+        };
+        let survivor = c
+            .live()
+            .first()
+            .copied()
+            .ok_or_else(|| anyhow!("no survivor"))?;
+        check_acknowledged(&c.bootstrap_of(survivor)?, &delivered, N)
+    })
+}
+
+/// kafka-python (idempotent, acks=all) rides through a leader kill -9.
+#[test]
+fn kafka_python_rides_through_a_leader_change() -> Result<()> {
+    python_failover(BASE_KAFKA_PYTHON, "kafka-python")
+}
+
+/// confluent-kafka (idempotent, acks=all) rides through a leader kill -9.
+#[test]
+fn confluent_kafka_rides_through_a_leader_change() -> Result<()> {
+    python_failover(BASE_CONFLUENT_KAFKA, "confluent-kafka")
 }
