@@ -377,6 +377,19 @@ pub(crate) fn spawn_brook(
     start_no: u32,
     env: &[(String, String)],
 ) -> Result<Child> {
+    spawn_brook_in(None, config, ready_file, log_path, start_no, env)
+}
+
+/// [`spawn_brook`] inside network namespace `netns` (`ip netns exec`, which
+/// execs brook in place: the child's pid is brook's).
+pub(crate) fn spawn_brook_in(
+    netns: Option<&str>,
+    config: &Path,
+    ready_file: &Path,
+    log_path: &Path,
+    start_no: u32,
+    env: &[(String, String)],
+) -> Result<Child> {
     let bin = brook_binary()?;
     let log = fs::OpenOptions::new()
         .create(true)
@@ -384,7 +397,14 @@ pub(crate) fn spawn_brook(
         .open(log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
     writeln!(&log, "===== brook start #{start_no} =====")?;
-    let mut cmd = Command::new(&bin);
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
     cmd.arg("serve")
         .arg("--config")
         .arg(config)

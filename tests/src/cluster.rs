@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::broker::{
-    log_tail, parse_ready, remove_ready_file, spawn_brook, toml_string, READY_TIMEOUT,
+    log_tail, parse_ready, remove_ready_file, spawn_brook_in, toml_string, READY_TIMEOUT,
     SHUTDOWN_TIMEOUT,
 };
 use crate::{http_get, wait_until, POLL_INTERVAL};
@@ -58,6 +58,12 @@ pub struct ClusterOptions {
     pub num_partitions: i32,
     /// Extra config lines for every node, `(key, TOML value literal)`.
     pub extra: Vec<(String, String)>,
+    /// Run each node in its own network namespace (needs root and `ip`),
+    /// joined by a bridge that the test process reaches too, so that
+    /// [`Cluster::isolate`] can cut a node off from the other nodes while
+    /// clients still reach it. Node `i` gets 10.200.`k`.`i`, where `k`
+    /// derives from the base port; the test side of the bridge is .254.
+    pub netns: bool,
 }
 
 impl ClusterOptions {
@@ -73,6 +79,7 @@ impl ClusterOptions {
             heartbeat_interval_ms: 500,
             num_partitions: 1,
             extra: Vec::new(),
+            netns: false,
         }
     }
 
@@ -131,11 +138,127 @@ impl Node {
     }
 }
 
+/// The network namespaces of a [`ClusterOptions::netns`] cluster: one per
+/// node, each with a veth into one bridge. Removed on drop.
+#[derive(Debug)]
+struct Netns {
+    base: u16,
+    subnet: u8,
+    nodes: usize,
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+impl Netns {
+    fn create(base: u16, nodes: usize) -> Result<Self> {
+        // Base ports are 200 apart: one /24 per test.
+        let subnet = u8::try_from((base / 200) % 250)?;
+        let net = Self {
+            base,
+            subnet,
+            nodes,
+        };
+        net.remove();
+        let br = net.bridge();
+        ip(&["link", "add", &br, "type", "bridge"])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.200.{subnet}.254/24"),
+            "dev",
+            &br,
+        ])?;
+        ip(&["link", "set", &br, "up"])?;
+        for i in 1..=nodes {
+            let id = i32::try_from(i)?;
+            let (ns, host, peer) = (net.ns_name(id), net.veth(id), format!("bp{base}n{i}"));
+            ip(&["netns", "add", &ns])?;
+            ip(&["link", "add", &host, "type", "veth", "peer", "name", &peer])?;
+            ip(&["link", "set", &peer, "netns", &ns])?;
+            ip(&["link", "set", &host, "master", &br])?;
+            ip(&["link", "set", &host, "up"])?;
+            let inside = |args: &[&str]| {
+                let mut a = vec!["netns", "exec", &ns, "ip"];
+                a.extend_from_slice(args);
+                ip(&a)
+            };
+            inside(&["link", "set", "lo", "up"])?;
+            inside(&["link", "set", &peer, "name", "eth0"])?;
+            inside(&[
+                "addr",
+                "add",
+                &format!("10.200.{subnet}.{i}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            inside(&["link", "set", "eth0", "up"])?;
+        }
+        Ok(net)
+    }
+
+    fn bridge(&self) -> String {
+        format!("bbr{}", self.base)
+    }
+
+    fn veth(&self, id: i32) -> String {
+        format!("bv{}n{id}", self.base)
+    }
+
+    fn ns_name(&self, id: i32) -> String {
+        format!("brook-{}-{id}", self.base)
+    }
+
+    fn node_ip(&self, id: i32) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::new(10, 200, self.subnet, u8::try_from(id).unwrap_or(0))
+    }
+
+    /// Drop (`cut`) or restore traffic between node `a` and node `b`, both
+    /// ways, with blackhole routes inside their namespaces.
+    fn route(&self, a: i32, b: i32, cut: bool) -> Result<()> {
+        for (from, to) in [(a, b), (b, a)] {
+            let ns = self.ns_name(from);
+            let dst = format!("{}/32", self.node_ip(to));
+            let verb = if cut { "add" } else { "del" };
+            ip(&["netns", "exec", &ns, "ip", "route", verb, "blackhole", &dst])?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self) {
+        for i in 1..=self.nodes {
+            let id = i32::try_from(i).unwrap_or(0);
+            let _ = ip(&["netns", "del", &self.ns_name(id)]);
+            let _ = ip(&["link", "del", &self.veth(id)]);
+        }
+        let _ = ip(&["link", "del", &self.bridge()]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
 /// N brook nodes forming one quorum; see the module doc.
 pub struct Cluster {
     opts: ClusterOptions,
     dir: Option<tempfile::TempDir>,
     nodes: Vec<Node>,
+    net: Option<Netns>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -162,6 +285,11 @@ impl Cluster {
             .prefix("brook-cluster-")
             .tempdir()
             .context("creating cluster temp dir")?;
+        let net = if opts.netns {
+            Some(Netns::create(opts.base_port, opts.nodes)?)
+        } else {
+            None
+        };
         let mut nodes = Vec::new();
         for i in 1..=opts.nodes {
             let id = i32::try_from(i)?;
@@ -173,19 +301,24 @@ impl Cluster {
             };
             let root = dir.path().join(format!("node-{id}"));
             fs::create_dir_all(root.join("data"))?;
+            let addr = |port: u16| match &net {
+                Some(net) => SocketAddr::from((net.node_ip(id), port)),
+                None => loopback(port),
+            };
             nodes.push(Node {
                 id,
                 root,
-                kafka: loopback(port(0)?),
-                controller: loopback(port(1)?),
-                admin: loopback(port(2)?),
+                kafka: addr(port(0)?),
+                controller: addr(port(1)?),
+                admin: addr(port(2)?),
                 child: None,
                 paused: false,
                 starts: 0,
             });
         }
-        // A taken port would otherwise show up as a confusing startup failure.
-        for n in &nodes {
+        // A taken port would otherwise show up as a confusing startup failure
+        // (inside namespaces every port is free).
+        for n in nodes.iter().filter(|_| net.is_none()) {
             for addr in [n.kafka, n.controller, n.admin] {
                 TcpListener::bind(addr)
                     .with_context(|| format!("port {addr} (node {}) is already in use", n.id))?;
@@ -195,6 +328,7 @@ impl Cluster {
             opts,
             dir: Some(dir),
             nodes,
+            net,
         };
         for i in 0..cluster.nodes.len() {
             cluster.write_config(i)?;
@@ -282,7 +416,10 @@ impl Cluster {
             ("NO_COLOR".to_owned(), "1".to_owned()),
             ("BROOK_LOG".to_owned(), filter),
         ];
-        let child = spawn_brook(
+        let ns = self.net.as_ref().map(|net| net.ns_name(id));
+        let n = self.node_mut(id)?;
+        let child = spawn_brook_in(
+            ns.as_deref(),
             &n.root.join("brook.toml"),
             &n.ready_file(),
             &n.log_path(),
@@ -665,6 +802,34 @@ impl Cluster {
         self.wait_ready(&[id])
     }
 
+    /// Cut node `id` off from every other node (both ways) while the test
+    /// process still reaches it ([`ClusterOptions::netns`] clusters only).
+    ///
+    /// # Errors
+    /// Not a netns cluster, or `ip` failed.
+    pub fn isolate(&mut self, id: i32) -> Result<()> {
+        self.set_isolated(id, true)
+    }
+
+    /// Undo [`Cluster::isolate`].
+    ///
+    /// # Errors
+    /// As [`Cluster::isolate`].
+    pub fn heal(&mut self, id: i32) -> Result<()> {
+        self.set_isolated(id, false)
+    }
+
+    fn set_isolated(&mut self, id: i32, cut: bool) -> Result<()> {
+        let net = self
+            .net
+            .as_ref()
+            .ok_or_else(|| anyhow!("isolating a node needs ClusterOptions::netns"))?;
+        for other in self.nodes.iter().map(|n| n.id).filter(|o| *o != id) {
+            net.route(id, other, cut)?;
+        }
+        Ok(())
+    }
+
     /// Start several stopped nodes at once and wait until all are ready
     /// (after a whole-cluster crash no single node can become ready alone:
     /// the controller quorum needs a majority).
@@ -742,6 +907,8 @@ impl Drop for Cluster {
                 let _ = child.wait();
             }
         }
+        // After the children: a namespace goes when its last process does.
+        self.net.take();
         if std::env::var_os("BROOK_TEST_KEEP").is_some() {
             if let Some(dir) = self.dir.take() {
                 let kept = dir.keep();

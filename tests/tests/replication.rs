@@ -38,6 +38,7 @@ const BASE_KILL_ALL: u16 = 25200;
 const BASE_LAST_REPLICA: u16 = 25400;
 const BASE_KAFKA_PYTHON: u16 = 25600;
 const BASE_CONFLUENT_KAFKA: u16 = 25800;
+const BASE_ISOLATED_LEADER: u16 = 26200;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -59,10 +60,17 @@ fn options(base: u16) -> ClusterOptions {
 /// Start a three-node cluster, wait until it is settled, run `body`, and
 /// attach every node's log tail to a failure.
 fn with_cluster(base: u16, body: impl FnOnce(&mut Cluster, &Runtime) -> Result<()>) -> Result<()> {
+    with_cluster_opts(options(base), body)
+}
+
+fn with_cluster_opts(
+    opts: ClusterOptions,
+    body: impl FnOnce(&mut Cluster, &Runtime) -> Result<()>,
+) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut cluster = Cluster::start(options(base))?;
+    let mut cluster = Cluster::start(opts)?;
     let r = (|| {
         cluster.wait_active_controller("one agreed controller", WAIT, |_, e| e >= 1)?;
         for n in cluster.node_ids() {
@@ -835,4 +843,40 @@ fn kafka_python_rides_through_a_leader_change() -> Result<()> {
 #[test]
 fn confluent_kafka_rides_through_a_leader_change() -> Result<()> {
     python_failover(BASE_CONFLUENT_KAFKA, "confluent-kafka")
+}
+
+/// Cut the leader of partition 0 off from the other nodes (network
+/// namespaces; blackhole routes both ways) while clients still reach it,
+/// under an idempotent acks=all producer: the leader can append but never
+/// commit, so it acknowledges nothing; the others fence it and elect a new
+/// leader; the producer moves there. After the network heals the old leader
+/// truncates what it never committed and rejoins the ISR. Nothing
+/// acknowledged is lost or duplicated.
+#[test]
+fn an_isolated_leader_acknowledges_nothing_and_rejoins() -> Result<()> {
+    let mut o = options(BASE_ISOLATED_LEADER);
+    o.netns = true;
+    with_cluster_opts(o, |c, rt| {
+        create_topic(rt, &c.bootstrap(), "2")?;
+        let before = wait_isr(c, &c.bootstrap(), 3)?;
+        let leader = before[&0].0;
+        let observer = c
+            .node_ids()
+            .into_iter()
+            .find(|n| *n != leader)
+            .ok_or_else(|| anyhow!("no observer"))?;
+        let bootstrap = c.bootstrap_of(observer)?;
+        let (delivered, sent) = produce_during(c, 2_000, Some(0), |c| {
+            c.isolate(leader)?;
+            let moved = wait_until("another replica leads partition 0", WAIT, || {
+                Ok(layout(&bootstrap)?
+                    .get(&0)
+                    .is_some_and(|(l, _)| *l >= 0 && *l != leader))
+            });
+            c.heal(leader)?;
+            moved
+        })?;
+        wait_isr(c, &bootstrap, 3)?;
+        check_acknowledged(&bootstrap, &delivered, sent)
+    })
 }

@@ -49,7 +49,7 @@ struct Args {
     /// Seconds of the latency phase.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    #[arg(long, default_value_t = 26000)]
+    #[arg(long, default_value_t = 30000)]
     base_port: u16,
     #[arg(long, default_value = "benches/results/replication.md")]
     output: PathBuf,
