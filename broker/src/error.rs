@@ -66,6 +66,12 @@ pub enum BrokerError {
     UnknownLeaderEpoch,
     #[error("this broker is not the leader")]
     NotLeader,
+    #[error("the preferred replica already leads the partition")]
+    ElectionNotNeeded,
+    #[error("the preferred replica {0} is not in sync or not available")]
+    PreferredLeaderNotAvailable(i32),
+    #[error("no replica of the partition can lead it")]
+    EligibleLeadersNotAvailable,
     #[error("the partition epoch is stale (another change was committed first)")]
     InvalidUpdateVersion,
     #[error("replica {0} is fenced or shutting down and cannot join the ISR")]
@@ -126,6 +132,11 @@ impl BrokerError {
             BrokerError::UnknownLeaderEpoch => ErrorCode::UNKNOWN_LEADER_EPOCH,
             BrokerError::NotLeader => ErrorCode::NOT_LEADER_OR_FOLLOWER,
             BrokerError::InvalidUpdateVersion => ErrorCode::INVALID_UPDATE_VERSION,
+            BrokerError::ElectionNotNeeded => ErrorCode::ELECTION_NOT_NEEDED,
+            BrokerError::PreferredLeaderNotAvailable(_) => {
+                ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE
+            }
+            BrokerError::EligibleLeadersNotAvailable => ErrorCode::ELIGIBLE_LEADERS_NOT_AVAILABLE,
             BrokerError::IneligibleReplica(_) => ErrorCode::INELIGIBLE_REPLICA,
             BrokerError::NotEnoughReplicas { .. } => ErrorCode::NOT_ENOUGH_REPLICAS,
             BrokerError::NotEnoughReplicasAfterAppend => {

@@ -71,6 +71,7 @@ api_keys! {
     AlterConfigs = 33,
     CreatePartitions = 37,
     DeleteGroups = 42,
+    ElectLeaders = 43,
     IncrementalAlterConfigs = 44,
     OffsetDelete = 47,
     DescribeCluster = 60,
@@ -125,6 +126,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     row(ApiKey::AlterConfigs, 0, 2),
     row(ApiKey::CreatePartitions, 0, 3),
     row(ApiKey::DeleteGroups, 0, 2),
+    row(ApiKey::ElectLeaders, 0, 2),
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
     row(ApiKey::OffsetDelete, 0, 0),
     row(ApiKey::DescribeCluster, 0, 1),
@@ -206,7 +208,7 @@ mod tests {
 
     #[test]
     fn keys_roundtrip_and_table_covers_all() {
-        assert_eq!(ApiKey::ALL.len(), 26);
+        assert_eq!(ApiKey::ALL.len(), 27);
         for &k in ApiKey::ALL {
             assert_eq!(ApiKey::from_i16(k.as_i16()), Some(k));
             assert!(supported(k).is_some(), "{k} missing from SUPPORTED_APIS");

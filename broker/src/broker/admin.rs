@@ -129,6 +129,29 @@ impl Broker {
         .map(|_| ())
     }
 
+    /// ElectLeaders: per partition, the error code (0: elected) and message.
+    ///
+    /// # Errors
+    /// No controller.
+    pub async fn elect_leaders(
+        &self,
+        unclean: bool,
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<Vec<(String, i32, i16, Option<String>)>, BrokerError> {
+        match self
+            .submit(ControllerRequest::ElectLeaders {
+                unclean,
+                partitions,
+            })
+            .await?
+        {
+            crate::controller::rpc::ReplyBody::Elections(r) => Ok(r),
+            other => Err(BrokerError::Metadata(format!(
+                "unexpected reply to ElectLeaders: {other:?}"
+            ))),
+        }
+    }
+
     /// Replace or patch a topic's config overrides; brokers apply them live.
     ///
     /// # Errors

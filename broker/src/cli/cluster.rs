@@ -1,4 +1,6 @@
 //! `brook cluster status`: a summary from the admin HTTP API.
+//! `brook cluster elect-leaders`: preferred (or unclean) leader election over
+//! the Kafka protocol (ElectLeaders).
 
 use std::time::Duration;
 
@@ -24,6 +26,26 @@ pub struct ClusterArgs {
 enum ClusterCommand {
     /// Health, brokers, topics and partitions at a glance.
     Status,
+    /// Move leadership back to each partition's preferred (first) replica,
+    /// or with --unclean give leaderless partitions a leader that may lack
+    /// committed records.
+    ElectLeaders(ElectArgs),
+}
+
+#[derive(Debug, Args)]
+struct ElectArgs {
+    /// A broker's Kafka listener.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Only this topic (default: every partition of every topic).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Only these partitions of --topic (repeatable).
+    #[arg(long, requires = "topic")]
+    partition: Vec<i32>,
+    /// Unclean election of leaderless partitions (may lose committed records).
+    #[arg(long)]
+    unclean: bool,
 }
 
 /// Largest admin response accepted.
@@ -113,8 +135,103 @@ pub(super) fn run(args: ClusterArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         match args.command {
             ClusterCommand::Status => status(&args.admin, args.json).await,
+            ClusterCommand::ElectLeaders(e) => elect_leaders(&e, args.json).await,
         }
     })
+}
+
+async fn elect_leaders(args: &ElectArgs, as_json: bool) -> anyhow::Result<()> {
+    use brook_protocol::error::ErrorCode;
+    use brook_protocol::messages::elect_leaders_request::TopicPartitions;
+    use brook_protocol::messages::ElectLeadersRequest;
+    let topic_partitions = match &args.topic {
+        None => None,
+        Some(t) => {
+            let mut partitions = args.partition.clone();
+            if partitions.is_empty() {
+                let mut c = crate::kafka_client::Client::connect(&args.bootstrap).await?;
+                let md = c
+                    .send(
+                        &brook_protocol::messages::MetadataRequest {
+                            topics: Some(vec![
+                                brook_protocol::messages::metadata_request::MetadataRequestTopic {
+                                    name: Some(t.clone()),
+                                    ..Default::default()
+                                },
+                            ]),
+                            ..Default::default()
+                        },
+                        12,
+                    )
+                    .await?;
+                let topic = md
+                    .topics
+                    .iter()
+                    .find(|x| x.name.as_deref() == Some(t))
+                    .filter(|x| x.error_code == 0)
+                    .ok_or_else(|| anyhow!("topic {t} does not exist"))?;
+                partitions = topic.partitions.iter().map(|p| p.partition_index).collect();
+            }
+            Some(vec![TopicPartitions {
+                topic: t.clone(),
+                partitions,
+                ..Default::default()
+            }])
+        }
+    };
+    let req = ElectLeadersRequest {
+        election_type: i8::from(args.unclean),
+        topic_partitions,
+        timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let mut c = crate::kafka_client::Client::connect(&args.bootstrap).await?;
+    let resp = c.send(&req, 2).await?;
+    if resp.error_code != 0 {
+        bail!(
+            "ElectLeaders failed: {}",
+            ErrorCode::from_i16(resp.error_code).name()
+        );
+    }
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for t in &resp.replica_election_results {
+        for p in &t.partition_result {
+            let code = ErrorCode::from_i16(p.error_code);
+            let outcome = match code {
+                ErrorCode::NONE => "elected",
+                ErrorCode::ELECTION_NOT_NEEDED => "already led by its preferred replica",
+                _ => {
+                    failed += 1;
+                    code.name()
+                }
+            };
+            rows.push((
+                t.topic.clone(),
+                p.partition_id,
+                outcome,
+                p.error_message.clone(),
+            ));
+        }
+    }
+    if as_json {
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|(t, p, o, m)| serde_json::json!({"topic": t, "partition": p, "outcome": o, "message": m}))
+            .collect();
+        println!("{}", Value::Array(v));
+    } else {
+        for (t, p, o, m) in &rows {
+            match m {
+                Some(m) if *o != "elected" => println!("{t}-{p}: {o} ({m})"),
+                _ => println!("{t}-{p}: {o}"),
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} partitions could not be elected");
+    }
+    Ok(())
 }
 
 async fn status(admin: &str, as_json: bool) -> anyhow::Result<()> {

@@ -320,6 +320,25 @@ impl Core {
                     ),
                 )
             }
+            ControllerRequest::ElectLeaders {
+                unclean,
+                partitions,
+            } => {
+                let (records, results) =
+                    decisions::elect_leaders(image, unclean, partitions.as_deref());
+                (
+                    records,
+                    ReplyBody::Elections(
+                        results
+                            .into_iter()
+                            .map(|(t, p, r)| match r {
+                                Ok(()) => (t, p, 0, None),
+                                Err(e) => (t, p, e.code(), e.message()),
+                            })
+                            .collect(),
+                    ),
+                )
+            }
             ControllerRequest::PutView(def) => match image.views.get(&def.name) {
                 Some(old) if *old == def => (Vec::new(), ReplyBody::Changed(false)),
                 Some(_) => {

@@ -516,6 +516,94 @@ pub fn alter_partition(
     Ok((records, results))
 }
 
+/// Per partition of an ElectLeaders request: (topic, partition, outcome).
+pub type ElectionResults = Vec<(String, i32, Result<(), BrokerError>)>;
+
+/// ElectLeaders. Preferred: the first replica leads again where it is in
+/// sync and usable (ELECTION_NOT_NEEDED where it already leads,
+/// PREFERRED_LEADER_NOT_AVAILABLE where it cannot). Unclean: a partition
+/// without a leader gets one from its ISR, then its eligible replicas
+/// (KIP-966), then, losing what the others had committed, any usable
+/// replica. `wanted: None` is every partition.
+pub fn elect_leaders(
+    image: &MetadataImage,
+    unclean: bool,
+    wanted: Option<&[(String, Vec<i32>)]>,
+) -> (Vec<MetadataRecord>, ElectionResults) {
+    let all: Vec<(String, Vec<i32>)>;
+    let wanted = match wanted {
+        Some(w) => w,
+        None => {
+            all = image
+                .topics
+                .values()
+                .map(|t| (t.name.clone(), t.partitions.keys().copied().collect()))
+                .collect();
+            &all
+        }
+    };
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    for (name, parts) in wanted {
+        for &index in parts {
+            let r = (|| {
+                let p = image
+                    .topic(name)
+                    .and_then(|t| t.partitions.get(&index))
+                    .ok_or(BrokerError::UnknownTopicOrPartition)?;
+                let usable = |r: &i32| is_usable(image, *r);
+                let change = |leader: i32, isr: Option<Vec<i32>>| {
+                    MetadataRecord::PartitionChange(PartitionChange {
+                        topic_id: p.topic_id,
+                        partition: p.partition,
+                        leader: Some(leader),
+                        elr: isr.as_ref().map(|_| Vec::new()),
+                        isr,
+                        ..PartitionChange::default()
+                    })
+                };
+                if unclean {
+                    if p.leader >= 0 {
+                        return Err(BrokerError::ElectionNotNeeded);
+                    }
+                    if let Some(l) = p.isr.iter().copied().find(usable) {
+                        return Ok(change(l, None));
+                    }
+                    if let Some(l) = p.elr.iter().copied().find(usable) {
+                        return Ok(change(l, Some(vec![l])));
+                    }
+                    let l = p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .find(usable)
+                        .ok_or(BrokerError::EligibleLeadersNotAvailable)?;
+                    return Ok(change(l, Some(vec![l])));
+                }
+                let preferred = *p
+                    .replicas
+                    .first()
+                    .ok_or(BrokerError::EligibleLeadersNotAvailable)?;
+                if p.leader == preferred {
+                    return Err(BrokerError::ElectionNotNeeded);
+                }
+                if !p.isr.contains(&preferred) || !usable(&preferred) {
+                    return Err(BrokerError::PreferredLeaderNotAvailable(preferred));
+                }
+                Ok(change(preferred, None))
+            })();
+            match r {
+                Ok(rec) => {
+                    records.push(rec);
+                    results.push((name.clone(), index, Ok(())));
+                }
+                Err(e) => results.push((name.clone(), index, Err(e))),
+            }
+        }
+    }
+    (records, results)
+}
+
 /// Partition changes that give leaderless partitions a leader now that
 /// `back` is usable again: it leads those whose ISR (or ELR) names it.
 pub fn elect_returning(image: &MetadataImage, back: i32) -> Vec<MetadataRecord> {

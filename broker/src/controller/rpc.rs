@@ -83,6 +83,12 @@ pub enum ControllerRequest {
         epoch: i64,
         changes: Vec<IsrChange>,
     },
+    /// ElectLeaders: preferred (`unclean: false`) or unclean elections of
+    /// the named partitions (`None`: all).
+    ElectLeaders {
+        unclean: bool,
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    },
     PutView(brook_views::ViewDef),
     RemoveView {
         name: String,
@@ -124,6 +130,8 @@ pub enum ReplyBody {
     Changed(bool),
     /// Per AlterPartition change: `None` committed, else why it was refused.
     IsrResults(Vec<Option<WireError>>),
+    /// Per partition of an ElectLeaders: (topic, partition, error code, message).
+    Elections(Vec<(String, i32, i16, Option<String>)>),
 }
 
 /// A controller reply.

@@ -16,6 +16,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -79,6 +80,7 @@ pub fn implemented(key: ApiKey) -> bool {
         | ApiKey::DescribeGroups
         | ApiKey::ListGroups
         | ApiKey::DeleteGroups
+        | ApiKey::ElectLeaders
         | ApiKey::OffsetDelete => true,
     }
 }
@@ -227,6 +229,7 @@ pub async fn dispatch(
         RequestBody::ListGroups(r) => list_groups::handle(&ctx, r).await,
         RequestBody::DeleteGroups(r) => delete_groups::handle(&ctx, r).await,
         RequestBody::OffsetDelete(r) => offset_delete::handle(&ctx, r).await,
+        RequestBody::ElectLeaders(r) => elect_leaders::handle(&ctx, r).await,
         _ => Reply::Close,
     };
     match reply {
