@@ -22,6 +22,8 @@ use crate::views::{self, ViewDecl};
 
 const HOUR_MS: i64 = 3_600_000;
 const MINUTE_MS: i64 = 60_000;
+/// `replica.selector.class` that lets consumers fetch from a follower in their rack.
+pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
 
 typed_config! {
     /// Typed broker configuration. `Default` is the documented defaults, which
@@ -93,6 +95,7 @@ typed_config! {
         unclean_leader_election_enable: bool = "unclean.leader.election.enable" => false,
         replica_lag_time_max_ms: i64 = "replica.lag.time.max.ms" => 30_000,
         num_replica_fetchers: i32 = "num.replica.fetchers" => 1,
+        replica_selector_class: String = "replica.selector.class" => String::new(),
         replica_fetch_max_bytes: i32 = "replica.fetch.max.bytes" => 1_048_576,
         replica_fetch_response_max_bytes: i32 = "replica.fetch.response.max.bytes" => 10_485_760,
         replica_fetch_wait_max_ms: i32 = "replica.fetch.wait.max.ms" => 500,
@@ -290,6 +293,12 @@ impl BrokerConfig {
         self.validate_quorum()
     }
 
+    /// Whether consumers with `client.rack` may be sent to a follower in
+    /// their rack (KIP-392).
+    pub fn rack_aware_fetch(&self) -> bool {
+        self.replica_selector_class == RACK_AWARE_SELECTOR
+    }
+
     fn validate_replication(&self) -> Result<(), ConfigError> {
         for (key, value, min) in [
             (
@@ -324,6 +333,14 @@ impl BrokerConfig {
                     "{key} must be at least {min}, got {value}"
                 )));
             }
+        }
+        if !self.replica_selector_class.is_empty()
+            && self.replica_selector_class != RACK_AWARE_SELECTOR
+        {
+            return Err(inconsistent(format!(
+                "replica.selector.class {:?} is not supported: leave it empty (consumers read from leaders) or set {RACK_AWARE_SELECTOR}",
+                self.replica_selector_class
+            )));
         }
         if i64::from(self.replica_fetch_wait_max_ms) >= self.replica_lag_time_max_ms {
             return Err(inconsistent(format!(

@@ -64,6 +64,8 @@ pub struct ClusterOptions {
     /// clients still reach it. Node `i` gets 10.200.`k`.`i`, where `k`
     /// derives from the base port; the test side of the bridge is .254.
     pub netns: bool,
+    /// Give node `i` `broker.rack = "rack-<i>"`.
+    pub racks: bool,
 }
 
 impl ClusterOptions {
@@ -80,6 +82,7 @@ impl ClusterOptions {
             num_partitions: 1,
             extra: Vec::new(),
             netns: false,
+            racks: false,
         }
     }
 
@@ -382,6 +385,9 @@ impl Cluster {
             self.opts.session_timeout_ms,
             self.opts.heartbeat_interval_ms,
         );
+        if self.opts.racks {
+            text.push_str(&format!("broker.rack = \"rack-{}\"\n", n.id));
+        }
         for (k, v) in &self.opts.extra {
             text.push_str(&format!("{k} = {v}\n"));
         }

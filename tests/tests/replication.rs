@@ -40,6 +40,7 @@ const BASE_KAFKA_PYTHON: u16 = 25600;
 const BASE_CONFLUENT_KAFKA: u16 = 25800;
 const BASE_ISOLATED_LEADER: u16 = 26200;
 const BASE_ELECT_LEADERS: u16 = 26400;
+const BASE_FOLLOWER_FETCH: u16 = 26600;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -936,6 +937,71 @@ fn elect_leaders_restores_the_preferred_leader() -> Result<()> {
                 preferred[p].0
             );
         }
+        Ok(())
+    })
+}
+
+/// `records_out` of `topic` in a node's Prometheus metrics.
+fn records_out(c: &Cluster, node: i32, topic: &str) -> Result<f64> {
+    let text = brook_tests::http_get(c.admin_addr(node)?, "/metrics")?;
+    let needle = format!("brook_topic_records_out_total{{topic=\"{topic}\"}}");
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// KIP-392: with the rack-aware replica selector, a consumer whose
+/// `client.rack` is a follower's rack is sent to that follower and reads
+/// every record there (the leader serves it none).
+#[test]
+fn a_consumer_reads_from_a_follower_in_its_rack() -> Result<()> {
+    const N: usize = 2_000;
+    let mut o = options(BASE_FOLLOWER_FETCH);
+    o.racks = true;
+    o.extra.push((
+        "replica.selector.class".into(),
+        "\"org.apache.kafka.common.replica.RackAwareReplicaSelector\"".into(),
+    ));
+    with_cluster_opts(o, |c, rt| {
+        create_topic(rt, &c.bootstrap(), "2")?;
+        let before = wait_isr(c, &c.bootstrap(), 3)?;
+        let leader = before[&0].0;
+        let follower = c
+            .node_ids()
+            .into_iter()
+            .find(|n| *n != leader)
+            .ok_or_else(|| anyhow!("no follower"))?;
+        let p = producer(&c.bootstrap(), &[("enable.idempotence", "true")])?;
+        let delivered = produce_all(&p, TOPIC, N, |i| (Some(0), record(i)))?;
+        let (f0, l0) = (
+            records_out(c, follower, TOPIC)?,
+            records_out(c, leader, TOPIC)?,
+        );
+        let rack = format!("rack-{follower}");
+        let cons = consumer(&c.bootstrap(), &[("client.rack", rack.as_str())])?;
+        let ends: HashMap<i32, i64> = HashMap::from([(0, i64::try_from(N)?)]);
+        let got = consume_until(&cons, TOPIC, &ends)?;
+        ensure!(got[&0].len() == N, "read {} of {N} records", got[&0].len());
+        for (d, r) in delivered.iter().zip(&got[&0]) {
+            ensure!(
+                d.offset == r.offset && r.record.value == record(d.index).value,
+                "record {} differs at offset {}",
+                d.index,
+                r.offset
+            );
+        }
+        let (f1, l1) = (
+            records_out(c, follower, TOPIC)?,
+            records_out(c, leader, TOPIC)?,
+        );
+        ensure!(
+            f1 - f0 >= N as f64,
+            "the follower in the consumer's rack served {} records (leader: {})",
+            f1 - f0,
+            l1 - l0
+        );
         Ok(())
     })
 }

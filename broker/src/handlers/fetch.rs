@@ -8,6 +8,11 @@
 //! follower's progress in the partition's state machine (which may move the
 //! HW), and long-polls on the log end.
 //!
+//! Follower fetching (KIP-392): with `replica.selector.class` set to the
+//! rack-aware selector, a leader tells a consumer that sent `rack_id` (v11+)
+//! to read from an in-sync replica in its rack (`preferred_read_replica`,
+//! no records), and a follower serves such consumers up to its own HW.
+//!
 //! Rules clients depend on: an empty partition carries an empty (not null)
 //! record set; a fetch that starts inside a batch gets the whole batch; the
 //! first partition with data returns at least one whole batch even when it is
@@ -102,6 +107,14 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
             }
         })
         .collect();
+    let rack = (replica.is_none() && ctx.version >= 11 && ctx.broker.config().rack_aware_fetch())
+        .then(|| req.rack_id.clone())
+        .filter(|r| !r.is_empty());
+    let who = Fetcher {
+        replica,
+        rack,
+        follower_reads: replica.is_none() && ctx.version >= 11,
+    };
     let max_wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
@@ -115,7 +128,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         regions,
         total,
         records,
-    } = build(&ctx, &wanted, max_bytes, replica);
+    } = build(&ctx, &wanted, max_bytes, &who);
     if total >= min_bytes.max(1) || max_wait.is_zero() || any_error(&resp) {
         record_fetch(&resp, &wanted, &records);
         return match ctx.frame(&resp, regions) {
@@ -148,7 +161,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 regions,
                 total,
                 records,
-            } = build(&ctx, &wanted, max_bytes, replica);
+            } = build(&ctx, &wanted, max_bytes, &who);
             if total >= min_bytes
                 || receivers.is_empty()
                 || any_error(&resp)
@@ -170,13 +183,23 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                     regions,
                     records,
                     ..
-                } = build(&ctx, &wanted, max_bytes, replica);
+                } = build(&ctx, &wanted, max_bytes, &who);
                 record_fetch(&resp, &wanted, &records);
                 return ctx.frame(&resp, regions);
             }
         }
     });
     Reply::Pending(task)
+}
+
+/// Who is fetching.
+struct Fetcher {
+    /// A follower broker's id.
+    replica: Option<i32>,
+    /// A consumer's rack, when rack-aware reading is on.
+    rack: Option<String>,
+    /// A consumer that may read from a follower (v11+).
+    follower_reads: bool,
 }
 
 /// Resolve when the first of `futs` does (a tiny select_all without a futures dependency).
@@ -234,7 +257,8 @@ struct Built {
     records: Vec<u64>,
 }
 
-fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, replica: Option<i32>) -> Built {
+fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built {
+    let replica = who.replica;
     let mut regions = Vec::new();
     let mut total = 0usize;
     let mut responses = Vec::with_capacity(wanted.len());
@@ -277,7 +301,12 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, replica: Option<i32>) -
             pd.high_watermark = part.high_watermark();
             pd.last_stable_offset = pd.high_watermark;
             pd.log_start_offset = part.log_start_offset();
-            if let Some(code) = epoch_check(part, current_epoch) {
+            let check = if who.follower_reads && !part.is_leader() {
+                follower_read_check(part, current_epoch)
+            } else {
+                epoch_check(part, current_epoch)
+            };
+            if let Some(code) = check {
                 pd.error_code = code;
                 let (leader_id, leader_epoch) = ctx.broker.leader_of(&part.topic_id, index);
                 pd.current_leader = LeaderIdAndEpoch {
@@ -285,6 +314,19 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, replica: Option<i32>) -
                     leader_epoch,
                     ..Default::default()
                 };
+                parts.push(pd);
+                continue;
+            }
+            if let Some(rack) = &who.rack {
+                if let Some(id) = preferred_read_replica(ctx, part, rack) {
+                    pd.preferred_read_replica = id;
+                    parts.push(pd);
+                    continue;
+                }
+            }
+            if replica.is_none() && offset > part.log_end_offset() && !part.is_leader() {
+                // A follower that has not caught up to where the consumer
+                // is: nothing yet, not out of range.
                 parts.push(pd);
                 continue;
             }
@@ -359,4 +401,44 @@ pub(crate) fn epoch_check(part: &Partition, requested: i32) -> Option<i16> {
     } else {
         None
     }
+}
+
+/// The fence for a consumer reading from a follower: the leader epoch it
+/// names must be the one this replica knows; the replica must follow.
+fn follower_read_check(part: &Partition, requested: i32) -> Option<i16> {
+    let current = part.leader_epoch();
+    if requested >= 0 && requested < current {
+        Some(ErrorCode::FENCED_LEADER_EPOCH.code())
+    } else if requested > current {
+        Some(ErrorCode::UNKNOWN_LEADER_EPOCH.code())
+    } else if !matches!(part.role(), crate::partition::state::Role::Follower { .. }) {
+        Some(ErrorCode::NOT_LEADER_OR_FOLLOWER.code())
+    } else {
+        None
+    }
+}
+
+/// KIP-392's rack-aware selector, on the leader: an in-sync, live replica in
+/// the consumer's rack other than this one, unless this one is in it.
+fn preferred_read_replica(ctx: &Ctx, part: &Partition, rack: &str) -> Option<i32> {
+    if !part.is_leader() {
+        return None;
+    }
+    let image = ctx.broker.image();
+    let in_rack = |id: &i32| {
+        image
+            .brokers
+            .get(id)
+            .is_some_and(|b| !b.fenced && b.rack.as_deref() == Some(rack))
+    };
+    let node = ctx.broker.node_id();
+    if in_rack(&node) {
+        return None;
+    }
+    let state = part.state();
+    state
+        .isr()
+        .iter()
+        .copied()
+        .find(|r| *r != node && in_rack(r))
 }

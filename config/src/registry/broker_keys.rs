@@ -76,6 +76,7 @@ pub(super) const KEYS: &[KeyDef] = &[
     // --- replication and controller ---
     broker("replica.lag.time.max.ms", long(1), Some("30000"), "A follower that has not caught up to the leader's log end for this long leaves the ISR."),
     broker("num.replica.fetchers", int(1), Some("1"), "Fetcher tasks (connections) per source broker that a follower pulls its partitions with."),
+    broker("replica.selector.class", Kind::Str(StrRule::Any), Some(""), "Empty: consumers read from partition leaders only. `org.apache.kafka.common.replica.RackAwareReplicaSelector`: a consumer that sets `client.rack` is sent to an in-sync replica in its rack and reads there up to that replica's high-water mark (KIP-392)."),
     broker("replica.fetch.max.bytes", int(1), Some("1048576"), "Bytes a follower asks for per partition in one fetch (at least one whole batch is always returned)."),
     broker("replica.fetch.response.max.bytes", int(1), Some("10485760"), "Bytes a follower asks for in one whole fetch response: bounds catch-up traffic and a fetcher's memory."),
     broker("replica.fetch.wait.max.ms", int(0), Some("500"), "How long the leader holds a follower's fetch when it has no new data; must be less than `replica.lag.time.max.ms`."),
