@@ -75,8 +75,9 @@ pub struct GroupSummary {
 enum Shard {
     /// Becoming leader: replaying the partition (COORDINATOR_LOAD_IN_PROGRESS).
     Loading(u64),
-    /// Loaded by the load with this generation.
-    Loaded(u64),
+    /// Loaded by the load with this generation, while this broker leads the
+    /// partition in this leader epoch.
+    Loaded(u64, i32),
 }
 
 type Table = HashMap<String, Arc<Mutex<Slot>>>;
@@ -274,7 +275,7 @@ impl GroupCoordinator {
                         .into_iter()
                         .map(|(id, g)| (id, new_slot(g, generation))),
                 );
-                lock(&c.shards).insert(p.index, Shard::Loaded(generation));
+                lock(&c.shards).insert(p.index, Shard::Loaded(generation, p.leader_epoch()));
             }
         }
         tracing::info!(groups = loaded, "consumer groups loaded");
@@ -298,7 +299,7 @@ impl GroupCoordinator {
         let generation = self.next_generation();
         if p.log_end_offset() == p.log_start_offset() && p.high_watermark() >= p.log_end_offset() {
             // Nothing to replay (a new partition): loaded at once.
-            lock(&self.shards).insert(p.index, Shard::Loaded(generation));
+            lock(&self.shards).insert(p.index, Shard::Loaded(generation, p.leader_epoch()));
             return;
         }
         lock(&self.shards).insert(p.index, Shard::Loading(generation));
@@ -359,7 +360,7 @@ impl GroupCoordinator {
                     .into_iter()
                     .map(|(id, g)| (id, new_slot(g, generation))),
             );
-            shards.insert(p.index, Shard::Loaded(generation));
+            shards.insert(p.index, Shard::Loaded(generation, epoch));
             tracing::info!(
                 partition = p.index,
                 groups = n,
@@ -391,12 +392,17 @@ impl GroupCoordinator {
     /// shard's load, or why not. `Ok(None)`: `__consumer_offsets` does not
     /// exist yet (no group exists anywhere).
     fn shard_of(&self, group: &str) -> Result<Option<u64>, GroupError> {
+        Ok(self.shard_epoch(group)?.map(|(g, _)| g))
+    }
+
+    /// The generation and leader epoch of `group`'s loaded shard.
+    fn shard_epoch(&self, group: &str) -> Result<Option<(u64, i32)>, GroupError> {
         let count = self.partitions.load(std::sync::atomic::Ordering::Acquire);
         if count <= 0 {
             return Ok(None);
         }
         match lock(&self.shards).get(&super::partition_for(group, count)) {
-            Some(Shard::Loaded(g)) => Ok(Some(*g)),
+            Some(Shard::Loaded(g, e)) => Ok(Some((*g, *e))),
             Some(Shard::Loading(_)) => Err(GroupError::CoordinatorLoadInProgress),
             None => Err(GroupError::NotCoordinator),
         }
@@ -602,6 +608,8 @@ impl GroupCoordinator {
         now: i64,
     ) -> Result<(Arc<Partition>, i64, i32), GroupError> {
         let partition = offsets_partition(broker, group).await?;
+        // Append only in the leadership term the shard was loaded in.
+        let expected = self.shard_epoch(group).ok().flatten().map(|(_, e)| e);
         let mut b = BatchBuilder::new();
         for r in records {
             let (k, v) = r.encode();
@@ -613,7 +621,7 @@ impl GroupCoordinator {
             .map_err(|e| GroupError::Storage(e.to_string()))?;
         let mut buf = BytesMut::from(&batch[..]);
         let a = partition
-            .append(&mut buf, now)
+            .append_in_epoch(&mut buf, now, expected)
             .await
             .map_err(|e| GroupError::Storage(e.to_string()))?;
         Ok((partition, a.last_offset, a.leader_epoch))

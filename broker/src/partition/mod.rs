@@ -345,12 +345,28 @@ impl Partition {
     /// # Errors
     /// Corrupt batches, sequence/epoch violations, storage errors.
     pub async fn append(&self, records: &mut [u8], now_ms: i64) -> Result<Appended, BrokerError> {
+        self.append_in_epoch(records, now_ms, None).await
+    }
+
+    /// [`Partition::append`], refused with NOT_LEADER unless this broker
+    /// leads the partition in `epoch` (when given): a writer whose view of
+    /// the partition belongs to an earlier leadership term must not append
+    /// in a later one.
+    ///
+    /// # Errors
+    /// As [`Partition::append`].
+    pub async fn append_in_epoch(
+        &self,
+        records: &mut [u8],
+        now_ms: i64,
+        expected_epoch: Option<i32>,
+    ) -> Result<Appended, BrokerError> {
         let config = self.config();
         let mut producers = self.producers.lock().await;
         // Under the append lock, so no role change slips between check and write.
         let epoch = {
             let st = self.shared.lock();
-            if st.role() != Role::Leader {
+            if st.role() != Role::Leader || expected_epoch.is_some_and(|e| e != st.leader_epoch()) {
                 return Err(BrokerError::NotLeader);
             }
             st.leader_epoch()
