@@ -73,6 +73,8 @@ api_keys! {
     DeleteGroups = 42,
     IncrementalAlterConfigs = 44,
     OffsetDelete = 47,
+    DescribeClientQuotas = 48,
+    AlterClientQuotas = 49,
     DescribeCluster = 60,
 }
 
@@ -127,6 +129,8 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     row(ApiKey::DeleteGroups, 0, 2),
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
     row(ApiKey::OffsetDelete, 0, 0),
+    row(ApiKey::DescribeClientQuotas, 0, 1),
+    row(ApiKey::AlterClientQuotas, 0, 1),
     row(ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -206,7 +210,7 @@ mod tests {
 
     #[test]
     fn keys_roundtrip_and_table_covers_all() {
-        assert_eq!(ApiKey::ALL.len(), 26);
+        assert_eq!(ApiKey::ALL.len(), 28);
         for &k in ApiKey::ALL {
             assert_eq!(ApiKey::from_i16(k.as_i16()), Some(k));
             assert!(supported(k).is_some(), "{k} missing from SUPPORTED_APIS");

@@ -147,6 +147,8 @@ pub struct Broker {
     views: crate::views::ViewHost,
     /// How partition logs reach the disk (fsync; a seam for tests).
     syncer: Arc<dyn crate::log::Syncer>,
+    /// Client quotas: limits from the image, measured rates per client id.
+    quotas: crate::quota::QuotaManager,
 }
 
 impl Broker {
@@ -249,6 +251,11 @@ impl Broker {
         )?;
         let cleaner = crate::cleaner::Cleaner::new(&config);
         let views = crate::views::ViewHost::new(&data_dir, &config);
+        let quotas = crate::quota::QuotaManager::new(crate::quota::Window::new(
+            config.quota_window_num,
+            config.quota_window_size_seconds,
+        ));
+        quotas.set_table(image.quotas.clone());
         let membership = Arc::new(Membership::new(
             config.node_id,
             identity::endpoints(&config, bound),
@@ -272,6 +279,7 @@ impl Broker {
             cleaner,
             views,
             syncer,
+            quotas,
         };
         if broker.config.is_broker() {
             broker.join_cluster().await?;
@@ -417,6 +425,11 @@ impl Broker {
     /// The consumer group coordinator.
     pub fn groups(&self) -> &crate::group::GroupCoordinator {
         &self.groups
+    }
+
+    /// Client quotas (limits and measured rates).
+    pub fn quotas(&self) -> &crate::quota::QuotaManager {
+        &self.quotas
     }
 
     pub fn config(&self) -> &BrokerConfig {
