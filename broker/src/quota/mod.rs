@@ -10,7 +10,7 @@
 //! only after that delay, and the connection reads no further request until
 //! the delay ends ([`Mute`]), as Kafka mutes the channel. A throttled Fetch
 //! answers with no records (its bytes are taken back from the rate), and a
-//! Fetch never asks for more than the window allows. Fetches from replicas
+//! Fetch never asks for more than one sample's worth of the quota. Fetches from replicas
 //! (`replica_id >= 0`) are never recorded or throttled.
 //!
 //! The limits are metadata records (`ClientQuota`), applied on every broker
@@ -231,13 +231,14 @@ impl QuotaManager {
         c.lock().throttle[kind as usize].record(self.window, ms as f64, now_ms);
     }
 
-    /// Most bytes of `kind` the whole window allows `c` (Kafka's
-    /// `getMaxValueInQuotaWindow`), `None` without a limit. A Fetch asks for
-    /// no more than this, so one response cannot blow through the quota.
+    /// Most bytes of `kind` one response may carry for `c`: one sample's
+    /// worth of its limit (Kafka allows `samples - 1` samples' worth, matching
+    /// its longer minimum window; see [`rate`]), `None` without a limit. A
+    /// Fetch asks for no more, so one response cannot blow through the quota.
     pub fn max_in_window(&self, c: &ClientState, kind: Kind) -> Option<f64> {
         let w = self.window;
         kind.limit(&self.limits(c))
-            .map(|l| l * (w.samples as f64 - 1.0) * (w.sample_ms as f64 / 1000.0))
+            .map(|l| l * (w.sample_ms as f64 / 1000.0))
     }
 
     /// Every known client's measured rates, limits and throttle times, busiest
@@ -446,10 +447,10 @@ mod tests {
         let q = manager_with(Some("heavy"), entity::PRODUCER_BYTE_RATE, 1000.0);
         let heavy = q.client("heavy");
         let light = q.client("light");
-        // 20 000 bytes at once: 2000 B/s over the 10 s minimum window.
-        assert_eq!(q.record(&heavy, Kind::Produce, 20_000.0, 0), 10_000);
+        // 20 000 bytes at once: 20 000 B/s over the 1 s minimum window.
+        assert_eq!(q.record(&heavy, Kind::Produce, 20_000.0, 0), 19_000);
         assert_eq!(q.record(&light, Kind::Produce, 20_000.0, 0), 0);
-        assert_eq!(q.max_in_window(&heavy, Kind::Produce), Some(10_000.0));
+        assert_eq!(q.max_in_window(&heavy, Kind::Produce), Some(1000.0));
         assert_eq!(q.max_in_window(&light, Kind::Produce), None);
     }
 
@@ -472,7 +473,7 @@ mod tests {
     fn request_time_throttles_are_bounded_by_one_sample() {
         let q = manager_with(Some("c"), entity::REQUEST_PERCENTAGE, 1.0);
         let c = q.client("c");
-        assert_eq!(q.record(&c, Kind::Request, 10_000.0, 0), 1000);
+        assert_eq!(q.record(&c, Kind::Request, 100_000.0, 0), 1000);
     }
 
     #[test]
@@ -483,12 +484,12 @@ mod tests {
         assert_eq!(r.apply(&q, &mute, 0), None);
         r.record(&q, Kind::Request, 1.0, 0);
         r.record(&q, Kind::Produce, 20_000.0, 0);
-        assert_eq!(r.throttle_ms(), 10_000);
-        assert_eq!(r.apply(&q, &mute, 5), Some(10_005));
-        assert_eq!(mute.0.load(Ordering::Acquire), 10_005);
+        assert_eq!(r.throttle_ms(), 19_000);
+        assert_eq!(r.apply(&q, &mute, 5), Some(19_005));
+        assert_eq!(mute.0.load(Ordering::Acquire), 19_005);
         let stats = q.snapshot();
         assert_eq!(stats[0].client_id, "c");
-        assert_eq!(stats[0].produce.throttle_time_ms_avg, 10_000.0);
+        assert_eq!(stats[0].produce.throttle_time_ms_avg, 19_000.0);
         assert_eq!(stats[0].produce.limit, Some(1000.0));
     }
 }
