@@ -171,9 +171,8 @@ fn a_producer_is_held_to_its_quota_and_an_unthrottled_one_keeps_its_throughput()
         let slow = s.spawn(|| produce_flat_out(&broker, "quota-slow", "slow", RUN));
         // Alongside for the first 3 s: enough to compare with the baseline
         // without writing gigabytes.
-        let fast = s.spawn(|| {
-            produce_flat_out(&broker, "quota-fast", "fast", Duration::from_secs(3))
-        });
+        let fast =
+            s.spawn(|| produce_flat_out(&broker, "quota-fast", "fast", Duration::from_secs(3)));
         let slow = slow
             .join()
             .map_err(|_| anyhow::anyhow!("slow producer panicked"))??;
@@ -264,11 +263,16 @@ fn consume_for(broker: &Broker, client_id: &str, topic: &str, run: Duration) -> 
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)?;
     c.assign(&tpl)?;
+    // The clock starts at the first record, so connecting and the first
+    // metadata round trips do not count against the rate.
     let start = Instant::now();
+    let mut first: Option<Instant> = None;
     let mut bytes = 0u64;
     let mut records = 0u64;
     let mut next = 0i64;
-    while start.elapsed() < run {
+    while first.map_or(start.elapsed() < run + Duration::from_secs(10), |f| {
+        f.elapsed() < run
+    }) {
         match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 ensure!(
@@ -276,6 +280,7 @@ fn consume_for(broker: &Broker, client_id: &str, topic: &str, run: Duration) -> 
                     "consumer skipped from {next} to {}",
                     m.offset()
                 );
+                first.get_or_insert_with(Instant::now);
                 next += 1;
                 bytes += m.payload().map_or(0, <[u8]>::len) as u64;
                 records += 1;
@@ -284,7 +289,7 @@ fn consume_for(broker: &Broker, client_id: &str, topic: &str, run: Duration) -> 
             None => {}
         }
     }
-    let rate = bytes as f64 / start.elapsed().as_secs_f64();
+    let rate = bytes as f64 / first.map_or(f64::INFINITY, |f| f.elapsed().as_secs_f64());
     // One more statistics interval, so the last throttles are reported.
     let until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < until {
@@ -310,6 +315,13 @@ fn a_consumer_is_held_to_its_quota() -> Result<()> {
     }
     set_quota(&broker, "quota-reader", "consumer-byte-rate", "1MB")?;
     let slow = consume_for(&broker, "quota-reader", "to-read", RUN)?;
+    let measured: serde_json::Value =
+        serde_json::from_str(&http_get(broker.admin_addr(), "/v1/quotas")?)?;
+    let broker_rate = measured["clients"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["client_id"] == "quota-reader"))
+        .and_then(|c| c["fetch"]["rate"].as_f64())
+        .context("quota-reader missing from /v1/quotas")?;
     let free = consume_for(
         &broker,
         "quota-free-reader",
@@ -317,10 +329,11 @@ fn a_consumer_is_held_to_its_quota() -> Result<()> {
         Duration::from_secs(5),
     )?;
     println!(
-        "consumer quota {QUOTA} B/s: throttled consumer {:.0} B/s ({:+.1}%), max throttle {} ms; \
-         unthrottled consumer {:.0} B/s",
+        "consumer quota {QUOTA} B/s: throttled consumer {:.0} B/s ({:+.1}%; broker-measured {:.0} B/s \
+         over its window), max throttle {} ms; unthrottled consumer {:.0} B/s",
         slow.rate,
         (slow.rate / QUOTA - 1.0) * 100.0,
+        broker_rate,
         slow.throttle_max_ms,
         free.rate
     );

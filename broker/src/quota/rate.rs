@@ -147,7 +147,9 @@ impl SampledRate {
             return 0;
         }
         let window = self.window_ms(w, now_ms) as f64;
-        ((rate - bound) / bound * window).round() as u64
+        // Rounded up: at the end of the delay the rate is at most the bound,
+        // so the next request is not throttled again by a rounding error.
+        ((rate - bound) / bound * window).ceil() as u64
     }
 }
 
