@@ -441,3 +441,41 @@ fn a_quota_change_applies_within_a_window_and_quotas_survive_a_restart() -> Resu
     })?;
     Ok(())
 }
+
+/// confluent-kafka and kafka-python see the throttle and lose nothing
+/// (`tests/python/quota_clients.py`).
+#[test]
+fn python_clients_see_the_throttle() -> Result<()> {
+    let Some(python) = brook_tests::venv_python() else {
+        ensure!(
+            !brook_tests::require_clients(),
+            "the test venv .venv-test/ is missing; run scripts/install-test-deps.sh"
+        );
+        eprintln!("SKIPPED: .venv-test/ is missing; scripts/install-test-deps.sh creates it");
+        return Ok(());
+    };
+    let broker = Broker::start(BrokerOptions::default())?;
+    set_quota(&broker, "py-throttled", "producer-byte-rate", "500KB")?;
+    set_quota(&broker, "py-throttled", "consumer-byte-rate", "500KB")?;
+    set_quota(&broker, "py-kp", "producer-byte-rate", "500KB")?;
+    let dir = brook_tests::workspace_root().join("tests").join("python");
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg(&python)
+        .arg(dir.join("quota_clients.py"))
+        .current_dir(&dir)
+        .env("BROOK_BOOTSTRAP", broker.bootstrap())
+        .env("PYTHONUNBUFFERED", "1")
+        .output()
+        .context("running quota_clients.py")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    ensure!(
+        out.status.success(),
+        "quota_clients.py failed ({})\nstdout:\n{stdout}\nstderr:\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        broker.log_tail()
+    );
+    Ok(())
+}
