@@ -479,3 +479,41 @@ fn python_clients_see_the_throttle() -> Result<()> {
     );
     Ok(())
 }
+
+/// kafkajs sees the throttle on Produce and Fetch and loses nothing
+/// (`tests/node/quota_kafkajs.js`; kafkajs is installed into
+/// `tests/node/node_modules` by scripts/install-test-deps.sh).
+#[test]
+fn kafkajs_sees_the_throttle() -> Result<()> {
+    let dir = brook_tests::workspace_root().join("tests").join("node");
+    let installed = dir.join("node_modules").join("kafkajs").is_dir();
+    if brook_tests::which("node").is_none() || !installed {
+        ensure!(
+            !brook_tests::require_clients(),
+            "node or tests/node/node_modules is missing; run scripts/install-test-deps.sh"
+        );
+        eprintln!("SKIPPED: node or kafkajs is missing; scripts/install-test-deps.sh installs them");
+        return Ok(());
+    }
+    let broker = Broker::start(BrokerOptions::default())?;
+    set_quota(&broker, "js-throttled", "producer-byte-rate", "500KB")?;
+    set_quota(&broker, "js-throttled", "consumer-byte-rate", "500KB")?;
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg("node")
+        .arg("quota_kafkajs.js")
+        .current_dir(&dir)
+        .env("BROOK_BOOTSTRAP", broker.bootstrap())
+        .output()
+        .context("running quota_kafkajs.js")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    ensure!(
+        out.status.success(),
+        "quota_kafkajs.js failed ({})\nstdout:\n{stdout}\nstderr:\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        broker.log_tail()
+    );
+    Ok(())
+}
