@@ -10,10 +10,18 @@ const TOPIC = 'js-quota'
 const COUNT = 300 // 3 MB: six times what a 500 KB/s quota allows at once
 const RECORD = Buffer.alloc(10240, 'j')
 
+// kafkajs reports throttle_time_ms in two ways: for versions before KIP-219
+// (Produce < 6, Fetch < 8) in the logged response data, for later ones as the
+// "Client side throttling in effect for N ms" it then applies itself. The
+// phase says whose response it was: the producer runs first, then the consumer.
 const throttles = { Produce: [], Fetch: [] }
+let phase = 'Produce'
 const logCreator = () => ({ log }) => {
-  const m = /^Response (Produce|Fetch)\(/.exec(log.message || '')
+  const message = log.message || ''
+  const m = /^Response (Produce|Fetch)\(/.exec(message)
   if (m && log.data && log.data.throttleTime > 0) throttles[m[1]].push(log.data.throttleTime)
+  const c = /^Client side throttling in effect for (\d+)ms/.exec(message)
+  if (c && Number(c[1]) > 0) throttles[phase].push(Number(c[1]))
 }
 
 function ensure (cond, msg) {
@@ -38,6 +46,7 @@ async function main () {
   ensure(throttles.Produce.length > 0, 'kafkajs saw no produce throttle')
   console.log(`PASS kafkajs producer: ${throttles.Produce.length} throttled responses, max ${Math.max(...throttles.Produce)} ms`)
 
+  phase = 'Fetch'
   const consumer = kafka.consumer({ groupId: 'js-quota', maxBytesPerPartition: 1048576 })
   await consumer.connect()
   await consumer.subscribe({ topic: TOPIC, fromBeginning: true })

@@ -492,7 +492,9 @@ fn kafkajs_sees_the_throttle() -> Result<()> {
             !brook_tests::require_clients(),
             "node or tests/node/node_modules is missing; run scripts/install-test-deps.sh"
         );
-        eprintln!("SKIPPED: node or kafkajs is missing; scripts/install-test-deps.sh installs them");
+        eprintln!(
+            "SKIPPED: node or kafkajs is missing; scripts/install-test-deps.sh installs them"
+        );
         return Ok(());
     }
     let broker = Broker::start(BrokerOptions::default())?;
