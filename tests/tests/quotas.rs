@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use brook_tests::{brook_binary, http_get, wait_until, Broker, BrokerOptions};
+use brook_tests::{
+    brook_binary, http_get, wait_until, Broker, BrokerOptions, Cluster, ClusterOptions,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -27,11 +29,18 @@ const RECORD: usize = 10 * 1024;
 const RUN: Duration = Duration::from_secs(20);
 const QUOTA: f64 = 1_000_000.0;
 
+/// This file's fixed ports (cluster tests): 23000–23999.
+const BASE_CLUSTER: u16 = 23000;
+
 fn brook(broker: &Broker, args: &[&str]) -> Result<String> {
+    brook_at(&broker.bootstrap(), args)
+}
+
+fn brook_at(bootstrap: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(brook_binary()?)
         .args(args)
         .arg("--bootstrap")
-        .arg(broker.bootstrap())
+        .arg(bootstrap)
         .output()
         .context("running brook")?;
     ensure!(
@@ -518,4 +527,50 @@ fn kafkajs_sees_the_throttle() -> Result<()> {
         broker.log_tail()
     );
     Ok(())
+}
+
+/// A quota set through one broker reaches every broker of a cluster (it is a
+/// metadata record) without a restart, and each enforces it.
+#[test]
+fn a_quota_reaches_every_broker_of_a_cluster() -> Result<()> {
+    let cluster = Cluster::start(ClusterOptions::three(BASE_CLUSTER))?;
+    let r = (|| -> Result<()> {
+        cluster.wait_converged(Duration::from_secs(20))?;
+        let first = cluster.node_ids()[0];
+        brook_at(
+            &cluster.bootstrap_of(first)?,
+            &[
+                "quota",
+                "set",
+                "--client-id",
+                "everywhere",
+                "--producer-byte-rate",
+                "123456",
+            ],
+        )?;
+        for id in cluster.node_ids() {
+            wait_until(
+                &format!("node {id} has the quota"),
+                Duration::from_secs(15),
+                || {
+                    let v: serde_json::Value =
+                        serde_json::from_str(&http_get(cluster.admin_addr(id)?, "/v1/quotas")?)?;
+                    Ok(v["configured"].as_array().is_some_and(|a| {
+                        a.iter().any(|e| {
+                            e["entity"]["client-id"] == "everywhere"
+                                && e["values"]["producer_byte_rate"] == 123_456.0
+                        })
+                    }))
+                },
+            )?;
+            // And DescribeClientQuotas on that broker answers it.
+            let listed = brook_at(
+                &cluster.bootstrap_of(id)?,
+                &["quota", "list", "--client-id", "everywhere", "--json"],
+            )?;
+            ensure!(listed.contains("123456"), "node {id} lists {listed}");
+        }
+        Ok(())
+    })();
+    cluster.with_logs(r)
 }
