@@ -319,6 +319,13 @@ fn quota_finish(
     let Some(mut q) = quota else {
         return reply;
     };
+    if key != ApiKey::Fetch && q.throttle_ms() > 0 {
+        // The throttle is known now: mute at once, so a pipelining client's
+        // next requests wait even while this response is still being made
+        // (an acks=all produce waiting for fsync).
+        let quotas = broker.quotas();
+        mute.until(quotas.now_ms() + q.throttle_ms());
+    }
     match reply {
         Reply::Ready(frame) if key != ApiKey::Fetch && q.throttle_ms() == 0 => Reply::Ready(frame),
         Reply::Ready(frame) => {
