@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what brook's end-to-end tests need, idempotently (anything already present
-# is skipped): kcat and prometheus from Debian, and a Python venv at .venv-test/ with
-# the pinned clients from tests/python/requirements.txt. Safe to run repeatedly.
+# is skipped): kcat, prometheus and Node.js from Debian, a Python venv at .venv-test/
+# with the pinned clients from tests/python/requirements.txt, and kafkajs into
+# tests/node/node_modules from tests/node/package-lock.json. Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,9 @@ command -v make >/dev/null 2>&1 || apt_packages+=(make)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || apt_packages+=(zlib1g-dev)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
+# tests/tests/quotas.rs runs kafkajs (tests/node) with Node.js.
+command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 # tests/tests/metrics.rs scrapes brook with a real Prometheus server.
 command -v prometheus >/dev/null 2>&1 || apt_packages+=(prometheus)
 
@@ -51,6 +55,16 @@ if [ ! -f "$stamp" ] || ! cmp -s "$req" "$stamp"; then
     cp "$req" "$stamp"
 else
     log "$venv up to date"
+fi
+
+# Node.js clients, pinned in tests/node/package.json (and package-lock.json).
+node_stamp=tests/node/node_modules/.package.installed
+if [ ! -f "$node_stamp" ] || ! cmp -s tests/node/package-lock.json "$node_stamp"; then
+    log "npm ci (tests/node)"
+    (cd tests/node && npm ci --no-audit --no-fund --silent)
+    cp tests/node/package-lock.json "$node_stamp"
+else
+    log "tests/node/node_modules up to date"
 fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then

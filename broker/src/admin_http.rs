@@ -45,6 +45,7 @@ pub fn router(broker: Arc<Broker>, metrics: Option<PrometheusHandle>) -> Router 
         .route("/v1/topics/{name}", get(topic))
         .route("/v1/groups", get(groups))
         .route("/v1/groups/{id}", get(group))
+        .route("/v1/quotas", get(quotas))
         .with_state(AppState {
             broker: broker.clone(),
             metrics,
@@ -244,6 +245,34 @@ async fn topic(State(s): State<AppState>, Path(name): Path<String>) -> Response 
         Ok(v) => Json(v).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+/// Configured client quotas (from the metadata image) and every known
+/// client's measured rates, limits and throttle times on this broker.
+async fn quotas(State(s): State<AppState>) -> Json<Value> {
+    let q = s.broker.quotas();
+    let configured: Vec<Value> = q
+        .table()
+        .iter()
+        .map(|(entity, values)| {
+            let entity: serde_json::Map<String, Value> = entity
+                .0
+                .iter()
+                .map(|(t, n)| (t.clone(), json!(n)))
+                .collect();
+            let values: serde_json::Map<String, Value> = values
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v.0)))
+                .collect();
+            json!({"entity": entity, "values": values})
+        })
+        .collect();
+    let w = q.window();
+    Json(json!({
+        "window": {"samples": w.samples, "sample_ms": w.sample_ms},
+        "configured": configured,
+        "clients": q.snapshot(),
+    }))
 }
 
 async fn groups(State(s): State<AppState>) -> Json<Value> {

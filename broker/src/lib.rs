@@ -15,6 +15,8 @@
 //! - `metadata`: metadata records, the image built by replaying them, deltas.
 //! - `maintenance`: retention, periodic flush, checkpoints.
 //! - `cleaner`: the log cleaner manager (compaction on blocking threads).
+//! - `quota`: client quotas (byte and request-time rates per client id,
+//!   throttle delays).
 //! - `metrics`, `admin_http`: Prometheus metrics and the admin HTTP listener.
 //! - `views`: materialized views hosted by this broker (brook-views), their
 //!   followers and HTTP routes.
@@ -35,6 +37,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod partition;
 pub mod producer_state;
+pub mod quota;
 pub mod replication;
 pub mod server;
 pub mod views;

@@ -54,6 +54,8 @@ typed_config! {
         queued_max_requests: u32 = "queued.max.requests" => 500,
         message_max_bytes: u32 = "message.max.bytes" => 1_048_588,
         fetch_max_bytes: u32 = "fetch.max.bytes" => 57_671_680,
+        quota_window_num: u32 = "quota.window.num" => 11,
+        quota_window_size_seconds: u32 = "quota.window.size.seconds" => 1,
         log_retention_hours: i32 = "log.retention.hours" => 168,
         log_retention_minutes: Option<i32> = "log.retention.minutes" => None,
         log_retention_ms: Option<i64> = "log.retention.ms" => None,

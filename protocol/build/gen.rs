@@ -336,11 +336,13 @@ impl Ctx<'_> {
 
         // encode
         let mut enc = String::new();
+        let top_response = s.name == format!("{}Response", self.api.name);
         for f in &regular {
-            enc.push_str(&guarded(
-                cond(f.versions, within).as_deref(),
-                &self.encode_field(f, within),
-            ));
+            let mut field = self.encode_field(f, within);
+            if top_response && f.name == "throttle_time_ms" && matches!(f.ty, Ty::I32) {
+                field = format!("e.mark_throttle_time();\n{field}");
+            }
+            enc.push_str(&guarded(cond(f.versions, within).as_deref(), &field));
         }
         if flex_any {
             let mut_kw = if tagged.is_empty() { "" } else { "mut " };

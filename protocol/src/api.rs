@@ -74,6 +74,8 @@ api_keys! {
     ElectLeaders = 43,
     IncrementalAlterConfigs = 44,
     OffsetDelete = 47,
+    DescribeClientQuotas = 48,
+    AlterClientQuotas = 49,
     DescribeCluster = 60,
 }
 
@@ -129,6 +131,8 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     row(ApiKey::ElectLeaders, 0, 2),
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
     row(ApiKey::OffsetDelete, 0, 0),
+    row(ApiKey::DescribeClientQuotas, 0, 1),
+    row(ApiKey::AlterClientQuotas, 0, 1),
     row(ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -208,7 +212,7 @@ mod tests {
 
     #[test]
     fn keys_roundtrip_and_table_covers_all() {
-        assert_eq!(ApiKey::ALL.len(), 27);
+        assert_eq!(ApiKey::ALL.len(), 29);
         for &k in ApiKey::ALL {
             assert_eq!(ApiKey::from_i16(k.as_i16()), Some(k));
             assert!(supported(k).is_some(), "{k} missing from SUPPORTED_APIS");

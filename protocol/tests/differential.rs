@@ -399,7 +399,14 @@ fn normalise(t: Tree) -> Tree {
             fields
                 .into_iter()
                 .filter(|(n, _)| n != "unknown_tagged_fields")
-                .map(|(n, v)| (n, normalise(v)))
+                // Rust keywords: brook spells them raw (`r#match`, printed
+                // `match`), kafka-protocol with a leading underscore.
+                .map(|(n, v)| {
+                    (
+                        n.strip_prefix('_').map_or(n.clone(), str::to_owned),
+                        normalise(v),
+                    )
+                })
                 .collect(),
         ),
         Tree::List(items) => Tree::List(items.into_iter().map(normalise).collect()),

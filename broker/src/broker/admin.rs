@@ -206,3 +206,26 @@ impl Broker {
         }
     }
 }
+
+/// Client quotas, kept in the metadata image.
+impl Broker {
+    /// Apply one AlterClientQuotas entry: `ops` are (key, value), `None`
+    /// removing the key. Every broker applies it when it publishes the image.
+    ///
+    /// # Errors
+    /// An invalid entity, key or value; no controller.
+    pub async fn alter_client_quota(
+        &self,
+        entity: Vec<(String, Option<String>)>,
+        ops: Vec<(String, Option<crate::metadata::QuotaValue>)>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        self.submit(ControllerRequest::AlterClientQuota {
+            entity,
+            ops,
+            validate_only,
+        })
+        .await
+        .map(|_| ())
+    }
+}

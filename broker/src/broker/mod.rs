@@ -151,6 +151,8 @@ pub struct Broker {
     isr_wake: Arc<tokio::sync::Notify>,
     /// Followers fetching from leaders.
     replicas: crate::replication::ReplicaManager,
+    /// Client quotas: limits from the image, measured rates per client id.
+    quotas: crate::quota::QuotaManager,
 }
 
 impl Broker {
@@ -261,6 +263,11 @@ impl Broker {
         )?;
         let cleaner = crate::cleaner::Cleaner::new(&config);
         let views = crate::views::ViewHost::new(&data_dir, &config);
+        let quotas = crate::quota::QuotaManager::new(crate::quota::Window::new(
+            config.quota_window_num,
+            config.quota_window_size_seconds,
+        ));
+        quotas.set_table(image.quotas.clone());
         let membership = Arc::new(Membership::new(
             config.node_id,
             identity::endpoints(&config, bound),
@@ -286,6 +293,7 @@ impl Broker {
             syncer,
             isr_wake,
             replicas: crate::replication::ReplicaManager::default(),
+            quotas,
         };
         if broker.config.is_broker() {
             broker.join_cluster().await?;
@@ -465,6 +473,11 @@ impl Broker {
     /// The followers' fetchers.
     pub(crate) fn replica_manager(&self) -> &crate::replication::ReplicaManager {
         &self.replicas
+    }
+
+    /// Client quotas (limits and measured rates).
+    pub fn quotas(&self) -> &crate::quota::QuotaManager {
+        &self.quotas
     }
 
     pub fn config(&self) -> &BrokerConfig {

@@ -50,6 +50,9 @@ impl Broker {
                     .store(t.partitions.len() as i32, Ordering::Release);
             }
         }
+        if !delta.quotas.is_empty() {
+            self.quotas.set_table(new.quotas.clone());
+        }
         for resource in &delta.configs {
             if let ConfigResource::Topic(name) = resource {
                 self.apply_topic_configs(name, new);

@@ -7,6 +7,7 @@
 //! - `group`: consumer group administration commands.
 //! - `cluster`: `brook cluster status` over the admin HTTP API.
 //! - `produce`, `consume`: `brook produce` / `brook consume` (brook-producer, brook-consumer).
+//! - `quota`: `brook quota set|list|delete` (client quotas).
 //! - `view`: `brook view …` (materialized views) over the admin HTTP API.
 //! - the Kafka request/response client the commands use is `crate::kafka_client`.
 
@@ -16,6 +17,7 @@ mod dev_cluster;
 mod group;
 mod pipe;
 mod produce;
+mod quota;
 mod serve;
 mod topic;
 mod view;
@@ -63,6 +65,8 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// Create, query and drop materialized views on a running broker.
     View(view::ViewArgs),
+    /// Set, list and delete client quotas (byte rates, request time) on a running broker.
+    Quota(quota::QuotaArgs),
 }
 
 /// Entry point of the binary.
@@ -90,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::Cluster(args) => cluster::run(args),
         Command::DevCluster(args) => dev_cluster::run(args),
         Command::View(args) => view::run(args),
+        Command::Quota(args) => quota::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -349,6 +349,17 @@ impl Core {
                 }
                 None => (vec![MetadataRecord::View(def)], ReplyBody::Changed(true)),
             },
+            ControllerRequest::AlterClientQuota {
+                entity,
+                ops,
+                validate_only,
+            } => {
+                let records = crate::quota::entity::alter(&image.quotas, &entity, &ops)?;
+                (
+                    if validate_only { Vec::new() } else { records },
+                    ReplyBody::Done,
+                )
+            }
             ControllerRequest::RemoveView { name } => {
                 if image.views.contains_key(&name) {
                     (

@@ -93,6 +93,13 @@ pub enum ControllerRequest {
     RemoveView {
         name: String,
     },
+    /// One AlterClientQuotas entry: the entity's (type, name) parts and
+    /// (key, value) ops, a `None` value removing the key.
+    AlterClientQuota {
+        entity: Vec<(String, Option<String>)>,
+        ops: Vec<(String, Option<crate::metadata::QuotaValue>)>,
+        validate_only: bool,
+    },
 }
 
 /// One partition's proposed ISR.

@@ -6,7 +6,14 @@
 //! Produce 0–2, which get UNSUPPORTED_VERSION) and undecodable bodies close the
 //! connection, as Kafka does: the client cannot parse a response in a version
 //! it did not ask for. Bytes after a complete body are ignored, as Kafka does.
+//!
+//! Client quotas are enforced here, around the handler, so no handler knows
+//! about them: [`dispatch`] records the request's bytes and handling time,
+//! caps a Fetch at what the client's window allows, and sets
+//! `throttle_time_ms`, delays the response and mutes the connection when the
+//! client is over its quota (see [`crate::quota`]).
 
+mod alter_client_quotas;
 mod api_versions;
 pub(crate) mod configs;
 mod create_partitions;
@@ -14,6 +21,7 @@ mod create_topics;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_groups;
 mod elect_leaders;
@@ -45,6 +53,7 @@ use tracing::debug;
 
 use crate::broker::Broker;
 use crate::log::FileRegion;
+use crate::quota::{Kind, Mute, QuotaManager, RequestQuota};
 use crate::server::connection::Reply;
 use crate::server::writer::Frame;
 
@@ -81,7 +90,9 @@ pub fn implemented(key: ApiKey) -> bool {
         | ApiKey::ListGroups
         | ApiKey::DeleteGroups
         | ApiKey::ElectLeaders
-        | ApiKey::OffsetDelete => true,
+        | ApiKey::OffsetDelete
+        | ApiKey::DescribeClientQuotas
+        | ApiKey::AlterClientQuotas => true,
     }
 }
 
@@ -142,10 +153,14 @@ fn encode_frame<M: Message>(
         .and_then(|()| msg.encode(&mut e, version))
         .and_then(|()| e.patch_length_prefix(prefix));
     match res {
-        Ok(()) => Some(Frame {
-            chunks: e.finish(),
-            regions,
-        }),
+        Ok(()) => {
+            let throttle_at = e.throttle_offset();
+            Some(Frame {
+                chunks: e.finish(),
+                regions,
+                throttle_at,
+            })
+        }
         Err(err) => {
             debug!(api = %key, version, error = %err, "cannot encode response; closing connection");
             None
@@ -153,12 +168,14 @@ fn encode_frame<M: Message>(
     }
 }
 
-/// Decode and serve one request.
+/// Decode and serve one request. `mute` is the connection's: a client over
+/// its quota mutes it until its throttle delay ends.
 pub async fn dispatch(
     broker: &Arc<Broker>,
     peer: std::net::SocketAddr,
     header: RequestHeader,
     mut body: Bytes,
+    mute: &Arc<Mute>,
 ) -> Reply {
     let Some(key) = header.key() else {
         debug!(
@@ -187,7 +204,8 @@ pub async fn dispatch(
         crate::metrics::request_error(Some(key));
         return Reply::Close;
     }
-    let request = match RequestBody::decode(key, version, &mut body) {
+    let request_bytes = body.len();
+    let mut request = match RequestBody::decode(key, version, &mut body) {
         Ok(r) => {
             // Kafka ignores bytes after a complete body, and librdkafka 2.x sends
             // three of them after an all-topics Metadata v12 request; so do we.
@@ -202,6 +220,8 @@ pub async fn dispatch(
             return Reply::Close;
         }
     };
+    let mut quota = quota_start(broker, &ctx.header, &mut request);
+    let header = ctx.header.clone();
     let started = Instant::now();
     let reply = match request {
         RequestBody::Produce(r) => produce::handle(ctx, r).await,
@@ -230,9 +250,12 @@ pub async fn dispatch(
         RequestBody::DeleteGroups(r) => delete_groups::handle(&ctx, r).await,
         RequestBody::OffsetDelete(r) => offset_delete::handle(&ctx, r).await,
         RequestBody::ElectLeaders(r) => elect_leaders::handle(&ctx, r).await,
+        RequestBody::DescribeClientQuotas(r) => describe_client_quotas::handle(&ctx, r),
+        RequestBody::AlterClientQuotas(r) => alter_client_quotas::handle(&ctx, r).await,
         _ => Reply::Close,
     };
-    match reply {
+    let handled = started.elapsed();
+    let reply = match reply {
         // Long-poll fetches and acks=all produces answer later: their latency ends
         // when the response is ready, not when the handler returned.
         Reply::Pending(task) => Reply::Pending(tokio::spawn(async move {
@@ -244,5 +267,133 @@ pub async fn dispatch(
             crate::metrics::request_done(key, started.elapsed());
             other
         }
+    };
+    match quota.as_mut() {
+        Some(q) => {
+            let quotas = broker.quotas();
+            let now = quotas.now_ms();
+            if key == ApiKey::Produce {
+                q.record(quotas, Kind::Produce, request_bytes as f64, now);
+            }
+            // Kafka's unit: percent of one thread over the window, so 10 ms of
+            // handling is 1.0 here.
+            q.record(quotas, Kind::Request, handled.as_secs_f64() * 100.0, now);
+            quota_finish(broker, header, key, quota, mute, reply)
+        }
+        None => reply,
     }
+}
+
+/// The quota accounting of a request, `None` for replication traffic (a Fetch
+/// from a replica), which client quotas never touch. A client's Fetch is
+/// capped at what its window allows.
+fn quota_start(
+    broker: &Broker,
+    header: &RequestHeader,
+    request: &mut RequestBody,
+) -> Option<RequestQuota> {
+    if let RequestBody::Fetch(r) = request {
+        if r.replica_id >= 0 || r.replica_state.replica_id >= 0 {
+            return None;
+        }
+    }
+    let quotas = broker.quotas();
+    let q = RequestQuota::start(quotas, header.client_id.as_deref().unwrap_or(""));
+    if let RequestBody::Fetch(r) = request {
+        if let Some(max) = quotas.max_in_window(&q.client, Kind::Fetch) {
+            r.max_bytes = r.max_bytes.min(max.clamp(1.0, f64::from(i32::MAX)) as i32);
+        }
+    }
+    Some(q)
+}
+
+/// Apply the request's throttle to its reply: record a Fetch response's
+/// bytes, replace a throttled Fetch's records with an empty response, set
+/// `throttle_time_ms`, hold the response for the delay and mute the
+/// connection until it ends.
+fn quota_finish(
+    broker: &Arc<Broker>,
+    header: Arc<RequestHeader>,
+    key: ApiKey,
+    quota: Option<RequestQuota>,
+    mute: &Arc<Mute>,
+    reply: Reply,
+) -> Reply {
+    let Some(mut q) = quota else {
+        return reply;
+    };
+    if key != ApiKey::Fetch && q.throttle_ms() > 0 {
+        // The throttle is known now: mute at once, so a pipelining client's
+        // next requests wait even while this response is still being made
+        // (an acks=all produce waiting for fsync).
+        let quotas = broker.quotas();
+        mute.until(quotas.now_ms() + q.throttle_ms());
+    }
+    match reply {
+        Reply::Ready(frame) if key != ApiKey::Fetch && q.throttle_ms() == 0 => Reply::Ready(frame),
+        Reply::Ready(frame) => {
+            let quotas = broker.quotas();
+            let (frame, until) = settle(quotas, &header, key, &mut q, mute, frame);
+            match until {
+                None => Reply::Ready(frame),
+                Some(until) => {
+                    let at = quotas.instant(until);
+                    Reply::Pending(tokio::spawn(async move {
+                        tokio::time::sleep_until(at.into()).await;
+                        Some(frame)
+                    }))
+                }
+            }
+        }
+        Reply::Pending(task) => {
+            let broker = broker.clone();
+            let mute = mute.clone();
+            Reply::Pending(tokio::spawn(async move {
+                let frame = task.await.ok().flatten()?;
+                let quotas = broker.quotas();
+                let (frame, until) = settle(quotas, &header, key, &mut q, &mute, frame);
+                if let Some(until) = until {
+                    tokio::time::sleep_until(quotas.instant(until).into()).await;
+                }
+                Some(frame)
+            }))
+        }
+        // acks=0: no response to hold, but the connection is still muted.
+        Reply::None => {
+            let quotas = broker.quotas();
+            q.apply(quotas, mute, quotas.now_ms());
+            Reply::None
+        }
+        Reply::Close => Reply::Close,
+    }
+}
+
+/// The response as sent, and the end of its delay when throttled.
+fn settle(
+    quotas: &QuotaManager,
+    header: &RequestHeader,
+    key: ApiKey,
+    q: &mut RequestQuota,
+    mute: &Mute,
+    mut frame: Frame,
+) -> (Frame, Option<u64>) {
+    let now = quotas.now_ms();
+    if key == ApiKey::Fetch {
+        let bytes = frame.len() as f64;
+        q.record(quotas, Kind::Fetch, bytes, now);
+        if q.throttle_ms() > 0 {
+            // Kafka: a throttled fetch returns no records, and they do not
+            // count against the client.
+            quotas.unrecord(&q.client, Kind::Fetch, bytes, now);
+            let empty = brook_protocol::messages::FetchResponse::default();
+            if let Some(f) = encode_frame(header, key, &empty, Vec::new()) {
+                frame = f;
+            }
+        }
+    }
+    let Some(until) = q.apply(quotas, mute, now) else {
+        return (frame, None);
+    };
+    frame.set_throttle_time(i32::try_from(q.throttle_ms()).unwrap_or(i32::MAX));
+    (frame, Some(until))
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use brook_protocol::codec::Uuid;
 
 use super::image::{MetadataImage, TopicImage};
-use super::records::{ConfigResource, PartitionRecord};
+use super::records::{ConfigResource, PartitionRecord, QuotaEntity};
 
 /// What changed between two images.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub struct MetadataDelta {
     pub configs: BTreeSet<ConfigResource>,
     pub producer_ids: bool,
     pub views: BTreeSet<String>,
+    /// Client-quota entities whose settings changed.
+    pub quotas: BTreeSet<QuotaEntity>,
 }
 
 /// What one node must do after a delta.
@@ -83,6 +85,11 @@ impl MetadataDelta {
         for v in old.views.keys().chain(new.views.keys()) {
             if old.views.get(v) != new.views.get(v) {
                 d.views.insert(v.clone());
+            }
+        }
+        for q in old.quotas.keys().chain(new.quotas.keys()) {
+            if old.quotas.get(q) != new.quotas.get(q) {
+                d.quotas.insert(q.clone());
             }
         }
         d

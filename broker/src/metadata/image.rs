@@ -19,6 +19,7 @@ use thiserror::Error;
 use super::delta::MetadataDelta;
 use super::records::{
     BrokerRegistration, ConfigResource, MetadataRecord, PartitionChange, PartitionRecord,
+    QuotaEntity, QuotaValue,
 };
 
 /// A record that cannot be applied to the image.
@@ -58,6 +59,9 @@ pub struct MetadataImage {
     /// Producer ids below this are handed out.
     pub next_producer_id: i64,
     pub views: BTreeMap<String, brook_views::ViewDef>,
+    /// Client quotas: entity → quota key (`producer_byte_rate`, …) → value.
+    /// An entity with no keys left is removed.
+    pub quotas: BTreeMap<QuotaEntity, BTreeMap<String, QuotaValue>>,
 }
 
 impl MetadataImage {
@@ -205,6 +209,21 @@ impl MetadataImage {
                 self.views.remove(name);
                 delta.views.insert(name.clone());
             }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                let entry = self.quotas.entry(entity.clone()).or_default();
+                match value {
+                    Some(v) => {
+                        entry.insert(key.clone(), *v);
+                    }
+                    None => {
+                        entry.remove(key);
+                        if entry.is_empty() {
+                            self.quotas.remove(entity);
+                        }
+                    }
+                }
+                delta.quotas.insert(entity.clone());
+            }
         }
         Ok(())
     }
@@ -273,6 +292,15 @@ impl MetadataImage {
         }
         for def in self.views.values() {
             out.push(MetadataRecord::View(def.clone()));
+        }
+        for (entity, values) in &self.quotas {
+            for (key, value) in values {
+                out.push(MetadataRecord::ClientQuota {
+                    entity: entity.clone(),
+                    key: key.clone(),
+                    value: Some(*value),
+                });
+            }
         }
         out
     }

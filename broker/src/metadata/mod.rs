@@ -24,5 +24,5 @@ pub use delta::{LocalChanges, MetadataDelta};
 pub use image::{MetadataImage, ReplayError, TopicImage};
 pub use records::{
     decode_batch, encode_batch, BrokerRegistration, ConfigResource, Endpoint, MetadataRecord,
-    PartitionChange, PartitionRecord, RecordDecodeError,
+    PartitionChange, PartitionRecord, QuotaEntity, QuotaValue, RecordDecodeError,
 };

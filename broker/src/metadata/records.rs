@@ -1,10 +1,10 @@
 //! Metadata records: the only way cluster metadata changes (DESIGN.md section 7).
 //!
 //! The set follows Kafka's KRaft records (RegisterBroker, Fence/Unfence,
-//! Topic, Partition, PartitionChange, RemoveTopic, Config, ProducerIds) plus
-//! brook's view definitions. Every value the controller chooses (ids, epochs,
-//! producer-id blocks) is inside the record, so replaying a log is
-//! deterministic on every node.
+//! Topic, Partition, PartitionChange, RemoveTopic, Config, ProducerIds,
+//! ClientQuota) plus brook's view definitions. Every value the controller
+//! chooses (ids, epochs, producer-id blocks) is inside the record, so
+//! replaying a log is deterministic on every node.
 //!
 //! # Encoding
 //!
@@ -97,6 +97,54 @@ pub enum ConfigResource {
     Topic(String),
 }
 
+/// A client-quota entity: (entity type, name) pairs such as `("client-id",
+/// Some("batch-job"))`, sorted by type, at most one per type. A `None` name is
+/// the type's default entity (Kafka's `<default>`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct QuotaEntity(pub Vec<(String, Option<String>)>);
+
+impl QuotaEntity {
+    /// The entity from unordered parts, sorted by type.
+    pub fn new(mut parts: Vec<(String, Option<String>)>) -> Self {
+        parts.sort();
+        Self(parts)
+    }
+
+    /// The name for `entity_type`: `None` if the entity has no such part,
+    /// `Some(None)` for the default entity of that type.
+    pub fn part(&self, entity_type: &str) -> Option<Option<&str>> {
+        self.0
+            .iter()
+            .find(|(t, _)| t == entity_type)
+            .map(|(_, n)| n.as_deref())
+    }
+}
+
+impl std::fmt::Display for QuotaEntity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (t, n)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{t}={}", n.as_deref().unwrap_or("<default>"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A quota value (Kafka's float64). Compared by bit pattern so records and
+/// images stay `Eq`; the controller refuses NaN and negative values.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct QuotaValue(pub f64);
+
+impl PartialEq for QuotaValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for QuotaValue {}
+
 /// One metadata record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
@@ -142,6 +190,13 @@ pub enum MetadataRecord {
     RemoveView {
         name: String,
     },
+    /// Set (`Some`) or remove (`None`) one quota key of a client-quota entity
+    /// (Kafka's ClientQuotaRecord).
+    ClientQuota {
+        entity: QuotaEntity,
+        key: String,
+        value: Option<QuotaValue>,
+    },
 }
 
 // Kind numbers are part of the on-disk format: never reuse one.
@@ -158,6 +213,7 @@ const CONFIG: u8 = 10;
 const PRODUCER_IDS: u8 = 11;
 const VIEW: u8 = 12;
 const REMOVE_VIEW: u8 = 13;
+const CLIENT_QUOTA: u8 = 14;
 
 /// The highest version of each kind this build writes and reads.
 const VERSION: u8 = 0;
@@ -178,6 +234,7 @@ impl MetadataRecord {
             Self::ProducerIds { .. } => PRODUCER_IDS,
             Self::View(_) => VIEW,
             Self::RemoveView { .. } => REMOVE_VIEW,
+            Self::ClientQuota { .. } => CLIENT_QUOTA,
         }
     }
 
@@ -271,6 +328,21 @@ impl MetadataRecord {
                 put_str(out, &json);
             }
             Self::RemoveView { name } => put_str(out, name),
+            Self::ClientQuota { entity, key, value } => {
+                put_len(out, entity.0.len());
+                for (t, n) in &entity.0 {
+                    put_str(out, t);
+                    put_opt_str(out, n.as_deref());
+                }
+                put_str(out, key);
+                match value {
+                    Some(v) => {
+                        out.put_u8(1);
+                        out.put_f64(v.0);
+                    }
+                    None => out.put_u8(0),
+                }
+            }
         }
     }
 
@@ -281,7 +353,7 @@ impl MetadataRecord {
     pub fn decode(buf: &mut Bytes) -> Result<Self, RecordDecodeError> {
         let kind = codec::read_i8(buf)? as u8;
         let version = codec::read_i8(buf)? as u8;
-        if kind == 0 || kind > REMOVE_VIEW {
+        if kind == 0 || kind > CLIENT_QUOTA {
             return Err(RecordDecodeError::UnknownKind(kind));
         }
         if version > VERSION {
@@ -389,9 +461,30 @@ impl MetadataRecord {
                         .map_err(|e| RecordDecodeError::Invalid(format!("view definition: {e}")))?,
                 )
             }
-            _ => Self::RemoveView {
+            REMOVE_VIEW => Self::RemoveView {
                 name: codec::read_string(buf, true)?,
             },
+            _ => {
+                let parts = codec::read_array(buf, true, |b| {
+                    Ok((
+                        codec::read_string(b, true)?,
+                        codec::read_nullable_string(b, true)?,
+                    ))
+                })?;
+                let entity = QuotaEntity(parts);
+                if entity.0.windows(2).any(|w| w[0].0 >= w[1].0) {
+                    return Err(RecordDecodeError::Invalid(format!(
+                        "quota entity {entity} is not sorted by type, or repeats a type"
+                    )));
+                }
+                let key = codec::read_string(buf, true)?;
+                let value = if codec::read_bool(buf)? {
+                    Some(QuotaValue(codec::read_f64(buf)?))
+                } else {
+                    None
+                };
+                Self::ClientQuota { entity, key, value }
+            }
         })
     }
 }

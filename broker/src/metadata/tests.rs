@@ -93,7 +93,44 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
             next
         }),
         "[a-z]{1,2}".prop_map(|name| MetadataRecord::RemoveView { name }),
+        (
+            quota_entity(),
+            prop_oneof![
+                Just("producer_byte_rate"),
+                Just("consumer_byte_rate"),
+                Just("request_percentage")
+            ],
+            proptest::option::of(0.0..1e9f64)
+        )
+            .prop_map(|(entity, key, value)| MetadataRecord::ClientQuota {
+                entity,
+                key: key.into(),
+                value: value.map(QuotaValue),
+            }),
     ]
+}
+
+/// Client-quota entities over a small domain: a client id and/or a user, each
+/// named or the default.
+fn quota_entity() -> impl Strategy<Value = QuotaEntity> {
+    let name = proptest::option::of(prop_oneof![Just("a"), Just("b")].prop_map(String::from));
+    (
+        proptest::option::of(name.clone()),
+        proptest::option::of(name),
+    )
+        .prop_filter("an entity has at least one part", |(c, u)| {
+            c.is_some() || u.is_some()
+        })
+        .prop_map(|(client, user)| {
+            let mut parts = Vec::new();
+            if let Some(c) = client {
+                parts.push(("client-id".to_owned(), c));
+            }
+            if let Some(u) = user {
+                parts.push(("user".to_owned(), u));
+            }
+            QuotaEntity::new(parts)
+        })
 }
 
 /// Replay every record into `image`, keeping only those it accepts.
@@ -304,4 +341,50 @@ fn legacy_files_import_with_every_topic_config_and_producer_block() {
     assert_eq!(image.topic_configs("t")["cleanup.policy"], "compact");
     assert_eq!(image.next_producer_id, 2000);
     assert_eq!(legacy::LegacyImage::from_image("c", &image), legacy);
+}
+
+#[test]
+fn quota_records_set_replace_and_remove_keys_and_survive_a_snapshot() {
+    let entity = QuotaEntity::new(vec![("client-id".into(), Some("batch".into()))]);
+    let set = |key: &str, value: Option<f64>| MetadataRecord::ClientQuota {
+        entity: entity.clone(),
+        key: key.into(),
+        value: value.map(QuotaValue),
+    };
+    let mut image = MetadataImage::default();
+    let mut delta = MetadataDelta::default();
+    image
+        .replay_all(
+            &[
+                set("producer_byte_rate", Some(1e6)),
+                set("consumer_byte_rate", Some(2e6)),
+                set("producer_byte_rate", Some(3e6)),
+                set("consumer_byte_rate", None),
+            ],
+            &mut delta,
+        )
+        .unwrap();
+    assert!(delta.quotas.contains(&entity));
+    assert_eq!(
+        image.quotas[&entity],
+        BTreeMap::from([("producer_byte_rate".to_owned(), QuotaValue(3e6))])
+    );
+    assert_eq!(restore(encode_batch(&image.to_records())), image);
+    image
+        .replay(&set("producer_byte_rate", None), &mut delta)
+        .unwrap();
+    assert!(image.quotas.is_empty(), "an entity without keys is dropped");
+}
+
+#[test]
+fn an_unsorted_quota_entity_is_refused() {
+    let record = MetadataRecord::ClientQuota {
+        entity: QuotaEntity(vec![
+            ("user".into(), None),
+            ("client-id".into(), Some("x".into())),
+        ]),
+        key: "producer_byte_rate".into(),
+        value: Some(QuotaValue(1.0)),
+    };
+    assert!(decode_batch(encode_batch(&[record])).is_err());
 }

@@ -93,6 +93,7 @@ pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
     let end = c.metrics().last_log_index.unwrap_or(0);
     gauge!("brook_metadata_applied_offset").set(applied as f64);
     gauge!("brook_metadata_lag").set(end.saturating_sub(applied) as f64);
+    broker.quotas().export_metrics();
     process();
 }
 

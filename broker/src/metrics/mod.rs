@@ -117,6 +117,8 @@ pub const METRICS: &[MetricDef] = &[
     m("brook_fenced_brokers", Gauge, &[], "Registered brokers that are fenced, in this node's metadata image."),
     m("brook_metadata_applied_offset", Gauge, &[], "Offset of the last metadata log entry this node has applied to its image."),
     m("brook_metadata_lag", Gauge, &[], "Metadata log entries this node holds but has not yet applied (log end minus applied)."),
+    m("brook_client_quota_rate", Gauge, &["client_id", "quota"], "Measured rate per client id over the quota window: bytes/s for quota=produce and quota=fetch, percent of one request thread for quota=request. The 20 busiest client ids by name, the rest summed under client_id=\"other\"."),
+    m("brook_client_quota_throttle_time_ms", Gauge, &["client_id", "quota"], "Average throttle delay (ms) of a client id's throttled responses over the quota window, by quota; same client ids as brook_client_quota_rate (\"other\": the largest of the rest)."),
     m("brook_process_resident_memory_bytes", Gauge, &[], "Resident set size of the brook process."),
     m("brook_process_cpu_seconds_total", Counter, &[], "User plus system CPU time of the brook process."),
     m("brook_process_open_fds", Gauge, &[], "Open file descriptors of the brook process."),

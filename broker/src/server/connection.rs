@@ -8,6 +8,9 @@
 //! pending task that the writer task awaits in order. At most
 //! `max.inflight.requests.per.connection` responses are outstanding; beyond that
 //! the reader stops reading, which pushes back on the client through TCP.
+//!
+//! A client over one of its quotas mutes the connection: the reader takes no
+//! further request until the throttle delay ends (Kafka mutes the channel).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,10 +81,17 @@ async fn read_loop(
 ) -> &'static str {
     let mut decoder = FrameDecoder::new(max_frame);
     let mut buf = BytesMut::with_capacity(8 * 1024);
+    // Set when this client is over a quota: no request is read (or taken from
+    // what was already read) until its throttle delay ends.
+    let mute = Arc::new(crate::quota::Mute::default());
     loop {
+        tokio::select! {
+            () = mute.wait(broker.quotas()) => {}
+            _ = shutdown.changed() => return "shutdown",
+        }
         match decoder.decode(&mut buf) {
             Ok(Some(frame)) => {
-                let reply = handle_frame(broker, peer, frame).await;
+                let reply = handle_frame(broker, peer, frame, &mute).await;
                 let close = matches!(reply, Reply::Close);
                 // Waits while `max.inflight.requests.per.connection` responses
                 // are outstanding (backpressure), but not past shutdown.
@@ -136,7 +146,12 @@ async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<us
     }
 }
 
-async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) -> Reply {
+async fn handle_frame(
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    mut frame: Bytes,
+    mute: &Arc<crate::quota::Mute>,
+) -> Reply {
     capture::maybe_capture(&frame);
     let header = match RequestHeader::decode(&mut frame) {
         Ok(h) => h,
@@ -146,7 +161,7 @@ async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
             return Reply::Close;
         }
     };
-    handlers::dispatch(broker, peer, header, frame).await
+    handlers::dispatch(broker, peer, header, frame, mute).await
 }
 
 async fn write_loop(stream: Arc<TcpStream>, mut rx: mpsc::Receiver<Reply>, idle: Duration) {

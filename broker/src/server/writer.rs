@@ -27,9 +27,38 @@ pub static SENDFILE_BYTES: AtomicU64 = AtomicU64::new(0);
 pub struct Frame {
     pub chunks: Vec<Chunk>,
     pub regions: Vec<FileRegion>,
+    /// Byte offset of the response's top-level `throttle_time_ms`, when its
+    /// version has one (set by the encoder; see [`Frame::set_throttle_time`]).
+    pub throttle_at: Option<usize>,
 }
 
 impl Frame {
+    /// Overwrite the response's `throttle_time_ms` (the client quota layer sets
+    /// it after the handler encoded the response). Copies the one small byte
+    /// chunk holding the field. Returns false when the response has none.
+    pub fn set_throttle_time(&mut self, ms: i32) -> bool {
+        let Some(at) = self.throttle_at else {
+            return false;
+        };
+        let mut start = 0usize;
+        for chunk in &mut self.chunks {
+            match chunk {
+                Chunk::Region { len, .. } => start += *len as usize,
+                Chunk::Bytes(b) => {
+                    let end = start + b.len();
+                    if at >= start && at + 4 <= end {
+                        let mut copy = bytes::BytesMut::from(&b[..]);
+                        copy[at - start..at - start + 4].copy_from_slice(&ms.to_be_bytes());
+                        *b = copy.freeze();
+                        return true;
+                    }
+                    start = end;
+                }
+            }
+        }
+        false
+    }
+
     /// Total bytes on the wire.
     pub fn len(&self) -> usize {
         self.chunks

@@ -32,6 +32,9 @@ pub(super) const KEYS: &[KeyDef] = &[
     broker("queued.max.requests", int(1), Some("500"), "Requests queued for handlers across all connections before the network layer stops reading."),
     broker("message.max.bytes", int(0), Some("1048588"), "Largest record batch (after compression) the broker accepts. Broker-wide default of topic `max.message.bytes`."),
     broker("fetch.max.bytes", int(1024), Some("57671680"), "Largest Fetch response the broker builds, whatever `max_bytes` the client asks for (at least one batch is still returned)."),
+    // --- client quotas ---
+    broker("quota.window.num", int(2), Some("11"), "Samples a client's byte and request rates are measured over (Kafka's sliding quota window); the window spans `quota.window.num` × `quota.window.size.seconds`."),
+    broker("quota.window.size.seconds", int(1), Some("1"), "Length of one quota sample, in seconds."),
     // --- log: retention, segments, indexes ---
     broker("log.retention.hours", Kind::Int { min: -1, max: I32MAX }, Some("168"), "Retention time in hours; used when neither `log.retention.ms` nor `log.retention.minutes` is set. -1: unlimited."),
     broker("log.retention.minutes", Kind::Int { min: -1, max: I32MAX }, None, "Retention time in minutes; used when `log.retention.ms` is not set, overrides `log.retention.hours`. -1: unlimited."),

@@ -49,6 +49,9 @@ pub struct Encoder {
     done: Vec<Pending>,
     /// Bytes (and region lengths) in `done`.
     done_len: usize,
+    /// Where a top-level response's `throttle_time_ms` was written, so the broker's
+    /// quota layer can set it after the handler encoded the response.
+    throttle_offset: Option<usize>,
 }
 
 impl Encoder {
@@ -65,6 +68,7 @@ impl Encoder {
             buf: BytesMut::with_capacity(n),
             done: Vec::new(),
             done_len: 0,
+            throttle_offset: None,
         }
     }
 
@@ -203,6 +207,22 @@ impl Encoder {
         }
         let rel = offset.checked_sub(start)?;
         self.buf.get_mut(rel..rel.checked_add(4)?)
+    }
+
+    /// Records that a response's top-level `throttle_time_ms` (an `int32`) starts at
+    /// the current position. Called by the generated encoders; the first mark wins.
+    pub fn mark_throttle_time(&mut self) {
+        if self.throttle_offset.is_none() {
+            self.throttle_offset = Some(self.total_len());
+        }
+    }
+
+    /// Where [`Encoder::mark_throttle_time`] marked the response's
+    /// `throttle_time_ms`, as an absolute output offset; `None` when the
+    /// encoded message has no such field in its version (for example Produce v0).
+    #[must_use]
+    pub fn throttle_offset(&self) -> Option<usize> {
+        self.throttle_offset
     }
 
     /// Ends encoding and returns the output as chunks, in order.
