@@ -105,7 +105,7 @@ impl Log {
     }
 
     /// `PartitionLog::truncate_to`: the log and the epoch cache.
-    fn truncate(&mut self, end: i64) {
+    fn truncate_to(&mut self, end: i64) {
         let end = end.max(0) as usize;
         if end >= self.recs.len() {
             return;
@@ -260,6 +260,11 @@ struct Sim {
     acted: BTreeMap<i32, BTreeSet<i32>>,
     trace: VecDeque<String>,
     stats: Stats,
+    /// Check caches: node `i` holds every acknowledged record below
+    /// `acked_ok[i]`; nodes `a` and `b` agree below `agreed[a][b]`. Logs only
+    /// grow, so only truncations and new acknowledgements lower them.
+    acked_ok: [usize; 3],
+    agreed: [[usize; 3]; 3],
     /// Faults stop (for the final convergence check).
     calm: bool,
 }
@@ -367,6 +372,8 @@ impl Sim {
             acted: BTreeMap::new(),
             trace: VecDeque::new(),
             stats: Stats::default(),
+            acked_ok: [0; 3],
+            agreed: [[0; 3]; 3],
             calm: false,
         };
         sim.broadcast_meta();
@@ -898,13 +905,55 @@ impl Sim {
                 self.fail(&msg);
             }
         }
-        let n = &mut self.nodes[i];
-        n.log.truncate(end);
+        self.truncate_log(i, end);
+        let n = &self.nodes[i];
         let msg = format!("node {} truncates {from} → {end} ({why})", n.id);
         self.note(msg);
         self.stats.truncations += 1;
         let end = self.nodes[i].log.leo();
         self.step(i, Event::Truncated { end });
+    }
+
+    /// Truncate node `i`'s log and lower the check caches.
+    fn truncate_log(&mut self, i: usize, end: i64) {
+        self.nodes[i].log.truncate_to(end);
+        let end = self.nodes[i].log.recs.len();
+        self.acked_ok[i] = self.acked_ok[i].min(end);
+        for j in 0..NODES.len() {
+            self.agreed[i][j] = self.agreed[i][j].min(end);
+            self.agreed[j][i] = self.agreed[j][i].min(end);
+        }
+    }
+
+    /// Whether nodes `a` and `b` agree on offsets below `upto` (both logs reach it).
+    fn agree(&mut self, a: usize, b: usize, upto: usize) -> bool {
+        let (la, lb) = (&self.nodes[a].log.recs, &self.nodes[b].log.recs);
+        if la.len() < upto || lb.len() < upto {
+            return false;
+        }
+        let from = self.agreed[a][b].min(upto);
+        if la[from..upto] != lb[from..upto] {
+            return false;
+        }
+        let k = self.agreed[a][b].max(upto);
+        self.agreed[a][b] = k;
+        self.agreed[b][a] = k;
+        true
+    }
+
+    /// The first acknowledged record node `i` lacks below `upto`, if any.
+    fn lacks_acked(&mut self, i: usize, upto: usize) -> Option<(i64, u64)> {
+        let log = &self.nodes[i].log.recs;
+        let from = self.acked_ok[i].min(upto) as i64;
+        for (o, v) in self.acked.range(from..upto as i64) {
+            if log.get(*o as usize).map(|r| r.value) != Some(*v) {
+                return Some((*o, *v));
+            }
+        }
+        if log.len() >= upto {
+            self.acked_ok[i] = self.acked_ok[i].max(upto);
+        }
+        None
     }
 
     /// The leader side of a follower fetch (`handlers::fetch::build`).
@@ -1125,6 +1174,9 @@ impl Sim {
         });
         let id = n.id;
         for p in acked {
+            for k in &mut self.acked_ok {
+                *k = (*k).min(p.offset as usize);
+            }
             if let Some(v) = self.acked.insert(p.offset, p.value) {
                 if v != p.value {
                     self.fail(&format!(
@@ -1157,7 +1209,8 @@ impl Sim {
         let settings = settings(&self.cfg);
         let n = &mut self.nodes[i];
         let durable = n.log.durable as i64;
-        n.log.truncate(durable);
+        self.truncate_log(i, durable);
+        let n = &mut self.nodes[i];
         n.inc += 1;
         n.up = true;
         n.paused_until = 0;
@@ -1194,7 +1247,7 @@ impl Sim {
             }
             self.nodes[i].paused_until = 0;
         }
-        for _ in 0..4000 {
+        for _ in 0..1500 {
             self.one_step();
             self.check();
         }
@@ -1280,56 +1333,60 @@ impl Sim {
         }
         // (3) The current leader, once it knows it leads, holds every
         // acknowledged record at its offset; ISR members agree with it below its HW.
-        let leader = self.nodes.iter().find(|n| {
+        let leader = self.nodes.iter().position(|n| {
             n.up && n.id == p.leader && n.st.is_leader() && n.st.leader_epoch() == p.leader_epoch
         });
         if let Some(l) = leader {
-            for (o, v) in &self.acked {
-                if l.log.recs.get(*o as usize).map(|r| r.value) != Some(*v) {
-                    self.fail(&format!(
-                        "leader {} (epoch {}) lacks acknowledged record {v} at offset {o}",
-                        l.id, p.leader_epoch
-                    ));
-                }
+            let upto = self.acked.last_key_value().map_or(0, |(o, _)| *o as usize + 1);
+            if let Some((o, v)) = self.lacks_acked(l, upto) {
+                self.fail(&format!(
+                    "leader {} (epoch {}) lacks acknowledged record {v} at offset {o}",
+                    p.leader, p.leader_epoch
+                ));
             }
+            let hw = self.nodes[l].st.hw() as usize;
             for r in &p.isr {
-                let m = &self.nodes[Self::idx(*r)];
-                if !m.up || m.id == l.id {
+                let m = Self::idx(*r);
+                if m == l || !self.nodes[m].up {
                     continue;
                 }
-                let upto = l.st.hw() as usize;
-                if m.log.recs.len() < upto || m.log.recs[..upto] != l.log.recs[..upto] {
+                if !self.agree(l, m, hw) {
                     self.fail(&format!(
-                        "ISR member {} disagrees with leader {} below its HW {upto}",
-                        m.id, l.id
+                        "ISR member {r} disagrees with leader {} below its HW {hw}",
+                        p.leader
                     ));
                 }
             }
         }
-        // (5) Replicas agree on every offset below both their HWs, and
-        // nothing acknowledged is contradicted below a HW.
-        for a in self.nodes.iter().filter(|n| n.up) {
-            let ha = (a.st.hw() as usize).min(a.log.recs.len());
-            for (o, v) in self.acked.range(..ha as i64) {
-                if a.log.recs[*o as usize].value != *v {
-                    self.fail(&format!(
-                        "node {} has {:?} at offset {o} below its HW {ha}, acknowledged was {v}",
-                        a.id, a.log.recs[*o as usize]
-                    ));
-                }
+        // (5) Replicas agree on every offset below both their HWs, and no
+        // replica's HW covers an offset holding anything but what was acknowledged.
+        for a in 0..NODES.len() {
+            if !self.nodes[a].up {
+                continue;
             }
-            for b in self.nodes.iter().filter(|n| n.up && n.id > a.id) {
-                let hb = (b.st.hw() as usize).min(b.log.recs.len());
-                let upto = ha.min(hb);
-                if a.log.recs[..upto] != b.log.recs[..upto] {
+            let n = &self.nodes[a];
+            if n.st.hw() > n.log.leo() {
+                self.fail(&format!("node {} HW {} beyond its log end", n.id, n.st.hw()));
+            }
+            let ha = n.st.hw() as usize;
+            if let Some((o, v)) = self.lacks_acked(a, ha) {
+                self.fail(&format!(
+                    "node {} has {:?} at offset {o} below its HW {ha}; acknowledged was {v}",
+                    NODES[a],
+                    self.nodes[a].log.recs.get(o as usize)
+                ));
+            }
+            for b in a + 1..NODES.len() {
+                if !self.nodes[b].up {
+                    continue;
+                }
+                let hb = self.nodes[b].st.hw() as usize;
+                if !self.agree(a, b, ha.min(hb)) {
                     self.fail(&format!(
                         "nodes {} and {} disagree below their HWs ({ha}, {hb})",
-                        a.id, b.id
+                        NODES[a], NODES[b]
                     ));
                 }
-            }
-            if a.st.hw() > a.log.leo() {
-                self.fail(&format!("node {} HW {} beyond its log end", a.id, a.st.hw()));
             }
         }
     }
