@@ -42,6 +42,7 @@ const REQUEST_TIMEOUT_MS: Millis = 600;
 const FETCH_BACKOFF_MS: Millis = 50;
 const MAX_FETCH_RECORDS: usize = 4;
 const TRACE_LEN: usize = 60;
+const PRODUCE_TIMEOUT_MS: Millis = 5_000;
 
 /// One record: its leader epoch and a value unique in the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +198,10 @@ struct Pending {
     offset: i64,
     value: u64,
     epoch: i32,
+    /// The watch version the waiter saw last: it looks again only when the
+    /// watch changes (`wait_committed` sleeps on `rx.changed()`).
+    seen: u64,
+    deadline: Millis,
 }
 
 #[derive(Debug)]
@@ -210,8 +215,10 @@ struct Node {
     register_sent: Millis,
     st: PartitionState,
     log: Log,
-    /// The shell's HW watch (`Shared::hw`): only ever raised by `fx.hw`.
+    /// The shell's HW watch (`Shared::hw`): only ever raised by `fx.hw`,
+    /// touched (waking waiters) on a role change.
     hw_watch: i64,
+    watch_version: u64,
     /// The replication-offset-checkpoint (written now and then; may be stale).
     checkpoint_hw: i64,
     follow: Option<Follow>,
@@ -343,6 +350,7 @@ impl Sim {
                 st: PartitionState::new(*id, 0, 0, 0, settings(&cfg)),
                 log: Log::default(),
                 hw_watch: 0,
+                watch_version: 0,
                 checkpoint_hw: 0,
                 follow: None,
                 pending: Vec::new(),
@@ -623,6 +631,9 @@ impl Sim {
         let fx = n.st.step(event, now);
         if let Some(hw) = fx.hw {
             n.hw_watch = hw;
+            n.watch_version += 1;
+        } else if fx.role_changed {
+            n.watch_version += 1;
         }
         if truncated {
             n.last_hw = n.last_hw.min(n.st.hw());
@@ -1058,10 +1069,13 @@ impl Sim {
         if !self.cfg.fsync {
             n.log.durable = n.log.recs.len();
         }
+        // The waiter's first look is right after the append.
         n.pending.push(Pending {
             offset,
             value,
             epoch,
+            seen: u64::MAX,
+            deadline: self.now + PRODUCE_TIMEOUT_MS,
         });
         let id = n.id;
         self.note(format!("node {id} appends {value} at {offset} in epoch {epoch}"));
@@ -1156,15 +1170,24 @@ impl Sim {
     /// Wake or fail the acks=all produces waiting on node `i`
     /// (`Partition::wait_committed`).
     fn settle_acks(&mut self, i: usize) {
+        let now = self.now;
         let n = &mut self.nodes[i];
         let mut acked = Vec::new();
-        let (hw, role, epoch, enough) = (
+        let (hw, role, epoch, enough, version) = (
             n.hw_watch,
             n.st.role(),
             n.st.leader_epoch(),
             n.st.enough_replicas(),
+            n.watch_version,
         );
-        n.pending.retain(|p| {
+        n.pending.retain_mut(|p| {
+            if now > p.deadline {
+                return false;
+            }
+            if p.seen == version {
+                return true;
+            }
+            p.seen = version;
             if hw > p.offset {
                 acked.push(*p);
                 false
