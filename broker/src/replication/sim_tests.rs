@@ -119,14 +119,17 @@ impl Log {
 
 #[derive(Debug, Clone)]
 enum Msg {
-    /// Controller → broker: the partition's committed record.
-    Meta(PartitionRecord),
+    /// Controller → broker: the partition's committed record as of the
+    /// controller's `n`th commit.
+    Meta(u64, PartitionRecord),
     Register {
         from: i32,
         inc: u32,
     },
+    /// The registration committed as the controller's `index`th commit.
     Registered {
         epoch: i64,
+        index: u64,
     },
     Heartbeat {
         from: i32,
@@ -212,6 +215,15 @@ struct Node {
     restart_at: Millis,
     inc: u32,
     broker_epoch: Option<i64>,
+    /// The broker's stored metadata image (it survives a crash): the
+    /// partition's record and the commit it is as of.
+    image: Option<(u64, PartitionRecord)>,
+    /// A restarted broker publishes metadata to its partitions, serves and
+    /// fetches only once its image includes its own registration (which
+    /// moved leadership away from its previous incarnation), as
+    /// `Broker::join_cluster` orders it.
+    joined: bool,
+    join_at: Option<u64>,
     register_sent: Millis,
     st: PartitionState,
     log: Log,
@@ -252,6 +264,7 @@ struct Sim {
     broker_config: BrokerConfig,
     image: MetadataImage,
     next_broker_epoch: i64,
+    commits: u64,
     last_heartbeat: BTreeMap<i32, Millis>,
     last_meta_resend: Millis,
     nodes: Vec<Node>,
@@ -346,6 +359,9 @@ impl Sim {
                 restart_at: 0,
                 inc: 0,
                 broker_epoch: Some(1),
+                image: None,
+                joined: true,
+                join_at: None,
                 register_sent: 0,
                 st: PartitionState::new(*id, 0, 0, 0, settings(&cfg)),
                 log: Log::default(),
@@ -368,6 +384,7 @@ impl Sim {
             broker_config,
             image,
             next_broker_epoch: 2,
+            commits: 0,
             last_heartbeat: NODES.iter().map(|id| (*id, 0)).collect(),
             last_meta_resend: 0,
             nodes,
@@ -497,6 +514,7 @@ impl Sim {
         if records.is_empty() {
             return;
         }
+        self.commits += 1;
         let before = self.partition();
         if let Err((i, e)) = self
             .image
@@ -529,7 +547,7 @@ impl Sim {
     fn broadcast_meta(&mut self) {
         let p = self.partition();
         for id in NODES {
-            self.send(id, Msg::Meta(p.clone()));
+            self.send(id, Msg::Meta(self.commits, p.clone()));
         }
     }
 
@@ -557,7 +575,8 @@ impl Sim {
                     }
                 };
                 self.last_heartbeat.insert(from, self.now);
-                self.send(from, Msg::Registered { epoch });
+                let index = self.commits;
+                self.send(from, Msg::Registered { epoch, index });
             }
             Msg::Heartbeat { from, epoch } => {
                 let Some(b) = self.image.brokers.get(&from) else {
@@ -653,10 +672,25 @@ impl Sim {
     fn node_receive(&mut self, i: usize, msg: Msg) {
         let id = self.nodes[i].id;
         match msg {
-            Msg::Meta(p) => self.assign(i, &p),
-            Msg::Registered { epoch } => {
-                if self.nodes[i].broker_epoch.is_none() {
-                    self.nodes[i].broker_epoch = Some(epoch);
+            Msg::Meta(index, p) => {
+                let n = &mut self.nodes[i];
+                if n.image.as_ref().is_none_or(|(k, _)| *k < index) {
+                    n.image = Some((index, p.clone()));
+                }
+                if !n.joined {
+                    if n.join_at.is_none_or(|j| index < j) {
+                        return;
+                    }
+                    n.joined = true;
+                    self.note(format!("node {id} has caught up with its registration"));
+                }
+                self.assign(i, &p);
+            }
+            Msg::Registered { epoch, index } => {
+                let n = &mut self.nodes[i];
+                if n.broker_epoch.is_none() {
+                    n.broker_epoch = Some(epoch);
+                    n.join_at = Some(index);
                     self.note(format!("node {id} registered with epoch {epoch}"));
                 }
             }
@@ -668,6 +702,8 @@ impl Sim {
                     }
                 }
             }
+            // Not serving yet: the request goes unanswered.
+            Msg::EpochReq { .. } | Msg::FetchReq { .. } if !self.nodes[i].joined => {}
             Msg::EpochReq {
                 from,
                 current_epoch,
@@ -1246,6 +1282,8 @@ impl Sim {
         n.follow = None;
         n.isr_sent = None;
         n.alter_outstanding = None;
+        n.joined = false;
+        n.join_at = None;
         let msg = format!(
             "node {} restarts (incarnation {}), leo {leo}, hw {} from the checkpoint",
             n.id,
@@ -1253,6 +1291,10 @@ impl Sim {
             n.st.hw()
         );
         self.note(msg);
+        // `open_partition` assigns the stored image's record at once.
+        if let Some((_, p)) = self.nodes[i].image.clone() {
+            self.assign(i, &p);
+        }
     }
 
     // ---- the run ----
@@ -1294,6 +1336,9 @@ impl Sim {
                 continue;
             }
             self.heartbeat(i);
+            if !self.nodes[i].joined {
+                continue;
+            }
             self.fetcher(i);
             if self.rng.random_bool(0.3) {
                 self.isr_tick(i);
