@@ -221,9 +221,17 @@ impl Partition {
         if self.shared.lock().check(&a).is_err() {
             return (before, before);
         }
-        if record.leader == self.shared.lock().node_id() && before != Role::Leader {
+        let (node, epoch) = {
+            let st = self.shared.lock();
+            (st.node_id(), st.leader_epoch())
+        };
+        if record.leader == node && (before != Role::Leader || record.leader_epoch != epoch) {
             // The new epoch starts at the log end: followers' OffsetForLeaderEpoch
-            // must find it before anything is appended in it.
+            // must find it before anything is appended in it. Also when this
+            // broker led the previous epoch it knows of: epochs it never saw
+            // may lie between, and a follower asking for one of them must get
+            // the end of the latest epoch below it, not "undefined" (which
+            // makes it truncate to its HW, KIP-101).
             if let Err(e) = self
                 .log
                 .assign_epoch(record.leader_epoch, self.log.log_end_offset())

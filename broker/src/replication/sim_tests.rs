@@ -204,6 +204,8 @@ struct Pending {
     /// The watch version the waiter saw last: it looks again only when the
     /// watch changes (`wait_committed` sleeps on `rx.changed()`).
     seen: u64,
+    /// Woken, and runs at this time.
+    wake_at: Option<Millis>,
     deadline: Millis,
 }
 
@@ -254,6 +256,8 @@ struct Config {
     fsync: bool,
     drop_pct: u32,
     max_delay: Millis,
+    /// Longest a woken acks=all waiter waits for its task to run.
+    sched_delay: Millis,
 }
 
 struct Sim {
@@ -322,6 +326,7 @@ impl Sim {
             fsync: rng.random_bool(0.8),
             drop_pct: rng.random_range(0..15),
             max_delay: rng.random_range(5..60),
+            sched_delay: rng.random_range(0..30),
         };
         let broker_config = BrokerConfig {
             min_insync_replicas: cfg.min_isr as i32,
@@ -771,7 +776,9 @@ impl Sim {
         }
         let before = n.st.role();
         let before_epoch = n.st.leader_epoch();
-        if p.leader == n.id && before != Role::Leader {
+        // Every new leader epoch this broker leads starts in its epoch cache
+        // at its log end (Kafka's makeLeader), also when it led the one before.
+        if p.leader == n.id && (before != Role::Leader || p.leader_epoch != n.st.leader_epoch()) {
             let leo = n.log.leo();
             n.log.assign(p.leader_epoch, leo);
         }
@@ -1111,6 +1118,7 @@ impl Sim {
             value,
             epoch,
             seen: u64::MAX,
+            wake_at: None,
             deadline: self.now + PRODUCE_TIMEOUT_MS,
         });
         let id = n.id;
@@ -1207,6 +1215,9 @@ impl Sim {
     /// (`Partition::wait_committed`).
     fn settle_acks(&mut self, i: usize) {
         let now = self.now;
+        // A woken waiter runs a little later (task scheduling) and reads
+        // the state as it is then.
+        let delay = self.rng.random_range(0..=self.cfg.sched_delay);
         let n = &mut self.nodes[i];
         let mut acked = Vec::new();
         let (hw, role, epoch, enough, version) = (
@@ -1220,10 +1231,14 @@ impl Sim {
             if now > p.deadline {
                 return false;
             }
-            if p.seen == version {
+            if p.seen != version && p.wake_at.is_none() {
+                p.wake_at = Some(now + delay);
+            }
+            if p.wake_at.is_none_or(|w| w > now) {
                 return true;
             }
             p.seen = version;
+            p.wake_at = None;
             if hw > p.offset {
                 acked.push(*p);
                 false
