@@ -105,6 +105,26 @@ impl Log {
         }
     }
 
+    /// Where the epoch cache does not describe the log (each record's epoch
+    /// is that of the entry covering its offset), if anywhere.
+    fn epoch_mismatch(&self) -> Option<String> {
+        let mut covering = None;
+        let mut next = 0;
+        for (o, r) in self.recs.iter().enumerate() {
+            while next < self.epochs.len() && self.epochs[next].1 <= o as i64 {
+                covering = Some(self.epochs[next].0);
+                next += 1;
+            }
+            if covering != Some(r.epoch) {
+                return Some(format!(
+                    "offset {o} holds epoch {} but its epoch cache {:?} says {covering:?}",
+                    r.epoch, self.epochs
+                ));
+            }
+        }
+        None
+    }
+
     /// `PartitionLog::truncate_to`: the log and the epoch cache.
     fn truncate_to(&mut self, end: i64) {
         let end = end.max(0) as usize;
@@ -939,6 +959,10 @@ impl Sim {
                 target,
                 &format!("reconcile: leader epoch {leader_epoch} ends at {end_offset}"),
             );
+        } else {
+            // `PartitionLog::truncate_to` at the log end trims the epoch cache.
+            let n = &mut self.nodes[i];
+            n.log.epochs.retain(|e| e.1 < leo);
         }
         if done {
             if let Some(f) = self.nodes[i].follow.as_mut() {
@@ -1386,7 +1410,7 @@ impl Sim {
 
     fn after_event(&mut self) {
         for i in 0..NODES.len() {
-            if self.nodes[i].up {
+            if self.nodes[i].running(self.now) {
                 self.settle_acks(i);
             }
         }
@@ -1450,6 +1474,9 @@ impl Sim {
             let n = &self.nodes[a];
             if n.st.hw() > n.log.leo() {
                 self.fail(&format!("node {} HW {} beyond its log end", n.id, n.st.hw()));
+            }
+            if let Some(e) = n.log.epoch_mismatch() {
+                self.fail(&format!("node {}: {e}", n.id));
             }
             let ha = n.st.hw() as usize;
             if let Some((o, v)) = self.lacks_acked(a, ha) {
