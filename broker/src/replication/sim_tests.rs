@@ -1506,7 +1506,7 @@ impl Sim {
                     n.st.hw()
                 ));
             }
-            if self.checks % 32 == 0 {
+            if self.checks.is_multiple_of(32) {
                 if let Some(e) = n.log.epoch_mismatch() {
                     self.fail(&format!("node {}: {e}", n.id));
                 }
@@ -1515,7 +1515,7 @@ impl Sim {
             if let Some((o, v)) = self.lacks_acked(a, ha) {
                 self.fail(&format!(
                     "node {} has {:?} at offset {o} below its HW {ha}; acknowledged was {v}",
-                    NODES[a],
+                    self.nodes[a].id,
                     self.nodes[a].log.recs.get(o as usize)
                 ));
             }
@@ -1527,7 +1527,7 @@ impl Sim {
                 if !self.agree(a, b, ha.min(hb)) {
                     self.fail(&format!(
                         "nodes {} and {} disagree below their HWs ({ha}, {hb})",
-                        NODES[a], NODES[b]
+                        self.nodes[a].id, self.nodes[b].id
                     ));
                 }
             }
@@ -1557,7 +1557,7 @@ fn env(name: &str) -> Option<u64> {
 
 #[test]
 fn seeded_replication_simulation_keeps_acknowledged_records() {
-    let steps = env("BROOK_SIM_STEPS").map_or(3000, |s| s as usize);
+    let steps = env("BROOK_SIM_STEPS").map_or(2500, |s| s as usize);
     let seeds: Vec<u64> = match env("BROOK_SIM_SEED") {
         Some(s) => vec![s],
         None => (0..env("BROOK_SIM_SEEDS").unwrap_or(200)).collect(),
