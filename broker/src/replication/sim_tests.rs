@@ -14,8 +14,10 @@
 //! passes the record.
 //!
 //! Invariants are checked after every step (see [`Sim::check`]). A failure
-//! prints the seed and the last steps of the trace; `BROOK_SIM_SEED=<n>`
-//! replays one seed (`BROOK_SIM_STEPS` sets its length).
+//! prints the seed and the last steps of the trace. `BROOK_SIM_SEED=<n>`
+//! replays one seed; `BROOK_SIM_SEEDS` / `BROOK_SIM_FIRST` run seeds
+//! `FIRST..FIRST+SEEDS` (default 0..150); `BROOK_SIM_STEPS` sets the length
+//! of a run before the healing phase (default 2500).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -1560,7 +1562,10 @@ fn seeded_replication_simulation_keeps_acknowledged_records() {
     let steps = env("BROOK_SIM_STEPS").map_or(2500, |s| s as usize);
     let seeds: Vec<u64> = match env("BROOK_SIM_SEED") {
         Some(s) => vec![s],
-        None => (0..env("BROOK_SIM_SEEDS").unwrap_or(200)).collect(),
+        None => {
+            let first = env("BROOK_SIM_FIRST").unwrap_or(0);
+            (first..first + env("BROOK_SIM_SEEDS").unwrap_or(150)).collect()
+        }
     };
     let mut total = Stats::default();
     for seed in seeds {
