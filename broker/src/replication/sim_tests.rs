@@ -683,6 +683,9 @@ impl Sim {
         if let Some(hw) = fx.hw {
             n.hw_watch = hw;
             n.watch_version += 1;
+        } else if n.st.hw() < n.hw_watch {
+            n.hw_watch = n.st.hw();
+            n.watch_version += 1;
         } else if fx.role_changed {
             n.watch_version += 1;
         }
@@ -1256,8 +1259,9 @@ impl Sim {
         let delay = self.rng.random_range(0..=self.cfg.sched_delay);
         let n = &mut self.nodes[i];
         let mut acked = Vec::new();
+        // `wait_committed` reads the state's HW under its lock.
         let (hw, role, epoch, enough, version) = (
-            n.hw_watch,
+            n.st.hw(),
             n.st.role(),
             n.st.leader_epoch(),
             n.st.enough_replicas(),
@@ -1275,11 +1279,13 @@ impl Sim {
             }
             p.seen = version;
             p.wake_at = None;
-            if hw > p.offset {
+            if role != Role::Leader || epoch != p.epoch {
+                false
+            } else if hw > p.offset {
                 acked.push(*p);
                 false
             } else {
-                role == Role::Leader && epoch == p.epoch && enough
+                enough
             }
         });
         let id = n.id;
