@@ -293,7 +293,15 @@ impl PartitionLog {
         let _flush = self.flush.lock().map_err(|()| self.poisoned())?;
         let mut st = self.write_state()?;
         if offset >= st.log_end_offset() {
-            return Ok(st.log_end_offset());
+            // Nothing to cut, but an epoch may start at the log end with
+            // nothing appended in it (this broker led it and was deposed
+            // before appending): drop it, as Kafka does, or appending the
+            // leader's older-epoch records here would replace every entry
+            // of that older epoch (`LeaderEpochCache::assign`).
+            let leo = st.log_end_offset();
+            let r = st.epochs.truncate_from_end(leo);
+            self.guard_io(r)?;
+            return Ok(leo);
         }
         let r = self.truncate_locked(&mut st, offset);
         self.guard_io(r)?;

@@ -194,6 +194,34 @@ fn leader_epochs_are_recorded_and_stamped() -> Result<()> {
     Ok(())
 }
 
+/// Found by the replication simulation (seed 534): a broker elected leader
+/// records its epoch at its log end, is deposed before appending, and then
+/// follows a leader whose records at that offset carry an older epoch.
+/// Without dropping the empty epoch first, appending them replaced every
+/// entry of the older epoch, so the records below had no epoch left (and a
+/// restart emptied the cache: the follower then truncated to its HW).
+#[test]
+fn truncating_at_the_log_end_drops_an_epoch_started_there() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = PartitionLog::open(dir.path(), LogConfig::default())?;
+    log.append_as_leader(&mut batch(3, 0, 1), 0)?;
+    log.assign_epoch(1, 3)?;
+    ensure!(log.truncate_to(3)? == 3);
+    ensure!(log.latest_epoch() == Some(0));
+    let mut b = batch(2, 5, 1);
+    brook_protocol::records::header::set_base_offset(&mut b, 3)?;
+    brook_protocol::records::header::set_partition_leader_epoch(&mut b, 0)?;
+    log.append_as_follower(&b)?;
+    ensure!(
+        log.leader_epochs()
+            == vec![crate::log::leader_epoch_cache::EpochEntry {
+                epoch: 0,
+                start_offset: 0
+            }]
+    );
+    Ok(())
+}
+
 #[test]
 fn follower_append_keeps_offsets_and_rejects_going_back() -> Result<()> {
     let dir = tempfile::tempdir()?;

@@ -29,6 +29,8 @@ use tokio::sync::{watch, Mutex, Notify};
 use crate::error::BrokerError;
 
 mod flusher;
+#[cfg(test)]
+mod shell_tests;
 pub mod state;
 use crate::log::{AppendInfo, PartitionLog, ReadResult};
 use crate::producer_state::{BatchIdentity, ProducerStateTable, SequenceCheck};
@@ -96,6 +98,10 @@ impl Shared {
             .store(st.leader_epoch(), Ordering::Release);
         if let Some(hw) = fx.hw {
             self.hw.send_replace(hw);
+        } else if st.hw() < *self.hw.borrow() {
+            // A truncation lowered the HW: the watch must not keep the old one
+            // (fetch responses, consumer reads and acks=all go by it).
+            self.hw.send_replace(st.hw());
         } else if fx.role_changed {
             self.hw.send_modify(|_| {});
         }
@@ -221,9 +227,17 @@ impl Partition {
         if self.shared.lock().check(&a).is_err() {
             return (before, before);
         }
-        if record.leader == self.shared.lock().node_id() && before != Role::Leader {
+        let (node, epoch) = {
+            let st = self.shared.lock();
+            (st.node_id(), st.leader_epoch())
+        };
+        if record.leader == node && (before != Role::Leader || record.leader_epoch != epoch) {
             // The new epoch starts at the log end: followers' OffsetForLeaderEpoch
-            // must find it before anything is appended in it.
+            // must find it before anything is appended in it. Also when this
+            // broker led the previous epoch it knows of: epochs it never saw
+            // may lie between, and a follower asking for one of them must get
+            // the end of the latest epoch below it, not "undefined" (which
+            // makes it truncate to its HW, KIP-101).
             if let Err(e) = self
                 .log
                 .assign_epoch(record.leader_epoch, self.log.log_end_offset())
@@ -564,14 +578,17 @@ impl Partition {
     ) -> Result<(), NotCommitted> {
         let mut rx = self.shared.hw.subscribe();
         loop {
-            let hw = *rx.borrow_and_update();
-            if hw > offset {
-                return Ok(());
-            }
+            drop(rx.borrow_and_update());
             {
+                // Leadership first: once deposed, this broker may have
+                // truncated `offset` and fetched another record there by
+                // the time this task runs, under a HW past it.
                 let st = self.shared.lock();
                 if st.role() != Role::Leader || st.leader_epoch() != epoch {
                     return Err(NotCommitted::NotLeader);
+                }
+                if st.hw() > offset {
+                    return Ok(());
                 }
                 if !st.enough_replicas() {
                     return Err(NotCommitted::NotEnoughReplicas);

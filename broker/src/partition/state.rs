@@ -11,9 +11,12 @@
 //! Rules (Kafka's, see shared/DESIGN.md §6):
 //! - leader: HW = min over the **maximal ISR** of each member's offset (the
 //!   leader's own is its durable offset under fsync-before-ack, else its LEO),
-//!   and it advances only while that ISR has at least `min.insync.replicas`
-//!   members. The maximal ISR is the committed ISR plus an expansion in
-//!   flight: an expansion counts at once, a shrink only once committed.
+//!   and it advances only while the **committed** ISR has at least
+//!   `min.insync.replicas` members (below that, the controller keeps the
+//!   members that left eligible for election, KIP-966, on the premise that
+//!   the HW stood still). The maximal ISR is the committed ISR plus an
+//!   expansion in flight: an expansion counts at once, a shrink only once
+//!   committed.
 //! - follower: HW = min(leader's HW, own LEO).
 //! - HW never decreases, except when the log itself is truncated below it
 //!   (which replication never does to a committed offset).
@@ -321,12 +324,16 @@ impl PartitionState {
         };
         match self.role {
             Role::Leader => {
-                let isr = self.maximal_isr();
-                if isr.len() < self.settings.min_isr.max(1) {
+                // The min-ISR gate counts the committed ISR, as Kafka's
+                // `isUnderMinIsr` does: while it is below min ISR the
+                // controller keeps departed members eligible (KIP-966 ELR)
+                // on the premise that the HW does not move, so an expansion
+                // in flight must not let it move either.
+                if self.isr.len() < self.settings.min_isr.max(1) {
                     return self.hw;
                 }
                 let mut hw = own;
-                for r in isr.iter().filter(|r| **r != self.node) {
+                for r in self.maximal_isr().iter().filter(|r| **r != self.node) {
                     let leo = self.progress.get(r).map_or(-1, |p| p.leo);
                     hw = hw.min(leo);
                 }

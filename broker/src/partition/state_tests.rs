@@ -132,6 +132,34 @@ fn the_hw_does_not_advance_below_min_isr() {
     assert!(!s.enough_replicas());
 }
 
+/// Found by the replication simulation (seed 47): with the committed ISR
+/// below min ISR, an expansion in flight made the maximal ISR reach min ISR
+/// and the HW advance, while the controller still held the departed member
+/// as eligible (ELR) on the premise that the HW stood still. The leader
+/// failed before the expansion committed, the ELR member lacking those
+/// records was elected, and acknowledged records were lost.
+#[test]
+fn an_expansion_in_flight_does_not_lift_the_hw_while_the_committed_isr_is_below_min_isr() {
+    let mut s = PartitionState::new(1, 0, 0, 0, SETTINGS);
+    s.step(Event::Assigned(assignment(1, 0, 0, &[1])), 0);
+    s.step(Event::Appended { end: 4 }, 0);
+    s.step(Event::Durable { offset: 4 }, 0);
+    let fx = s.step(
+        Event::FollowerFetch {
+            replica: 2,
+            offset: 4,
+        },
+        1,
+    );
+    let p = fx.propose_isr.expect("expansion proposed");
+    assert_eq!(p.isr, vec![1, 2]);
+    assert_eq!(s.maximal_isr().len(), 2);
+    assert_eq!(fx.hw, None, "the committed ISR is below min ISR");
+    assert_eq!(s.hw(), 0);
+    let fx = s.step(Event::Assigned(assignment(1, 0, 1, &[1, 2])), 2);
+    assert_eq!(fx.hw, Some(4), "committed: the HW moves");
+}
+
 #[test]
 fn a_follower_takes_the_leaders_hw_up_to_its_own_log_end() {
     let mut s = PartitionState::new(2, 0, 0, 0, SETTINGS);

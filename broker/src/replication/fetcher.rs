@@ -234,6 +234,10 @@ async fn reconcile(b: &Broker, c: &mut Client, f: &Followed) -> anyhow::Result<b
         if target < leo {
             info!(topic = %part.topic, partition = part.index, from = leo, to = target, leader_epoch = r.leader_epoch, "truncating follower log to the leader's");
             part.truncate_to(target).await?;
+        } else {
+            // Nothing to cut: still drop an epoch this broker started at its
+            // log end as leader and never appended in (see `truncate_to`).
+            log.truncate_to(leo)?;
         }
         if done {
             return Ok(true);

@@ -25,6 +25,8 @@ use crate::partition::Partition;
 
 mod fetcher;
 pub mod isr;
+#[cfg(test)]
+mod sim_tests;
 
 /// A partition this broker follows.
 #[derive(Debug, Clone)]
