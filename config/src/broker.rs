@@ -98,6 +98,8 @@ typed_config! {
         replica_lag_time_max_ms: i64 = "replica.lag.time.max.ms" => 30_000,
         num_replica_fetchers: i32 = "num.replica.fetchers" => 1,
         replica_selector_class: String = "replica.selector.class" => String::new(),
+        leader_replication_throttled_rate: i64 = "leader.replication.throttled.rate" => i64::MAX,
+        follower_replication_throttled_rate: i64 = "follower.replication.throttled.rate" => i64::MAX,
         replica_fetch_max_bytes: i32 = "replica.fetch.max.bytes" => 1_048_576,
         replica_fetch_response_max_bytes: i32 = "replica.fetch.response.max.bytes" => 10_485_760,
         replica_fetch_wait_max_ms: i32 = "replica.fetch.wait.max.ms" => 500,

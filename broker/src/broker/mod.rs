@@ -273,6 +273,7 @@ impl Broker {
             identity::endpoints(&config, bound),
             config.broker_rack.clone(),
         ));
+        let replicas = crate::replication::ReplicaManager::new(&config);
         let broker = Self {
             cluster_id,
             config,
@@ -292,7 +293,7 @@ impl Broker {
             views,
             syncer,
             isr_wake,
-            replicas: crate::replication::ReplicaManager::default(),
+            replicas,
             quotas,
         };
         if broker.config.is_broker() {

@@ -339,6 +339,23 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built
                 parts.push(pd);
                 continue;
             }
+            // Leader-side replication throttle: out-of-sync followers of
+            // throttled replicas get nothing while it is at its rate.
+            let throttled = replica.is_some_and(|id| {
+                let t = &ctx.broker.replica_manager().leader_throttle;
+                t.is_on()
+                    && !part.state().isr().contains(&id)
+                    && crate::replication::throttle::listed(
+                        &part.config().leader_replication_throttled_replicas,
+                        index,
+                        ctx.broker.node_id(),
+                    )
+            });
+            let now = crate::partition::monotonic_ms();
+            if throttled && !ctx.broker.replica_manager().leader_throttle.allows(now) {
+                parts.push(pd);
+                continue;
+            }
             let read = match replica {
                 Some(_) => part.read_for_follower(offset, budget, min_one),
                 None => part.read(offset, budget, min_one),
@@ -350,6 +367,12 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built
                     }
                     if let Some(region) = read.region {
                         let len = region.len;
+                        if throttled {
+                            ctx.broker
+                                .replica_manager()
+                                .leader_throttle
+                                .record(len, now);
+                        }
                         if len > 0 {
                             pd.records = Some(Records::Region {
                                 id: regions.len() as u64,

@@ -248,8 +248,26 @@ async fn reconcile(b: &Broker, c: &mut Client, f: &Followed) -> anyhow::Result<b
 
 async fn fetch(b: &Arc<Broker>, c: &mut Client, parts: &[&Followed]) -> anyhow::Result<Round> {
     let config = b.config();
+    let node = b.node_id();
+    let throttle = &b.replica_manager().follower_throttle;
+    let now = crate::partition::monotonic_ms();
+    // Out-of-sync replicas their topics throttle: left out while the
+    // follower throttle is at its rate.
+    let throttled = |f: &Followed| {
+        throttle.is_on()
+            && !f.part.state().isr().contains(&node)
+            && super::throttle::listed(
+                &f.part.config().follower_replication_throttled_replicas,
+                f.part.index,
+                node,
+            )
+    };
+    let open = throttle.allows(now);
     let mut topics: Vec<FetchTopic> = Vec::new();
     for f in parts {
+        if !open && throttled(f) {
+            continue;
+        }
         let part = &f.part;
         let p = FetchPartition {
             partition: part.index,
@@ -268,6 +286,9 @@ async fn fetch(b: &Arc<Broker>, c: &mut Client, parts: &[&Followed]) -> anyhow::
                 ..Default::default()
             }),
         }
+    }
+    if topics.is_empty() {
+        return Ok(Round::Stalled);
     }
     let req = FetchRequest {
         replica_state: ReplicaState {
@@ -307,6 +328,9 @@ async fn fetch(b: &Arc<Broker>, c: &mut Client, parts: &[&Followed]) -> anyhow::
                 ErrorCode::NONE => {
                     progress = true;
                     if let Some(Records::Bytes(bytes)) = &pd.records {
+                        if throttled(f) {
+                            throttle.record(bytes.len() as u64, now);
+                        }
                         if !bytes.is_empty() {
                             match part.append_as_follower(bytes).await {
                                 Ok(info) => {

@@ -27,6 +27,7 @@ mod fetcher;
 pub mod isr;
 #[cfg(test)]
 mod sim_tests;
+pub mod throttle;
 
 /// A partition this broker follows.
 #[derive(Debug, Clone)]
@@ -54,9 +55,13 @@ struct Inner {
 }
 
 /// The partitions this broker follows and the fetchers that pull them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReplicaManager {
     inner: Mutex<Inner>,
+    /// `leader.replication.throttled.rate`.
+    pub leader_throttle: throttle::Throttle,
+    /// `follower.replication.throttled.rate`.
+    pub follower_throttle: throttle::Throttle,
 }
 
 /// Which of a leader's fetchers serves a partition.
@@ -75,6 +80,24 @@ fn fetcher_index(key: &(Uuid, i32), n: usize) -> usize {
 }
 
 impl ReplicaManager {
+    pub fn new(config: &brook_config::BrokerConfig) -> Self {
+        let window = crate::quota::rate::Window::new(
+            config.quota_window_num,
+            config.quota_window_size_seconds,
+        );
+        Self {
+            inner: Mutex::new(Inner::default()),
+            leader_throttle: throttle::Throttle::new(
+                config.leader_replication_throttled_rate,
+                window,
+            ),
+            follower_throttle: throttle::Throttle::new(
+                config.follower_replication_throttled_rate,
+                window,
+            ),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
