@@ -160,6 +160,42 @@ fn wait_isr(c: &Cluster, bootstrap: &str, size: usize) -> Result<BTreeMap<i32, (
     Ok(last)
 }
 
+/// A node other than `id`.
+fn other_than(c: &Cluster, id: i32) -> Result<i32> {
+    c.node_ids()
+        .into_iter()
+        .find(|n| *n != id)
+        .ok_or_else(|| anyhow!("no node other than {id}"))
+}
+
+/// Under continuous idempotent acks=all load on partition 0, apply `fault`
+/// to its leader, wait until another replica leads, `recover` the old
+/// leader, wait until all three are in sync again, and check every
+/// acknowledged record.
+fn leader_fault(
+    c: &mut Cluster,
+    rt: &Runtime,
+    fault: impl Fn(&mut Cluster, i32) -> Result<()>,
+    recover: impl Fn(&mut Cluster, i32) -> Result<()>,
+) -> Result<()> {
+    create_topic(rt, &c.bootstrap(), "2")?;
+    let before = wait_isr(c, &c.bootstrap(), 3)?;
+    let leader = before[&0].0;
+    let bootstrap = c.bootstrap_of(other_than(c, leader)?)?;
+    let (delivered, sent) = produce_during(c, 2_000, Some(0), |c| {
+        fault(c, leader)?;
+        let moved = wait_until("another replica leads partition 0", WAIT, || {
+            Ok(layout(&bootstrap)?
+                .get(&0)
+                .is_some_and(|(l, _)| *l >= 0 && *l != leader))
+        });
+        recover(c, leader)?;
+        moved
+    })?;
+    wait_isr(c, &bootstrap, 3)?;
+    check_acknowledged(&bootstrap, &delivered, sent)
+}
+
 fn record(i: usize) -> TestRecord {
     TestRecord {
         key: Some(format!("key-{}", i % 97).into_bytes()),
@@ -254,11 +290,7 @@ fn kill_the_leader_under_load() -> Result<()> {
             .join()
             .map_err(|_| anyhow!("producer thread panicked"))??;
         p.flush(Duration::from_secs(30))?;
-        let survivor = c
-            .node_ids()
-            .into_iter()
-            .find(|n| *n != victim)
-            .ok_or_else(|| anyhow!("no survivor"))?;
+        let survivor = other_than(c, victim)?;
         let after = wait_isr(c, &c.bootstrap_of(survivor)?, 2)?;
         ensure!(
             after
@@ -285,16 +317,8 @@ fn a_paused_follower_leaves_and_rejoins_the_isr() -> Result<()> {
         create_topic(rt, &c.bootstrap(), "2")?;
         let before = wait_isr(c, &c.bootstrap(), 3)?;
         let leader0 = before[&0].0;
-        let follower = c
-            .node_ids()
-            .into_iter()
-            .find(|n| *n != leader0)
-            .ok_or_else(|| anyhow!("no follower"))?;
-        let observer = c
-            .node_ids()
-            .into_iter()
-            .find(|n| *n != follower)
-            .ok_or_else(|| anyhow!("no observer"))?;
+        let follower = other_than(c, leader0)?;
+        let observer = other_than(c, follower)?;
         let bootstrap = c.bootstrap_of(observer)?;
         c.sigstop(follower)?;
         let shrunk = wait_until("the paused follower leaves partition 0's ISR", WAIT, || {
@@ -326,11 +350,7 @@ fn acks_all_is_refused_below_min_insync_replicas() -> Result<()> {
         create_topic(rt, &c.bootstrap(), "3")?;
         let before = wait_isr(c, &c.bootstrap(), 3)?;
         let leader0 = before[&0].0;
-        let follower = c
-            .node_ids()
-            .into_iter()
-            .find(|n| *n != leader0)
-            .ok_or_else(|| anyhow!("no follower"))?;
+        let follower = other_than(c, leader0)?;
         let bootstrap = c.bootstrap_of(leader0)?;
         c.sigstop(follower)?;
         let shrunk = wait_until("the paused follower leaves partition 0's ISR", WAIT, || {
@@ -481,11 +501,7 @@ fn a_consumer_group_rides_through_a_coordinator_failover() -> Result<()> {
         // a position yet: those keep their earlier commit.
         let second = commit_position(&cons)?;
         drop(cons);
-        let survivor = c
-            .node_ids()
-            .into_iter()
-            .find(|n| *n != coordinator)
-            .ok_or_else(|| anyhow!("no survivor"))?;
+        let survivor = other_than(c, coordinator)?;
         let read = committed(&c.bootstrap_of(survivor)?, GROUP)?;
         for (p, o) in &first {
             ensure!(
@@ -591,27 +607,7 @@ fn produce_during(
 #[test]
 fn a_paused_leader_is_replaced_and_rejoins_as_follower() -> Result<()> {
     with_cluster(BASE_PAUSE_LEADER, |c, rt| {
-        create_topic(rt, &c.bootstrap(), "2")?;
-        let before = wait_isr(c, &c.bootstrap(), 3)?;
-        let leader = before[&0].0;
-        let observer = c
-            .node_ids()
-            .into_iter()
-            .find(|n| *n != leader)
-            .ok_or_else(|| anyhow!("no observer"))?;
-        let bootstrap = c.bootstrap_of(observer)?;
-        let (delivered, sent) = produce_during(c, 2_000, Some(0), |c| {
-            c.sigstop(leader)?;
-            let moved = wait_until("another replica leads partition 0", WAIT, || {
-                Ok(layout(&bootstrap)?
-                    .get(&0)
-                    .is_some_and(|(l, _)| *l >= 0 && *l != leader))
-            });
-            c.sigcont(leader)?;
-            moved
-        })?;
-        wait_isr(c, &bootstrap, 3)?;
-        check_acknowledged(&bootstrap, &delivered, sent)
+        leader_fault(c, rt, |c, l| c.sigstop(l), |c, l| c.sigcont(l))
     })
 }
 
@@ -626,11 +622,7 @@ fn a_rolling_restart_loses_nothing() -> Result<()> {
         let (delivered, sent) = produce_during(c, 2_000, None, |c| {
             for id in c.node_ids() {
                 c.restart(id)?;
-                let other = c
-                    .node_ids()
-                    .into_iter()
-                    .find(|n| *n != id)
-                    .ok_or_else(|| anyhow!("no other node"))?;
+                let other = other_than(c, id)?;
                 wait_isr(c, &c.bootstrap_of(other)?, 3)?;
             }
             Ok(())
@@ -876,27 +868,7 @@ fn an_isolated_leader_acknowledges_nothing_and_rejoins() -> Result<()> {
     let mut o = options(BASE_ISOLATED_LEADER);
     o.netns = true;
     with_cluster_opts(o, |c, rt| {
-        create_topic(rt, &c.bootstrap(), "2")?;
-        let before = wait_isr(c, &c.bootstrap(), 3)?;
-        let leader = before[&0].0;
-        let observer = c
-            .node_ids()
-            .into_iter()
-            .find(|n| *n != leader)
-            .ok_or_else(|| anyhow!("no observer"))?;
-        let bootstrap = c.bootstrap_of(observer)?;
-        let (delivered, sent) = produce_during(c, 2_000, Some(0), |c| {
-            c.isolate(leader)?;
-            let moved = wait_until("another replica leads partition 0", WAIT, || {
-                Ok(layout(&bootstrap)?
-                    .get(&0)
-                    .is_some_and(|(l, _)| *l >= 0 && *l != leader))
-            });
-            c.heal(leader)?;
-            moved
-        })?;
-        wait_isr(c, &bootstrap, 3)?;
-        check_acknowledged(&bootstrap, &delivered, sent)
+        leader_fault(c, rt, |c, l| c.isolate(l), |c, l| c.heal(l))
     })
 }
 
@@ -911,11 +883,7 @@ fn elect_leaders_restores_the_preferred_leader() -> Result<()> {
         let preferred = replicas(&c.bootstrap())?;
         let victim = preferred[&0].0;
         c.stop(victim)?;
-        let observer = c
-            .node_ids()
-            .into_iter()
-            .find(|n| *n != victim)
-            .ok_or_else(|| anyhow!("no observer"))?;
+        let observer = other_than(c, victim)?;
         let bootstrap = c.bootstrap_of(observer)?;
         wait_until("partition 0 moves away", WAIT, || {
             Ok(layout(&bootstrap)?
@@ -985,11 +953,7 @@ fn a_consumer_reads_from_a_follower_in_its_rack() -> Result<()> {
         create_topic(rt, &c.bootstrap(), "2")?;
         let before = wait_isr(c, &c.bootstrap(), 3)?;
         let leader = before[&0].0;
-        let follower = c
-            .node_ids()
-            .into_iter()
-            .find(|n| *n != leader)
-            .ok_or_else(|| anyhow!("no follower"))?;
+        let follower = other_than(c, leader)?;
         let p = producer(&c.bootstrap(), &[("enable.idempotence", "true")])?;
         let delivered = produce_all(&p, TOPIC, N, |i| (Some(0), record(i)))?;
         let (f0, l0) = (
@@ -1058,11 +1022,7 @@ fn a_returning_follower_catches_up_at_the_throttled_rate() -> Result<()> {
                 .is_some_and(|(l, _, isr)| *l >= 0 && isr.len() == 3))
         })?;
         let leader = placed[&0].0;
-        let follower = c
-            .node_ids()
-            .into_iter()
-            .find(|n| *n != leader)
-            .ok_or_else(|| anyhow!("no follower"))?;
+        let follower = other_than(c, leader)?;
         let bootstrap = c.bootstrap_of(leader)?;
         c.kill9(follower)?;
         wait_until("the killed follower leaves the ISR", WAIT, || {

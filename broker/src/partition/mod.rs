@@ -526,10 +526,17 @@ impl Partition {
         .await
         .map_err(|e| BrokerError::Storage(format!("truncation panicked: {e}")))??;
         *producers = table;
+        // Still under the append lock: nothing is appended in between.
+        self.after_truncation(end);
+        Ok(end)
+    }
+
+    /// The log now ends at `end`: durability, the log-end watch and the
+    /// state machine follow it down.
+    fn after_truncation(&self, end: i64) {
         self.flusher.truncated(end);
         self.end.send_replace(end);
         self.shared.step(Event::Truncated { end });
-        Ok(end)
     }
 
     /// Empty the log and restart it at `offset` (a follower behind the
@@ -544,9 +551,7 @@ impl Partition {
             .await
             .map_err(|e| BrokerError::Storage(format!("truncation panicked: {e}")))??;
         *producers = ProducerStateTable::default();
-        self.flusher.truncated(end);
-        self.end.send_replace(end);
-        self.shared.step(Event::Truncated { end });
+        self.after_truncation(end);
         Ok(end)
     }
 
