@@ -741,7 +741,11 @@ fn the_last_replica_standing_keeps_what_it_acknowledged() -> Result<()> {
                 .is_some_and(|(l, _, _)| *l == leader))
         })?;
         check_acknowledged(&bootstrap, &delivered, 1_000)?;
-        c.start_nodes(&followers)?;
+        // One at a time (a broker-only node that came back on a new learner
+        // port could stall its re-registration; it now keeps its port).
+        for f in &followers {
+            c.restart(*f)?;
+        }
         wait_until("the followers rejoin the ISR", WAIT, || {
             Ok(replicas(&bootstrap)?
                 .get(&part)

@@ -139,15 +139,43 @@ impl Controller {
             .advertised_client_listeners()
             .first()
             .map_or_else(|| "127.0.0.1".to_owned(), |l| l.host.clone());
+        // A learner keeps its port across restarts when it can (stored in
+        // the metadata dir), so the active controller finds it where it was.
+        let port_file = dir.join("learner.port");
+        let learner_port = if voter {
+            None
+        } else {
+            std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u16>().ok())
+        };
         let listen_addr = match config.controller_listener() {
             Some(l) if voter => resolve(&l.host, l.port)?,
             _ if voter => resolve("127.0.0.1", 0)?,
-            _ => resolve(&client_host, 0)?,
+            _ => resolve(&client_host, learner_port.unwrap_or(0))?,
         };
-        let listener = std::net::TcpListener::bind(listen_addr).map_err(|e| {
-            anyhow::anyhow!("cannot listen on {listen_addr} (controller listener): {e}")
-        })?;
+        let listener = match std::net::TcpListener::bind(listen_addr) {
+            Ok(l) => l,
+            // The stored port is taken now: any free one will do.
+            Err(_) if learner_port.is_some() => {
+                std::net::TcpListener::bind(resolve(&client_host, 0)?).map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {client_host} (metadata learner): {e}")
+                })?
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "cannot listen on {listen_addr} (controller listener): {e}"
+                ))
+            }
+        };
         let bound = listener.local_addr()?;
+        if !voter && learner_port != Some(bound.port()) {
+            std::fs::create_dir_all(dir)?;
+            crate::log::checkpoint::write_atomically(
+                &port_file,
+                bound.port().to_string().as_bytes(),
+            )?;
+        }
         let learner_addr = (!voter).then(|| {
             let host = if bound.ip().is_unspecified() {
                 client_host.clone()
