@@ -130,7 +130,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         records,
     } = build(&ctx, &wanted, max_bytes, &who);
     if total >= min_bytes.max(1) || max_wait.is_zero() || any_error(&resp) {
-        record_fetch(&resp, &wanted, &records);
+        record_fetch(&resp, &wanted, &records, who.replica.is_none());
         return match ctx.frame(&resp, regions) {
             Some(f) => Reply::Ready(f),
             None => Reply::Close,
@@ -167,7 +167,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 || any_error(&resp)
                 || Instant::now() >= deadline
             {
-                record_fetch(&resp, &wanted, &records);
+                record_fetch(&resp, &wanted, &records, who.replica.is_none());
                 return ctx.frame(&resp, regions);
             }
             let changed = async {
@@ -184,7 +184,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                     records,
                     ..
                 } = build(&ctx, &wanted, max_bytes, &who);
-                record_fetch(&resp, &wanted, &records);
+                record_fetch(&resp, &wanted, &records, who.replica.is_none());
                 return ctx.frame(&resp, regions);
             }
         }
@@ -222,8 +222,9 @@ where
     .await
 }
 
-/// Count what a final fetch response carries, per topic, and its error codes.
-fn record_fetch(resp: &FetchResponse, wanted: &[Wanted], records: &[u64]) {
+/// Count what a final fetch response carries, per topic (consumers only:
+/// replication traffic is not "out" of the cluster), and its error codes.
+fn record_fetch(resp: &FetchResponse, wanted: &[Wanted], records: &[u64], consumer: bool) {
     for ((t, w), &records) in resp.responses.iter().zip(wanted).zip(records) {
         let mut bytes = 0u64;
         for p in &t.partitions {
@@ -232,7 +233,7 @@ fn record_fetch(resp: &FetchResponse, wanted: &[Wanted], records: &[u64]) {
                 bytes += u64::from(*len);
             }
         }
-        if let Some(topic) = &w.topic {
+        if let Some(topic) = w.topic.as_ref().filter(|_| consumer) {
             if bytes > 0 {
                 topic.probe.fetched(bytes, records);
             }
