@@ -85,6 +85,18 @@ impl ProducerContext for Latencies {
     }
 }
 
+/// One record of `value`, stamped with its send time.
+fn timed(value: &[u8]) -> BaseRecord<'_, (), [u8], Box<Instant>> {
+    BaseRecord::with_opaque_to(TOPIC, Box::new(Instant::now())).payload(value)
+}
+
+/// Send one record and wait for it: metadata, producer id, a first batch.
+fn warm_up(p: &ThreadedProducer<Latencies>, value: &[u8]) -> Result<()> {
+    p.send(timed(value)).map_err(|(e, _)| anyhow!(e))?;
+    p.flush(Duration::from_secs(30))?;
+    Ok(())
+}
+
 fn producer(bootstrap: &str) -> Result<ThreadedProducer<Latencies>> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -135,23 +147,10 @@ fn run_one(nodes: usize, args: &Args, base: u16) -> Result<Outcome> {
         let value = vec![b'x'; args.size];
         // Throughput.
         let p = producer(&bootstrap)?;
-        // Warm-up: metadata, producer id, a first batch.
-        p.send(
-            BaseRecord::<'_, (), [u8], Box<Instant>>::with_opaque_to(
-                TOPIC,
-                Box::new(Instant::now()),
-            )
-            .payload(&value[..]),
-        )
-        .map_err(|(e, _)| anyhow!(e))?;
-        p.flush(Duration::from_secs(30))?;
+        warm_up(&p, &value)?;
         let start = Instant::now();
         for _ in 0..args.records {
-            let mut rec = BaseRecord::<'_, (), [u8], Box<Instant>>::with_opaque_to(
-                TOPIC,
-                Box::new(Instant::now()),
-            )
-            .payload(&value[..]);
+            let mut rec = timed(&value);
             loop {
                 match p.send(rec) {
                     Ok(()) => break,
@@ -170,15 +169,7 @@ fn run_one(nodes: usize, args: &Args, base: u16) -> Result<Outcome> {
         drop(p);
         // Latency at a fixed rate, after the same warm-up.
         let p = producer(&bootstrap)?;
-        p.send(
-            BaseRecord::<'_, (), [u8], Box<Instant>>::with_opaque_to(
-                TOPIC,
-                Box::new(Instant::now()),
-            )
-            .payload(&value[..]),
-        )
-        .map_err(|(e, _)| anyhow!(e))?;
-        p.flush(Duration::from_secs(30))?;
+        warm_up(&p, &value)?;
         p.context()
             .ok
             .lock()
@@ -192,14 +183,7 @@ fn run_one(nodes: usize, args: &Args, base: u16) -> Result<Outcome> {
             if due > now {
                 std::thread::sleep(due - now);
             }
-            p.send(
-                BaseRecord::<'_, (), [u8], Box<Instant>>::with_opaque_to(
-                    TOPIC,
-                    Box::new(Instant::now()),
-                )
-                .payload(&value[..]),
-            )
-            .map_err(|(e, _)| anyhow!(e))?;
+            p.send(timed(&value)).map_err(|(e, _)| anyhow!(e))?;
         }
         p.flush(Duration::from_secs(60))?;
         let mut lat = p
