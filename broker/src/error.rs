@@ -70,6 +70,8 @@ pub enum BrokerError {
     ElectionNotNeeded,
     #[error("the preferred replica {0} is not in sync or not available")]
     PreferredLeaderNotAvailable(i32),
+    #[error("no reassignment of the partition is in progress")]
+    NoReassignmentInProgress,
     #[error("no replica of the partition can lead it")]
     EligibleLeadersNotAvailable,
     #[error("the partition epoch is stale (another change was committed first)")]
@@ -137,6 +139,7 @@ impl BrokerError {
                 ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE
             }
             BrokerError::EligibleLeadersNotAvailable => ErrorCode::ELIGIBLE_LEADERS_NOT_AVAILABLE,
+            BrokerError::NoReassignmentInProgress => ErrorCode::NO_REASSIGNMENT_IN_PROGRESS,
             BrokerError::IneligibleReplica(_) => ErrorCode::INELIGIBLE_REPLICA,
             BrokerError::NotEnoughReplicas { .. } => ErrorCode::NOT_ENOUGH_REPLICAS,
             BrokerError::NotEnoughReplicasAfterAppend => {

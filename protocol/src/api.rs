@@ -73,6 +73,8 @@ api_keys! {
     DeleteGroups = 42,
     ElectLeaders = 43,
     IncrementalAlterConfigs = 44,
+    AlterPartitionReassignments = 45,
+    ListPartitionReassignments = 46,
     OffsetDelete = 47,
     DescribeClientQuotas = 48,
     AlterClientQuotas = 49,
@@ -130,6 +132,8 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     row(ApiKey::DeleteGroups, 0, 2),
     row(ApiKey::ElectLeaders, 0, 2),
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
+    row(ApiKey::AlterPartitionReassignments, 0, 1),
+    row(ApiKey::ListPartitionReassignments, 0, 0),
     row(ApiKey::OffsetDelete, 0, 0),
     row(ApiKey::DescribeClientQuotas, 0, 1),
     row(ApiKey::AlterClientQuotas, 0, 1),
@@ -212,7 +216,7 @@ mod tests {
 
     #[test]
     fn keys_roundtrip_and_table_covers_all() {
-        assert_eq!(ApiKey::ALL.len(), 29);
+        assert_eq!(ApiKey::ALL.len(), 31);
         for &k in ApiKey::ALL {
             assert_eq!(ApiKey::from_i16(k.as_i16()), Some(k));
             assert!(supported(k).is_some(), "{k} missing from SUPPORTED_APIS");

@@ -152,6 +152,26 @@ impl Broker {
         }
     }
 
+    /// AlterPartitionReassignments: per partition, the error code (0:
+    /// started, completed or cancelled) and message.
+    ///
+    /// # Errors
+    /// No controller.
+    pub async fn alter_reassignments(
+        &self,
+        partitions: Vec<(String, i32, Option<Vec<i32>>)>,
+    ) -> Result<Vec<(String, i32, i16, Option<String>)>, BrokerError> {
+        match self
+            .submit(ControllerRequest::AlterReassignments { partitions })
+            .await?
+        {
+            crate::controller::rpc::ReplyBody::Reassignments(r) => Ok(r),
+            other => Err(BrokerError::Metadata(format!(
+                "unexpected reply to AlterPartitionReassignments: {other:?}"
+            ))),
+        }
+    }
+
     /// Replace or patch a topic's config overrides; brokers apply them live.
     ///
     /// # Errors

@@ -220,6 +220,7 @@ impl Broker {
         let cleaned = checkpoint_map(&data_dir, crate::cleaner::CHECKPOINT_FILE)?;
         let hws = checkpoint_map(&data_dir, "replication-offset-checkpoint")?;
         let isr_wake = Arc::new(tokio::sync::Notify::new());
+        sweep_partition_dirs(&data_dir, &image, config.node_id)?;
         for t in image.topics.values() {
             let name = &t.name;
             let overrides = image.topic_configs(name);
@@ -641,6 +642,60 @@ fn checkpoint_map(dir: &Path, name: &str) -> anyhow::Result<HashMap<(String, i32
         .collect())
 }
 
+/// Set aside partition directories the image does not place on this node
+/// (reassigned away or deleted while it was down, or of an older topic with
+/// the same name): they are renamed to `<dir>.<topic id>-stray` and kept, as
+/// Kafka does (KIP-858), never opened or deleted. Leftovers of deletions
+/// that had begun (`-delete`) are removed.
+fn sweep_partition_dirs(data_dir: &Path, image: &MetadataImage, node: i32) -> anyhow::Result<()> {
+    if !data_dir.exists() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(data_dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with("-delete") {
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                warn!(dir = %path.display(), error = %e, "cannot remove a deleted partition's directory");
+            }
+            continue;
+        }
+        let Ok(meta) = std::fs::read_to_string(path.join("partition.metadata")) else {
+            continue;
+        };
+        let Some((topic, index)) = name
+            .rsplit_once('-')
+            .and_then(|(t, i)| Some((t, i.parse::<i32>().ok()?)))
+        else {
+            continue;
+        };
+        let id = meta
+            .lines()
+            .find_map(|l| l.strip_prefix("topic_id:"))
+            .and_then(|v| v.trim().parse::<Uuid>().ok());
+        let hosted = image.topic(topic).is_some_and(|t| {
+            Some(t.id) == id
+                && t.partitions
+                    .get(&index)
+                    .is_some_and(|p| p.replicas.contains(&node))
+        });
+        if !hosted {
+            let stray = data_dir.join(format!(
+                "{name}.{}-stray",
+                id.map(|i| i.to_string()).unwrap_or_default()
+            ));
+            warn!(dir = %path.display(), to = %stray.display(), "the metadata does not place this partition on this node; setting its directory aside");
+            std::fs::rename(&path, &stray)?;
+            crate::log::checkpoint::sync_dir(data_dir)?;
+        }
+    }
+    Ok(())
+}
+
 fn open_partition(
     data_dir: &Path,
     topic: &str,
@@ -714,4 +769,74 @@ pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+    use crate::metadata::{MetadataDelta, MetadataRecord, PartitionRecord};
+
+    fn partition_dir(root: &Path, name: &str, id: Uuid) -> PathBuf {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("partition.metadata"),
+            format!("version: 0\ntopic_id: {id}\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("00000000000000000000.log"), b"data").unwrap();
+        dir
+    }
+
+    /// A directory the image does not place on this node (reassigned away,
+    /// or of an older topic with the same name) is set aside, never opened
+    /// or deleted; a hosted one stays; an interrupted deletion is finished.
+    #[test]
+    fn partitions_not_placed_here_are_set_aside_and_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let (id, old_id) = (Uuid([7; 16]), Uuid([8; 16]));
+        let mut image = MetadataImage::default();
+        let mut records = vec![MetadataRecord::Topic {
+            name: "t".into(),
+            id,
+        }];
+        for (p, replicas) in [(0, vec![1, 2]), (1, vec![2, 3]), (2, vec![1])] {
+            records.push(MetadataRecord::Partition(PartitionRecord {
+                topic_id: id,
+                partition: p,
+                leader: replicas[0],
+                isr: replicas.clone(),
+                replicas,
+                ..PartitionRecord::default()
+            }));
+        }
+        image
+            .replay_all(&records, &mut MetadataDelta::default())
+            .unwrap();
+        let hosted = partition_dir(root.path(), "t-0", id);
+        let moved_away = partition_dir(root.path(), "t-1", id);
+        let older_topic = partition_dir(root.path(), "t-2", old_id);
+        let deleting = partition_dir(root.path(), "t-3.x.1234-delete", id);
+        std::fs::create_dir_all(root.path().join("views")).unwrap();
+
+        sweep_partition_dirs(root.path(), &image, 1).unwrap();
+
+        assert!(hosted.join("00000000000000000000.log").exists());
+        assert!(!moved_away.exists() && !older_topic.exists() && !deleting.exists());
+        for (name, topic) in [("t-1", id), ("t-2", old_id)] {
+            let kept = root.path().join(format!("{name}.{topic}-stray"));
+            assert!(
+                kept.join("00000000000000000000.log").exists(),
+                "{name} not kept as {}",
+                kept.display()
+            );
+        }
+        assert!(
+            root.path().join("views").exists(),
+            "other directories are left alone"
+        );
+        // A second sweep leaves the set-aside copies as they are.
+        sweep_partition_dirs(root.path(), &image, 1).unwrap();
+        assert!(root.path().join(format!("t-1.{id}-stray")).exists());
+    }
 }

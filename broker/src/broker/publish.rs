@@ -114,7 +114,53 @@ impl Broker {
                 }
             }
         }
+        // Partitions reassigned away from this node (those of removed topics
+        // went with their topic above).
+        for (name, id, index) in &local.removed {
+            let Some(topic) = self.topic(name).filter(|t| t.id == *id) else {
+                continue;
+            };
+            let part = write(&topic.partitions).remove(index);
+            if let Some(part) = part {
+                if name == crate::group::OFFSETS_TOPIC {
+                    self.groups.drop_shard(*index);
+                }
+                self.drop_local_partition(name, *id, part).await;
+                info!(topic = %name, partition = index, "replica reassigned away; local copy deleted");
+            }
+        }
+        if !local.removed.is_empty() {
+            crate::maintenance::write_checkpoints(self);
+        }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Stop serving one local replica and delete its data: close it first, so
+    /// no append, roll or flush touches the directory after it is renamed;
+    /// then rename (atomic, so a crash cannot resurrect half a partition) and
+    /// delete in the background. Readers holding open files are unaffected.
+    async fn drop_local_partition(
+        &self,
+        name: &str,
+        id: brook_protocol::codec::Uuid,
+        p: Arc<crate::partition::Partition>,
+    ) {
+        self.replicas.unfollow(&p);
+        let index = p.index;
+        let _ = tokio::task::spawn_blocking(move || p.close()).await;
+        let dir = self.data_dir.join(format!("{name}-{index}"));
+        // Unique per removal: the partition may come back and leave again
+        // before an earlier copy is gone.
+        let doomed = self.data_dir.join(format!(
+            "{name}-{index}.{id}.{:08x}-delete",
+            rand::random::<u32>()
+        ));
+        if std::fs::rename(&dir, &doomed).is_ok() {
+            if let Err(e) = crate::log::checkpoint::sync_dir(&self.data_dir) {
+                warn!(error = %e, "fsync of the data dir after a partition rename failed");
+            }
+            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(doomed));
+        }
     }
 
     /// Follow a leadership change of an `__consumer_offsets` partition with
@@ -170,21 +216,8 @@ impl Broker {
         let Some(topic) = topic else {
             return;
         };
-        // Close first, so no append, roll or flush touches the directory after
-        // it is renamed; then rename (atomic, so a crash cannot resurrect half a
-        // partition) and delete in the background. Readers holding open files
-        // are unaffected.
         for p in topic.partitions() {
-            self.replicas.unfollow(&p);
-            let part = p.clone();
-            let _ = tokio::task::spawn_blocking(move || part.close()).await;
-            let dir = self.data_dir.join(format!("{name}-{}", p.index));
-            let doomed = self
-                .data_dir
-                .join(format!("{name}-{}.{}-delete", p.index, topic.id));
-            if std::fs::rename(&dir, &doomed).is_ok() {
-                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(doomed));
-            }
+            self.drop_local_partition(name, id, p).await;
         }
         // Drop the topic's entries from the checkpoints now, so a topic
         // re-created under the same name never inherits its offsets.

@@ -150,27 +150,7 @@ async fn elect_leaders(args: &ElectArgs, as_json: bool) -> anyhow::Result<()> {
             let mut partitions = args.partition.clone();
             if partitions.is_empty() {
                 let mut c = crate::kafka_client::Client::connect(&args.bootstrap).await?;
-                let md = c
-                    .send(
-                        &brook_protocol::messages::MetadataRequest {
-                            topics: Some(vec![
-                                brook_protocol::messages::metadata_request::MetadataRequestTopic {
-                                    name: Some(t.clone()),
-                                    ..Default::default()
-                                },
-                            ]),
-                            ..Default::default()
-                        },
-                        12,
-                    )
-                    .await?;
-                let topic = md
-                    .topics
-                    .iter()
-                    .find(|x| x.name.as_deref() == Some(t))
-                    .filter(|x| x.error_code == 0)
-                    .ok_or_else(|| anyhow!("topic {t} does not exist"))?;
-                partitions = topic.partitions.iter().map(|p| p.partition_index).collect();
+                partitions = super::topic::partition_indexes(&mut c, t).await?;
             }
             Some(vec![TopicPartitions {
                 topic: t.clone(),

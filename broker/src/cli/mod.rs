@@ -18,6 +18,7 @@ mod group;
 mod pipe;
 mod produce;
 mod quota;
+mod reassign;
 mod serve;
 mod topic;
 mod view;

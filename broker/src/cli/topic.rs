@@ -1,4 +1,4 @@
-//! `brook topic create|list|describe|delete|alter-config`.
+//! `brook topic create|list|describe|delete|alter-config|reassign|reassignments`.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +59,11 @@ enum TopicCommand {
     },
     /// Delete a topic and its data.
     Delete { name: String },
+    /// Move partitions to new replica lists, or cancel such a move
+    /// (AlterPartitionReassignments).
+    Reassign(super::reassign::ReassignArgs),
+    /// List ongoing reassignments, of one topic or all.
+    Reassignments { name: Option<String> },
     /// Set or delete topic config overrides.
     AlterConfig {
         name: String,
@@ -102,8 +107,35 @@ pub(super) fn run(args: TopicArgs) -> anyhow::Result<()> {
             TopicCommand::AlterConfig { name, set, delete } => {
                 alter(&mut client, args.json, &name, &set, &delete).await
             }
+            TopicCommand::Reassign(r) => super::reassign::reassign(&mut client, args.json, r).await,
+            TopicCommand::Reassignments { name } => {
+                super::reassign::list(&mut client, args.json, name.as_deref()).await
+            }
         }
     })
+}
+
+/// The partition indexes of `topic`, from Metadata.
+pub(super) async fn partition_indexes(c: &mut Client, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let md = c
+        .send(
+            &MetadataRequest {
+                topics: Some(vec![MetadataRequestTopic {
+                    name: Some(topic.to_owned()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            12,
+        )
+        .await?;
+    let t = md
+        .topics
+        .iter()
+        .find(|x| x.name.as_deref() == Some(topic))
+        .filter(|x| x.error_code == 0)
+        .ok_or_else(|| anyhow::anyhow!("topic {topic} does not exist"))?;
+    Ok(t.partitions.iter().map(|p| p.partition_index).collect())
 }
 
 fn parse_kv(s: &str) -> anyhow::Result<(String, String)> {

@@ -326,18 +326,12 @@ impl Core {
             } => {
                 let (records, results) =
                     decisions::elect_leaders(image, unclean, partitions.as_deref());
-                (
-                    records,
-                    ReplyBody::Elections(
-                        results
-                            .into_iter()
-                            .map(|(t, p, r)| match r {
-                                Ok(()) => (t, p, 0, None),
-                                Err(e) => (t, p, e.code(), e.message()),
-                            })
-                            .collect(),
-                    ),
-                )
+                (records, ReplyBody::Elections(wire_results(results)))
+            }
+            ControllerRequest::AlterReassignments { partitions } => {
+                let (records, results) =
+                    super::reassign::alter_reassignments(image, config, &partitions);
+                (records, ReplyBody::Reassignments(wire_results(results)))
             }
             ControllerRequest::PutView(def) => match image.views.get(&def.name) {
                 Some(old) if *old == def => (Vec::new(), ReplyBody::Changed(false)),
@@ -450,4 +444,17 @@ pub(super) async fn fence_timer(core: Weak<Core>) {
         };
         core.fence_expired().await;
     }
+}
+
+/// Per-partition outcomes as (topic, partition, error code, message).
+fn wire_results(
+    results: Vec<(String, i32, Result<(), BrokerError>)>,
+) -> Vec<(String, i32, i16, Option<String>)> {
+    results
+        .into_iter()
+        .map(|(t, p, r)| match r {
+            Ok(()) => (t, p, 0, None),
+            Err(e) => (t, p, e.code(), e.message()),
+        })
+        .collect()
 }

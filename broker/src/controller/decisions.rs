@@ -38,7 +38,7 @@ fn usable(image: &MetadataImage) -> Vec<&BrokerRegistration> {
         .collect()
 }
 
-fn is_usable(image: &MetadataImage, id: i32) -> bool {
+pub(super) fn is_usable(image: &MetadataImage, id: i32) -> bool {
     image
         .brokers
         .get(&id)
@@ -200,6 +200,7 @@ pub(crate) fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<i32>) 
         elr: Vec::new(),
         leader_epoch: 0,
         partition_epoch: 0,
+        ..PartitionRecord::default()
     })
 }
 
@@ -396,7 +397,7 @@ fn min_isr(image: &MetadataImage, config: &BrokerConfig, topic: &str) -> usize {
 /// while the ISR is below min ISR, members that leave it stay eligible (the
 /// HW did not advance without them); once the ISR is back at min ISR, the
 /// ELR is empty.
-fn eligible_after(
+pub(super) fn eligible_after(
     image: &MetadataImage,
     config: &BrokerConfig,
     topic: &str,
@@ -492,6 +493,13 @@ pub fn alter_partition(
                 .find(|r| !p.isr.contains(r) && !is_usable(image, **r))
             {
                 return Err(BrokerError::IneligibleReplica(*r));
+            }
+            if let Some(done) = super::reassign::completion(image, config, &topic.name, p, &c.isr) {
+                return Ok(Some(MetadataRecord::PartitionChange(PartitionChange {
+                    topic_id,
+                    partition: c.partition,
+                    ..done
+                })));
             }
             if c.isr == p.isr {
                 return Ok(None);

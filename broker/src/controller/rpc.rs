@@ -89,6 +89,11 @@ pub enum ControllerRequest {
         unclean: bool,
         partitions: Option<Vec<(String, Vec<i32>)>>,
     },
+    /// AlterPartitionReassignments: per (topic, partition), the target
+    /// replicas, or `None` to cancel.
+    AlterReassignments {
+        partitions: Vec<(String, i32, Option<Vec<i32>>)>,
+    },
     PutView(brook_views::ViewDef),
     RemoveView {
         name: String,
@@ -139,6 +144,8 @@ pub enum ReplyBody {
     IsrResults(Vec<Option<WireError>>),
     /// Per partition of an ElectLeaders: (topic, partition, error code, message).
     Elections(Vec<(String, i32, i16, Option<String>)>),
+    /// Per partition of an AlterPartitionReassignments, as for `Elections`.
+    Reassignments(Vec<(String, i32, i16, Option<String>)>),
 }
 
 /// A controller reply.

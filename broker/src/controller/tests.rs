@@ -401,3 +401,224 @@ fn seeded_controller_simulation_keeps_partition_invariants() {
         }
     }
 }
+
+/// The leader of `t`-0 proposes `isr` (AlterPartition), as its ISR task would.
+fn propose_isr(image: &mut MetadataImage, config: &BrokerConfig, t: Uuid, isr: Vec<i32>) {
+    let p = image.partition(&t, 0).unwrap().clone();
+    let change = super::rpc::IsrChange {
+        topic_id: t.to_string(),
+        partition: 0,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        isr,
+    };
+    let (records, results) = decisions::alter_partition(image, config, p.leader, 1, &[change])
+        .expect("current broker epoch");
+    assert!(results[0].is_ok(), "{results:?}");
+    apply(image, &records);
+}
+
+fn reassign(
+    image: &MetadataImage,
+    target: Option<Vec<i32>>,
+) -> (Vec<MetadataRecord>, Result<(), BrokerError>) {
+    let config = BrokerConfig::default();
+    let (records, mut results) =
+        super::reassign::alter_reassignments(image, &config, &[("t".into(), 0, target)]);
+    (records, results.remove(0).2)
+}
+
+#[test]
+fn a_reassignment_grows_the_replicas_then_completes_once_the_target_is_in_sync() {
+    let config = BrokerConfig::default();
+    let mut image = cluster(&[None, None, None, None]);
+    let t = add_topic(&mut image, "t", 1, 1, 2);
+    let before = image.partition(&t, 0).unwrap().clone();
+    let target: Vec<i32> = (1..=4).filter(|b| !before.replicas.contains(b)).collect();
+    let (records, r) = reassign(&image, Some(target.clone()));
+    r.unwrap();
+    apply(&mut image, &records);
+    let grown = image.partition(&t, 0).unwrap().clone();
+    let mut expected = target.clone();
+    expected.extend(&before.replicas);
+    assert_eq!(
+        grown.replicas, expected,
+        "target first, then the old replicas"
+    );
+    assert_eq!(grown.adding, target);
+    assert_eq!(grown.removing, before.replicas);
+    assert_eq!(
+        grown.isr, before.isr,
+        "the ISR does not change until replicas catch up"
+    );
+    assert_eq!(grown.leader, before.leader);
+    assert_eq!(grown.leader_epoch, before.leader_epoch);
+
+    // One new replica in sync: not done yet.
+    let mut isr = before.isr.clone();
+    isr.push(target[0]);
+    propose_isr(&mut image, &config, t, isr.clone());
+    let half = image.partition(&t, 0).unwrap().clone();
+    assert!(half.reassigning());
+    assert_eq!(half.isr, isr);
+
+    // Both in sync: completed in the same change, leadership handed over.
+    isr.push(target[1]);
+    propose_isr(&mut image, &config, t, isr);
+    let done = image.partition(&t, 0).unwrap().clone();
+    assert!(!done.reassigning());
+    assert_eq!(done.replicas, target);
+    assert_eq!(done.isr, target);
+    assert_eq!(
+        done.leader, target[0],
+        "the first in-sync target replica leads"
+    );
+    assert_eq!(done.leader_epoch, before.leader_epoch + 1);
+    // Nothing left to list.
+    assert!(super::reassign::ongoing(&image, None).is_empty());
+}
+
+#[test]
+fn a_target_already_in_sync_completes_at_once_and_keeps_its_leader() {
+    let mut image = cluster(&[None, None, None]);
+    let t = add_topic(&mut image, "t", 1, 1, 3);
+    let before = image.partition(&t, 0).unwrap().clone();
+    let target = vec![before.leader, before.replicas[1]];
+    let (records, r) = reassign(&image, Some(target.clone()));
+    r.unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    apply(&mut image, &records);
+    let after = image.partition(&t, 0).unwrap();
+    assert_eq!(after.replicas, target);
+    assert_eq!(after.isr, target);
+    assert_eq!(after.leader, before.leader);
+    assert_eq!(
+        after.leader_epoch, before.leader_epoch,
+        "no new leader, no new epoch"
+    );
+    assert!(!after.reassigning());
+    // The same target again is nothing to do.
+    let (records, r) = reassign(&image, Some(target));
+    r.unwrap();
+    assert!(records.is_empty());
+}
+
+#[test]
+fn cancelling_reverts_to_the_original_replicas() {
+    let config = BrokerConfig::default();
+    let mut image = cluster(&[None, None, None, None]);
+    let t = add_topic(&mut image, "t", 1, 1, 2);
+    let before = image.partition(&t, 0).unwrap().clone();
+    let (_, r) = reassign(&image, None);
+    assert!(
+        matches!(r, Err(BrokerError::NoReassignmentInProgress)),
+        "{r:?}"
+    );
+    let target: Vec<i32> = (1..=4).filter(|b| !before.replicas.contains(b)).collect();
+    let (records, r) = reassign(&image, Some(target.clone()));
+    r.unwrap();
+    apply(&mut image, &records);
+    // One added replica caught up before the cancel.
+    let mut isr = before.isr.clone();
+    isr.push(target[0]);
+    propose_isr(&mut image, &config, t, isr);
+    let (records, r) = reassign(&image, None);
+    r.unwrap();
+    apply(&mut image, &records);
+    let after = image.partition(&t, 0).unwrap();
+    assert!(!after.reassigning());
+    assert_eq!(after.replicas, before.replicas);
+    assert_eq!(after.isr, before.isr, "added replicas leave the ISR");
+    assert_eq!(after.leader, before.leader);
+}
+
+#[test]
+fn bad_targets_are_refused_per_partition() {
+    let mut image = cluster(&[None, None, None]);
+    add_topic(&mut image, "t", 1, 1, 2);
+    for (target, what) in [
+        (vec![], "empty"),
+        (vec![1, 1], "twice"),
+        (vec![1, 9], "not registered"),
+    ] {
+        let (records, r) = reassign(&image, Some(target));
+        assert!(records.is_empty());
+        match r {
+            Err(BrokerError::InvalidReplicaAssignment(m)) => assert!(m.contains(what), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let config = BrokerConfig::default();
+    let (_, results) = super::reassign::alter_reassignments(
+        &image,
+        &config,
+        &[
+            ("t".into(), 5, Some(vec![1])),
+            ("nope".into(), 0, Some(vec![1])),
+        ],
+    );
+    assert!(results
+        .iter()
+        .all(|r| matches!(r.2, Err(BrokerError::UnknownTopicOrPartition))));
+}
+
+/// Seeded: random reassignments, cancels and ISR changes never leave a
+/// partition with an ISR outside its replicas, a leader outside its ISR, or
+/// a completed reassignment with replicas other than its target.
+#[test]
+fn seeded_reassignments_keep_the_partition_consistent() {
+    let config = BrokerConfig::default();
+    for seed in 0..200u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut image = cluster(&[None, None, None, None, None]);
+        let t = add_topic(&mut image, "t", 1, 1, 3);
+        for _ in 0..30 {
+            let p = image.partition(&t, 0).unwrap().clone();
+            match rng.random_range(0..3) {
+                0 => {
+                    let mut all: Vec<i32> = (1..=5).collect();
+                    let n = rng.random_range(1..=4);
+                    let mut target = Vec::new();
+                    for _ in 0..n {
+                        target.push(all.remove(rng.random_range(0..all.len())));
+                    }
+                    let (records, r) = reassign(&image, Some(target.clone()));
+                    r.unwrap();
+                    apply(&mut image, &records);
+                    let now = image.partition(&t, 0).unwrap();
+                    assert_eq!(now.target_replicas(), target, "seed {seed}");
+                }
+                1 => {
+                    let (records, r) = reassign(&image, None);
+                    assert_eq!(r.is_ok(), p.reassigning(), "seed {seed}");
+                    apply(&mut image, &records);
+                }
+                _ => {
+                    // A replica catches up (or the leader proposes what it has).
+                    let mut isr = p.isr.clone();
+                    if let Some(r) = p.replicas.iter().find(|r| !isr.contains(r)) {
+                        isr.push(*r);
+                    }
+                    if p.leader >= 0 {
+                        propose_isr(&mut image, &config, t, isr);
+                    }
+                }
+            }
+            let now = image.partition(&t, 0).unwrap();
+            assert!(
+                now.isr.iter().all(|r| now.replicas.contains(r)),
+                "seed {seed}: {now:?}"
+            );
+            assert!(now.isr.contains(&now.leader), "seed {seed}: {now:?}");
+            assert!(
+                now.adding.iter().all(|r| now.replicas.contains(r)),
+                "seed {seed}: {now:?}"
+            );
+            assert!(
+                now.removing.iter().all(|r| now.replicas.contains(r)),
+                "seed {seed}: {now:?}"
+            );
+            assert!(!now.isr.is_empty(), "seed {seed}");
+        }
+    }
+}

@@ -39,6 +39,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod reassignments;
 mod sync_group;
 
 use std::sync::Arc;
@@ -90,6 +91,8 @@ pub fn implemented(key: ApiKey) -> bool {
         | ApiKey::ListGroups
         | ApiKey::DeleteGroups
         | ApiKey::ElectLeaders
+        | ApiKey::AlterPartitionReassignments
+        | ApiKey::ListPartitionReassignments
         | ApiKey::OffsetDelete
         | ApiKey::DescribeClientQuotas
         | ApiKey::AlterClientQuotas => true,
@@ -250,6 +253,8 @@ pub async fn dispatch(
         RequestBody::DeleteGroups(r) => delete_groups::handle(&ctx, r).await,
         RequestBody::OffsetDelete(r) => offset_delete::handle(&ctx, r).await,
         RequestBody::ElectLeaders(r) => elect_leaders::handle(&ctx, r).await,
+        RequestBody::AlterPartitionReassignments(r) => reassignments::alter(&ctx, r).await,
+        RequestBody::ListPartitionReassignments(r) => reassignments::list(&ctx, r),
         RequestBody::DescribeClientQuotas(r) => describe_client_quotas::handle(&ctx, r),
         RequestBody::AlterClientQuotas(r) => alter_client_quotas::handle(&ctx, r).await,
         _ => Reply::Close,

@@ -325,5 +325,11 @@ fn apply_change(p: &mut PartitionRecord, c: &PartitionChange) {
     if let Some(replicas) = &c.replicas {
         p.replicas.clone_from(replicas);
     }
+    if let Some(adding) = &c.adding {
+        p.adding.clone_from(adding);
+    }
+    if let Some(removing) = &c.removing {
+        p.removing.clone_from(removing);
+    }
     p.partition_epoch += 1;
 }

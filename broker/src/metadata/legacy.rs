@@ -94,6 +94,7 @@ impl LegacyImage {
                     leader: node,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    ..PartitionRecord::default()
                 }));
             }
             for (k, v) in &t.configs {

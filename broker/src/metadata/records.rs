@@ -61,10 +61,11 @@ pub struct BrokerRegistration {
 }
 
 /// A partition's full state (Kafka's PartitionRecord).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PartitionRecord {
     pub topic_id: Uuid,
     pub partition: i32,
+    /// Every replica, including those a reassignment is adding or removing.
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     /// Eligible leader replicas (KIP-966).
@@ -73,6 +74,27 @@ pub struct PartitionRecord {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Replicas an ongoing reassignment adds (KIP-455); empty when none is.
+    pub adding: Vec<i32>,
+    /// Replicas an ongoing reassignment removes once the others are in sync.
+    pub removing: Vec<i32>,
+}
+
+impl PartitionRecord {
+    /// Whether a reassignment is under way.
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replicas the partition will have once its reassignment completes
+    /// (today's replicas when none is under way).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing.contains(r))
+            .collect()
+    }
 }
 
 /// A change to a partition; `None` fields are unchanged (Kafka's
@@ -86,6 +108,8 @@ pub struct PartitionChange {
     pub isr: Option<Vec<i32>>,
     pub elr: Option<Vec<i32>>,
     pub replicas: Option<Vec<i32>>,
+    pub adding: Option<Vec<i32>>,
+    pub removing: Option<Vec<i32>>,
 }
 
 /// What a config record applies to.
@@ -215,8 +239,14 @@ const VIEW: u8 = 12;
 const REMOVE_VIEW: u8 = 13;
 const CLIENT_QUOTA: u8 = 14;
 
-/// The highest version of each kind this build writes and reads.
-const VERSION: u8 = 0;
+/// The highest version of `kind` this build reads. Partition and
+/// PartitionChange v1 add the reassignment's adding and removing replicas.
+fn max_version(kind: u8) -> u8 {
+    match kind {
+        PARTITION | PARTITION_CHANGE => 1,
+        _ => 0,
+    }
+}
 
 impl MetadataRecord {
     fn kind(&self) -> u8 {
@@ -238,10 +268,22 @@ impl MetadataRecord {
         }
     }
 
+    /// The version this record is written in: the lowest that carries all
+    /// of it, so a cluster that never reassigns stays readable by older
+    /// brooks.
+    fn version(&self) -> u8 {
+        match self {
+            Self::Partition(p) if p.reassigning() => 1,
+            Self::PartitionChange(c) if c.adding.is_some() || c.removing.is_some() => 1,
+            _ => 0,
+        }
+    }
+
     /// Append this record's encoding to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
+        let version = self.version();
         out.put_u8(self.kind());
-        out.put_u8(VERSION);
+        out.put_u8(version);
         match self {
             Self::RegisterBroker(b) => {
                 out.put_i32(b.id);
@@ -277,6 +319,10 @@ impl MetadataRecord {
                 out.put_i32(p.leader);
                 out.put_i32(p.leader_epoch);
                 out.put_i32(p.partition_epoch);
+                if version >= 1 {
+                    put_ids(out, Some(&p.adding));
+                    put_ids(out, Some(&p.removing));
+                }
             }
             Self::PartitionChange(c) => {
                 out.put_slice(&c.topic_id.0);
@@ -291,6 +337,10 @@ impl MetadataRecord {
                 put_ids(out, c.isr.as_deref());
                 put_ids(out, c.elr.as_deref());
                 put_ids(out, c.replicas.as_deref());
+                if version >= 1 {
+                    put_ids(out, c.adding.as_deref());
+                    put_ids(out, c.removing.as_deref());
+                }
             }
             Self::RemoveTopic { id } => out.put_slice(&id.0),
             Self::Config {
@@ -356,11 +406,11 @@ impl MetadataRecord {
         if kind == 0 || kind > CLIENT_QUOTA {
             return Err(RecordDecodeError::UnknownKind(kind));
         }
-        if version > VERSION {
+        if version > max_version(kind) {
             return Err(RecordDecodeError::UnknownVersion {
                 kind,
                 version,
-                max: VERSION,
+                max: max_version(kind),
             });
         }
         Ok(match kind {
@@ -402,16 +452,24 @@ impl MetadataRecord {
                 name: codec::read_string(buf, true)?,
                 id: codec::read_uuid(buf)?,
             },
-            PARTITION => Self::Partition(PartitionRecord {
-                topic_id: codec::read_uuid(buf)?,
-                partition: codec::read_i32(buf)?,
-                replicas: read_ids(buf)?.unwrap_or_default(),
-                isr: read_ids(buf)?.unwrap_or_default(),
-                elr: read_ids(buf)?.unwrap_or_default(),
-                leader: codec::read_i32(buf)?,
-                leader_epoch: codec::read_i32(buf)?,
-                partition_epoch: codec::read_i32(buf)?,
-            }),
+            PARTITION => {
+                let mut p = PartitionRecord {
+                    topic_id: codec::read_uuid(buf)?,
+                    partition: codec::read_i32(buf)?,
+                    replicas: read_ids(buf)?.unwrap_or_default(),
+                    isr: read_ids(buf)?.unwrap_or_default(),
+                    elr: read_ids(buf)?.unwrap_or_default(),
+                    leader: codec::read_i32(buf)?,
+                    leader_epoch: codec::read_i32(buf)?,
+                    partition_epoch: codec::read_i32(buf)?,
+                    ..PartitionRecord::default()
+                };
+                if version >= 1 {
+                    p.adding = read_ids(buf)?.unwrap_or_default();
+                    p.removing = read_ids(buf)?.unwrap_or_default();
+                }
+                Self::Partition(p)
+            }
             PARTITION_CHANGE => {
                 let topic_id = codec::read_uuid(buf)?;
                 let partition = codec::read_i32(buf)?;
@@ -420,14 +478,20 @@ impl MetadataRecord {
                 } else {
                     None
                 };
-                Self::PartitionChange(PartitionChange {
+                let mut c = PartitionChange {
                     topic_id,
                     partition,
                     leader,
                     isr: read_ids(buf)?,
                     elr: read_ids(buf)?,
                     replicas: read_ids(buf)?,
-                })
+                    ..PartitionChange::default()
+                };
+                if version >= 1 {
+                    c.adding = read_ids(buf)?;
+                    c.removing = read_ids(buf)?;
+                }
+                Self::PartitionChange(c)
             }
             REMOVE_TOPIC => Self::RemoveTopic {
                 id: codec::read_uuid(buf)?,

@@ -45,37 +45,52 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
         (0..4i32, 0..3i64).prop_map(|(id, epoch)| MetadataRecord::UnfenceBroker { id, epoch }),
         (0..4i32, 0..3i64).prop_map(|(id, epoch)| MetadataRecord::UnregisterBroker { id, epoch }),
         (name.clone(), 1..4u8).prop_map(|(name, id)| MetadataRecord::Topic { name, id: uuid(id) }),
-        (1..4u8, 0..3i32, ids(), ids(), -1..4i32, 0..5i32).prop_map(
-            |(t, partition, replicas, isr, leader, epoch)| {
-                MetadataRecord::Partition(PartitionRecord {
-                    topic_id: uuid(t),
-                    partition,
-                    replicas,
-                    isr,
-                    elr: Vec::new(),
-                    leader,
-                    leader_epoch: epoch,
-                    partition_epoch: epoch,
-                })
-            }
-        ),
+        (
+            (1..4u8, 0..3i32, ids(), ids(), -1..4i32, 0..5i32),
+            (ids(), ids())
+        )
+            .prop_map(
+                |((t, partition, replicas, isr, leader, epoch), (adding, removing))| {
+                    MetadataRecord::Partition(PartitionRecord {
+                        topic_id: uuid(t),
+                        partition,
+                        replicas,
+                        isr,
+                        elr: Vec::new(),
+                        leader,
+                        leader_epoch: epoch,
+                        partition_epoch: epoch,
+                        adding,
+                        removing,
+                    })
+                }
+            ),
         (
             1..4u8,
             0..3i32,
             proptest::option::of(-1..4i32),
             proptest::option::of(ids()),
-            proptest::option::of(ids())
+            proptest::option::of(ids()),
+            (
+                proptest::option::of(ids()),
+                proptest::option::of(ids()),
+                proptest::option::of(ids())
+            )
         )
-            .prop_map(|(t, partition, leader, isr, elr)| {
-                MetadataRecord::PartitionChange(PartitionChange {
-                    topic_id: uuid(t),
-                    partition,
-                    leader,
-                    isr,
-                    elr,
-                    replicas: None,
-                })
-            }),
+            .prop_map(
+                |(t, partition, leader, isr, elr, (replicas, adding, removing))| {
+                    MetadataRecord::PartitionChange(PartitionChange {
+                        topic_id: uuid(t),
+                        partition,
+                        leader,
+                        isr,
+                        elr,
+                        replicas,
+                        adding,
+                        removing,
+                    })
+                }
+            ),
         (1..4u8).prop_map(|t| MetadataRecord::RemoveTopic { id: uuid(t) }),
         (
             name,
@@ -240,6 +255,7 @@ fn removing_a_topic_drops_its_configs_and_reports_its_partitions() {
                     leader: 1,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    ..PartitionRecord::default()
                 }),
                 MetadataRecord::Config {
                     resource: ConfigResource::Topic("t".into()),
@@ -288,6 +304,7 @@ fn a_leader_change_bumps_both_epochs_and_an_isr_change_only_the_partition_epoch(
                 leader: 1,
                 leader_epoch: 3,
                 partition_epoch: 7,
+                ..PartitionRecord::default()
             }),
             &mut d,
         )
@@ -387,4 +404,50 @@ fn an_unsorted_quota_entity_is_refused() {
         value: Some(QuotaValue(1.0)),
     };
     assert!(decode_batch(encode_batch(&[record])).is_err());
+}
+
+/// Partition records carry the reassignment fields only in version 1, and
+/// only when a reassignment is under way, so a cluster that never reassigns
+/// writes nothing an older brook cannot read.
+#[test]
+fn reassignment_fields_need_version_1_only_when_set() {
+    let plain = PartitionRecord {
+        topic_id: uuid(1),
+        replicas: vec![1, 2],
+        isr: vec![1, 2],
+        leader: 1,
+        ..PartitionRecord::default()
+    };
+    let moving = PartitionRecord {
+        replicas: vec![3, 1, 2],
+        adding: vec![3],
+        removing: vec![2],
+        ..plain.clone()
+    };
+    for (rec, version) in [
+        (MetadataRecord::Partition(plain), 0u8),
+        (MetadataRecord::Partition(moving), 1),
+        (
+            MetadataRecord::PartitionChange(PartitionChange {
+                topic_id: uuid(1),
+                isr: Some(vec![1]),
+                ..PartitionChange::default()
+            }),
+            0,
+        ),
+        (
+            MetadataRecord::PartitionChange(PartitionChange {
+                topic_id: uuid(1),
+                adding: Some(Vec::new()),
+                ..PartitionChange::default()
+            }),
+            1,
+        ),
+    ] {
+        let mut out = bytes::BytesMut::new();
+        rec.encode(&mut out);
+        assert_eq!(out[1], version, "{rec:?}");
+        let mut bytes = out.freeze();
+        assert_eq!(MetadataRecord::decode(&mut bytes).unwrap(), rec);
+    }
 }

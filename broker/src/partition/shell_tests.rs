@@ -22,6 +22,7 @@ fn record(leader: i32, epoch: i32) -> PartitionRecord {
         leader,
         leader_epoch: epoch,
         partition_epoch: epoch,
+        ..PartitionRecord::default()
     }
 }
 
