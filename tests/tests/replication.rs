@@ -4,7 +4,11 @@
 //!
 //! Every test checks the same promise after its fault: each acknowledged
 //! record is read back exactly once, at the offset it was acknowledged at,
-//! with its value; nothing unacknowledged appears twice.
+//! with its value; nothing unacknowledged appears twice. Where the fault
+//! runs under load, a live consumer also reads throughout: its offsets never
+//! go backwards, it never loses its place (librdkafka's truncation and
+//! out-of-range errors fail the test), and every record it read is still
+//! there afterwards with the same value.
 //!
 //! Each test takes its own port range (`BASE_*`, 200 ports apart, 24000 and
 //! up) so that nextest may run them in parallel. `replica.lag.time.max.ms`
@@ -183,7 +187,7 @@ fn leader_fault(
     let before = wait_isr(c, &c.bootstrap(), 3)?;
     let leader = before[&0].0;
     let bootstrap = c.bootstrap_of(other_than(c, leader)?)?;
-    let (delivered, sent) = produce_during(c, 2_000, Some(0), |c| {
+    let (delivered, sent, seen) = produce_during(c, 2_000, Some(0), |c| {
         fault(c, leader)?;
         let moved = wait_until("another replica leads partition 0", WAIT, || {
             Ok(layout(&bootstrap)?
@@ -194,7 +198,7 @@ fn leader_fault(
         moved
     })?;
     wait_isr(c, &bootstrap, 3)?;
-    check_acknowledged(&bootstrap, &delivered, sent)
+    check_run(&bootstrap, &delivered, sent, &seen)
 }
 
 fn record(i: usize) -> TestRecord {
@@ -209,10 +213,29 @@ fn record(i: usize) -> TestRecord {
 /// each acknowledged record exactly once, at its acknowledged offset; no
 /// value twice anywhere.
 fn check_acknowledged(bootstrap: &str, delivered: &[Delivered], produced: usize) -> Result<()> {
+    check_run(bootstrap, delivered, produced, &[])
+}
+
+/// What a live consumer read during a fault: (partition, offset, value).
+type Seen = Vec<(i32, i64, Vec<u8>)>;
+
+/// [`check_acknowledged`], and every record a live consumer read during the
+/// fault is still there with the same value (no offset whose value changes:
+/// a consumer never saw a record that was later truncated).
+fn check_run(
+    bootstrap: &str,
+    delivered: &[Delivered],
+    produced: usize,
+    live: &[(i32, i64, Vec<u8>)],
+) -> Result<()> {
     let mut ends: HashMap<i32, i64> = (0..PARTITIONS).map(|p| (p, 0)).collect();
     for d in delivered {
         let e = ends.entry(d.partition).or_default();
         *e = (*e).max(d.offset + 1);
+    }
+    for (p, offset, _) in live {
+        let e = ends.entry(*p).or_default();
+        *e = (*e).max(offset + 1);
     }
     let cons = consumer(bootstrap, &[])?;
     let got = consume_until(&cons, TOPIC, &ends)?;
@@ -236,6 +259,16 @@ fn check_acknowledged(bootstrap: &str, delivered: &[Delivered], produced: usize)
                 );
             }
             at.insert((*p, r.offset), v);
+        }
+    }
+    for (p, offset, v) in live {
+        match at.get(&(*p, *offset)) {
+            Some(now) if now == v => {}
+            now => bail!(
+                "a live consumer read {} at ({p}, {offset}); it now reads {:?}",
+                String::from_utf8_lossy(v),
+                now.map(|n| String::from_utf8_lossy(n).into_owned())
+            ),
         }
     }
     for d in delivered {
@@ -266,51 +299,45 @@ fn check_acknowledged(bootstrap: &str, delivered: &[Delivered], produced: usize)
 }
 
 /// kill -9 the leader of partition 0 while an idempotent acks=all producer
-/// is sending: the producer rides through the leader change, nothing
-/// acknowledged is lost or duplicated, and the killed node rejoins every
-/// ISR after a restart (truncating whatever it had not committed).
+/// sends to every partition and a live consumer reads: the producer rides
+/// through the leader change, nothing acknowledged is lost or duplicated,
+/// the consumer never reads a record that is later gone, and the killed
+/// node rejoins every ISR after a restart (truncating whatever it had not
+/// committed).
 #[test]
 fn kill_the_leader_under_load() -> Result<()> {
-    const N: usize = 30_000;
     with_cluster(BASE_KILL_LEADER, |c, rt| {
         create_topic(rt, &c.bootstrap(), "2")?;
         let before = wait_isr(c, &c.bootstrap(), 3)?;
         let victim = before[&0].0;
-        let p = Arc::new(producer(
-            &c.bootstrap(),
-            &[("enable.idempotence", "true"), ("linger.ms", "2")],
-        )?);
-        let sender = p.clone();
-        let sending =
-            std::thread::spawn(move || produce_all(&sender, TOPIC, N, |i| (None, record(i))));
-        wait_until("a third of the records acknowledged", WAIT, || {
-            Ok(p.context().acked() >= N / 3)
-        })?;
-        c.kill9(victim)?;
-        let delivered = sending
-            .join()
-            .map_err(|_| anyhow!("producer thread panicked"))??;
-        p.flush(Duration::from_secs(30))?;
         let survivor = other_than(c, victim)?;
-        let after = wait_isr(c, &c.bootstrap_of(survivor)?, 2)?;
-        ensure!(
-            after
-                .values()
-                .all(|(l, isr)| *l != victim && !isr.contains(&victim)),
-            "the killed node still leads or is in sync: {after:?}"
-        );
-        check_acknowledged(&c.bootstrap_of(survivor)?, &delivered, N)?;
+        let bootstrap = c.bootstrap_of(survivor)?;
+        let (delivered, sent, seen) = produce_during(c, 10_000, None, |c| {
+            c.kill9(victim)?;
+            let after = wait_isr(c, &bootstrap, 2)?;
+            ensure!(
+                after
+                    .values()
+                    .all(|(l, isr)| *l != victim && !isr.contains(&victim)),
+                "the killed node still leads or is in sync: {after:?}"
+            );
+            Ok(())
+        })?;
+        check_run(&bootstrap, &delivered, sent, &seen)?;
         c.restart(victim)?;
-        wait_isr(c, &c.bootstrap_of(survivor)?, 3)?;
-        // Read everything from the restarted node's point of view too: it
-        // leads nothing yet, so clients are sent to the leaders.
-        check_acknowledged(&c.bootstrap_of(victim)?, &delivered, N)
+        wait_isr(c, &bootstrap, 3)?;
+        // The restarted node's copy, read where it leads again (it was
+        // partition 0's preferred replica).
+        brook_cli(&bootstrap, &["cluster", "elect-leaders", "--topic", TOPIC])?;
+        wait_until("the restarted node leads partition 0 again", WAIT, || {
+            Ok(layout(&bootstrap)?
+                .get(&0)
+                .is_some_and(|(l, _)| *l == victim))
+        })?;
+        check_run(&c.bootstrap_of(victim)?, &delivered, sent, &seen)
     })
 }
 
-/// SIGSTOP a follower: after `replica.lag.time.max.ms` it leaves the ISR
-/// and acks=all writes go on with two replicas; after SIGCONT it catches up
-/// and joins again.
 #[test]
 fn a_paused_follower_leaves_and_rejoins_the_isr() -> Result<()> {
     const N: usize = 5_000;
@@ -523,16 +550,78 @@ fn a_consumer_group_rides_through_a_coordinator_failover() -> Result<()> {
     })
 }
 
+/// A consumer that reads every partition of [`TOPIC`] from the start until
+/// `stop`, as a live application would through a fault. Fails on an offset
+/// that goes backwards within a partition, and on the errors librdkafka
+/// reports when what it read is no longer in the log (`auto.offset.reset`
+/// is `error`, so a truncation or an out-of-range position surfaces instead
+/// of a silent reset). Retriable errors (a leader moving, a node down) are
+/// what a fault causes and are skipped.
+fn live_consumer(
+    bootstrap: &str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<std::thread::JoinHandle<Result<Seen>>> {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
+    use std::sync::atomic::Ordering;
+    let cons = consumer(
+        bootstrap,
+        &[
+            ("auto.offset.reset", "error"),
+            ("topic.metadata.refresh.interval.ms", "1000"),
+        ],
+    )?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)?;
+    }
+    cons.assign(&tpl)?;
+    Ok(std::thread::spawn(move || -> Result<Seen> {
+        let mut seen = Seen::new();
+        let mut last: HashMap<i32, i64> = HashMap::new();
+        while !stop.load(Ordering::Acquire) {
+            match cons.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(m)) => {
+                    let (p, offset) = (m.partition(), m.offset());
+                    let before = last.insert(p, offset).unwrap_or(-1);
+                    ensure!(
+                        offset > before,
+                        "the live consumer went from offset {before} back to {offset} in partition {p}"
+                    );
+                    seen.push((p, offset, m.payload().unwrap_or_default().to_vec()));
+                }
+                Some(Err(e)) => {
+                    let code = match &e {
+                        KafkaError::MessageConsumption(c) | KafkaError::Global(c) => Some(*c),
+                        _ => None,
+                    };
+                    if matches!(
+                        code,
+                        Some(Code::AutoOffsetReset | Code::LogTruncation | Code::OffsetOutOfRange)
+                    ) {
+                        bail!(
+                            "the live consumer lost its place after reading {} records: {e}",
+                            seen.len()
+                        );
+                    }
+                }
+            }
+        }
+        Ok(seen)
+    }))
+}
+
 /// Produce records on a thread with an idempotent acks=all producer from
 /// before `during` starts (once `min` are acknowledged) until after it ends,
-/// so the fault happens under load. Returns (deliveries, records sent); any
-/// failed delivery is an error (clients may see only retriable errors).
+/// so the fault happens under load, while a [`live_consumer`] reads. Returns
+/// (deliveries, records sent, what the consumer read); any failed delivery
+/// is an error (clients may see only retriable errors).
 fn produce_during(
     c: &mut Cluster,
     min: usize,
     partition: Option<i32>,
     during: impl FnOnce(&mut Cluster) -> Result<()>,
-) -> Result<(Vec<Delivered>, usize)> {
+) -> Result<(Vec<Delivered>, usize, Seen)> {
     use rdkafka::producer::BaseRecord;
     use std::sync::atomic::{AtomicBool, Ordering};
     let p = Arc::new(producer(
@@ -571,6 +660,8 @@ fn produce_during(
         sender.flush(Duration::from_secs(120))?;
         Ok(i)
     });
+    let reading = Arc::new(AtomicBool::new(false));
+    let reader = live_consumer(&c.bootstrap(), reading.clone())?;
     wait_until("the first records acknowledged", WAIT, || {
         Ok(p.context().acked() >= min)
     })?;
@@ -579,7 +670,15 @@ fn produce_during(
     let sent = sending
         .join()
         .map_err(|_| anyhow!("producer thread panicked"))??;
+    reading.store(true, Ordering::Release);
+    let seen = reader
+        .join()
+        .map_err(|_| anyhow!("consumer thread panicked"))??;
     r?;
+    ensure!(
+        !seen.is_empty(),
+        "the live consumer read nothing during the fault"
+    );
     let failed = p
         .context()
         .failed
@@ -598,7 +697,7 @@ fn produce_during(
         .lock()
         .map_err(|_| anyhow!("poisoned"))?
         .clone();
-    Ok((ok, sent))
+    Ok((ok, sent, seen))
 }
 
 /// SIGSTOP the leader of partition 0 past the broker session timeout: the
@@ -620,7 +719,7 @@ fn a_rolling_restart_loses_nothing() -> Result<()> {
     with_cluster(BASE_ROLLING_RESTART, |c, rt| {
         create_topic(rt, &c.bootstrap(), "2")?;
         wait_isr(c, &c.bootstrap(), 3)?;
-        let (delivered, sent) = produce_during(c, 2_000, None, |c| {
+        let (delivered, sent, seen) = produce_during(c, 2_000, None, |c| {
             for id in c.node_ids() {
                 c.restart(id)?;
                 let other = other_than(c, id)?;
@@ -628,7 +727,7 @@ fn a_rolling_restart_loses_nothing() -> Result<()> {
             }
             Ok(())
         })?;
-        check_acknowledged(&c.bootstrap(), &delivered, sent)
+        check_run(&c.bootstrap(), &delivered, sent, &seen)
     })
 }
 
@@ -1111,7 +1210,7 @@ fn reassignment_moves_a_partition_under_load_and_loses_nothing() -> Result<()> {
         let ids = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
         let leader_dir = c.data_dir(leader)?.join(format!("{TOPIC}-0"));
         ensure!(leader_dir.exists(), "{} missing", leader_dir.display());
-        let (delivered, sent) = produce_during(c, 2_000, Some(0), |_| {
+        let (delivered, sent, seen) = produce_during(c, 2_000, Some(0), |_| {
             // Off the leader.
             let out = brook_cli(
                 &bootstrap,
@@ -1163,6 +1262,6 @@ fn reassignment_moves_a_partition_under_load_and_loses_nothing() -> Result<()> {
                 .get(&0)
                 .is_some_and(|(l, _)| *l == leader))
         })?;
-        check_acknowledged(&bootstrap, &delivered, sent)
+        check_run(&bootstrap, &delivered, sent, &seen)
     })
 }
