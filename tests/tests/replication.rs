@@ -43,6 +43,7 @@ const BASE_LAST_REPLICA: u16 = 25400;
 const BASE_KAFKA_PYTHON: u16 = 25600;
 const BASE_CONFLUENT_KAFKA: u16 = 25800;
 const BASE_REASSIGN: u16 = 26000;
+const BASE_KAFKA_PYTHON_GROUP: u16 = 28000;
 const BASE_ISOLATED_LEADER: u16 = 26200;
 const BASE_ELECT_LEADERS: u16 = 26400;
 const BASE_FOLLOWER_FETCH: u16 = 26600;
@@ -1263,5 +1264,97 @@ fn reassignment_moves_a_partition_under_load_and_loses_nothing() -> Result<()> {
                 .is_some_and(|(l, _)| *l == leader))
         })?;
         check_run(&bootstrap, &delivered, sent, &seen)
+    })
+}
+
+/// kafka-python's consumer group rides through a kill -9 of its coordinator
+/// (the leader of the only `__consumer_offsets` partition): it commits
+/// before, finds the new coordinator, consumes and commits after, and a
+/// fresh client reads the second commit; nothing committed goes backwards.
+#[test]
+fn kafka_python_group_rides_through_a_coordinator_failover() -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    const N: usize = 3_000;
+    const GROUP: &str = "python-failover-group";
+    with_cluster(BASE_KAFKA_PYTHON_GROUP, |c, rt| {
+        let Some(python) = brook_tests::venv_python() else {
+            ensure!(
+                !brook_tests::require_clients(),
+                "the test venv .venv-test/ is missing (BROOK_REQUIRE_CLIENTS=1)"
+            );
+            eprintln!("SKIPPED: .venv-test/ is missing; scripts/install-test-deps.sh creates it");
+            return Ok(());
+        };
+        create_topic(rt, &c.bootstrap(), "2")?;
+        wait_isr(c, &c.bootstrap(), 3)?;
+        let p = producer(&c.bootstrap(), &[("enable.idempotence", "true")])?;
+        produce_all(&p, TOPIC, N, |i| (None, record(i)))?;
+        let script = brook_tests::workspace_root().join("tests/python/failover_group.py");
+        let mut child = Command::new("timeout")
+            .arg("300")
+            .arg(&python)
+            .arg(&script)
+            .env("BROOK_BOOTSTRAP", c.bootstrap())
+            .env("BROOK_TOPIC", TOPIC)
+            .env("BROOK_GROUP", GROUP)
+            .env("BROOK_RECORDS", N.to_string())
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting the kafka-python group member")?;
+        let mut stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut commits: Vec<BTreeMap<i32, i64>> = Vec::new();
+        let mut coordinator = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            if let Some(json) = line.strip_prefix("COMMITTED ") {
+                let v: BTreeMap<String, i64> = serde_json::from_str(json)?;
+                commits.push(
+                    v.into_iter()
+                        .map(|(p, o)| Ok((p.parse()?, o)))
+                        .collect::<Result<_>>()?,
+                );
+            } else if line == "HALF" {
+                let md = consumer(&c.bootstrap(), &[])?
+                    .fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(10))?;
+                let leader = md
+                    .topics()
+                    .first()
+                    .and_then(|t| t.partitions().first())
+                    .map(|p| p.leader())
+                    .ok_or_else(|| anyhow!("no __consumer_offsets partition in Metadata"))?;
+                c.kill9(leader)?;
+                coordinator = Some(leader);
+                writeln!(stdin, "go")?;
+            }
+        }
+        let out = child.wait_with_output()?;
+        ensure!(
+            out.status.success() && commits.len() == 2,
+            "the kafka-python member failed ({}, commits {commits:?}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let coordinator = coordinator.ok_or_else(|| anyhow!("the member never reached HALF"))?;
+        let read = committed(&c.bootstrap_of(other_than(c, coordinator)?)?, GROUP)?;
+        for (p, o) in &commits[0] {
+            ensure!(
+                read.get(p).is_some_and(|r| r >= o),
+                "partition {p}: committed {o} before the failover, reads {:?} after",
+                read.get(p)
+            );
+        }
+        for (p, o) in &commits[1] {
+            ensure!(
+                read.get(p) == Some(o),
+                "partition {p}: committed {o} after the failover, reads {:?}",
+                read.get(p)
+            );
+        }
+        Ok(())
     })
 }
