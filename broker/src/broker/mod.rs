@@ -200,7 +200,7 @@ impl Broker {
                 data_dir.display()
             );
         }
-        std::fs::create_dir_all(&data_dir)
+        crate::fsio::create_dir_all(&data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create log dir {}: {e}", data_dir.display()))?;
         let legacy = MetadataStore::new(&data_dir);
         let cluster_id = identity::cluster_id(&data_dir, &config, &legacy)?;
@@ -215,10 +215,7 @@ impl Broker {
         let mut topics = BTreeMap::new();
         // Where each partition was durable and where its log starts, from the
         // data dir's checkpoint files (absent on a first start).
-        let recovery = checkpoint_map(&data_dir, "recovery-point-offset-checkpoint")?;
-        let starts = checkpoint_map(&data_dir, "log-start-offset-checkpoint")?;
-        let cleaned = checkpoint_map(&data_dir, crate::cleaner::CHECKPOINT_FILE)?;
-        let hws = checkpoint_map(&data_dir, "replication-offset-checkpoint")?;
+        let checkpoints = StartupCheckpoints::load(&data_dir)?;
         let isr_wake = Arc::new(tokio::sync::Notify::new());
         for t in image.topics.values() {
             let name = &t.name;
@@ -233,16 +230,10 @@ impl Broker {
                     continue;
                 }
                 let key = (name.clone(), p.partition);
-                let opts = OpenOptions {
-                    recovery_point: recovery.get(&key).copied().unwrap_or(0),
-                    log_start_offset: starts.get(&key).copied().unwrap_or(0),
-                    cleaner_offset: cleaned.get(&key).copied().unwrap_or(0),
-                    syncer: syncer.clone(),
-                    ..OpenOptions::default()
-                };
+                let opts = checkpoints.open_options(&key, syncer.clone());
                 let setup = crate::partition::ReplicaSetup {
                     node: config.node_id,
-                    hw: hws.get(&key).copied().unwrap_or(0),
+                    hw: checkpoints.hw(&key),
                     lag_max_ms: u64::try_from(config.replica_lag_time_max_ms).unwrap_or(30_000),
                     isr_wake: isr_wake.clone(),
                 };
@@ -629,6 +620,50 @@ pub fn log_config(tc: &TopicConfig) -> LogConfig {
     }
 }
 
+/// The data dir's checkpoint files as read at startup, keyed by (topic, partition).
+#[derive(Debug, Default)]
+pub(crate) struct StartupCheckpoints {
+    recovery: HashMap<(String, i32), i64>,
+    starts: HashMap<(String, i32), i64>,
+    cleaned: HashMap<(String, i32), i64>,
+    hws: HashMap<(String, i32), i64>,
+}
+
+impl StartupCheckpoints {
+    /// Read them (absent files are empty, as on a first start).
+    ///
+    /// # Errors
+    /// An unreadable or corrupt checkpoint file.
+    pub(crate) fn load(data_dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            recovery: checkpoint_map(data_dir, "recovery-point-offset-checkpoint")?,
+            starts: checkpoint_map(data_dir, "log-start-offset-checkpoint")?,
+            cleaned: checkpoint_map(data_dir, crate::cleaner::CHECKPOINT_FILE)?,
+            hws: checkpoint_map(data_dir, "replication-offset-checkpoint")?,
+        })
+    }
+
+    /// Where the partition's log was durable, starts and was cleaned up to.
+    pub(crate) fn open_options(
+        &self,
+        key: &(String, i32),
+        syncer: Arc<dyn crate::log::Syncer>,
+    ) -> OpenOptions {
+        OpenOptions {
+            recovery_point: self.recovery.get(key).copied().unwrap_or(0),
+            log_start_offset: self.starts.get(key).copied().unwrap_or(0),
+            cleaner_offset: self.cleaned.get(key).copied().unwrap_or(0),
+            syncer,
+            ..OpenOptions::default()
+        }
+    }
+
+    /// The partition's high-water mark when it last stopped.
+    pub(crate) fn hw(&self, key: &(String, i32)) -> i64 {
+        self.hws.get(key).copied().unwrap_or(0)
+    }
+}
+
 /// Read one of Kafka's offset-checkpoint files into a map; empty when absent.
 fn checkpoint_map(dir: &Path, name: &str) -> anyhow::Result<HashMap<(String, i32), i64>> {
     let path = dir.join(name);
@@ -641,7 +676,23 @@ fn checkpoint_map(dir: &Path, name: &str) -> anyhow::Result<HashMap<(String, i32
         .collect())
 }
 
-fn open_partition(
+/// Rename a removed topic's partition directory out of the way (atomic, so a
+/// crash cannot resurrect half a partition). Returns the renamed directory,
+/// for the caller to delete in the background, or `None` when there was
+/// nothing to rename.
+pub(crate) fn retire_partition_dir(
+    data_dir: &Path,
+    topic: &str,
+    index: i32,
+    id: Uuid,
+) -> Option<PathBuf> {
+    let dir = data_dir.join(format!("{topic}-{index}"));
+    let doomed = data_dir.join(format!("{topic}-{index}.{id}-delete"));
+    crate::fsio::rename(&dir, &doomed).ok()?;
+    Some(doomed)
+}
+
+pub(crate) fn open_partition(
     data_dir: &Path,
     topic: &str,
     id: Uuid,
@@ -653,7 +704,7 @@ fn open_partition(
     let index = record.partition;
     let dir = data_dir.join(format!("{topic}-{index}"));
     let created = !dir.exists();
-    std::fs::create_dir_all(&dir)?;
+    crate::fsio::create_dir_all(&dir)?;
     if created {
         // The new directory's entry must survive a power loss with its files.
         crate::log::checkpoint::sync_dir(data_dir)?;
@@ -715,3 +766,6 @@ pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod power_loss_tests;

@@ -178,12 +178,10 @@ impl Broker {
             self.replicas.unfollow(&p);
             let part = p.clone();
             let _ = tokio::task::spawn_blocking(move || part.close()).await;
-            let dir = self.data_dir.join(format!("{name}-{}", p.index));
-            let doomed = self
-                .data_dir
-                .join(format!("{name}-{}.{}-delete", p.index, topic.id));
-            if std::fs::rename(&dir, &doomed).is_ok() {
-                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(doomed));
+            if let Some(doomed) =
+                super::retire_partition_dir(&self.data_dir, name, p.index, topic.id)
+            {
+                tokio::task::spawn_blocking(move || crate::fsio::remove_dir_all(&doomed));
             }
         }
         // Drop the topic's entries from the checkpoints now, so a topic
