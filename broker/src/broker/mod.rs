@@ -689,7 +689,21 @@ pub(crate) fn retire_partition_dir(
     let dir = data_dir.join(format!("{topic}-{index}"));
     let doomed = data_dir.join(format!("{topic}-{index}.{id}-delete"));
     crate::fsio::rename(&dir, &doomed).ok()?;
+    // Make the rename durable now: until it is, a power loss brings the
+    // directory back under the name a new topic may take.
+    if let Err(e) = crate::fsio::sync_dir(data_dir) {
+        warn!(dir = %data_dir.display(), error = %e, "syncing the data dir after a topic delete failed");
+    }
     Some(doomed)
+}
+
+/// The topic id in a partition directory's `partition.metadata`, if it has one.
+fn stored_topic_id(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("partition.metadata")).ok()?;
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == "topic_id")
+        .map(|(_, v)| v.trim().to_owned())
 }
 
 pub(crate) fn open_partition(
@@ -703,6 +717,16 @@ pub(crate) fn open_partition(
 ) -> anyhow::Result<Partition> {
     let index = record.partition;
     let dir = data_dir.join(format!("{topic}-{index}"));
+    if let Some(old) = stored_topic_id(&dir).filter(|old| *old != id.to_string()) {
+        // The directory of a deleted topic of the same name: its delete was
+        // not durable when power failed, or the broker stopped between the
+        // committed removal and the rename. None of it belongs to this topic.
+        warn!(topic, partition = index, old_topic_id = %old, "removing the directory of a deleted topic of the same name");
+        let doomed = data_dir.join(format!("{topic}-{index}.{old}-delete"));
+        crate::fsio::rename(&dir, &doomed)?;
+        crate::fsio::sync_dir(data_dir)?;
+        crate::fsio::remove_dir_all(&doomed)?;
+    }
     let created = !dir.exists();
     crate::fsio::create_dir_all(&dir)?;
     if created {

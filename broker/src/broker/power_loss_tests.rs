@@ -417,8 +417,10 @@ fn appended(events: &[(u64, Event)]) -> HashMap<(Uuid, i32, u64), i64> {
         .collect()
 }
 
-/// Open the image as the broker would and check every acknowledged record.
-fn verify(image: &Image, events: &[(u64, Event)]) -> Result<()> {
+/// Open the image as the broker would and check every acknowledged record;
+/// then create again, under its name, each topic deleted before the cut: it
+/// must start empty, also across a restart.
+async fn verify(image: &Image, events: &[(u64, Event)]) -> Result<()> {
     let x = expect_at(events, image.op);
     let all = appended(events);
     let parts = open_all(&image.dir, &x.topics)?;
@@ -489,6 +491,57 @@ fn verify(image: &Image, events: &[(u64, Event)]) -> Result<()> {
     for p in &parts {
         p.close()?;
     }
+    let deleted: Vec<&str> = NAMES
+        .into_iter()
+        .filter(|n| !x.topics.contains_key(*n))
+        .collect();
+    recreate(&image.dir, &deleted).await
+}
+
+/// Create `names` as new topics (one partition, the publish path), produce
+/// to them, restart (the startup path) and check they hold just that.
+async fn recreate(dir: &Path, names: &[&str]) -> Result<()> {
+    let id = Uuid::from_bytes([0xee; 16]);
+    let mut topics = BTreeMap::new();
+    for name in names {
+        let part = open_partition(
+            dir,
+            name,
+            id,
+            &partition_record(id, 0),
+            Arc::new(topic_config()),
+            crate::log::OpenOptions::default(),
+            setup(0),
+        )?;
+        let log = part.log();
+        ensure!(
+            log.log_start_offset() == 0 && log.log_end_offset() == 0,
+            "{name}-0 created again holds offsets {}..{} of the deleted topic",
+            log.log_start_offset(),
+            log.log_end_offset()
+        );
+        let mut b = ident_batch(1, id, 0, 1, 50);
+        let a = part.append(&mut b, now_ms()).await?;
+        part.request_flush();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        part.wait_committed(a.last_offset, a.leader_epoch, deadline)
+            .await
+            .map_err(|e| anyhow::anyhow!("acks=all wait failed: {e:?}"))?;
+        part.close()?;
+        topics.insert((*name).to_string(), (id, 1));
+    }
+    for p in open_all(dir, &topics)? {
+        let log = p.log();
+        ensure!(
+            log.log_start_offset() == 0 && log.log_end_offset() == 1 && p.high_watermark() == 1,
+            "{}-0 created again and restarted: offsets {}..{}, HW {} (want 0..1, HW 1)",
+            p.topic,
+            log.log_start_offset(),
+            log.log_end_offset(),
+            p.high_watermark()
+        );
+        p.close()?;
+    }
     Ok(())
 }
 
@@ -531,7 +584,7 @@ async fn campaign(seed: u64, steps: usize, cuts: Vec<Cut>, keep: bool) -> Result
     }
     let _sink = Recorder::sink(out.path())?;
     for image in &images {
-        if let Err(e) = verify(image, &events) {
+        if let Err(e) = verify(image, &events).await {
             let kept = out.keep();
             bail!(
                 "seed {seed}, power cut after operation {} (torn: {:?}): {e:#}\n\
@@ -639,5 +692,66 @@ async fn power_loss_replay() -> Result<()> {
         torn_seed: seed_from_env("BROOK_POWER_TORN"),
     };
     campaign(seed, STEPS, vec![cut], true).await?;
+    Ok(())
+}
+
+/// Produce `n` single-record batches with acks=all.
+async fn produce_acked(part: &Partition, n: u64) -> Result<()> {
+    for seq in 1..=n {
+        let mut b = ident_batch(1, part.topic_id, part.index, seq, 50);
+        let a = part.append(&mut b, now_ms()).await?;
+        part.request_flush();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        part.wait_committed(a.last_offset, a.leader_epoch, deadline)
+            .await
+            .map_err(|e| anyhow::anyhow!("acks=all wait failed: {e:?}"))?;
+    }
+    Ok(())
+}
+
+fn open_new(dir: &Path, name: &str, id: Uuid) -> Result<Partition> {
+    open_partition(
+        dir,
+        name,
+        id,
+        &partition_record(id, 0),
+        Arc::new(topic_config()),
+        crate::log::OpenOptions::default(),
+        setup(0),
+    )
+}
+
+/// Found by the campaign: a topic deleted just before a power cut (the
+/// removal committed, the directory rename not yet durable) and then created
+/// again under its name reopened the old directory: the new topic served the
+/// deleted topic's records and appended after them.
+#[tokio::test]
+async fn regression_recreated_topic_does_not_inherit_a_deleted_topics_directory() -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let dir = root.path();
+    let (old, new) = (Uuid::from_bytes([1; 16]), Uuid::from_bytes([2; 16]));
+    let part = open_new(dir, "t", old)?;
+    produce_acked(&part, 3).await?;
+    part.close()?;
+    // The rename to `t-0.<id>-delete` was lost: `t-0` is back after restart.
+    let part = open_new(dir, "t", new)?;
+    ensure!(
+        part.log().log_end_offset() == 0,
+        "the new topic holds the old topic's offsets 0..{}",
+        part.log().log_end_offset()
+    );
+    let meta = std::fs::read_to_string(dir.join("t-0").join("partition.metadata"))?;
+    ensure!(
+        meta.contains(&new.to_string()),
+        "partition.metadata: {meta}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    ensure!(
+        left == vec![std::ffi::OsString::from("t-0")],
+        "old directory left behind: {left:?}"
+    );
     Ok(())
 }
