@@ -243,6 +243,8 @@ impl Broker {
             topics.insert(name.clone(), Arc::new(topic));
         }
         info!(topics = topics.len(), dir = %data_dir.display(), "broker state loaded");
+        let hosted: Vec<_> = topics.values().flat_map(|t| t.partitions()).collect();
+        rewrite_checkpoints_at_startup(&data_dir, &hosted);
         let offsets = topics.get(crate::group::OFFSETS_TOPIC);
         let groups = crate::group::GroupCoordinator::load(
             crate::group::GroupConfig::from_broker(&config),
@@ -676,6 +678,14 @@ fn checkpoint_map(dir: &Path, name: &str) -> anyhow::Result<HashMap<(String, i32
         .collect())
 }
 
+/// Once every hosted partition is open at startup, rewrite the data-dir
+/// checkpoints: entries of topics deleted before the stop (a power loss can
+/// keep them; they are keyed by name) must be gone before a topic can be
+/// created again under the same name and inherit them.
+pub(crate) fn rewrite_checkpoints_at_startup(data_dir: &Path, hosted: &[Arc<Partition>]) {
+    crate::maintenance::write_checkpoint_files(data_dir, hosted.iter().map(|p| &**p));
+}
+
 /// Rename a removed topic's partition directory out of the way (atomic, so a
 /// crash cannot resurrect half a partition). Returns the renamed directory,
 /// for the caller to delete in the background, or `None` when there was
@@ -712,8 +722,8 @@ pub(crate) fn open_partition(
     id: Uuid,
     record: &crate::metadata::PartitionRecord,
     tc: Arc<TopicConfig>,
-    opts: OpenOptions,
-    setup: crate::partition::ReplicaSetup,
+    mut opts: OpenOptions,
+    mut setup: crate::partition::ReplicaSetup,
 ) -> anyhow::Result<Partition> {
     let index = record.partition;
     let dir = data_dir.join(format!("{topic}-{index}"));
@@ -730,6 +740,12 @@ pub(crate) fn open_partition(
     let created = !dir.exists();
     crate::fsio::create_dir_all(&dir)?;
     if created {
+        // Checkpoint entries are keyed by name: for a new directory they can
+        // only be left from a deleted topic of the same name.
+        opts.recovery_point = 0;
+        opts.log_start_offset = 0;
+        opts.cleaner_offset = 0;
+        setup.hw = 0;
         // The new directory's entry must survive a power loss with its files.
         crate::log::checkpoint::sync_dir(data_dir)?;
     }

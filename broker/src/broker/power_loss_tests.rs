@@ -168,6 +168,7 @@ fn open_all(dir: &Path, topics: &BTreeMap<String, (Uuid, i32)>) -> Result<Vec<Ar
             out.push(Arc::new(part));
         }
     }
+    super::rewrite_checkpoints_at_startup(dir, &out);
     Ok(out)
 }
 
@@ -752,6 +753,66 @@ async fn regression_recreated_topic_does_not_inherit_a_deleted_topics_directory(
     ensure!(
         left == vec![std::ffi::OsString::from("t-0")],
         "old directory left behind: {left:?}"
+    );
+    Ok(())
+}
+
+/// Found by the campaign: a power cut between a topic delete's directory
+/// rename and its checkpoint rewrite left the deleted topic's entries in the
+/// data-dir checkpoints, keyed by name. A topic created again under that name
+/// after the restart took the old log start offset at its next restart,
+/// hiding acknowledged records below it.
+#[tokio::test]
+async fn regression_stale_checkpoint_entries_do_not_apply_to_a_recreated_topic() -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let dir = root.path();
+    let (old, new) = (Uuid::from_bytes([1; 16]), Uuid::from_bytes([2; 16]));
+    let part = open_new(dir, "t", old)?;
+    produce_acked(&part, 5).await?;
+    part.log().delete_records_before(4)?;
+    crate::maintenance::write_checkpoint_files(dir, std::iter::once(&part));
+    part.close()?;
+    // The delete renamed the directory; power failed before the checkpoints
+    // were rewritten without the topic.
+    retire_partition_dir(dir, "t", 0, old).context("rename")?;
+    open_all(dir, &BTreeMap::new())?;
+    let part = open_new(dir, "t", new)?;
+    produce_acked(&part, 2).await?;
+    part.close()?;
+    let topics = BTreeMap::from([("t".to_string(), (new, 1))]);
+    let parts = open_all(dir, &topics)?;
+    let log = parts[0].log();
+    ensure!(
+        log.log_start_offset() == 0 && log.log_end_offset() == 2,
+        "re-created topic restarted with offsets {}..{} (want 0..2)",
+        log.log_start_offset(),
+        log.log_end_offset()
+    );
+    Ok(())
+}
+
+/// Also a topic whose directory is created at startup (its create committed,
+/// its directory not yet durable) ignores checkpoint entries of its name.
+#[tokio::test]
+async fn regression_a_partition_directory_created_at_startup_ignores_checkpoints() -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let dir = root.path();
+    crate::log::write_offset_checkpoint(
+        &dir.join("log-start-offset-checkpoint"),
+        &[crate::log::TopicPartitionOffset {
+            topic: "t".into(),
+            partition: 0,
+            offset: 500,
+        }],
+    )?;
+    let topics = BTreeMap::from([("t".to_string(), (Uuid::from_bytes([2; 16]), 1))]);
+    let parts = open_all(dir, &topics)?;
+    let log = parts[0].log();
+    ensure!(
+        log.log_start_offset() == 0 && log.log_end_offset() == 0,
+        "new partition starts at {}..{}",
+        log.log_start_offset(),
+        log.log_end_offset()
     );
     Ok(())
 }
