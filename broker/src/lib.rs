@@ -10,6 +10,8 @@
 //! - `replication`: followers fetching from leaders, ISR changes to the controller.
 //! - `kafka_client`: a minimal Kafka client (admin CLI, replica fetchers).
 //! - `log`: on-disk partition log storage (segments, indexes, recovery, …).
+//! - `fsio`: the file-system seam every storage sync, create, rename and delete
+//!   goes through (the power-loss recorder of the tests watches it).
 //! - `producer_state`: idempotent-producer sequence tracking.
 //! - `group`: the consumer group coordinator and `__consumer_offsets`.
 //! - `metadata`: metadata records, the image built by replaying them, deltas.
@@ -28,6 +30,7 @@ pub mod cleaner;
 pub mod cli;
 pub mod controller;
 pub mod error;
+pub mod fsio;
 pub mod group;
 pub mod handlers;
 pub mod kafka_client;

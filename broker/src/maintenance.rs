@@ -102,22 +102,32 @@ pub fn retention_pass(broker: &Broker) {
 /// Write Kafka's data-dir checkpoint files: recovery point, high-water marks
 /// and log start offsets.
 pub fn write_checkpoints(broker: &Broker) {
+    let parts: Vec<_> = broker
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions())
+        .collect();
+    write_checkpoint_files(broker.data_dir(), parts.iter().map(|p| &**p));
+}
+
+/// [`write_checkpoints`] for the given partitions of the data dir `dir`.
+pub(crate) fn write_checkpoint_files<'a>(
+    dir: &std::path::Path,
+    parts: impl Iterator<Item = &'a crate::partition::Partition>,
+) {
     let mut recovery = Vec::new();
     let mut hws = Vec::new();
     let mut starts = Vec::new();
-    for t in broker.topics() {
-        for p in t.partitions() {
-            let tp = |offset| TopicPartitionOffset {
-                topic: t.name.to_string(),
-                partition: p.index,
-                offset,
-            };
-            recovery.push(tp(p.log().recovery_point()));
-            hws.push(tp(p.high_watermark()));
-            starts.push(tp(p.log_start_offset()));
-        }
+    for p in parts {
+        let tp = |offset| TopicPartitionOffset {
+            topic: p.topic.to_string(),
+            partition: p.index,
+            offset,
+        };
+        recovery.push(tp(p.log().recovery_point()));
+        hws.push(tp(p.high_watermark()));
+        starts.push(tp(p.log_start_offset()));
     }
-    let dir = broker.data_dir();
     for (name, entries) in [
         ("recovery-point-offset-checkpoint", &recovery),
         ("replication-offset-checkpoint", &hws),

@@ -154,7 +154,7 @@ pub(super) async fn import_legacy(
     }
     let path = legacy.path();
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::rename(&path, dir.join(IMPORTED))?;
+    crate::fsio::rename(&path, &dir.join(IMPORTED))?;
     crate::log::checkpoint::sync_dir(dir)?;
     info!(
         topics,

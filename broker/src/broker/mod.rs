@@ -200,7 +200,7 @@ impl Broker {
                 data_dir.display()
             );
         }
-        std::fs::create_dir_all(&data_dir)
+        crate::fsio::create_dir_all(&data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create log dir {}: {e}", data_dir.display()))?;
         let legacy = MetadataStore::new(&data_dir);
         let cluster_id = identity::cluster_id(&data_dir, &config, &legacy)?;
@@ -215,10 +215,7 @@ impl Broker {
         let mut topics = BTreeMap::new();
         // Where each partition was durable and where its log starts, from the
         // data dir's checkpoint files (absent on a first start).
-        let recovery = checkpoint_map(&data_dir, "recovery-point-offset-checkpoint")?;
-        let starts = checkpoint_map(&data_dir, "log-start-offset-checkpoint")?;
-        let cleaned = checkpoint_map(&data_dir, crate::cleaner::CHECKPOINT_FILE)?;
-        let hws = checkpoint_map(&data_dir, "replication-offset-checkpoint")?;
+        let checkpoints = StartupCheckpoints::load(&data_dir)?;
         let isr_wake = Arc::new(tokio::sync::Notify::new());
         sweep_partition_dirs(&data_dir, &image, config.node_id)?;
         for t in image.topics.values() {
@@ -234,16 +231,10 @@ impl Broker {
                     continue;
                 }
                 let key = (name.clone(), p.partition);
-                let opts = OpenOptions {
-                    recovery_point: recovery.get(&key).copied().unwrap_or(0),
-                    log_start_offset: starts.get(&key).copied().unwrap_or(0),
-                    cleaner_offset: cleaned.get(&key).copied().unwrap_or(0),
-                    syncer: syncer.clone(),
-                    ..OpenOptions::default()
-                };
+                let opts = checkpoints.open_options(&key, syncer.clone());
                 let setup = crate::partition::ReplicaSetup {
                     node: config.node_id,
-                    hw: hws.get(&key).copied().unwrap_or(0),
+                    hw: checkpoints.hw(&key),
                     lag_max_ms: u64::try_from(config.replica_lag_time_max_ms).unwrap_or(30_000),
                     isr_wake: isr_wake.clone(),
                 };
@@ -253,6 +244,8 @@ impl Broker {
             topics.insert(name.clone(), Arc::new(topic));
         }
         info!(topics = topics.len(), dir = %data_dir.display(), "broker state loaded");
+        let hosted: Vec<_> = topics.values().flat_map(|t| t.partitions()).collect();
+        rewrite_checkpoints_at_startup(&data_dir, &hosted);
         let offsets = topics.get(crate::group::OFFSETS_TOPIC);
         let groups = crate::group::GroupCoordinator::load(
             crate::group::GroupConfig::from_broker(&config),
@@ -630,6 +623,50 @@ pub fn log_config(tc: &TopicConfig) -> LogConfig {
     }
 }
 
+/// The data dir's checkpoint files as read at startup, keyed by (topic, partition).
+#[derive(Debug, Default)]
+pub(crate) struct StartupCheckpoints {
+    recovery: HashMap<(String, i32), i64>,
+    starts: HashMap<(String, i32), i64>,
+    cleaned: HashMap<(String, i32), i64>,
+    hws: HashMap<(String, i32), i64>,
+}
+
+impl StartupCheckpoints {
+    /// Read them (absent files are empty, as on a first start).
+    ///
+    /// # Errors
+    /// An unreadable or corrupt checkpoint file.
+    pub(crate) fn load(data_dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            recovery: checkpoint_map(data_dir, "recovery-point-offset-checkpoint")?,
+            starts: checkpoint_map(data_dir, "log-start-offset-checkpoint")?,
+            cleaned: checkpoint_map(data_dir, crate::cleaner::CHECKPOINT_FILE)?,
+            hws: checkpoint_map(data_dir, "replication-offset-checkpoint")?,
+        })
+    }
+
+    /// Where the partition's log was durable, starts and was cleaned up to.
+    pub(crate) fn open_options(
+        &self,
+        key: &(String, i32),
+        syncer: Arc<dyn crate::log::Syncer>,
+    ) -> OpenOptions {
+        OpenOptions {
+            recovery_point: self.recovery.get(key).copied().unwrap_or(0),
+            log_start_offset: self.starts.get(key).copied().unwrap_or(0),
+            cleaner_offset: self.cleaned.get(key).copied().unwrap_or(0),
+            syncer,
+            ..OpenOptions::default()
+        }
+    }
+
+    /// The partition's high-water mark when it last stopped.
+    pub(crate) fn hw(&self, key: &(String, i32)) -> i64 {
+        self.hws.get(key).copied().unwrap_or(0)
+    }
+}
+
 /// Read one of Kafka's offset-checkpoint files into a map; empty when absent.
 fn checkpoint_map(dir: &Path, name: &str) -> anyhow::Result<HashMap<(String, i32), i64>> {
     let path = dir.join(name);
@@ -659,7 +696,7 @@ fn sweep_partition_dirs(data_dir: &Path, image: &MetadataImage, node: i32) -> an
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with("-delete") {
-            if let Err(e) = std::fs::remove_dir_all(&path) {
+            if let Err(e) = crate::fsio::remove_dir_all(&path) {
                 warn!(dir = %path.display(), error = %e, "cannot remove a deleted partition's directory");
             }
             continue;
@@ -689,27 +726,86 @@ fn sweep_partition_dirs(data_dir: &Path, image: &MetadataImage, node: i32) -> an
                 id.map(|i| i.to_string()).unwrap_or_default()
             ));
             warn!(dir = %path.display(), to = %stray.display(), "the metadata does not place this partition on this node; setting its directory aside");
-            std::fs::rename(&path, &stray)?;
-            crate::log::checkpoint::sync_dir(data_dir)?;
+            crate::fsio::rename(&path, &stray)?;
+            crate::fsio::sync_dir(data_dir)?;
         }
     }
     Ok(())
 }
 
-fn open_partition(
+/// Once every hosted partition is open at startup, rewrite the data-dir
+/// checkpoints: entries of topics deleted before the stop (a power loss can
+/// keep them; they are keyed by name) must be gone before a topic can be
+/// created again under the same name and inherit them.
+pub(crate) fn rewrite_checkpoints_at_startup(data_dir: &Path, hosted: &[Arc<Partition>]) {
+    crate::maintenance::write_checkpoint_files(data_dir, hosted.iter().map(|p| &**p));
+}
+
+/// Rename a removed topic's partition directory out of the way (atomic, so a
+/// crash cannot resurrect half a partition). Returns the renamed directory,
+/// for the caller to delete in the background, or `None` when there was
+/// nothing to rename.
+pub(crate) fn retire_partition_dir(
+    data_dir: &Path,
+    topic: &str,
+    index: i32,
+    id: Uuid,
+) -> Option<PathBuf> {
+    let dir = data_dir.join(format!("{topic}-{index}"));
+    // Unique per removal: a reassigned partition may come back and leave
+    // again before an earlier copy is gone.
+    let doomed = data_dir.join(format!(
+        "{topic}-{index}.{id}.{:08x}-delete",
+        rand::random::<u32>()
+    ));
+    crate::fsio::rename(&dir, &doomed).ok()?;
+    // Make the rename durable now: until it is, a power loss brings the
+    // directory back under the name a new topic may take.
+    if let Err(e) = crate::fsio::sync_dir(data_dir) {
+        warn!(dir = %data_dir.display(), error = %e, "syncing the data dir after a topic delete failed");
+    }
+    Some(doomed)
+}
+
+/// The topic id in a partition directory's `partition.metadata`, if it has one.
+fn stored_topic_id(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("partition.metadata")).ok()?;
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == "topic_id")
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+pub(crate) fn open_partition(
     data_dir: &Path,
     topic: &str,
     id: Uuid,
     record: &crate::metadata::PartitionRecord,
     tc: Arc<TopicConfig>,
-    opts: OpenOptions,
-    setup: crate::partition::ReplicaSetup,
+    mut opts: OpenOptions,
+    mut setup: crate::partition::ReplicaSetup,
 ) -> anyhow::Result<Partition> {
     let index = record.partition;
     let dir = data_dir.join(format!("{topic}-{index}"));
+    if let Some(old) = stored_topic_id(&dir).filter(|old| *old != id.to_string()) {
+        // The directory of a deleted topic of the same name: its delete was
+        // not durable when power failed, or the broker stopped between the
+        // committed removal and the rename. None of it belongs to this topic.
+        warn!(topic, partition = index, old_topic_id = %old, "removing the directory of a deleted topic of the same name");
+        let doomed = data_dir.join(format!("{topic}-{index}.{old}-delete"));
+        crate::fsio::rename(&dir, &doomed)?;
+        crate::fsio::sync_dir(data_dir)?;
+        crate::fsio::remove_dir_all(&doomed)?;
+    }
     let created = !dir.exists();
-    std::fs::create_dir_all(&dir)?;
+    crate::fsio::create_dir_all(&dir)?;
     if created {
+        // Checkpoint entries are keyed by name: for a new directory they can
+        // only be left from a deleted topic of the same name.
+        opts.recovery_point = 0;
+        opts.log_start_offset = 0;
+        opts.cleaner_offset = 0;
+        setup.hw = 0;
         // The new directory's entry must survive a power loss with its files.
         crate::log::checkpoint::sync_dir(data_dir)?;
     }
@@ -770,6 +866,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod power_loss_tests;
 
 #[cfg(test)]
 mod sweep_tests {

@@ -148,18 +148,8 @@ impl Broker {
         self.replicas.unfollow(&p);
         let index = p.index;
         let _ = tokio::task::spawn_blocking(move || p.close()).await;
-        let dir = self.data_dir.join(format!("{name}-{index}"));
-        // Unique per removal: the partition may come back and leave again
-        // before an earlier copy is gone.
-        let doomed = self.data_dir.join(format!(
-            "{name}-{index}.{id}.{:08x}-delete",
-            rand::random::<u32>()
-        ));
-        if std::fs::rename(&dir, &doomed).is_ok() {
-            if let Err(e) = crate::log::checkpoint::sync_dir(&self.data_dir) {
-                warn!(error = %e, "fsync of the data dir after a partition rename failed");
-            }
-            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(doomed));
+        if let Some(doomed) = super::retire_partition_dir(&self.data_dir, name, index, id) {
+            tokio::task::spawn_blocking(move || crate::fsio::remove_dir_all(&doomed));
         }
     }
 

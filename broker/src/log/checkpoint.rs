@@ -16,7 +16,7 @@
 //! - Concurrency: callers serialise writes to one file (the owner holds a lock); reads
 //!   of a file being replaced see the old or the new version.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -61,16 +61,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     let mut tmp = PathBuf::from(path);
     tmp.as_mut_os_string().push(".tmp");
     {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .at(&tmp)?;
+        let mut f = crate::fsio::open(
+            OpenOptions::new().write(true).create(true).truncate(true),
+            &tmp,
+        )
+        .at(&tmp)?;
         f.write_all(bytes).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
+        crate::fsio::sync_all(&f).at(&tmp)?;
     }
-    fs::rename(&tmp, path).at(path)?;
+    crate::fsio::rename(&tmp, path).at(path)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
@@ -79,7 +78,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
 /// # Errors
 /// I/O errors opening or syncing the directory.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir).at(dir)?.sync_all().at(dir)
+    crate::fsio::sync_dir(dir).at(dir)
 }
 
 /// Read the entry lines; `None` when the file does not exist.

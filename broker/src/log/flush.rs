@@ -32,13 +32,13 @@ pub trait Syncer: Send + Sync + std::fmt::Debug {
     fn sync_data(&self, file: &File) -> io::Result<()>;
 }
 
-/// The real thing: `fdatasync(2)`.
+/// The real thing: `fdatasync(2)` through [`crate::fsio`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FsyncSyncer;
 
 impl Syncer for FsyncSyncer {
     fn sync_data(&self, file: &File) -> io::Result<()> {
-        file.sync_data()
+        crate::fsio::sync_data(file)
     }
 }
 

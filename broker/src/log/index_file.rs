@@ -14,7 +14,7 @@
 //!   The file is therefore never trusted more than the log it indexes.
 #![allow(unsafe_code)]
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use memmap2::{MmapMut, MmapOptions};
@@ -47,13 +47,15 @@ impl IndexFile {
     /// number of whole entries in the file; the caller validates them and calls
     /// [`IndexFile::set_entries`]. Returns whether the length was a whole number of entries.
     pub(crate) fn open(path: &Path, entry_size: usize) -> Result<(Self, bool), LogError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .at(path)?;
+        let file = crate::fsio::open(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            path,
+        )
+        .at(path)?;
         let len = file.metadata().at(path)?.len();
         let len = usize::try_from(len).map_err(|_| {
             LogError::io(path, std::io::Error::other("index file larger than memory"))
@@ -72,13 +74,15 @@ impl IndexFile {
 
     /// Create an empty file (replacing any existing one), preallocated to `max_bytes`.
     pub(crate) fn create(path: &Path, entry_size: usize, max_bytes: u64) -> Result<Self, LogError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .at(path)?;
+        let file = crate::fsio::open(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true),
+            path,
+        )
+        .at(path)?;
         let mut index = Self {
             path: path.to_path_buf(),
             file,
@@ -134,7 +138,7 @@ impl IndexFile {
         if let Some(m) = &self.mmap {
             m.flush().at(&self.path)?;
         }
-        self.file.sync_all().at(&self.path)
+        crate::fsio::sync_all(&self.file).at(&self.path)
     }
 
     pub(crate) fn entries(&self) -> usize {
@@ -182,7 +186,7 @@ impl IndexFile {
     /// Remove the file from disk.
     pub(crate) fn delete(mut self) -> Result<(), LogError> {
         self.mmap = None;
-        match fs::remove_file(&self.path) {
+        match crate::fsio::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(LogError::io(&self.path, e)),

@@ -42,7 +42,7 @@ pub mod retention;
 pub mod segment;
 pub mod segments;
 #[cfg(test)]
-mod test_batches;
+pub(crate) mod test_batches;
 pub mod time_index;
 
 pub use checkpoint::{read_offset_checkpoint, write_offset_checkpoint, TopicPartitionOffset};

@@ -155,7 +155,7 @@ impl PartitionLog {
     /// Invalid config, I/O errors, corrupt checkpoint files.
     pub fn open_with(dir: &Path, config: LogConfig, opts: OpenOptions) -> Result<Self, LogError> {
         config.validate()?;
-        fs::create_dir_all(dir).at(dir)?;
+        crate::fsio::create_dir_all(dir).at(dir)?;
         let now = opts.clock.now_ms();
         let loaded = recovery::load(
             dir,
@@ -533,8 +533,15 @@ impl PartitionLog {
             seg.sync_all()?;
         }
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
-        let f = fs::File::create(&marker).at(&marker)?;
-        f.sync_all().at(&marker)?;
+        let f = crate::fsio::open(
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true),
+            &marker,
+        )
+        .at(&marker)?;
+        crate::fsio::sync_all(&f).at(&marker)?;
         sync_dir(&self.dir)
     }
 }

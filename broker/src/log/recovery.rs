@@ -74,7 +74,7 @@ pub(crate) fn load(
     // Index files without their log are leftovers of an interrupted delete.
     for (base, path) in index_files {
         if bases.binary_search(&base).is_err() {
-            fs::remove_file(&path).at(&path)?;
+            crate::fsio::remove_file(&path).at(&path)?;
         }
     }
     let scan_from = bases
@@ -125,7 +125,7 @@ pub(crate) fn load(
         )?),
     }
     if clean {
-        fs::remove_file(&marker).at(&marker)?;
+        crate::fsio::remove_file(&marker).at(&marker)?;
         sync_dir(dir)?;
     }
     Ok(Loaded { segments, clean })

@@ -125,13 +125,15 @@ impl Segment {
     ) -> Result<Self, LogError> {
         let name = |ext: &str| dir.join(file_name(base_offset, ext) + suffix);
         let log_path = name("log");
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
-            .at(&log_path)?;
+        let log = crate::fsio::open(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true),
+            &log_path,
+        )
+        .at(&log_path)?;
         let offset_index =
             OffsetIndex::create(&name("index"), base_offset, config.segment_index_bytes)?;
         let time_index =
@@ -541,7 +543,7 @@ impl Segment {
     /// # Errors
     /// I/O errors from fsync/msync.
     pub fn sync_all(&self) -> Result<(), LogError> {
-        self.log.sync_data().at(&self.log_path)?;
+        crate::fsio::sync_data(&self.log).at(&self.log_path)?;
         self.offset_index.sync()?;
         self.time_index.sync()
     }
@@ -551,7 +553,7 @@ impl Segment {
     /// # Errors
     /// I/O errors other than "not found".
     pub fn delete(self) -> Result<(), LogError> {
-        match std::fs::remove_file(&self.log_path) {
+        match crate::fsio::remove_file(&self.log_path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(LogError::io(&self.log_path, e)),

@@ -62,7 +62,7 @@ fn rename_all(dir: &Path, base: i64, from: &str, to: &str) -> Result<(), LogErro
     for ext in EXTS {
         let src = path_of(dir, base, ext, from);
         if src.exists() {
-            fs::rename(&src, path_of(dir, base, ext, to)).at(&src)?;
+            crate::fsio::rename(&src, &path_of(dir, base, ext, to)).at(&src)?;
         }
     }
     Ok(())
@@ -71,7 +71,7 @@ fn rename_all(dir: &Path, base: i64, from: &str, to: &str) -> Result<(), LogErro
 /// Remove the `.cleaned` files of `base` (an aborted or failed clean).
 pub(crate) fn discard_cleaned(dir: &Path, base: i64) {
     for ext in EXTS {
-        let _ = fs::remove_file(path_of(dir, base, ext, CLEANED));
+        let _ = crate::fsio::remove_file(&path_of(dir, base, ext, CLEANED));
     }
 }
 
@@ -155,7 +155,7 @@ pub(crate) fn finish_swaps(dir: &Path) -> Result<(), LogError> {
         let Some(name) = name.to_str() else { continue };
         if name.ends_with(CLEANED) || name.ends_with(".deleted") {
             let p = entry.path();
-            fs::remove_file(&p).at(&p)?;
+            crate::fsio::remove_file(&p).at(&p)?;
         } else if let Some(stem) = name.strip_suffix(".log.swap") {
             if let Ok(base) = stem.parse::<i64>() {
                 swaps.push(base);
@@ -173,7 +173,7 @@ pub(crate) fn finish_swaps(dir: &Path) -> Result<(), LogError> {
         for &b in logs.iter().filter(|&&b| b > base && b < end) {
             for ext in EXTS {
                 let p = path_of(dir, b, ext, "");
-                match fs::remove_file(&p) {
+                match crate::fsio::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(LogError::io(&p, e)),
@@ -194,7 +194,7 @@ pub(crate) fn finish_swaps(dir: &Path) -> Result<(), LogError> {
             .is_some_and(|n| n.ends_with(SWAP))
         {
             let p = entry.path();
-            fs::remove_file(&p).at(&p)?;
+            crate::fsio::remove_file(&p).at(&p)?;
             changed = true;
         }
     }
