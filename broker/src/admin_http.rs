@@ -99,8 +99,11 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
 
 async fn health(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     let mut reasons = Vec::new();
-    if s.broker.is_offline() {
-        reasons.push("log directory offline after a storage failure".to_owned());
+    for dir in s.broker.log_dirs().offline() {
+        reasons.push(format!(
+            "log directory {} offline after a storage failure",
+            dir.display()
+        ));
     }
     let offline: Vec<String> = s
         .broker
@@ -109,7 +112,7 @@ async fn health(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
         .flat_map(|t| {
             t.partitions()
                 .into_iter()
-                .filter(|p| p.log().is_offline())
+                .filter(|p| s.broker.partition_offline(p))
                 .map(|p| format!("{}-{}", t.name, p.index))
                 .collect::<Vec<_>>()
         })
@@ -123,6 +126,7 @@ async fn health(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
         "ready": ready,
         "reasons": reasons,
         "log_dirs_online": !s.broker.is_offline(),
+        "log_dirs_offline": s.broker.log_dirs().offline().iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
         // Single node: this broker is the controller.
         "controller_known": true,
         "controller_id": s.broker.node_id(),
@@ -214,7 +218,7 @@ pub fn cluster_status(b: &Broker) -> Value {
         "topics": image.topics.len(),
         "partitions": partitions,
         "under_replicated_partitions": b.topics().iter().flat_map(|t| t.partitions()).filter(|p| p.under_replicated()).count(),
-        "offline_partitions": offline + b.topics().iter().flat_map(|t| t.partitions()).filter(|p| p.log().is_offline()).count(),
+        "offline_partitions": offline + b.topics().iter().flat_map(|t| t.partitions()).filter(|p| b.partition_offline(p)).count(),
         "log_dir_offline": b.is_offline(),
     })
 }
@@ -322,7 +326,8 @@ fn describe(b: &Broker, t: &Topic, with_partitions: bool) -> Value {
                 "high_watermark": p.high_watermark(),
                 "log_start_offset": p.log_start_offset(),
                 "size_bytes": size,
-                "offline": p.log().is_offline(),
+                "offline": b.partition_offline(p),
+                "log_dir": p.log().dir().parent().map(|d| d.display().to_string()),
             })
         })
         .collect();

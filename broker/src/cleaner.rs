@@ -173,10 +173,19 @@ fn clean_one(broker: &Broker, topic: &str, p: &Partition) -> bool {
 }
 
 /// Write `cleaner-offset-checkpoint` for every compacted partition.
+/// (one file per log directory, listing the partitions in it).
 pub fn write_checkpoint(broker: &Broker) {
-    let mut entries = Vec::new();
+    let mut by_dir: std::collections::HashMap<std::path::PathBuf, Vec<TopicPartitionOffset>> =
+        broker
+            .log_dirs()
+            .paths()
+            .map(|d| (d.to_path_buf(), Vec::new()))
+            .collect();
     for t in broker.topics() {
         for p in t.partitions() {
+            let Some(entries) = p.log().dir().parent().and_then(|d| by_dir.get_mut(d)) else {
+                continue;
+            };
             if p.config().cleanup_policy.compact {
                 entries.push(TopicPartitionOffset {
                     topic: t.name.to_string(),
@@ -186,8 +195,13 @@ pub fn write_checkpoint(broker: &Broker) {
             }
         }
     }
-    if let Err(e) = write_offset_checkpoint(&broker.data_dir().join(CHECKPOINT_FILE), &entries) {
-        warn!(file = CHECKPOINT_FILE, error = %e, "writing checkpoint failed");
+    for (dir, entries) in by_dir {
+        if broker.log_dirs().dir_offline(&dir) {
+            continue;
+        }
+        if let Err(e) = write_offset_checkpoint(&dir.join(CHECKPOINT_FILE), &entries) {
+            warn!(file = CHECKPOINT_FILE, dir = %dir.display(), error = %e, "writing checkpoint failed");
+        }
     }
 }
 

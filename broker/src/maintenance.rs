@@ -62,8 +62,7 @@ async fn periodic_flush(broker: &Arc<Broker>) {
             }
             if p.flush_due(cfg.flush_ms, cfg.flush_messages) {
                 if let Err(e) = p.flush_all().await {
-                    warn!(topic = %t.name, partition = p.index, error = %e, "periodic flush failed; log directory offline");
-                    broker.set_offline();
+                    broker.set_offline(&p, &format!("periodic flush failed: {e}"));
                 }
             }
         }
@@ -107,7 +106,18 @@ pub fn write_checkpoints(broker: &Broker) {
         .iter()
         .flat_map(|t| t.partitions())
         .collect();
-    write_checkpoint_files(broker.data_dir(), parts.iter().map(|p| &**p));
+    for dir in broker.log_dirs().paths() {
+        if broker.log_dirs().dir_offline(dir) {
+            continue;
+        }
+        write_checkpoint_files(
+            dir,
+            parts
+                .iter()
+                .filter(|p| p.log().dir().parent() == Some(dir))
+                .map(|p| &**p),
+        );
+    }
 }
 
 /// [`write_checkpoints`] for the given partitions of the data dir `dir`.

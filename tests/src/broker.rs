@@ -34,6 +34,8 @@ pub struct BrokerOptions {
     pub extra: Vec<(String, String)>,
     /// Extra environment variables for the broker process (e.g. `BROOK_LOG_DIRS`, `RUST_LOG`).
     pub env: Vec<(String, String)>,
+    /// More `log.dirs` after the broker's own data dir.
+    pub extra_log_dirs: Vec<PathBuf>,
 }
 
 impl Default for BrokerOptions {
@@ -43,6 +45,7 @@ impl Default for BrokerOptions {
             num_partitions: 1,
             extra: Vec::new(),
             env: Vec::new(),
+            extra_log_dirs: Vec::new(),
         }
     }
 }
@@ -131,7 +134,11 @@ impl Broker {
     }
 
     fn config_text(&self) -> String {
-        let data = toml_string(&self.data_dir().to_string_lossy());
+        let mut data = toml_string(&self.data_dir().to_string_lossy());
+        for d in &self.opts.extra_log_dirs {
+            data.push_str(", ");
+            data.push_str(&toml_string(&d.to_string_lossy()));
+        }
         let mut text = format!(
             "node.id = {}\nlog.dirs = [{data}]\nlisteners = \"127.0.0.1:0\"\n\
              admin.listener = \"127.0.0.1:0\"\nnum.partitions = {}\n",

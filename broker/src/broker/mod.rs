@@ -17,11 +17,12 @@
 
 mod admin;
 mod identity;
+pub mod log_dirs;
 mod publish;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use brook_config::{BrokerConfig, TopicConfig};
@@ -136,7 +137,8 @@ pub struct Broker {
     producer_ids: std::sync::Mutex<(i64, i64)>,
     /// Serialises producer-id block reservations.
     reserving: Mutex<()>,
-    offline: AtomicBool,
+    /// `log.dirs`: where partitions live, which are offline.
+    log_dirs: log_dirs::LogDirs,
     /// The address bound at startup when the config left the port to the OS.
     bound: RwLock<Option<(String, i32)>>,
     /// The consumer group coordinator (groups loaded from `__consumer_offsets`).
@@ -194,17 +196,16 @@ impl Broker {
             .first()
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("log.dirs is empty: set at least one directory"))?;
-        if config.log_dirs.len() > 1 {
-            warn!(
-                "brook uses only the first of log.dirs for now: {}",
-                data_dir.display()
-            );
+        for dir in &config.log_dirs {
+            crate::fsio::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create log dir {}: {e}", dir.display()))?;
         }
-        crate::fsio::create_dir_all(&data_dir)
-            .map_err(|e| anyhow::anyhow!("cannot create log dir {}: {e}", data_dir.display()))?;
         let legacy = MetadataStore::new(&data_dir);
         let cluster_id = identity::cluster_id(&data_dir, &config, &legacy)?;
-        identity::check_meta_properties(&data_dir, config.node_id, &cluster_id)?;
+        for dir in &config.log_dirs {
+            identity::check_meta_properties(dir, config.node_id, &cluster_id)?;
+        }
+        let log_dirs = log_dirs::LogDirs::new(&config.log_dirs);
         let config = Arc::new(config);
         let controller = Arc::new(
             Controller::start(config.clone(), &data_dir.join(METADATA_DIR), &cluster_id).await?,
@@ -215,9 +216,13 @@ impl Broker {
         let mut topics = BTreeMap::new();
         // Where each partition was durable and where its log starts, from the
         // data dir's checkpoint files (absent on a first start).
-        let checkpoints = StartupCheckpoints::load(&data_dir)?;
+        let mut checkpoints = HashMap::new();
+        for dir in log_dirs.paths() {
+            checkpoints.insert(dir.to_path_buf(), StartupCheckpoints::load(dir)?);
+            sweep_partition_dirs(dir, &image, config.node_id)?;
+        }
         let isr_wake = Arc::new(tokio::sync::Notify::new());
-        sweep_partition_dirs(&data_dir, &image, config.node_id)?;
+        let mut load: HashMap<PathBuf, usize> = HashMap::new();
         for t in image.topics.values() {
             let name = &t.name;
             let overrides = image.topic_configs(name);
@@ -231,21 +236,28 @@ impl Broker {
                     continue;
                 }
                 let key = (name.clone(), p.partition);
-                let opts = checkpoints.open_options(&key, syncer.clone());
+                let dir = log_dirs
+                    .place(name, p.partition, |d| load.get(d).copied().unwrap_or(0))
+                    .ok_or_else(|| anyhow::anyhow!("no log directory is online"))?;
+                *load.entry(dir.clone()).or_default() += 1;
+                let cp = &checkpoints[&dir];
+                let opts = cp.open_options(&key, syncer.clone());
                 let setup = crate::partition::ReplicaSetup {
                     node: config.node_id,
-                    hw: checkpoints.hw(&key),
+                    hw: cp.hw(&key),
                     lag_max_ms: u64::try_from(config.replica_lag_time_max_ms).unwrap_or(30_000),
                     isr_wake: isr_wake.clone(),
                 };
-                let part = open_partition(&data_dir, name, t.id, p, tc.clone(), opts, setup)?;
+                let part = open_partition(&dir, name, t.id, p, tc.clone(), opts, setup)?;
                 write(&topic.partitions).insert(p.partition, Arc::new(part));
             }
             topics.insert(name.clone(), Arc::new(topic));
         }
         info!(topics = topics.len(), dir = %data_dir.display(), "broker state loaded");
         let hosted: Vec<_> = topics.values().flat_map(|t| t.partitions()).collect();
-        rewrite_checkpoints_at_startup(&data_dir, &hosted);
+        for dir in log_dirs.paths() {
+            rewrite_checkpoints_at_startup(dir, &hosted);
+        }
         let offsets = topics.get(crate::group::OFFSETS_TOPIC);
         let groups = crate::group::GroupCoordinator::load(
             crate::group::GroupConfig::from_broker(&config),
@@ -280,7 +292,7 @@ impl Broker {
             // (next id to hand out, end of the reserved block): nothing reserved yet.
             producer_ids: std::sync::Mutex::new((0, 0)),
             reserving: Mutex::new(()),
-            offline: AtomicBool::new(false),
+            log_dirs,
             bound: RwLock::new(bound.map(|a| (a.ip().to_string(), i32::from(a.port())))),
             groups,
             cleaner,
@@ -509,12 +521,39 @@ impl Broker {
         *write(&self.bound) = Some((addr.ip().to_string(), i32::from(addr.port())));
     }
 
-    pub fn set_offline(&self) {
-        self.offline.store(true, Ordering::Release);
+    /// A storage failure on `part`'s log: take its log directory offline.
+    pub fn set_offline(&self, part: &Partition, cause: &str) {
+        self.log_dirs.fail(part.log().dir(), cause);
     }
 
+    /// Whether any log directory is offline.
     pub fn is_offline(&self) -> bool {
-        self.offline.load(Ordering::Acquire)
+        !self.log_dirs.offline().is_empty()
+    }
+
+    /// Whether `part` cannot serve: its log or its log directory is offline.
+    pub fn partition_offline(&self, part: &Partition) -> bool {
+        part.log().is_offline() || self.log_dirs.is_offline(part.log().dir())
+    }
+
+    /// The log directories.
+    pub fn log_dirs(&self) -> &log_dirs::LogDirs {
+        &self.log_dirs
+    }
+
+    /// The log directory a new partition `index` of `topic` goes to (see
+    /// [`log_dirs::LogDirs::place`]).
+    pub(crate) fn place_partition(&self, topic: &str, index: i32) -> Option<PathBuf> {
+        let mut load: HashMap<PathBuf, usize> = HashMap::new();
+        for t in self.topics() {
+            for p in t.partitions() {
+                if let Some(dir) = p.log().dir().parent() {
+                    *load.entry(dir.to_path_buf()).or_default() += 1;
+                }
+            }
+        }
+        self.log_dirs
+            .place(topic, index, |d| load.get(d).copied().unwrap_or(0))
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
@@ -738,7 +777,13 @@ fn sweep_partition_dirs(data_dir: &Path, image: &MetadataImage, node: i32) -> an
 /// keep them; they are keyed by name) must be gone before a topic can be
 /// created again under the same name and inherit them.
 pub(crate) fn rewrite_checkpoints_at_startup(data_dir: &Path, hosted: &[Arc<Partition>]) {
-    crate::maintenance::write_checkpoint_files(data_dir, hosted.iter().map(|p| &**p));
+    crate::maintenance::write_checkpoint_files(
+        data_dir,
+        hosted
+            .iter()
+            .filter(|p| p.log().dir().parent() == Some(data_dir))
+            .map(|p| &**p),
+    );
 }
 
 /// Rename a removed topic's partition directory out of the way (atomic, so a

@@ -6,6 +6,7 @@
 //! move epochs of those it already has, apply changed topic configs, and
 //! close and delete the partitions of removed topics.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -88,10 +89,15 @@ impl Broker {
                 syncer: self.syncer.clone(),
                 ..OpenOptions::default()
             };
+            let Some(dir) = self.place_partition(name, p.partition) else {
+                first_error.get_or_insert(BrokerError::Storage(
+                    "every log directory is offline".into(),
+                ));
+                continue;
+            };
             // Creating the directory and files fsyncs: on the blocking pool,
             // never on a runtime thread (auto-creation on Produce lands here).
-            let (dir, topic_name, topic_id, record) =
-                (self.data_dir.clone(), name.clone(), topic.id, p.clone());
+            let (topic_name, topic_id, record) = (name.clone(), topic.id, p.clone());
             let setup = self.replica_setup(0);
             let opened = tokio::task::spawn_blocking(move || {
                 open_partition(&dir, &topic_name, topic_id, &record, tc, opts, setup)
@@ -147,8 +153,13 @@ impl Broker {
     ) {
         self.replicas.unfollow(&p);
         let index = p.index;
+        let log_dir = p
+            .log()
+            .dir()
+            .parent()
+            .map_or_else(|| self.data_dir.clone(), Path::to_path_buf);
         let _ = tokio::task::spawn_blocking(move || p.close()).await;
-        if let Some(doomed) = super::retire_partition_dir(&self.data_dir, name, index, id) {
+        if let Some(doomed) = super::retire_partition_dir(&log_dir, name, index, id) {
             tokio::task::spawn_blocking(move || crate::fsio::remove_dir_all(&doomed));
         }
     }

@@ -591,7 +591,7 @@ impl GroupCoordinator {
         let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
         if let Err(e) = p.wait_committed(last, epoch, deadline).await {
             if e == crate::partition::NotCommitted::Storage {
-                broker.set_offline();
+                broker.set_offline(&p, "group metadata flush failed");
             }
             return Err(GroupError::Storage(
                 crate::error::BrokerError::from(e).to_string(),

@@ -331,6 +331,11 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built
                 parts.push(pd);
                 continue;
             }
+            if ctx.broker.partition_offline(part) {
+                pd.error_code = ErrorCode::KAFKA_STORAGE_ERROR.code();
+                parts.push(pd);
+                continue;
+            }
             let budget = usize::try_from(partition_max)
                 .unwrap_or(0)
                 .min(max_bytes.saturating_sub(total));

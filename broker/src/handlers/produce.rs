@@ -176,8 +176,10 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                     continue;
                 }
             }
-            if ctx.broker.is_offline() {
-                let e = BrokerError::Storage("log directory offline after an fsync failure".into());
+            if ctx.broker.partition_offline(&partition) {
+                let e = BrokerError::Storage(
+                    "the partition's log directory is offline after a storage failure".into(),
+                );
                 parts.push(partition_error(p.index, e.code(), e.message()));
                 continue;
             }
@@ -223,7 +225,8 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                     if matches!(e, BrokerError::Log(_))
                         && e.error_code() == ErrorCode::KAFKA_STORAGE_ERROR
                     {
-                        ctx.broker.set_offline();
+                        ctx.broker
+                            .set_offline(&partition, &format!("append failed: {e}"));
                     }
                     let mut resp = partition_error(p.index, e.code(), e.message());
                     if let BrokerError::RecordErrors { errors, .. } = &e {
@@ -272,7 +275,7 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
             let slot = &mut resp.responses[w.topic].partition_responses[w.slot];
             if let Err(e) = r {
                 if e == crate::partition::NotCommitted::Storage {
-                    ctx.broker.set_offline();
+                    ctx.broker.set_offline(&w.partition, "flush failed");
                 }
                 let e = BrokerError::from(e);
                 *slot = partition_error(slot.index, e.code(), e.message());

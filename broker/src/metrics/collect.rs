@@ -35,7 +35,7 @@ pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
     for t in &topics {
         for p in t.partitions() {
             total += 1;
-            if p.log().is_offline() {
+            if broker.partition_offline(&p) {
                 offline += 1;
             }
             if emitted >= budget {
@@ -71,7 +71,7 @@ pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
         .count();
     gauge!("brook_under_replicated_partitions").set(under as f64);
     gauge!("brook_offline_partitions").set(offline as f64);
-    gauge!("brook_log_dir_offline").set(if broker.is_offline() { 1.0 } else { 0.0 });
+    gauge!("brook_log_dir_offline").set(broker.log_dirs().offline().len() as f64);
     for h in broker.views().list() {
         let restoring = h.status().0 != crate::views::ViewState::Live;
         gauge!("brook_view_restoring", "view" => h.view.def().name.clone()).set(if restoring {

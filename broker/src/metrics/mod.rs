@@ -106,7 +106,7 @@ pub const METRICS: &[MetricDef] = &[
     m("brook_partition_dirty_ratio", Gauge, &["topic", "partition"], "Dirty fraction of each compacted partition's cleanable log (what min.cleanable.dirty.ratio is compared with)."),
     m("brook_partition_cleaned_offset", Gauge, &["topic", "partition"], "Cleaner checkpoint of each compacted partition: offsets below it hold only each key's latest record."),
     m("brook_view_restoring", Gauge, &["view"], "1 while a materialized view is applying its topic's history (restoring), 0 once it has caught up (live)."),
-    m("brook_log_dir_offline", Gauge, &[], "1 when the log directory is offline after an fsync/write failure, else 0."),
+    m("brook_log_dir_offline", Gauge, &[], "How many of `log.dirs` are offline after a write, fsync or ENOSPC failure (0 when all serve). An offline directory's partitions answer KAFKA_STORAGE_ERROR until restart."),
     m("brook_connections_active", Gauge, &[], "Open client connections."),
     m("brook_connections_total", Counter, &[], "Client connections accepted."),
     m("brook_connection_errors_total", Counter, &[], "Connections refused or closed for a protocol error, an oversized frame or the connection limit."),

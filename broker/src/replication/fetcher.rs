@@ -348,7 +348,10 @@ async fn fetch(b: &Arc<Broker>, c: &mut Client, parts: &[&Followed]) -> anyhow::
                                 Err(e) => {
                                     warn!(topic = %part.topic, partition = part.index, error = %e, "appending fetched records failed");
                                     if e.error_code() == ErrorCode::KAFKA_STORAGE_ERROR {
-                                        b.set_offline();
+                                        b.set_offline(
+                                            part,
+                                            &format!("appending fetched records failed: {e}"),
+                                        );
                                     }
                                     continue;
                                 }
@@ -375,7 +378,7 @@ async fn fetch(b: &Arc<Broker>, c: &mut Client, parts: &[&Followed]) -> anyhow::
     // Durable before the next fetch reports the new log end to the leader.
     for (part, last) in durable {
         if let Err(e) = part.wait_durable(last).await {
-            b.set_offline();
+            b.set_offline(&part, &format!("flush of fetched records failed: {e}"));
             return Err(e.into());
         }
     }
