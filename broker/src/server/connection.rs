@@ -11,6 +11,12 @@
 //!
 //! A client over one of its quotas mutes the connection: the reader takes no
 //! further request until the throttle delay ends (Kafka mutes the channel).
+//!
+//! When the client goes away (end of stream, a read or write error, a protocol
+//! error) the connection's [`Closed`] signal fires: pending long-poll fetches stop
+//! waiting at once instead of holding their task, and the connection's slot,
+//! until `max_wait_ms`. Graceful shutdown does not fire it (in-flight requests
+//! finish).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +47,25 @@ pub enum Reply {
     Close,
 }
 
+/// Fires once the connection's client is gone; handlers whose response waits
+/// (a fetch long-poll) select on [`Closed::wait`] and give up, since nobody is
+/// left to read the answer.
+#[derive(Debug, Clone)]
+pub struct Closed(watch::Receiver<bool>);
+
+impl Closed {
+    /// A signal and its trigger (`send_replace(true)` fires it).
+    pub fn new() -> (Arc<watch::Sender<bool>>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (Arc::new(tx), Self(rx))
+    }
+
+    /// Resolve once the client is gone (or the connection's state is dropped).
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|closed| *closed).await;
+    }
+}
+
 /// Serve one connection until the client closes it, an error occurs, it idles
 /// out, or the broker shuts down.
 pub async fn run(
@@ -60,9 +85,22 @@ pub async fn run(
     crate::metrics::connection_opened();
     let stream = Arc::new(stream);
     let (tx, rx) = mpsc::channel::<Reply>(inflight);
-    let writer = tokio::spawn(write_loop(stream.clone(), rx, idle));
-    let reason = read_loop(&stream, peer, &broker, &tx, max_frame, idle, &mut shutdown).await;
+    let (fire, closed) = Closed::new();
+    let writer = tokio::spawn(write_loop(stream.clone(), rx, idle, fire.clone()));
+    let conn = Conn {
+        stream: &stream,
+        peer,
+        broker: &broker,
+        tx: &tx,
+        closed,
+    };
+    let reason = read_loop(conn, max_frame, idle, &mut shutdown).await;
     debug!(%peer, reason, "connection reader finished");
+    if reason != "shutdown" {
+        // The client is gone or misbehaved: nobody will read a long-poll's
+        // answer, so stop waiting for one.
+        fire.send_replace(true);
+    }
     drop(tx);
     // The writer drains every reply already queued (graceful shutdown finishes
     // in-flight requests) and exits when the channel is closed.
@@ -70,15 +108,28 @@ pub async fn run(
     crate::metrics::connection_closed();
 }
 
-async fn read_loop(
-    stream: &TcpStream,
+/// What the reader task works with.
+struct Conn<'a> {
+    stream: &'a TcpStream,
     peer: SocketAddr,
-    broker: &Arc<Broker>,
-    tx: &mpsc::Sender<Reply>,
+    broker: &'a Arc<Broker>,
+    tx: &'a mpsc::Sender<Reply>,
+    closed: Closed,
+}
+
+async fn read_loop(
+    conn: Conn<'_>,
     max_frame: usize,
     idle: Duration,
     shutdown: &mut watch::Receiver<bool>,
 ) -> &'static str {
+    let Conn {
+        stream,
+        peer,
+        broker,
+        tx,
+        closed,
+    } = conn;
     let mut decoder = FrameDecoder::new(max_frame);
     let mut buf = BytesMut::with_capacity(8 * 1024);
     // Set when this client is over a quota: no request is read (or taken from
@@ -91,7 +142,7 @@ async fn read_loop(
         }
         match decoder.decode(&mut buf) {
             Ok(Some(frame)) => {
-                let reply = handle_frame(broker, peer, frame, &mute).await;
+                let reply = handle_frame(broker, peer, frame, &mute, &closed).await;
                 let close = matches!(reply, Reply::Close);
                 // Waits while `max.inflight.requests.per.connection` responses
                 // are outstanding (backpressure), but not past shutdown.
@@ -151,6 +202,7 @@ async fn handle_frame(
     peer: SocketAddr,
     mut frame: Bytes,
     mute: &Arc<crate::quota::Mute>,
+    closed: &Closed,
 ) -> Reply {
     capture::maybe_capture(&frame);
     let header = match RequestHeader::decode(&mut frame) {
@@ -161,10 +213,15 @@ async fn handle_frame(
             return Reply::Close;
         }
     };
-    handlers::dispatch(broker, peer, header, frame, mute).await
+    handlers::dispatch(broker, peer, header, frame, mute, closed).await
 }
 
-async fn write_loop(stream: Arc<TcpStream>, mut rx: mpsc::Receiver<Reply>, idle: Duration) {
+async fn write_loop(
+    stream: Arc<TcpStream>,
+    mut rx: mpsc::Receiver<Reply>,
+    idle: Duration,
+    closed: Arc<watch::Sender<bool>>,
+) {
     while let Some(reply) = rx.recv().await {
         let frame = match reply {
             Reply::Ready(f) => f,
@@ -191,6 +248,9 @@ async fn write_loop(stream: Arc<TcpStream>, mut rx: mpsc::Receiver<Reply>, idle:
             }
         }
     }
+    // Nothing more will be written: replies still queued (or not yet read)
+    // must not keep long-polling for nobody.
+    closed.send_replace(true);
     // Wake the reader if it is blocked: shutting down the write side makes the
     // client close, and dropping our end closes the socket.
     let _ = nix::sys::socket::shutdown(
