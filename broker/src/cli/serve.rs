@@ -30,12 +30,38 @@ pub(super) fn run(config_path: Option<PathBuf>, ready_file: Option<PathBuf>) -> 
         )
         .with_writer(std::io::stderr)
         .init();
+    raise_fd_limit(config.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("brook")
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(serve(config, ready_file))
+}
+
+/// Every connection is a file descriptor: raise the soft `RLIMIT_NOFILE` to the
+/// hard limit, so `max.connections` (plus segments, indexes and the admin
+/// listener) is not cut short by a default soft limit of 1024. Only warns: the
+/// accept loop already survives EMFILE (it backs off and keeps serving).
+fn raise_fd_limit(max_connections: u32) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            warn!(soft, hard, error = %e, "cannot raise the open-file limit");
+        }
+    }
+    let now = getrlimit(Resource::RLIMIT_NOFILE).map_or(soft, |(s, _)| s);
+    // Headroom for log segments, indexes and listeners.
+    let wanted = u64::from(max_connections) + 1024;
+    if now < wanted {
+        warn!(
+            limit = now,
+            max_connections, "open-file limit is below max.connections + 1024; connections beyond it fail with EMFILE"
+        );
+    }
 }
 
 fn resolve(hp: &brook_config::HostPort, what: &str) -> anyhow::Result<SocketAddr> {

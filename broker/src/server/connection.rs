@@ -9,6 +9,10 @@
 //! `max.inflight.requests.per.connection` responses are outstanding; beyond that
 //! the reader stops reading, which pushes back on the client through TCP.
 //!
+//! Request bytes across all connections are bounded by [`RequestBudget`]
+//! (`queued.max.request.bytes`): a connection whose next frame does not fit
+//! stops reading until it does.
+//!
 //! A client over one of its quotas mutes the connection: the reader takes no
 //! further request until the throttle delay ends (Kafka mutes the channel).
 //!
@@ -26,7 +30,7 @@ use brook_protocol::frame::FrameDecoder;
 use brook_protocol::header::RequestHeader;
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
@@ -45,6 +49,62 @@ pub enum Reply {
     None,
     /// Close the connection after the replies before this one are written.
     Close,
+}
+
+/// The broker-wide budget of request bytes being read or handled
+/// (`queued.max.request.bytes`). A connection takes its next request's size
+/// from it as soon as the size prefix has arrived (at most the whole budget, so
+/// one large frame cannot wait forever) and gives it back once the request has
+/// been handled. A connection that finds the budget spent stops reading until
+/// it is not, and TCP pushes back on its client (Kafka's memory pool mutes the
+/// channel the same way). Bytes read ahead without a share are bounded per
+/// connection by the read and reserve chunks (16 + 64 KiB).
+#[derive(Debug, Clone)]
+pub struct RequestBudget {
+    bytes: Option<(Arc<Semaphore>, usize)>,
+}
+
+impl RequestBudget {
+    /// A budget of `bytes`; zero or negative is unbounded.
+    pub fn new(bytes: i64) -> Self {
+        let bytes = usize::try_from(bytes)
+            .ok()
+            .filter(|b| *b > 0)
+            .map(|b| b.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize));
+        Self {
+            bytes: bytes.map(|b| (Arc::new(Semaphore::new(b)), b)),
+        }
+    }
+
+    /// Wait for a share of `size` bytes (capped at the whole budget).
+    async fn take(&self, size: usize) -> Option<Share> {
+        let (sem, total) = self.bytes.as_ref()?;
+        let n = u32::try_from(size.clamp(1, *total)).unwrap_or(u32::MAX);
+        let permit = sem.clone().acquire_many_owned(n).await.ok()?;
+        crate::metrics::request_bytes_queued(f64::from(n));
+        Some(Share {
+            _permit: permit,
+            bytes: n,
+        })
+    }
+
+    /// Bytes of the budget not taken (`None` when unbounded).
+    pub fn available(&self) -> Option<usize> {
+        self.bytes.as_ref().map(|(sem, _)| sem.available_permits())
+    }
+}
+
+/// A connection's share of the [`RequestBudget`], given back on drop.
+#[derive(Debug)]
+struct Share {
+    _permit: OwnedSemaphorePermit,
+    bytes: u32,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        crate::metrics::request_bytes_queued(-f64::from(self.bytes));
+    }
 }
 
 /// Fires once the connection's client is gone; handlers whose response waits
@@ -72,6 +132,7 @@ pub async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
+    budget: RequestBudget,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let config = broker.config();
@@ -93,6 +154,7 @@ pub async fn run(
         broker: &broker,
         tx: &tx,
         closed,
+        budget,
     };
     let reason = read_loop(conn, max_frame, idle, &mut shutdown).await;
     debug!(%peer, reason, "connection reader finished");
@@ -115,6 +177,7 @@ struct Conn<'a> {
     broker: &'a Arc<Broker>,
     tx: &'a mpsc::Sender<Reply>,
     closed: Closed,
+    budget: RequestBudget,
 }
 
 async fn read_loop(
@@ -129,9 +192,14 @@ async fn read_loop(
         broker,
         tx,
         closed,
+        budget,
     } = conn;
+    // The budget share of the frame being read, once its size is known.
+    let mut share: Option<Share> = None;
     let mut decoder = FrameDecoder::new(max_frame);
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    // Allocated on the first read, not at accept: an idle connection holds no
+    // read buffer (10,000 idle connections would otherwise pin 80 MiB).
+    let mut buf = BytesMut::new();
     // Set when this client is over a quota: no request is read (or taken from
     // what was already read) until its throttle delay ends.
     let mute = Arc::new(crate::quota::Mute::default());
@@ -143,6 +211,9 @@ async fn read_loop(
         match decoder.decode(&mut buf) {
             Ok(Some(frame)) => {
                 let reply = handle_frame(broker, peer, frame, &mute, &closed).await;
+                // Handled: the request bytes are consumed (a response that
+                // completes later holds its own state, not the request).
+                drop(share.take());
                 let close = matches!(reply, Reply::Close);
                 // Waits while `max.inflight.requests.per.connection` responses
                 // are outstanding (backpressure), but not past shutdown.
@@ -168,10 +239,15 @@ async fn read_loop(
         if *shutdown.borrow() {
             return "shutdown";
         }
-        // Read more. The buffer grows only as bytes actually arrive; the frame
-        // decoder has already refused any frame larger than the limit.
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
+        if share.is_none() {
+            if let Some(size) = decoder.pending_size() {
+                // Waits while the broker-wide budget is spent: not reading is
+                // the back-pressure. Not an idle timeout: the client is not idle.
+                share = tokio::select! {
+                    s = budget.take(size) => s,
+                    _ = shutdown.changed() => return "shutdown",
+                };
+            }
         }
         let read = tokio::select! {
             _ = shutdown.changed() => return "shutdown",
@@ -189,6 +265,12 @@ async fn read_loop(
 async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
     loop {
         stream.readable().await?;
+        // The buffer grows only as bytes actually arrive (and only once they
+        // do); the frame decoder has already refused any frame larger than the
+        // limit.
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
+        }
         match stream.try_read_buf(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
