@@ -210,7 +210,9 @@ async fn read_loop(
         }
         match decoder.decode(&mut buf) {
             Ok(Some(frame)) => {
-                let reply = handle_frame(broker, peer, frame, &mute, &closed).await;
+                // Boxed: the handlers' futures are large, and inline they would
+                // be part of every connection's task even while it idles.
+                let reply = Box::pin(handle_frame(broker, peer, frame, &mute, &closed)).await;
                 // Handled: the request bytes are consumed (a response that
                 // completes later holds its own state, not the request).
                 drop(share.take());
@@ -227,6 +229,10 @@ async fn read_loop(
                 if close {
                     return "protocol error";
                 }
+                // One request per turn: a client whose next request is already
+                // buffered (a producer flood) would otherwise run many requests
+                // before this worker thread serves another connection.
+                tokio::task::yield_now().await;
                 continue;
             }
             Ok(None) => {}
