@@ -87,15 +87,19 @@ fn metadata(topic: &str, auto_create: bool) -> MetadataRequest {
 fn create_topic(addr: SocketAddr, topic: &str) -> Result<()> {
     let mut s = connect(addr)?;
     let mut corr = 0;
-    wait_until(&format!("topic {topic} has a leader"), Duration::from_secs(30), || {
-        corr += 1;
-        s.write_all(&frame(&metadata(topic, true), METADATA_VERSION, corr)?)?;
-        let resp = read_response::<MetadataRequest>(&mut s, METADATA_VERSION)?;
-        Ok(resp
-            .topics
-            .iter()
-            .any(|t| t.error_code == 0 && t.partitions.iter().any(|p| p.leader_id >= 0)))
-    })
+    wait_until(
+        &format!("topic {topic} has a leader"),
+        Duration::from_secs(30),
+        || {
+            corr += 1;
+            s.write_all(&frame(&metadata(topic, true), METADATA_VERSION, corr)?)?;
+            let resp = read_response::<MetadataRequest>(&mut s, METADATA_VERSION)?;
+            Ok(resp
+                .topics
+                .iter()
+                .any(|t| t.error_code == 0 && t.partitions.iter().any(|p| p.leader_id >= 0)))
+        },
+    )
 }
 
 /// A Fetch of partition 0 of `topic` from `offset`, long-polling `max_wait_ms`.
@@ -137,16 +141,20 @@ fn closed_connection_cancels_its_long_poll_fetch() -> Result<()> {
     let broker = Broker::start(BrokerOptions::default().partitions(1))?;
     let addr = broker.kafka_addr();
     create_topic(addr, "long-poll")?;
-    wait_until("the setup connection closed", Duration::from_secs(10), || {
-        Ok(active_connections(&broker)? == 0.0)
-    })?;
+    wait_until(
+        "the setup connection closed",
+        Duration::from_secs(10),
+        || Ok(active_connections(&broker)? == 0.0),
+    )?;
 
     let mut s = connect(addr)?;
     // An empty partition and min_bytes 1: this Fetch waits the full 50 s.
     s.write_all(&frame(&fetch("long-poll", 0, 50_000), FETCH_VERSION, 1)?)?;
-    wait_until("the fetching connection is open", Duration::from_secs(10), || {
-        Ok(active_connections(&broker)? == 1.0)
-    })?;
+    wait_until(
+        "the fetching connection is open",
+        Duration::from_secs(10),
+        || Ok(active_connections(&broker)? == 1.0),
+    )?;
     // Let the request reach its long-poll before the client goes away.
     s.set_read_timeout(Some(Duration::from_millis(300)))?;
     let mut byte = [0u8; 1];
@@ -191,9 +199,11 @@ fn request_budget_pauses_reading_until_the_budget_frees() -> Result<()> {
     let big = produce_request("budget", 1, 200 << 10)?;
     let mut a = connect(addr)?;
     a.write_all(&big[..big.len() - 16])?;
-    wait_until("A holds the whole request budget", Duration::from_secs(10), || {
-        Ok(broker.metric("brook_request_bytes_queued")? == Some(BUDGET as f64))
-    })?;
+    wait_until(
+        "A holds the whole request budget",
+        Duration::from_secs(10),
+        || Ok(broker.metric("brook_request_bytes_queued")? == Some(BUDGET as f64)),
+    )?;
     // B: a 100 KiB produce: it needs a share and must wait.
     let mut b = connect(addr)?;
     b.write_all(&produce_request("budget", 2, 100 << 10)?)?;
@@ -369,7 +379,10 @@ fn hostile_load_keeps_memory_bounded_and_latency_close() -> Result<()> {
             .config("max.connections", &connections.to_string())
             .config("socket.request.max.bytes", &MAX_FRAME.to_string())
             .config("queued.max.request.bytes", &REQUEST_BUDGET.to_string())
-            .config("max.inflight.requests.per.connection", &INFLIGHT.to_string()),
+            .config(
+                "max.inflight.requests.per.connection",
+                &INFLIGHT.to_string(),
+            ),
     )?;
     let addr = broker.kafka_addr();
     let pid = broker.pid();
@@ -386,9 +399,11 @@ fn hostile_load_keeps_memory_bounded_and_latency_close() -> Result<()> {
     for _ in 0..IDLE {
         idle.push(connect(addr)?);
     }
-    wait_until("every idle connection accepted", Duration::from_secs(60), || {
-        Ok(active_connections(&broker)? >= IDLE as f64)
-    })?;
+    wait_until(
+        "every idle connection accepted",
+        Duration::from_secs(60),
+        || Ok(active_connections(&broker)? >= IDLE as f64),
+    )?;
     let opened_in = t.elapsed();
     let rss_idle = vm_kib(pid, "VmRSS:")? << 10;
     let (idle_p50, idle_p99) = metadata_latency(addr, "quiet")?;
@@ -453,7 +468,8 @@ fn hostile_load_keeps_memory_bounded_and_latency_close() -> Result<()> {
     let rss_load = vm_kib(pid, "VmRSS:")? << 10;
     stop.store(true, Ordering::Relaxed);
     for f in floods {
-        f.join().map_err(|_| anyhow::anyhow!("a flood thread panicked"))??;
+        f.join()
+            .map_err(|_| anyhow::anyhow!("a flood thread panicked"))??;
     }
     let flood_secs = flood_start.elapsed().as_secs_f64();
     let flood_mib = flooded.load(Ordering::Relaxed) as f64 / f64::from(1 << 20);

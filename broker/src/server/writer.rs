@@ -235,7 +235,11 @@ mod tests {
         drop(server);
         let mut got = Vec::new();
         client.read_to_end(&mut got).await?;
-        assert!(got.len() <= 4, "{} bytes of a short frame were sent", got.len());
+        assert!(
+            got.len() <= 4,
+            "{} bytes of a short frame were sent",
+            got.len()
+        );
         Ok(())
     }
 
