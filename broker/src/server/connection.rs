@@ -20,7 +20,12 @@
 //! error) the connection's [`Closed`] signal fires: pending long-poll fetches stop
 //! waiting at once instead of holding their task, and the connection's slot,
 //! until `max_wait_ms`. Graceful shutdown does not fire it (in-flight requests
-//! finish).
+//! finish). The disconnect is noticed by reading; a connection whose in-flight
+//! cap is reached is not read, so there the first failed write fires it.
+//!
+//! The reader yields after each request, so a connection with a backlog of
+//! requests (a producer flood) takes one request per scheduler turn like every
+//! other connection on its worker thread.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
