@@ -39,27 +39,29 @@ pub(super) fn run(config_path: Option<PathBuf>, ready_file: Option<PathBuf>) -> 
     runtime.block_on(serve(config, ready_file))
 }
 
-/// Every connection is a file descriptor: raise the soft `RLIMIT_NOFILE` to the
-/// hard limit, so `max.connections` (plus segments, indexes and the admin
-/// listener) is not cut short by a default soft limit of 1024. Only warns: the
-/// accept loop already survives EMFILE (it backs off and keeps serving).
+/// Every connection is a file descriptor: raise the soft `RLIMIT_NOFILE` (up to
+/// the hard limit) to `max.connections` plus headroom for segments, indexes and
+/// listeners, so a default soft limit of 1024 does not cut connections short.
+/// Only warns: the accept loop already survives EMFILE (it backs off and keeps
+/// serving).
 fn raise_fd_limit(max_connections: u32) {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return;
     };
-    if soft < hard {
-        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            warn!(soft, hard, error = %e, "cannot raise the open-file limit");
-        }
-    }
-    let now = getrlimit(Resource::RLIMIT_NOFILE).map_or(soft, |(s, _)| s);
-    // Headroom for log segments, indexes and listeners.
     let wanted = u64::from(max_connections) + 1024;
-    if now < wanted {
+    if soft >= wanted {
+        return;
+    }
+    let to = wanted.min(hard);
+    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, to, hard) {
+        warn!(soft, hard, error = %e, "cannot raise the open-file limit");
+    }
+    if to < wanted {
         warn!(
-            limit = now,
-            max_connections, "open-file limit is below max.connections + 1024; connections beyond it fail with EMFILE"
+            limit = to,
+            max_connections,
+            "open-file limit is below max.connections + 1024; connections beyond it fail with EMFILE"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! Fetch (key 1, v4–16): read record batches up to the high-water mark and send
 //! them as file regions (sendfile), long-polling until `min_bytes` are available
-//! or `max_wait_ms` passes. Woken by HW changes, never by sleeping.
+//! or `max_wait_ms` passes. Woken by HW changes, never by sleeping; a long-poll
+//! whose client disconnects ends at once (`Ctx::closed`).
 //!
 //! A fetch from a follower (replica id ≥ 0; from v15 the tagged
 //! `ReplicaState`, whose broker epoch must match the follower's current
