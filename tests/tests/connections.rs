@@ -126,6 +126,26 @@ fn fetch(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
     }
 }
 
+/// Bytes the broker has not yet read from its socket of the connection
+/// `client_port` → `broker_port` (the `rx_queue` of `/proc/net/tcp`), or `None`
+/// when there is no such socket.
+fn broker_rx_queue(broker_port: u16, client_port: u16) -> Result<Option<u64>> {
+    let port = |addr: &str| {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    let table = std::fs::read_to_string("/proc/net/tcp")?;
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() > 4 && port(f[1]) == Some(broker_port) && port(f[2]) == Some(client_port) {
+            let rx = f[4].split(':').nth(1).context("no rx_queue")?;
+            return Ok(Some(u64::from_str_radix(rx, 16)?));
+        }
+    }
+    Ok(None)
+}
+
 fn active_connections(broker: &Broker) -> Result<f64> {
     Ok(broker.metric("brook_connections_active")?.unwrap_or(0.0))
 }
@@ -176,6 +196,52 @@ fn closed_connection_cancels_its_long_poll_fetch() -> Result<()> {
     s.write_all(&frame(&fetch("long-poll", 0, 100), FETCH_VERSION, 2)?)?;
     let resp = read_response::<FetchRequest>(&mut s, FETCH_VERSION)?;
     ensure!(resp.error_code == 0, "fetch error {}", resp.error_code);
+    Ok(())
+}
+
+/// Regression (issue 13): a connection at its in-flight cap is not read, so a
+/// client that disconnected then was not noticed: the long-poll the writer was
+/// waiting on ran its full `max_wait_ms`. The paused reader must still see the
+/// close and cancel it.
+#[test]
+fn closed_connection_at_the_inflight_cap_cancels_its_long_polls() -> Result<()> {
+    let broker = Broker::start(
+        BrokerOptions::default()
+            .partitions(1)
+            .config("max.inflight.requests.per.connection", "1"),
+    )?;
+    let addr = broker.kafka_addr();
+    create_topic(addr, "long-poll")?;
+    wait_until(
+        "the setup connection closed",
+        Duration::from_secs(10),
+        || Ok(active_connections(&broker)? == 0.0),
+    )?;
+    let mut s = connect(addr)?;
+    // The writer waits on the first, the second fills the one reply slot, and
+    // the reader, holding the third, pauses at the cap: it reads nothing more.
+    let mut bytes = Vec::new();
+    for corr in 1..=3 {
+        bytes.extend(frame(&fetch("long-poll", 0, 50_000), FETCH_VERSION, corr)?);
+    }
+    s.write_all(&bytes)?;
+    let (client_port, broker_port) = (s.local_addr()?.port(), addr.port());
+    wait_until(
+        "the broker read all three fetches",
+        Duration::from_secs(10),
+        || Ok(broker_rx_queue(broker_port, client_port)? == Some(0)),
+    )?;
+    let closed_at = Instant::now();
+    drop(s);
+    wait_until(
+        "the broker drops the closed connection (its long-polls cancelled)",
+        Duration::from_secs(10),
+        || Ok(active_connections(&broker)? == 0.0),
+    )?;
+    println!(
+        "connection at the in-flight cap released {:?} after the close (long-polls were 50 s)",
+        closed_at.elapsed()
+    );
     Ok(())
 }
 

@@ -20,20 +20,23 @@
 //! error) the connection's [`Closed`] signal fires: pending long-poll fetches stop
 //! waiting at once instead of holding their task, and the connection's slot,
 //! until `max_wait_ms`. Graceful shutdown does not fire it (in-flight requests
-//! finish). The disconnect is noticed by reading; a connection whose in-flight
-//! cap is reached is not read, so there the first failed write fires it.
+//! finish). A reader paused at the in-flight cap does not read, but still
+//! watches (peeking) for the client's end of stream.
 //!
 //! The reader yields after each request, so a connection with a backlog of
 //! requests (a producer flood) takes one request per scheduler turn like every
 //! other connection on its worker thread.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use brook_protocol::frame::FrameDecoder;
 use brook_protocol::header::RequestHeader;
 use bytes::{Bytes, BytesMut};
+use nix::sys::socket::MsgFlags;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -159,6 +162,7 @@ pub async fn run(
         broker: &broker,
         tx: &tx,
         closed,
+        fire: fire.clone(),
         budget,
     };
     let reason = read_loop(conn, max_frame, idle, &mut shutdown).await;
@@ -182,6 +186,8 @@ struct Conn<'a> {
     broker: &'a Arc<Broker>,
     tx: &'a mpsc::Sender<Reply>,
     closed: Closed,
+    /// Fires `closed`.
+    fire: Arc<watch::Sender<bool>>,
     budget: RequestBudget,
 }
 
@@ -197,6 +203,7 @@ async fn read_loop(
         broker,
         tx,
         closed,
+        fire,
         budget,
     } = conn;
     // The budget share of the frame being read, once its size is known.
@@ -223,14 +230,30 @@ async fn read_loop(
                 drop(share.take());
                 let close = matches!(reply, Reply::Close);
                 // Waits while `max.inflight.requests.per.connection` responses
-                // are outstanding (backpressure), but not past shutdown.
-                let sent = tokio::select! {
-                    r = tx.send(reply) => r.is_ok(),
-                    _ = shutdown.changed() => return "shutdown",
+                // are outstanding (backpressure), but not past shutdown. Not
+                // reading meanwhile, it still watches for the client leaving,
+                // which ends the long-polls the writer is waiting on.
+                let mut watch_peer = true;
+                let slot = loop {
+                    tokio::select! {
+                        // Biased: a free slot (the usual case) costs no peek.
+                        biased;
+                        slot = tx.reserve() => break slot,
+                        _ = shutdown.changed() => return "shutdown",
+                        gone = peer_gone(stream), if watch_peer => {
+                            if gone {
+                                fire.send_replace(true);
+                            }
+                            // Gone, or requests are waiting unread: either
+                            // way nothing more to learn until the send.
+                            watch_peer = false;
+                        }
+                    }
                 };
-                if !sent {
+                let Ok(slot) = slot else {
                     return "writer stopped";
-                }
+                };
+                slot.send(reply);
                 if close {
                     return "protocol error";
                 }
@@ -269,6 +292,34 @@ async fn read_loop(
             Ok(Ok(0)) => return "closed by client",
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return "read error",
+        }
+    }
+}
+
+/// Whether the client has closed its end (or the socket failed), found without
+/// consuming anything: resolves `true` on end of stream or an error, `false`
+/// once unread bytes are waiting (a pipelining client is still there), and
+/// stays pending while the socket is quiet.
+async fn peer_gone(stream: &TcpStream) -> bool {
+    loop {
+        if stream.readable().await.is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let peeked = stream.try_io(Interest::READABLE, || {
+            nix::sys::socket::recv(
+                stream.as_raw_fd(),
+                &mut byte,
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+            )
+            .map_err(std::io::Error::from)
+        });
+        match peeked {
+            Ok(0) => return true,
+            Ok(_) => return false,
+            // Readiness was stale; `try_io` cleared it, so wait again.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return true,
         }
     }
 }
