@@ -2,7 +2,8 @@
 # Install what brook's end-to-end tests need, idempotently (anything already present
 # is skipped): kcat, prometheus and Node.js from Debian, a Python venv at .venv-test/
 # with the pinned clients from tests/python/requirements.txt, and kafkajs into
-# tests/node/node_modules from tests/node/package-lock.json. Safe to run repeatedly.
+# tests/node/node_modules from tests/node/package-lock.json, and cargo-fuzz (for the
+# fuzz step, scripts/fuzz.sh). Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +66,14 @@ if [ ! -f "$node_stamp" ] || ! cmp -s tests/node/package-lock.json "$node_stamp"
     cp tests/node/package-lock.json "$node_stamp"
 else
     log "tests/node/node_modules up to date"
+fi
+
+# scripts/fuzz.sh (the fuzz step of scripts/test.sh) runs cargo-fuzz on stable.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    log "cargo install cargo-fuzz --locked"
+    cargo install cargo-fuzz --locked
+else
+    log "cargo-fuzz present"
 fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # THE test command for brook (README and .ci/run call this). On a fresh Debian
 # machine it installs what the tests need (scripts/install-test-deps.sh, idempotent),
-# then runs formatting, lints, the broker build, every test, and the doc tests.
+# then runs formatting, lints, the broker build, every test, the doc tests, and
+# each protocol fuzz target for a short budget (scripts/fuzz.sh).
 # Exits non-zero on the first failure.
 #
 # Environment:
 #   BROOK_SKIP_INSTALL=1   do not install anything (offline machines)
 #   BROOK_TEST_KEEP=1      keep broker data dirs and logs of the e2e tests
+#   BROOK_FUZZ_SECONDS=30  seconds per fuzz target (0 skips fuzzing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,5 +45,10 @@ fi
 
 step "doc tests"
 cargo test --doc --workspace
+
+if [ "${BROOK_FUZZ_SECONDS:-30}" != 0 ]; then
+    step "fuzzing each protocol target for ${BROOK_FUZZ_SECONDS:-30}s (stable + RUSTC_BOOTSTRAP)"
+    scripts/fuzz.sh
+fi
 
 step "all checks passed in $(( $(date +%s) - start ))s"

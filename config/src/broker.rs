@@ -52,6 +52,7 @@ typed_config! {
         connections_max_idle_ms: i64 = "connections.max.idle.ms" => 600_000,
         max_inflight_requests_per_connection: u32 = "max.inflight.requests.per.connection" => 100,
         queued_max_requests: u32 = "queued.max.requests" => 500,
+        queued_max_request_bytes: i64 = "queued.max.request.bytes" => -1,
         message_max_bytes: u32 = "message.max.bytes" => 1_048_588,
         fetch_max_bytes: u32 = "fetch.max.bytes" => 57_671_680,
         quota_window_num: u32 = "quota.window.num" => 11,

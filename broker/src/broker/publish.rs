@@ -68,7 +68,16 @@ impl Broker {
             };
             if let Some(part) = topic.partition(p.partition) {
                 let epoch = part.leader_epoch();
-                let (before, after) = part.assign(p);
+                // A new leader epoch writes and fsyncs the leader-epoch
+                // checkpoint under the log's lock: on the blocking pool, never
+                // on a runtime thread.
+                let (before, after) = {
+                    let (part, p) = (part.clone(), p.clone());
+                    match tokio::task::spawn_blocking(move || part.assign(&p)).await {
+                        Ok(roles) => roles,
+                        Err(e) => std::panic::resume_unwind(e.into_panic()),
+                    }
+                };
                 if before != after || epoch != part.leader_epoch() {
                     info!(topic = %name, partition = p.partition, leader = p.leader, epoch = p.leader_epoch, "partition leadership changed");
                 }

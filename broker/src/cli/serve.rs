@@ -30,12 +30,40 @@ pub(super) fn run(config_path: Option<PathBuf>, ready_file: Option<PathBuf>) -> 
         )
         .with_writer(std::io::stderr)
         .init();
+    raise_fd_limit(config.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("brook")
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(serve(config, ready_file))
+}
+
+/// Every connection is a file descriptor: raise the soft `RLIMIT_NOFILE` (up to
+/// the hard limit) to `max.connections` plus headroom for segments, indexes and
+/// listeners, so a default soft limit of 1024 does not cut connections short.
+/// Only warns: the accept loop already survives EMFILE (it backs off and keeps
+/// serving).
+fn raise_fd_limit(max_connections: u32) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let wanted = u64::from(max_connections) + 1024;
+    if soft >= wanted {
+        return;
+    }
+    let to = wanted.min(hard);
+    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, to, hard) {
+        warn!(soft, hard, error = %e, "cannot raise the open-file limit");
+    }
+    if to < wanted {
+        warn!(
+            limit = to,
+            max_connections,
+            "open-file limit is below max.connections + 1024; connections beyond it fail with EMFILE"
+        );
+    }
 }
 
 fn resolve(hp: &brook_config::HostPort, what: &str) -> anyhow::Result<SocketAddr> {

@@ -1,6 +1,7 @@
 //! Fetch (key 1, v4–16): read record batches up to the high-water mark and send
 //! them as file regions (sendfile), long-polling until `min_bytes` are available
-//! or `max_wait_ms` passes. Woken by HW changes, never by sleeping.
+//! or `max_wait_ms` passes. Woken by HW changes, never by sleeping; a long-poll
+//! whose client disconnects ends at once (`Ctx::closed`).
 //!
 //! A fetch from a follower (replica id ≥ 0; from v15 the tagged
 //! `ReplicaState`, whose broker epoch must match the follower's current
@@ -137,6 +138,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         };
     }
     // Long-poll: wait for any of the partitions' HW to move, then read again.
+    let mut closed = ctx.closed.clone();
     let task = tokio::spawn(async move {
         let deadline = Instant::now() + max_wait;
         let mut receivers: Vec<_> = wanted
@@ -174,10 +176,12 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 let futs = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
                 let _ = futures_select_all(futs).await;
             };
-            if tokio::time::timeout_at(deadline.into(), changed)
-                .await
-                .is_err()
-            {
+            let woke = tokio::select! {
+                // The client is gone: nobody would read the answer.
+                () = closed.wait() => return None,
+                woke = tokio::time::timeout_at(deadline.into(), changed) => woke,
+            };
+            if woke.is_err() {
                 let Built {
                     resp,
                     regions,

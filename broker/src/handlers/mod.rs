@@ -55,7 +55,7 @@ use tracing::debug;
 use crate::broker::Broker;
 use crate::log::FileRegion;
 use crate::quota::{Kind, Mute, QuotaManager, RequestQuota};
-use crate::server::connection::Reply;
+use crate::server::connection::{Closed, Reply};
 use crate::server::writer::Frame;
 
 pub use api_versions::advertised_versions;
@@ -121,6 +121,8 @@ pub struct Ctx {
     pub header: Arc<RequestHeader>,
     pub key: ApiKey,
     pub version: i16,
+    /// Fires when the client is gone (a long-poll stops waiting).
+    pub closed: Closed,
 }
 
 impl Ctx {
@@ -179,6 +181,7 @@ pub async fn dispatch(
     header: RequestHeader,
     mut body: Bytes,
     mute: &Arc<Mute>,
+    closed: &Closed,
 ) -> Reply {
     let Some(key) = header.key() else {
         debug!(
@@ -195,6 +198,7 @@ pub async fn dispatch(
         header: Arc::new(header),
         key,
         version,
+        closed: closed.clone(),
     };
     if key == ApiKey::ApiVersions {
         return api_versions::handle(&ctx, body);

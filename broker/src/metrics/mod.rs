@@ -110,6 +110,7 @@ pub const METRICS: &[MetricDef] = &[
     m("brook_connections_active", Gauge, &[], "Open client connections."),
     m("brook_connections_total", Counter, &[], "Client connections accepted."),
     m("brook_connection_errors_total", Counter, &[], "Connections refused or closed for a protocol error, an oversized frame or the connection limit."),
+    m("brook_request_bytes_queued", Gauge, &[], "Request bytes being read or handled, taken from the queued.max.request.bytes budget (a connection that finds it spent stops reading)."),
     m("brook_group_members", Gauge, &["group"], "Members of each consumer group."),
     m("brook_group_lag_records", Gauge, &["group", "topic", "partition"], "Consumer group lag: log end offset consumers see (the high-water mark) minus the committed offset."),
     m("brook_controller_active", Gauge, &[], "1 when this node is the active controller (the controller quorum's Raft leader), else 0."),
@@ -163,6 +164,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     counter!("brook_cleaner_bytes_written_total").increment(0);
     counter!("brook_cleaner_cleans_total").increment(0);
     gauge!("brook_connections_active").increment(0.0);
+    gauge!("brook_request_bytes_queued").increment(0.0);
     Ok(handle)
 }
 
@@ -218,6 +220,11 @@ pub fn connection_opened() {
 
 pub fn connection_closed() {
     gauge!("brook_connections_active").decrement(1.0);
+}
+
+/// `bytes` of the request budget taken (positive) or given back (negative).
+pub fn request_bytes_queued(bytes: f64) {
+    gauge!("brook_request_bytes_queued").increment(bytes);
 }
 
 pub fn connection_error() {

@@ -9,18 +9,36 @@
 //! `max.inflight.requests.per.connection` responses are outstanding; beyond that
 //! the reader stops reading, which pushes back on the client through TCP.
 //!
+//! Request bytes across all connections are bounded by [`RequestBudget`]
+//! (`queued.max.request.bytes`): a connection whose next frame does not fit
+//! stops reading until it does.
+//!
 //! A client over one of its quotas mutes the connection: the reader takes no
 //! further request until the throttle delay ends (Kafka mutes the channel).
+//!
+//! When the client goes away (end of stream, a read or write error, a protocol
+//! error) the connection's [`Closed`] signal fires: pending long-poll fetches stop
+//! waiting at once instead of holding their task, and the connection's slot,
+//! until `max_wait_ms`. Graceful shutdown does not fire it (in-flight requests
+//! finish). A reader paused at the in-flight cap does not read, but still
+//! watches (peeking) for the client's end of stream.
+//!
+//! The reader yields after each request, so a connection with a backlog of
+//! requests (a producer flood) takes one request per scheduler turn like every
+//! other connection on its worker thread.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use brook_protocol::frame::FrameDecoder;
 use brook_protocol::header::RequestHeader;
 use bytes::{Bytes, BytesMut};
+use nix::sys::socket::MsgFlags;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
@@ -41,12 +59,88 @@ pub enum Reply {
     Close,
 }
 
+/// The broker-wide budget of request bytes being read or handled
+/// (`queued.max.request.bytes`). A connection takes its next request's size
+/// from it as soon as the size prefix has arrived (at most the whole budget, so
+/// one large frame cannot wait forever) and gives it back once the request has
+/// been handled. A connection that finds the budget spent stops reading until
+/// it is not, and TCP pushes back on its client (Kafka's memory pool mutes the
+/// channel the same way). Bytes read ahead without a share are bounded per
+/// connection by the read and reserve chunks (16 + 64 KiB).
+#[derive(Debug, Clone)]
+pub struct RequestBudget {
+    bytes: Option<(Arc<Semaphore>, usize)>,
+}
+
+impl RequestBudget {
+    /// A budget of `bytes`; zero or negative is unbounded.
+    pub fn new(bytes: i64) -> Self {
+        let bytes = usize::try_from(bytes)
+            .ok()
+            .filter(|b| *b > 0)
+            .map(|b| b.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize));
+        Self {
+            bytes: bytes.map(|b| (Arc::new(Semaphore::new(b)), b)),
+        }
+    }
+
+    /// Wait for a share of `size` bytes (capped at the whole budget).
+    async fn take(&self, size: usize) -> Option<Share> {
+        let (sem, total) = self.bytes.as_ref()?;
+        let n = u32::try_from(size.clamp(1, *total)).unwrap_or(u32::MAX);
+        let permit = sem.clone().acquire_many_owned(n).await.ok()?;
+        crate::metrics::request_bytes_queued(f64::from(n));
+        Some(Share {
+            _permit: permit,
+            bytes: n,
+        })
+    }
+
+    /// Bytes of the budget not taken (`None` when unbounded).
+    pub fn available(&self) -> Option<usize> {
+        self.bytes.as_ref().map(|(sem, _)| sem.available_permits())
+    }
+}
+
+/// A connection's share of the [`RequestBudget`], given back on drop.
+#[derive(Debug)]
+struct Share {
+    _permit: OwnedSemaphorePermit,
+    bytes: u32,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        crate::metrics::request_bytes_queued(-f64::from(self.bytes));
+    }
+}
+
+/// Fires once the connection's client is gone; handlers whose response waits
+/// (a fetch long-poll) select on [`Closed::wait`] and give up, since nobody is
+/// left to read the answer.
+#[derive(Debug, Clone)]
+pub struct Closed(watch::Receiver<bool>);
+
+impl Closed {
+    /// A signal and its trigger (`send_replace(true)` fires it).
+    pub fn new() -> (Arc<watch::Sender<bool>>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (Arc::new(tx), Self(rx))
+    }
+
+    /// Resolve once the client is gone (or the connection's state is dropped).
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|closed| *closed).await;
+    }
+}
+
 /// Serve one connection until the client closes it, an error occurs, it idles
 /// out, or the broker shuts down.
 pub async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
+    budget: RequestBudget,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let config = broker.config();
@@ -60,9 +154,24 @@ pub async fn run(
     crate::metrics::connection_opened();
     let stream = Arc::new(stream);
     let (tx, rx) = mpsc::channel::<Reply>(inflight);
-    let writer = tokio::spawn(write_loop(stream.clone(), rx, idle));
-    let reason = read_loop(&stream, peer, &broker, &tx, max_frame, idle, &mut shutdown).await;
+    let (fire, closed) = Closed::new();
+    let writer = tokio::spawn(write_loop(stream.clone(), rx, idle, fire.clone()));
+    let conn = Conn {
+        stream: &stream,
+        peer,
+        broker: &broker,
+        tx: &tx,
+        closed,
+        fire: fire.clone(),
+        budget,
+    };
+    let reason = read_loop(conn, max_frame, idle, &mut shutdown).await;
     debug!(%peer, reason, "connection reader finished");
+    if reason != "shutdown" {
+        // The client is gone or misbehaved: nobody will read a long-poll's
+        // answer, so stop waiting for one.
+        fire.send_replace(true);
+    }
     drop(tx);
     // The writer drains every reply already queued (graceful shutdown finishes
     // in-flight requests) and exits when the channel is closed.
@@ -70,17 +179,39 @@ pub async fn run(
     crate::metrics::connection_closed();
 }
 
-async fn read_loop(
-    stream: &TcpStream,
+/// What the reader task works with.
+struct Conn<'a> {
+    stream: &'a TcpStream,
     peer: SocketAddr,
-    broker: &Arc<Broker>,
-    tx: &mpsc::Sender<Reply>,
+    broker: &'a Arc<Broker>,
+    tx: &'a mpsc::Sender<Reply>,
+    closed: Closed,
+    /// Fires `closed`.
+    fire: Arc<watch::Sender<bool>>,
+    budget: RequestBudget,
+}
+
+async fn read_loop(
+    conn: Conn<'_>,
     max_frame: usize,
     idle: Duration,
     shutdown: &mut watch::Receiver<bool>,
 ) -> &'static str {
+    let Conn {
+        stream,
+        peer,
+        broker,
+        tx,
+        closed,
+        fire,
+        budget,
+    } = conn;
+    // The budget share of the frame being read, once its size is known.
+    let mut share: Option<Share> = None;
     let mut decoder = FrameDecoder::new(max_frame);
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    // Allocated on the first read, not at accept: an idle connection holds no
+    // read buffer (8 KiB each was 80 MiB of heap for 10,000 idle connections).
+    let mut buf = BytesMut::new();
     // Set when this client is over a quota: no request is read (or taken from
     // what was already read) until its throttle delay ends.
     let mute = Arc::new(crate::quota::Mute::default());
@@ -91,20 +222,45 @@ async fn read_loop(
         }
         match decoder.decode(&mut buf) {
             Ok(Some(frame)) => {
-                let reply = handle_frame(broker, peer, frame, &mute).await;
+                // Boxed: the handlers' futures are large, and inline they would
+                // be part of every connection's task even while it idles.
+                let reply = Box::pin(handle_frame(broker, peer, frame, &mute, &closed)).await;
+                // Handled: the request bytes are consumed (a response that
+                // completes later holds its own state, not the request).
+                drop(share.take());
                 let close = matches!(reply, Reply::Close);
                 // Waits while `max.inflight.requests.per.connection` responses
-                // are outstanding (backpressure), but not past shutdown.
-                let sent = tokio::select! {
-                    r = tx.send(reply) => r.is_ok(),
-                    _ = shutdown.changed() => return "shutdown",
+                // are outstanding (backpressure), but not past shutdown. Not
+                // reading meanwhile, it still watches for the client leaving,
+                // which ends the long-polls the writer is waiting on.
+                let mut watch_peer = true;
+                let slot = loop {
+                    tokio::select! {
+                        // Biased: a free slot (the usual case) costs no peek.
+                        biased;
+                        slot = tx.reserve() => break slot,
+                        _ = shutdown.changed() => return "shutdown",
+                        gone = peer_gone(stream), if watch_peer => {
+                            if gone {
+                                fire.send_replace(true);
+                            }
+                            // Gone, or requests are waiting unread: either
+                            // way nothing more to learn until the send.
+                            watch_peer = false;
+                        }
+                    }
                 };
-                if !sent {
+                let Ok(slot) = slot else {
                     return "writer stopped";
-                }
+                };
+                slot.send(reply);
                 if close {
                     return "protocol error";
                 }
+                // One request per turn: a client whose next request is already
+                // buffered (a producer flood) would otherwise run many requests
+                // before this worker thread serves another connection.
+                tokio::task::yield_now().await;
                 continue;
             }
             Ok(None) => {}
@@ -117,10 +273,15 @@ async fn read_loop(
         if *shutdown.borrow() {
             return "shutdown";
         }
-        // Read more. The buffer grows only as bytes actually arrive; the frame
-        // decoder has already refused any frame larger than the limit.
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
+        if share.is_none() {
+            if let Some(size) = decoder.pending_size() {
+                // Waits while the broker-wide budget is spent: not reading is
+                // the back-pressure. Not an idle timeout: the client is not idle.
+                share = tokio::select! {
+                    s = budget.take(size) => s,
+                    _ = shutdown.changed() => return "shutdown",
+                };
+            }
         }
         let read = tokio::select! {
             _ = shutdown.changed() => return "shutdown",
@@ -135,9 +296,43 @@ async fn read_loop(
     }
 }
 
+/// Whether the client has closed its end (or the socket failed), found without
+/// consuming anything: resolves `true` on end of stream or an error, `false`
+/// once unread bytes are waiting (a pipelining client is still there), and
+/// stays pending while the socket is quiet.
+async fn peer_gone(stream: &TcpStream) -> bool {
+    loop {
+        if stream.readable().await.is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let peeked = stream.try_io(Interest::READABLE, || {
+            nix::sys::socket::recv(
+                stream.as_raw_fd(),
+                &mut byte,
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+            )
+            .map_err(std::io::Error::from)
+        });
+        match peeked {
+            Ok(0) => return true,
+            Ok(_) => return false,
+            // Readiness was stale; `try_io` cleared it, so wait again.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
 async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
     loop {
         stream.readable().await?;
+        // The buffer grows only as bytes actually arrive (and only once they
+        // do); the frame decoder has already refused any frame larger than the
+        // limit.
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
+        }
         match stream.try_read_buf(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -151,6 +346,7 @@ async fn handle_frame(
     peer: SocketAddr,
     mut frame: Bytes,
     mute: &Arc<crate::quota::Mute>,
+    closed: &Closed,
 ) -> Reply {
     capture::maybe_capture(&frame);
     let header = match RequestHeader::decode(&mut frame) {
@@ -161,10 +357,15 @@ async fn handle_frame(
             return Reply::Close;
         }
     };
-    handlers::dispatch(broker, peer, header, frame, mute).await
+    handlers::dispatch(broker, peer, header, frame, mute, closed).await
 }
 
-async fn write_loop(stream: Arc<TcpStream>, mut rx: mpsc::Receiver<Reply>, idle: Duration) {
+async fn write_loop(
+    stream: Arc<TcpStream>,
+    mut rx: mpsc::Receiver<Reply>,
+    idle: Duration,
+    closed: Arc<watch::Sender<bool>>,
+) {
     while let Some(reply) = rx.recv().await {
         let frame = match reply {
             Reply::Ready(f) => f,
@@ -191,6 +392,9 @@ async fn write_loop(stream: Arc<TcpStream>, mut rx: mpsc::Receiver<Reply>, idle:
             }
         }
     }
+    // Nothing more will be written: replies still queued (or not yet read)
+    // must not keep long-polling for nobody.
+    closed.send_replace(true);
     // Wake the reader if it is blocked: shutting down the write side makes the
     // client close, and dropping our end closes the socket.
     let _ = nix::sys::socket::shutdown(

@@ -1,5 +1,6 @@
 //! The Kafka listener: accepts connections, enforces the connection limit, and
-//! runs one [`connection`] task per client.
+//! runs one [`connection`] task per client. The connections share one budget of
+//! request bytes ([`connection::RequestBudget`], `queued.max.request.bytes`).
 //!
 //! # Layout
 //! - `connection`: frame reading, request dispatch, in-order response writing.
@@ -30,6 +31,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let max = broker.config().max_connections.max(1) as usize;
     let permits = Arc::new(Semaphore::new(max));
+    let budget = connection::RequestBudget::new(broker.config().queued_max_request_bytes);
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -57,8 +59,9 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let broker = broker.clone();
                 let shutdown = shutdown.clone();
+                let budget = budget.clone();
                 conns.spawn(async move {
-                    connection::run(stream, peer, broker, shutdown).await;
+                    connection::run(stream, peer, broker, budget, shutdown).await;
                     drop(permit);
                 });
             }

@@ -78,11 +78,14 @@ impl Frame {
 /// Largest number of byte chunks gathered into one `writev`.
 const MAX_IOV: usize = 64;
 
-/// Write a whole frame to `stream`.
+/// Write a whole frame to `stream`, every byte its size prefix announced, or
+/// fail (the caller then closes the connection: a short frame would
+/// desynchronize every later response).
 ///
 /// # Errors
-/// Socket errors, or a region that refers to a missing table entry or a file that
-/// became shorter than the region (the segment was truncated or deleted under us).
+/// Socket errors, or a region that refers to a missing table entry, is shorter
+/// than its chunk, or lies in a file that became shorter than the region (the
+/// segment was truncated or deleted under us).
 pub async fn write_frame(stream: &TcpStream, frame: &Frame) -> io::Result<()> {
     let mut i = 0;
     while i < frame.chunks.len() {
@@ -92,7 +95,16 @@ pub async fn write_frame(stream: &TcpStream, frame: &Frame) -> io::Result<()> {
                     .ok()
                     .and_then(|id| frame.regions.get(id))
                     .ok_or_else(|| io::Error::other("response refers to an unknown file region"))?;
-                let len = u64::from(*len).min(region.len);
+                // The frame's size prefix already counts `len` bytes here:
+                // sending fewer would make the client read the next response's
+                // bytes as the rest of this one. Close instead.
+                let len = u64::from(*len);
+                if region.len < len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file region shorter than the frame announced",
+                    ));
+                }
                 send_region(stream, region, len).await?;
                 i += 1;
             }
@@ -174,4 +186,101 @@ async fn send_region(stream: &TcpStream, region: &FileRegion, len: u64) -> io::R
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    async fn pair() -> io::Result<(TcpStream, TcpStream)> {
+        let l = TcpListener::bind("127.0.0.1:0").await?;
+        let client = TcpStream::connect(l.local_addr()?).await?;
+        let (server, _) = l.accept().await?;
+        Ok((server, client))
+    }
+
+    fn file_of(len: usize) -> io::Result<Arc<std::fs::File>> {
+        let mut f = tempfile::tempfile()?;
+        f.write_all(&vec![7u8; len])?;
+        Ok(Arc::new(f))
+    }
+
+    /// Regression (issue 13): a region shorter than its chunk was sent short
+    /// (`min(chunk, region)`), so the client read the next response's bytes as
+    /// the rest of this one. The write must fail (and the connection close).
+    #[tokio::test]
+    async fn short_region_fails_instead_of_desynchronizing() -> io::Result<()> {
+        let (server, mut client) = pair().await?;
+        let frame = Frame {
+            chunks: vec![
+                Chunk::Bytes(Bytes::from_static(&[0, 0, 0, 100])),
+                Chunk::Region { id: 0, len: 100 },
+            ],
+            regions: vec![FileRegion {
+                file: file_of(100)?,
+                position: 0,
+                len: 60,
+            }],
+            throttle_at: None,
+        };
+        let res = write_frame(&server, &frame).await;
+        assert!(res.is_err(), "a short region was written as if whole");
+        drop(server);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await?;
+        assert!(
+            got.len() <= 4,
+            "{} bytes of a short frame were sent",
+            got.len()
+        );
+        Ok(())
+    }
+
+    /// A file that ends inside its region (the segment shrank after the fetch
+    /// was encoded) fails the write too.
+    #[tokio::test]
+    async fn file_shorter_than_region_fails() -> io::Result<()> {
+        let (server, _client) = pair().await?;
+        let frame = Frame {
+            chunks: vec![Chunk::Region { id: 0, len: 100 }],
+            regions: vec![FileRegion {
+                file: file_of(40)?,
+                position: 0,
+                len: 100,
+            }],
+            throttle_at: None,
+        };
+        assert!(write_frame(&server, &frame).await.is_err());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn whole_region_is_sent() -> io::Result<()> {
+        let (server, mut client) = pair().await?;
+        let frame = Frame {
+            chunks: vec![
+                Chunk::Bytes(Bytes::from_static(&[0, 0, 0, 100])),
+                Chunk::Region { id: 0, len: 100 },
+            ],
+            regions: vec![FileRegion {
+                file: file_of(100)?,
+                position: 0,
+                len: 100,
+            }],
+            throttle_at: None,
+        };
+        write_frame(&server, &frame).await?;
+        drop(server);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await?;
+        assert_eq!(got.len(), 104);
+        Ok(())
+    }
 }
