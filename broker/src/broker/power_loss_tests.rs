@@ -25,7 +25,7 @@ use std::sync::Arc;
 use anyhow::{bail, ensure, Context, Result};
 use brook_config::TopicConfig;
 use brook_protocol::codec::Uuid;
-use brook_protocol::records::BatchIter;
+use brook_protocol::records::{BatchBuilder, BatchIter, Compression, RecordBatch};
 
 use super::{open_partition, retire_partition_dir, StartupCheckpoints};
 use crate::fsio::sim::{Cut, Image, Recorder, SplitMix};
@@ -36,7 +36,12 @@ use crate::partition::{Partition, ReplicaSetup};
 
 const NODE: i32 = 1;
 const CLUSTER: &str = "power-loss-cluster";
-const NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
+const NAMES: [&str; 4] = ["alpha", "beta", "gamma", COMPACTED];
+/// The topic with `cleanup.policy=compact`: the cleaner runs on it.
+const COMPACTED: &str = "delta";
+/// Records are keyed `k0`..`k4` (by sequence number), so the cleaner has
+/// superseded records to remove.
+const KEYS: u64 = 5;
 /// Bytes at the start of each batch's payload naming the record: topic id,
 /// partition, sequence number.
 const IDENT: usize = 16 + 4 + 8;
@@ -81,14 +86,21 @@ struct Workload<'a> {
     events: Vec<(u64, Event)>,
     topics: BTreeMap<String, LiveTopic>,
     seq: u64,
+    /// Cleans that rewrote segments.
+    cleans: u64,
 }
 
-fn topic_config() -> TopicConfig {
+fn topic_config(name: &str) -> TopicConfig {
     TopicConfig {
         segment_bytes: 1500,
         segment_index_bytes: 240,
         index_interval_bytes: 200,
         retention_bytes: 4000,
+        cleanup_policy: if name == COMPACTED {
+            brook_config::CleanupPolicy::COMPACT
+        } else {
+            brook_config::CleanupPolicy::DELETE
+        },
         ..TopicConfig::default()
     }
 }
@@ -119,31 +131,18 @@ fn now_ms() -> i64 {
     crate::handlers::now_ms()
 }
 
-/// A magic-2 batch of `records` records whose payload starts with the
-/// record's identity.
-fn ident_batch(records: i32, id: Uuid, partition: i32, seq: u64, len: usize) -> Vec<u8> {
-    let total = 61 + IDENT.max(len);
-    let ts = now_ms();
-    let mut b = vec![0u8; total];
-    b[8..12].copy_from_slice(&((total - 12) as i32).to_be_bytes());
-    b[12..16].copy_from_slice(&(-1i32).to_be_bytes());
-    b[16] = 2;
-    b[23..27].copy_from_slice(&(records - 1).to_be_bytes());
-    b[27..35].copy_from_slice(&ts.to_be_bytes());
-    b[35..43].copy_from_slice(&ts.to_be_bytes());
-    b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
-    b[51..53].copy_from_slice(&(-1i16).to_be_bytes());
-    b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
-    b[57..61].copy_from_slice(&records.to_be_bytes());
-    b[61..77].copy_from_slice(id.as_bytes());
-    b[77..81].copy_from_slice(&partition.to_be_bytes());
-    b[81..89].copy_from_slice(&seq.to_be_bytes());
-    for (i, x) in b[89..].iter_mut().enumerate() {
-        *x = (i % 251) as u8;
-    }
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
+/// A batch of one record keyed by `seq` whose value starts with the record's
+/// identity, `len` bytes in all.
+fn ident_batch(id: Uuid, partition: i32, seq: u64, len: usize) -> Result<Vec<u8>> {
+    let mut value = Vec::with_capacity(len.max(IDENT));
+    value.extend_from_slice(id.as_bytes());
+    value.extend_from_slice(&partition.to_be_bytes());
+    value.extend_from_slice(&seq.to_be_bytes());
+    value.resize(len.max(IDENT), 0x5a);
+    let key = format!("k{}", seq % KEYS);
+    let mut b = BatchBuilder::new();
+    b.append(now_ms(), Some(key.as_bytes()), Some(&value), &[])?;
+    Ok(b.build(Compression::None)?.to_vec())
 }
 
 /// Open every partition of `topics` in `dir` the way `Broker::open` does.
@@ -160,7 +159,7 @@ fn open_all(dir: &Path, topics: &BTreeMap<String, (Uuid, i32)>) -> Result<Vec<Ar
                 name,
                 id,
                 &partition_record(id, p),
-                Arc::new(topic_config()),
+                Arc::new(topic_config(name)),
                 opts,
                 setup(checkpoints.hw(&key)),
             )
@@ -212,7 +211,7 @@ impl Workload<'_> {
                 name,
                 id,
                 &partition_record(id, p),
-                Arc::new(topic_config()),
+                Arc::new(topic_config(name)),
                 crate::log::OpenOptions::default(),
                 setup(0),
             )?;
@@ -237,17 +236,29 @@ impl Workload<'_> {
         Ok(())
     }
 
+    /// Produce to a partition of `name` (if it exists) or else of any topic.
+    async fn produce_to(&mut self, name: &str) -> Result<()> {
+        let parts = match self.topics.get(name) {
+            Some(t) => t.parts.clone(),
+            None => self.live_partitions(),
+        };
+        self.produce_among(parts).await
+    }
+
     async fn produce(&mut self) -> Result<()> {
         let parts = self.live_partitions();
+        self.produce_among(parts).await
+    }
+
+    async fn produce_among(&mut self, parts: Vec<Arc<Partition>>) -> Result<()> {
         if parts.is_empty() {
             return Ok(());
         }
         let part = &parts[usize::try_from(self.rng.below(parts.len() as u64))?];
         self.seq += 1;
         let seq = self.seq;
-        let records = 1 + i32::try_from(self.rng.below(3))?;
         let len = 40 + usize::try_from(self.rng.below(400))?;
-        let mut b = ident_batch(records, part.topic_id, part.index, seq, len);
+        let mut b = ident_batch(part.topic_id, part.index, seq, len)?;
         let a = part.append(&mut b, now_ms()).await?;
         let (id, partition) = (part.topic_id, part.index);
         self.mark(Event::Appended {
@@ -272,6 +283,11 @@ impl Workload<'_> {
 
     fn retention(&mut self) -> Result<()> {
         for p in self.live_partitions() {
+            // As `maintenance::retention_pass`: time/size retention is for
+            // `cleanup.policy=delete` only.
+            if !p.config().cleanup_policy.delete {
+                continue;
+            }
             let hw = p.high_watermark();
             self.mark(Event::Trim {
                 id: p.topic_id,
@@ -302,6 +318,45 @@ impl Workload<'_> {
         Ok(())
     }
 
+    /// One forced clean of every compacted partition, as the cleaner manager
+    /// runs it, then its checkpoint (as `cleaner::write_checkpoint`).
+    fn clean(&mut self) -> Result<()> {
+        let params = crate::log::cleaner::CleanParams {
+            min_cleanable_ratio: 0.0,
+            ..crate::log::cleaner::CleanParams::default()
+        };
+        let mut map = crate::log::cleaner::OffsetMap::with_memory(1 << 16);
+        let throttle = crate::log::cleaner::Throttler::new(f64::MAX);
+        let compacted: Vec<_> = self
+            .live_partitions()
+            .into_iter()
+            .filter(|p| p.config().cleanup_policy.compact)
+            .collect();
+        for p in &compacted {
+            match p
+                .log()
+                .clean(p.high_watermark(), &params, &mut map, &throttle, true)
+            {
+                Ok(Some(_)) => self.cleans += 1,
+                Ok(None) | Err(crate::log::LogError::CleaningAborted { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let entries: Vec<_> = compacted
+            .iter()
+            .map(|p| crate::log::TopicPartitionOffset {
+                topic: p.topic.to_string(),
+                partition: p.index,
+                offset: p.log().cleaned_offset(),
+            })
+            .collect();
+        crate::log::write_offset_checkpoint(
+            &self.root.join(crate::cleaner::CHECKPOINT_FILE),
+            &entries,
+        )?;
+        Ok(())
+    }
+
     /// Clean shutdown as `brook serve` does it, then a restart.
     async fn restart(&mut self) -> Result<()> {
         for p in self.live_partitions() {
@@ -325,11 +380,25 @@ impl Workload<'_> {
         Ok(())
     }
 
-    async fn run(&mut self, steps: usize) -> Result<()> {
+    /// The mix of steps; with `cleaner` the compacted topic takes most
+    /// produces and a clean runs every few steps.
+    async fn run(&mut self, steps: usize, cleaner: bool) -> Result<()> {
         super::identity::check_meta_properties(&self.root, NODE, CLUSTER)?;
         self.create_topic(NAMES[0])?;
+        if cleaner {
+            self.create_topic(COMPACTED)?;
+        }
         for _ in 0..steps {
-            match self.rng.below(100) {
+            let step = self.rng.below(100);
+            if cleaner && step < 60 {
+                if step < 45 {
+                    self.produce_to(COMPACTED).await?;
+                } else {
+                    self.clean()?;
+                }
+                continue;
+            }
+            match step {
                 0..=59 => self.produce().await?,
                 60..=67 => self.checkpoints(),
                 68..=74 => self.retention()?,
@@ -344,6 +413,7 @@ impl Workload<'_> {
                     let name = NAMES[usize::try_from(self.rng.below(NAMES.len() as u64))?];
                     self.delete_topic(name)?;
                 }
+                92..=95 => self.clean()?,
                 _ => self.restart().await?,
             }
         }
@@ -450,7 +520,20 @@ async fn verify(image: &Image, events: &[(u64, Event)]) -> Result<()> {
             let region = r.region.context("no data before the log end")?;
             let bytes = region_bytes(&region)?;
             for (pos, h) in BatchIter::new(&bytes) {
-                let body = &bytes[pos + 61..pos + 61 + IDENT];
+                let size = h.total_size().context("batch size")?;
+                let batch = RecordBatch::decode(
+                    &bytes::Bytes::copy_from_slice(&bytes[pos..pos + size]),
+                    1 << 20,
+                )?;
+                let Some(rec) = batch.records().next() else {
+                    // The cleaner may keep a batch with every record removed.
+                    offset = h.last_offset() + 1;
+                    continue;
+                };
+                let rec = rec?;
+                let value = rec.value.context("record without a value")?;
+                ensure!(value.len() >= IDENT, "short value");
+                let body = &value[..IDENT];
                 let id = Uuid::from_bytes(body[..16].try_into()?);
                 let partition = i32::from_be_bytes(body[16..20].try_into()?);
                 let seq = u64::from_be_bytes(body[20..28].try_into()?);
@@ -477,12 +560,16 @@ async fn verify(image: &Image, events: &[(u64, Event)]) -> Result<()> {
                 offset = h.last_offset() + 1;
             }
         }
+        let compacted = p.config().cleanup_policy.compact;
         for (seq, off) in x.acked.get(&key).into_iter().flatten() {
             if *off < lso {
                 continue;
             }
+            // Compaction may remove a record once a later one of its key is in.
+            let superseded =
+                compacted && found.iter().any(|(s, o)| s % KEYS == seq % KEYS && o > off);
             ensure!(
-                found.get(seq) == Some(off),
+                superseded || found.get(seq) == Some(off),
                 "{name}: acknowledged record {seq} at offset {off} is missing \
                  (log {lso}..{leo})"
             );
@@ -513,7 +600,7 @@ async fn recreate(dir: &Path, names: &[&str]) -> Result<()> {
             name,
             id,
             &partition_record(id, 0),
-            Arc::new(topic_config()),
+            Arc::new(topic_config(name)),
             crate::log::OpenOptions::default(),
             setup(0),
         )?;
@@ -524,7 +611,7 @@ async fn recreate(dir: &Path, names: &[&str]) -> Result<()> {
             log.log_start_offset(),
             log.log_end_offset()
         );
-        let mut b = ident_batch(1, id, 0, 1, 50);
+        let mut b = ident_batch(id, 0, 1, 50)?;
         let a = part.append(&mut b, now_ms()).await?;
         part.request_flush();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -562,8 +649,9 @@ enum Cuts {
 }
 
 /// Run `seed`'s workload under the recorder and verify every image. Returns
-/// the number of operations and of images checked.
-async fn campaign(seed: u64, steps: usize, cuts: Cuts) -> Result<(u64, usize)> {
+/// the number of operations, of images checked and of cleans that rewrote
+/// segments.
+async fn campaign(seed: u64, steps: usize, cuts: Cuts) -> Result<(u64, usize, u64)> {
     let root = tempfile::tempdir()?;
     let out = tempfile::tempdir()?;
     let replay = matches!(cuts, Cuts::Fixed(_));
@@ -578,11 +666,13 @@ async fn campaign(seed: u64, steps: usize, cuts: Cuts) -> Result<(u64, usize)> {
         events: Vec::new(),
         topics: BTreeMap::new(),
         seq: 0,
+        cleans: 0,
     };
-    w.run(steps)
+    w.run(steps, seed % 4 == 0)
         .await
         .with_context(|| format!("workload of seed {seed} failed"))?;
     let events = std::mem::take(&mut w.events);
+    let cleans = w.cleans;
     for t in w.topics.values() {
         for p in &t.parts {
             p.close()?;
@@ -623,22 +713,22 @@ async fn campaign(seed: u64, steps: usize, cuts: Cuts) -> Result<(u64, usize)> {
         let kept = out.keep();
         println!("images kept in {}", kept.display());
     }
-    Ok((ops, images.len()))
+    Ok((ops, images.len(), cleans))
 }
 
 /// Cut `seed`'s workload at `n` operations chosen by the seed.
 async fn run_seed(seed: u64, steps: usize, n: usize) -> Result<usize> {
     let started = std::time::Instant::now();
-    let (ops, checked) = campaign(seed, steps, Cuts::Sample(n)).await?;
+    let (ops, checked, cleans) = campaign(seed, steps, Cuts::Sample(n)).await?;
     println!(
-        "seed {seed}: {ops} operations, {checked} cuts verified in {:?}",
+        "seed {seed}: {ops} operations, {cleans} cleans, {checked} cuts verified in {:?}",
         started.elapsed()
     );
     Ok(checked)
 }
 
 const STEPS: usize = 120;
-const CUTS_PER_SEED: usize = 105;
+const CUTS_PER_SEED: usize = 95;
 
 macro_rules! power_loss_seeds {
     ($($name:ident: $seed:expr,)*) => {$(
@@ -662,6 +752,7 @@ power_loss_seeds! {
     power_loss_seed_8: 8,
     power_loss_seed_9: 9,
     power_loss_seed_10: 10,
+    power_loss_seed_12: 12,
 }
 
 /// Replays one cut from the environment (see the module docs); a no-op otherwise.
@@ -684,7 +775,7 @@ async fn power_loss_replay() -> Result<()> {
 /// Produce `n` single-record batches with acks=all.
 async fn produce_acked(part: &Partition, n: u64) -> Result<()> {
     for seq in 1..=n {
-        let mut b = ident_batch(1, part.topic_id, part.index, seq, 50);
+        let mut b = ident_batch(part.topic_id, part.index, seq, 50)?;
         let a = part.append(&mut b, now_ms()).await?;
         part.request_flush();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -701,7 +792,7 @@ fn open_new(dir: &Path, name: &str, id: Uuid) -> Result<Partition> {
         name,
         id,
         &partition_record(id, 0),
-        Arc::new(topic_config()),
+        Arc::new(topic_config(name)),
         crate::log::OpenOptions::default(),
         setup(0),
     )

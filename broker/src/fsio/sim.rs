@@ -30,6 +30,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 static ACTIVE: Mutex<Vec<Arc<Recorder>>> = Mutex::new(Vec::new());
 
+/// A rebuilt tree: relative paths, `None` for a directory, parents first.
+type Tree = Vec<(PathBuf, Option<Arc<Vec<u8>>>)>;
+
 /// One rebuilt data directory: the tree as power loss after `op` would leave it.
 #[derive(Debug, Clone)]
 pub(crate) struct Image {
@@ -39,7 +42,7 @@ pub(crate) struct Image {
     pub(crate) torn: Option<u64>,
     /// The tree to write into `dir`: relative paths, `None` for a directory
     /// (parents come before their entries).
-    tree: Vec<(PathBuf, Option<Arc<Vec<u8>>>)>,
+    tree: Tree,
 }
 
 impl Image {
@@ -371,7 +374,7 @@ impl Inner {
     }
 
     /// The durable tree now, in memory (written out only for the cuts kept).
-    fn rebuild(&mut self, torn: Option<u64>) -> io::Result<Vec<(PathBuf, Option<Arc<Vec<u8>>>)>> {
+    fn rebuild(&mut self, torn: Option<u64>) -> io::Result<Tree> {
         let mut rng = torn.map(SplitMix);
         let mut seen = BTreeSet::new();
         let mut tree = Vec::new();
@@ -385,7 +388,7 @@ impl Inner {
         rel: &Path,
         rng: &mut Option<SplitMix>,
         seen: &mut BTreeSet<u64>,
-        tree: &mut Vec<(PathBuf, Option<Arc<Vec<u8>>>)>,
+        tree: &mut Tree,
     ) -> io::Result<()> {
         if !seen.insert(ino) {
             return Ok(()); // a directory reachable twice (unsynced rename): once is enough
