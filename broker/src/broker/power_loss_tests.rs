@@ -668,7 +668,7 @@ async fn campaign(seed: u64, steps: usize, cuts: Cuts) -> Result<(u64, usize, u6
         seq: 0,
         cleans: 0,
     };
-    w.run(steps, seed % 4 == 0)
+    w.run(steps, seed.is_multiple_of(4))
         .await
         .with_context(|| format!("workload of seed {seed} failed"))?;
     let events = std::mem::take(&mut w.events);
