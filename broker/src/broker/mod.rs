@@ -215,6 +215,7 @@ impl Broker {
         let mut topics = BTreeMap::new();
         // Where each partition was durable and where its log starts, from the
         // data dir's checkpoint files (absent on a first start).
+        remove_deleted_partition_dirs(&data_dir);
         let checkpoints = StartupCheckpoints::load(&data_dir)?;
         let isr_wake = Arc::new(tokio::sync::Notify::new());
         for t in image.topics.values() {
@@ -684,6 +685,34 @@ fn checkpoint_map(dir: &Path, name: &str) -> anyhow::Result<HashMap<(String, i32
 /// created again under the same name and inherit them.
 pub(crate) fn rewrite_checkpoints_at_startup(data_dir: &Path, hosted: &[Arc<Partition>]) {
     crate::maintenance::write_checkpoint_files(data_dir, hosted.iter().map(|p| &**p));
+}
+
+/// Delete what topic deletes left behind: `<topic>-<partition>.<id>-delete`
+/// directories whose background delete had not finished when the broker
+/// stopped, or whose unlinks a power loss undid. (Live partition directories
+/// end in their partition number, so none matches.) Failures are logged: a
+/// leftover costs disk space, not correctness, and is retried next start.
+pub(crate) fn remove_deleted_partition_dirs(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if e.file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with("-delete"))
+            && path.is_dir()
+        {
+            match crate::fsio::remove_dir_all(&path) {
+                Ok(()) => {
+                    info!(dir = %path.display(), "removed the directory of a deleted partition")
+                }
+                Err(e) => {
+                    warn!(dir = %path.display(), error = %e, "cannot remove the directory of a deleted partition")
+                }
+            }
+        }
+    }
 }
 
 /// Rename a removed topic's partition directory out of the way (atomic, so a

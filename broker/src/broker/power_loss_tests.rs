@@ -148,6 +148,7 @@ fn ident_batch(id: Uuid, partition: i32, seq: u64, len: usize) -> Result<Vec<u8>
 /// Open every partition of `topics` in `dir` the way `Broker::open` does.
 fn open_all(dir: &Path, topics: &BTreeMap<String, (Uuid, i32)>) -> Result<Vec<Arc<Partition>>> {
     super::identity::check_meta_properties(dir, NODE, CLUSTER)?;
+    super::remove_deleted_partition_dirs(dir);
     let checkpoints = StartupCheckpoints::load(dir)?;
     let mut out = Vec::new();
     for (name, &(id, partitions)) in topics {
@@ -498,6 +499,13 @@ async fn verify(image: &Image, events: &[(u64, Event)]) -> Result<()> {
     let x = expect_at(events, image.op);
     let all = appended(events);
     let parts = open_all(&image.dir, &x.topics)?;
+    for e in std::fs::read_dir(&image.dir)? {
+        let name = e?.file_name();
+        ensure!(
+            !name.to_string_lossy().ends_with("-delete"),
+            "{name:?}: a deleted partition's directory is left after the restart"
+        );
+    }
     for p in &parts {
         let key = (p.topic_id, p.index);
         let log = p.log();
@@ -890,5 +898,27 @@ async fn regression_a_partition_directory_created_at_startup_ignores_checkpoints
         log.log_start_offset(),
         log.log_end_offset()
     );
+    Ok(())
+}
+
+/// Found by the campaign: a power cut during a topic delete's background
+/// removal (or before its unlinks were durable) left
+/// `<topic>-<partition>.<id>-delete` directories that nothing ever removed.
+#[tokio::test]
+async fn regression_leftover_deleted_partition_directories_are_removed_at_startup() -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let dir = root.path();
+    let id = Uuid::from_bytes([1; 16]);
+    let part = open_new(dir, "t", id)?;
+    produce_acked(&part, 2).await?;
+    part.close()?;
+    retire_partition_dir(dir, "t", 0, id).context("rename")?;
+    open_all(dir, &BTreeMap::new())?;
+    let left: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().ends_with("-delete"))
+        .collect();
+    ensure!(left.is_empty(), "left behind: {left:?}");
     Ok(())
 }
