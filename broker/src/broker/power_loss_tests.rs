@@ -10,9 +10,20 @@
 //! delete), produce with acks=all (`Partition::append`, then the purgatory wait
 //! on the HW, which follows the flusher's fsync), segment rolls and index trims
 //! (small `segment.bytes`), retention and DeleteRecords, the data-dir
-//! checkpoint files, and clean shutdown (close + clean-shutdown marker)
-//! followed by a restart. The controller's metadata log is modelled, not run:
-//! a topic exists at a cut when its create was committed before the cut.
+//! checkpoint files, the cleaner on a compacted topic (forced cleans, the
+//! `.cleaned` → `.swap` swap, `cleaner-offset-checkpoint`), and clean shutdown
+//! (close + clean-shutdown marker) followed by a restart. The controller's
+//! metadata log is modelled, not run: a topic exists at a cut when its create
+//! was committed before the cut.
+//!
+//! After each cut: the broker's startup path opens every partition without
+//! manual steps; every acknowledged record at or above the log start is there
+//! once, at its offset, below the HW (on the compacted topic, unless a later
+//! record of its key is there); nothing else is there but records appended
+//! to that partition of that topic incarnation; the log start is not past
+//! any trim the workload asked for; no `-delete` directory is left; and a
+//! topic deleted before the cut, created again under its name, starts empty
+//! and keeps its records across a restart. Failing images are kept on disk.
 //!
 //! Replay one cut: `BROOK_POWER_SEED=<seed> BROOK_POWER_CUT=<op>
 //! [BROOK_POWER_TORN=<n>] cargo nextest run -p brook-broker power_loss_replay
