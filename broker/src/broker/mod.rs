@@ -218,8 +218,8 @@ impl Broker {
         // data dir's checkpoint files (absent on a first start).
         let mut checkpoints = HashMap::new();
         for dir in log_dirs.paths() {
+            remove_deleted_partition_dirs(dir);
             checkpoints.insert(dir.to_path_buf(), StartupCheckpoints::load(dir)?);
-            sweep_partition_dirs(dir, &image, config.node_id)?;
         }
         let isr_wake = Arc::new(tokio::sync::Notify::new());
         let mut load: HashMap<PathBuf, usize> = HashMap::new();
@@ -329,6 +329,28 @@ impl Broker {
             interval,
         ));
         self.catch_up().await?;
+        self.set_aside_strays()?;
+        Ok(())
+    }
+
+    /// [`sweep_partition_dirs`] of every online log directory, against the
+    /// image this broker caught up to.
+    fn set_aside_strays(&self) -> anyhow::Result<()> {
+        let image = self.image();
+        let open: std::collections::HashSet<(String, i32)> = self
+            .topics()
+            .iter()
+            .flat_map(|t| {
+                t.partitions()
+                    .into_iter()
+                    .map(|p| (t.name.to_string(), p.index))
+            })
+            .collect();
+        for dir in self.log_dirs.paths() {
+            if !self.log_dirs.dir_offline(dir) {
+                sweep_partition_dirs(dir, &image, self.node_id(), &open)?;
+            }
+        }
         Ok(())
     }
 
@@ -721,9 +743,16 @@ fn checkpoint_map(dir: &Path, name: &str) -> anyhow::Result<HashMap<(String, i32
 /// Set aside partition directories the image does not place on this node
 /// (reassigned away or deleted while it was down, or of an older topic with
 /// the same name): they are renamed to `<dir>.<topic id>-stray` and kept, as
-/// Kafka does (KIP-858), never opened or deleted. Leftovers of deletions
-/// that had begun (`-delete`) are removed.
-fn sweep_partition_dirs(data_dir: &Path, image: &MetadataImage, node: i32) -> anyhow::Result<()> {
+/// Kafka does (KIP-858), never opened or deleted. Only run with an image
+/// that is current (after the broker caught up with the metadata log: the
+/// image a node starts with may be empty or old), and never on a directory
+/// of a partition that is `open` here.
+fn sweep_partition_dirs(
+    data_dir: &Path,
+    image: &MetadataImage,
+    node: i32,
+    open: &std::collections::HashSet<(String, i32)>,
+) -> anyhow::Result<()> {
     if !data_dir.exists() {
         return Ok(());
     }
@@ -734,12 +763,6 @@ fn sweep_partition_dirs(data_dir: &Path, image: &MetadataImage, node: i32) -> an
         }
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with("-delete") {
-            if let Err(e) = crate::fsio::remove_dir_all(&path) {
-                warn!(dir = %path.display(), error = %e, "cannot remove a deleted partition's directory");
-            }
-            continue;
-        }
         let Ok(meta) = std::fs::read_to_string(path.join("partition.metadata")) else {
             continue;
         };
@@ -753,6 +776,9 @@ fn sweep_partition_dirs(data_dir: &Path, image: &MetadataImage, node: i32) -> an
             .lines()
             .find_map(|l| l.strip_prefix("topic_id:"))
             .and_then(|v| v.trim().parse::<Uuid>().ok());
+        if open.contains(&(topic.to_owned(), index)) {
+            continue;
+        }
         let hosted = image.topic(topic).is_some_and(|t| {
             Some(t.id) == id
                 && t.partitions
@@ -784,6 +810,34 @@ pub(crate) fn rewrite_checkpoints_at_startup(data_dir: &Path, hosted: &[Arc<Part
             .filter(|p| p.log().dir().parent() == Some(data_dir))
             .map(|p| &**p),
     );
+}
+
+/// Delete what topic deletes left behind: `<topic>-<partition>.<id>-delete`
+/// directories whose background delete had not finished when the broker
+/// stopped, or whose unlinks a power loss undid. (Live partition directories
+/// end in their partition number, so none matches.) Failures are logged: a
+/// leftover costs disk space, not correctness, and is retried next start.
+pub(crate) fn remove_deleted_partition_dirs(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if e.file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with("-delete"))
+            && path.is_dir()
+        {
+            match crate::fsio::remove_dir_all(&path) {
+                Ok(()) => {
+                    info!(dir = %path.display(), "removed the directory of a deleted partition")
+                }
+                Err(e) => {
+                    warn!(dir = %path.display(), error = %e, "cannot remove the directory of a deleted partition")
+                }
+            }
+        }
+    }
 }
 
 /// Rename a removed topic's partition directory out of the way (atomic, so a
@@ -934,7 +988,7 @@ mod sweep_tests {
 
     /// A directory the image does not place on this node (reassigned away,
     /// or of an older topic with the same name) is set aside, never opened
-    /// or deleted; a hosted one stays; an interrupted deletion is finished.
+    /// or deleted; a hosted one stays, and so does one open here.
     #[test]
     fn partitions_not_placed_here_are_set_aside_and_kept() {
         let root = tempfile::tempdir().unwrap();
@@ -960,13 +1014,16 @@ mod sweep_tests {
         let hosted = partition_dir(root.path(), "t-0", id);
         let moved_away = partition_dir(root.path(), "t-1", id);
         let older_topic = partition_dir(root.path(), "t-2", old_id);
-        let deleting = partition_dir(root.path(), "t-3.x.1234-delete", id);
         std::fs::create_dir_all(root.path().join("views")).unwrap();
 
-        sweep_partition_dirs(root.path(), &image, 1).unwrap();
+        // t-3 is not in the image, but open here: it is never touched.
+        let open_here = partition_dir(root.path(), "t-3", id);
+        let open = std::collections::HashSet::from([("t".to_owned(), 3)]);
+        sweep_partition_dirs(root.path(), &image, 1, &open).unwrap();
 
         assert!(hosted.join("00000000000000000000.log").exists());
-        assert!(!moved_away.exists() && !older_topic.exists() && !deleting.exists());
+        assert!(open_here.join("00000000000000000000.log").exists());
+        assert!(!moved_away.exists() && !older_topic.exists());
         for (name, topic) in [("t-1", id), ("t-2", old_id)] {
             let kept = root.path().join(format!("{name}.{topic}-stray"));
             assert!(
@@ -980,7 +1037,7 @@ mod sweep_tests {
             "other directories are left alone"
         );
         // A second sweep leaves the set-aside copies as they are.
-        sweep_partition_dirs(root.path(), &image, 1).unwrap();
+        sweep_partition_dirs(root.path(), &image, 1, &open).unwrap();
         assert!(root.path().join(format!("t-1.{id}-stray")).exists());
     }
 }

@@ -30,6 +30,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 static ACTIVE: Mutex<Vec<Arc<Recorder>>> = Mutex::new(Vec::new());
 
+/// A rebuilt tree: relative paths, `None` for a directory, parents first.
+type Tree = Vec<(PathBuf, Option<Arc<Vec<u8>>>)>;
+
 /// One rebuilt data directory: the tree as power loss after `op` would leave it.
 #[derive(Debug, Clone)]
 pub(crate) struct Image {
@@ -37,6 +40,24 @@ pub(crate) struct Image {
     pub(crate) dir: PathBuf,
     /// The seed of the tear, for a torn cut.
     pub(crate) torn: Option<u64>,
+    /// The tree to write into `dir`: relative paths, `None` for a directory
+    /// (parents come before their entries).
+    tree: Tree,
+}
+
+impl Image {
+    /// Write the tree into `dir` (a fresh directory).
+    pub(crate) fn materialize(&self) -> io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        for (rel, content) in &self.tree {
+            let path = self.dir.join(rel);
+            match content {
+                None => std::fs::create_dir(&path)?,
+                Some(c) => std::fs::write(&path, &**c)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where to cut: after operation `op`, torn when `torn_seed` is set.
@@ -59,11 +80,14 @@ pub(crate) struct Recorder {
 struct Inner {
     ops: u64,
     root_ino: u64,
-    files: HashMap<u64, Vec<u8>>,
+    files: HashMap<u64, Arc<Vec<u8>>>,
     dirs: HashMap<u64, BTreeMap<OsString, u64>>,
     is_dir: HashMap<u64, bool>,
     pins: HashMap<u64, File>,
     cuts: BTreeMap<u64, Option<u64>>,
+    /// Reservoir sampling instead of fixed cuts: keep `k` uniformly chosen
+    /// cuts of however many operations there turn out to be.
+    sample: Option<(usize, SplitMix)>,
     images: Vec<Image>,
     error: Option<String>,
     /// Operation numbers and the paths they touched (for replaying one cut).
@@ -118,6 +142,19 @@ impl Recorder {
             .unwrap_or_else(PoisonError::into_inner)
             .push(rec.clone());
         Ok(Recording(rec))
+    }
+
+    /// [`Recorder::start`] cutting at `k` operations chosen uniformly at random
+    /// (by `seed`) among all the run makes; about half of them torn.
+    pub(crate) fn start_sampled(
+        root: &Path,
+        out: &Path,
+        k: usize,
+        seed: u64,
+    ) -> io::Result<Recording> {
+        let rec = Self::start(root, out, Vec::new(), false)?;
+        rec.lock().sample = Some((k, SplitMix(seed)));
+        Ok(rec)
     }
 
     /// Skip every sync under `root` without recording anything: for checking
@@ -179,10 +216,32 @@ impl Recorder {
             let what = if sync.is_some() { "sync" } else { "op" };
             g.trace.push((n, format!("{what} {}", path.display())));
         }
-        if let Some(torn) = g.cuts.remove(&n) {
+        let mut cut = g.cuts.remove(&n).map(|torn| (torn, None));
+        if let Some((k, rng)) = g.sample.as_mut() {
+            let k = *k;
+            let slot = usize::try_from(rng.below(n)).unwrap_or(usize::MAX);
+            let torn = (rng.below(2) == 0).then(|| rng.next());
+            if g.images.len() < k {
+                cut = Some((torn, None));
+            } else if slot < k {
+                cut = Some((torn, Some(slot)));
+            }
+        }
+        if let Some((torn, replace)) = cut {
             let dir = self.out.join(format!("cut-{n:06}"));
-            match g.rebuild(&dir, torn) {
-                Ok(()) => g.images.push(Image { op: n, dir, torn }),
+            match g.rebuild(torn) {
+                Ok(tree) => {
+                    let image = Image {
+                        op: n,
+                        dir,
+                        torn,
+                        tree,
+                    };
+                    match replace {
+                        None => g.images.push(image),
+                        Some(slot) => g.images[slot] = image,
+                    }
+                }
                 Err(e) => {
                     g.error.get_or_insert(format!("rebuilding cut {n}: {e}"));
                 }
@@ -259,7 +318,7 @@ impl Inner {
         } else {
             self.is_dir.insert(ino, false);
             let content = self.current(ino)?;
-            self.files.insert(ino, content);
+            self.files.insert(ino, Arc::new(content));
             Ok(())
         }
     }
@@ -297,7 +356,7 @@ impl Inner {
                 self.sync_tree(&e.path())?;
             } else {
                 let content = std::fs::read(e.path())?;
-                self.files.insert(e.ino(), content);
+                self.files.insert(e.ino(), Arc::new(content));
             }
         }
         Ok(())
@@ -314,41 +373,51 @@ impl Inner {
         Ok(buf)
     }
 
-    fn rebuild(&mut self, dest: &Path, torn: Option<u64>) -> io::Result<()> {
-        std::fs::create_dir_all(dest)?;
+    /// The durable tree now, in memory (written out only for the cuts kept).
+    fn rebuild(&mut self, torn: Option<u64>) -> io::Result<Tree> {
         let mut rng = torn.map(SplitMix);
         let mut seen = BTreeSet::new();
-        self.rebuild_dir(self.root_ino, dest, &mut rng, &mut seen)
+        let mut tree = Vec::new();
+        self.rebuild_dir(self.root_ino, Path::new(""), &mut rng, &mut seen, &mut tree)?;
+        Ok(tree)
     }
 
     fn rebuild_dir(
         &mut self,
         ino: u64,
-        dest: &Path,
+        rel: &Path,
         rng: &mut Option<SplitMix>,
         seen: &mut BTreeSet<u64>,
+        tree: &mut Tree,
     ) -> io::Result<()> {
         if !seen.insert(ino) {
             return Ok(()); // a directory reachable twice (unsynced rename): once is enough
         }
         let entries = self.dirs.get(&ino).cloned().unwrap_or_default();
         for (name, child) in entries {
-            let path = dest.join(&name);
+            let path = rel.join(&name);
             if self.is_dir.get(&child).copied().unwrap_or(false) {
-                std::fs::create_dir(&path)?;
-                self.rebuild_dir(child, &path, rng, seen)?;
+                tree.push((path.clone(), None));
+                self.rebuild_dir(child, &path, rng, seen, tree)?;
                 continue;
             }
             let mut content = self.files.get(&child).cloned().unwrap_or_default();
-            if let Some(rng) = rng.as_mut() {
+            let grew = self
+                .pins
+                .get(&child)
+                .and_then(|f| f.metadata().ok())
+                .is_some_and(|m| m.len() > content.len() as u64);
+            if let Some(rng) = rng.as_mut().filter(|_| grew) {
                 let now = self.current(child)?;
                 if now.len() > content.len() && now.starts_with(&content) {
                     let unsynced = (now.len() - content.len()).min(4096);
                     let keep = usize::try_from(rng.next() % (unsynced as u64 + 1)).unwrap_or(0);
-                    content.extend_from_slice(&now[content.len()..content.len() + keep]);
+                    let mut torn = content.to_vec();
+                    torn.extend_from_slice(&now[content.len()..content.len() + keep]);
+                    content = Arc::new(torn);
                 }
             }
-            std::fs::write(&path, &content)?;
+            tree.push((path, Some(content)));
         }
         Ok(())
     }
@@ -403,6 +472,7 @@ mod tests {
         ensure!(err.is_none(), "{err:?}");
         ensure!(images.len() == 6);
         let list = |i: usize| -> Result<Vec<(String, Vec<u8>)>> {
+            images[i].materialize()?;
             let mut v = Vec::new();
             for e in std::fs::read_dir(&images[i].dir)? {
                 let e = e?;
@@ -446,6 +516,7 @@ mod tests {
         let (images, _) = rec.images();
         let mut lens = BTreeSet::new();
         for i in &images {
+            i.materialize()?;
             let c = std::fs::read(i.dir.join("a"))?;
             ensure!(b"durable-unsynced".starts_with(&c) && c.len() >= 7, "{c:?}");
             lens.insert(c.len());
