@@ -1211,20 +1211,19 @@ fn reassignment_moves_a_partition_under_load_and_loses_nothing() -> Result<()> {
         let ids = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
         let leader_dir = c.data_dir(leader)?.join(format!("{TOPIC}-0"));
         ensure!(leader_dir.exists(), "{} missing", leader_dir.display());
-        let (delivered, sent, seen) = produce_during(c, 2_000, Some(0), |_| {
-            // Off the leader.
+        // `brook topic reassign` partition 0 to `target`, waiting until done.
+        let reassign_to = |target: &[i32]| -> Result<()> {
+            let arg = format!("0={}", ids(target));
             let out = brook_cli(
                 &bootstrap,
-                &[
-                    "topic",
-                    "reassign",
-                    TOPIC,
-                    "--partition",
-                    &format!("0={}", ids(&rest)),
-                    "--wait",
-                ],
+                &["topic", "reassign", TOPIC, "--partition", &arg, "--wait"],
             )?;
             ensure!(out.contains("reassignment complete"), "{out}");
+            Ok(())
+        };
+        let (delivered, sent, seen) = produce_during(c, 2_000, Some(0), |_| {
+            // Off the leader.
+            reassign_to(&rest)?;
             let now = replicas(&bootstrap)?;
             ensure!(now[&0].1 == rest, "replicas after the move: {:?}", now[&0]);
             ensure!(
@@ -1238,18 +1237,7 @@ fn reassignment_moves_a_partition_under_load_and_loses_nothing() -> Result<()> {
             // Back onto it, as the preferred replica: it starts empty.
             let mut back = vec![leader];
             back.extend(&rest);
-            let out = brook_cli(
-                &bootstrap,
-                &[
-                    "topic",
-                    "reassign",
-                    TOPIC,
-                    "--partition",
-                    &format!("0={}", ids(&back)),
-                    "--wait",
-                ],
-            )?;
-            ensure!(out.contains("reassignment complete"), "{out}");
+            reassign_to(&back)?;
             let listed = brook_cli(&bootstrap, &["topic", "reassignments"])?;
             ensure!(listed.contains("no reassignment in progress"), "{listed}");
             Ok(())
