@@ -763,7 +763,8 @@ fn sweep_partition_dirs(
         }
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Ok(meta) = std::fs::read_to_string(path.join("partition.metadata")) else {
+        // Only partition directories: they name their topic's id.
+        let Some(id) = stored_topic_id(&path) else {
             continue;
         };
         let Some((topic, index)) = name
@@ -772,24 +773,17 @@ fn sweep_partition_dirs(
         else {
             continue;
         };
-        let id = meta
-            .lines()
-            .find_map(|l| l.strip_prefix("topic_id:"))
-            .and_then(|v| v.trim().parse::<Uuid>().ok());
         if open.contains(&(topic.to_owned(), index)) {
             continue;
         }
         let hosted = image.topic(topic).is_some_and(|t| {
-            Some(t.id) == id
+            t.id.to_string() == id
                 && t.partitions
                     .get(&index)
                     .is_some_and(|p| p.replicas.contains(&node))
         });
         if !hosted {
-            let stray = data_dir.join(format!(
-                "{name}.{}-stray",
-                id.map(|i| i.to_string()).unwrap_or_default()
-            ));
+            let stray = data_dir.join(format!("{name}.{id}-stray"));
             warn!(dir = %path.display(), to = %stray.display(), "the metadata does not place this partition on this node; setting its directory aside");
             crate::fsio::rename(&path, &stray)?;
             crate::fsio::sync_dir(data_dir)?;
