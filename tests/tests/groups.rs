@@ -333,6 +333,38 @@ fn committed_offsets_survive_restart_and_cli_shows_lag() -> Result<()> {
     Ok(())
 }
 
+/// Regression: on a fresh broker the first group lookup creates
+/// `__consumer_offsets` (50 partitions, opened one by one), and FindCoordinator
+/// names this broker at once. OffsetFetch for a group whose partition was not
+/// open yet answered NOT_COORDINATOR, which librdkafka's `committed()` reports
+/// as a failure instead of retrying. It must answer
+/// COORDINATOR_LOAD_IN_PROGRESS (retriable) until the shard is loaded.
+#[test]
+fn committed_offsets_right_after_the_offsets_topic_is_created() -> Result<()> {
+    let broker = Broker::start(BrokerOptions::default().partitions(1))?;
+    let bs = broker.bootstrap();
+    create_topic(&bs, "fresh", 1)?;
+    // Several groups, so some map to offsets partitions opened late.
+    for g in 0..4 {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bs)
+            .set("group.id", format!("fresh-group-{g}"))
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut want = TopicPartitionList::new();
+        want.add_partition("fresh", 0);
+        let got = c
+            .committed_offsets(want, Duration::from_secs(30))
+            .with_context(|| format!("committed() of fresh-group-{g}"))?;
+        let off = got.find_partition("fresh", 0).map(|e| e.offset());
+        ensure!(
+            off == Some(Offset::Invalid),
+            "a group that never committed has {off:?}"
+        );
+    }
+    Ok(())
+}
+
 fn run_python(script: &str) -> Result<()> {
     let Some(python) = venv_python() else {
         if require_clients() {

@@ -61,6 +61,22 @@ impl Broker {
         }
         let node = self.node_id();
         let local = delta.local_changes(node, old, new);
+        // Offsets partitions this node now leads but has yet to open: their
+        // groups are "loading" (not "not here") while the replicas open.
+        let mut opening = Vec::new();
+        if let Some(offsets) = self.topic(crate::group::OFFSETS_TOPIC) {
+            for (_, p) in local
+                .leaders
+                .iter()
+                .filter(|(name, _)| name == crate::group::OFFSETS_TOPIC)
+            {
+                if offsets.partition(p.partition).is_none() {
+                    self.groups
+                        .expect_shard(p.partition, offsets.partition_count());
+                    opening.push(p.partition);
+                }
+            }
+        }
         let mut first_error = None;
         for (name, p) in local.leaders.iter().chain(&local.followers) {
             let Some(topic) = self.topic(name) else {
@@ -129,6 +145,9 @@ impl Broker {
                 }
             }
         }
+        // A replica that did not open (or opened not leading) coordinates
+        // nothing: its groups are "not here" again.
+        self.groups.forget_opening(&opening);
         // Partitions reassigned away from this node (those of removed topics
         // went with their topic above).
         for (name, id, index) in &local.removed {

@@ -73,6 +73,10 @@ pub struct GroupSummary {
 /// partition (a shard): it does while it leads the partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shard {
+    /// The image makes this broker the partition's leader, but its replica is
+    /// still being opened (COORDINATOR_LOAD_IN_PROGRESS: clients that were
+    /// told this broker coordinates retry instead of giving up).
+    Opening,
     /// Becoming leader: replaying the partition (COORDINATOR_LOAD_IN_PROGRESS).
     Loading(u64),
     /// Loaded by the load with this generation, while this broker leads the
@@ -371,8 +375,37 @@ impl GroupCoordinator {
 
     /// [`GroupCoordinator::take_shard`] unless the shard is loaded or loading.
     pub fn ensure_shard(&self, p: &Arc<Partition>, count: i32) {
-        if !lock(&self.shards).contains_key(&p.index) {
+        let taken = matches!(
+            lock(&self.shards).get(&p.index),
+            Some(Shard::Loading(_) | Shard::Loaded(..))
+        );
+        if !taken {
             self.take_shard(p, count);
+        }
+    }
+
+    /// The image now makes this broker the leader of offsets partition
+    /// `index` (of `count`), whose replica is yet to be opened: until
+    /// [`GroupCoordinator::take_shard`] (or [`GroupCoordinator::drop_shard`]
+    /// if opening fails) its groups answer COORDINATOR_LOAD_IN_PROGRESS, as
+    /// Kafka's do while a shard loads, not NOT_COORDINATOR (FindCoordinator
+    /// already names this broker, and clients give up on NOT_COORDINATOR for
+    /// some requests: librdkafka's `committed()` did while the 50 partitions of
+    /// a new `__consumer_offsets` were being created).
+    pub fn expect_shard(&self, index: i32, count: i32) {
+        self.partitions
+            .store(count, std::sync::atomic::Ordering::Release);
+        lock(&self.shards).entry(index).or_insert(Shard::Opening);
+    }
+
+    /// Of `indexes` marked by [`GroupCoordinator::expect_shard`], forget
+    /// those still opening (their replica did not open as leader).
+    pub fn forget_opening(&self, indexes: &[i32]) {
+        let mut shards = lock(&self.shards);
+        for index in indexes {
+            if shards.get(index) == Some(&Shard::Opening) {
+                shards.remove(index);
+            }
         }
     }
 
@@ -403,7 +436,7 @@ impl GroupCoordinator {
         }
         match lock(&self.shards).get(&super::partition_for(group, count)) {
             Some(Shard::Loaded(g, e)) => Ok(Some((*g, *e))),
-            Some(Shard::Loading(_)) => Err(GroupError::CoordinatorLoadInProgress),
+            Some(Shard::Opening | Shard::Loading(_)) => Err(GroupError::CoordinatorLoadInProgress),
             None => Err(GroupError::NotCoordinator),
         }
     }
