@@ -203,10 +203,16 @@ fn bench(args: &BenchArgs) -> Result<()> {
                     let p = produce(&running.bootstrap, &topic, acks, size, records).with_context(
                         || format!("{} produce\n{}", target.name(), running.log_tail()),
                     )?;
-                    let c =
-                        consume(&running.bootstrap, &topic, size, records).with_context(|| {
-                            format!("{} consume\n{}", target.name(), running.log_tail())
-                        })?;
+                    let c = consume(
+                        &running.bootstrap,
+                        &topic,
+                        size,
+                        records,
+                        target == Target::Brook,
+                    )
+                    .with_context(|| {
+                        format!("{} consume\n{}", target.name(), running.log_tail())
+                    })?;
                     if target == Target::Brook {
                         case.brook_batch_bytes
                             .push(mean_stored_batch(&running.dir.path().join("data"), &topic)?);
