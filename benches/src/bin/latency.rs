@@ -1,0 +1,411 @@
+//! End-to-end latency at a fixed rate against the disk's own fdatasync
+//! latency, measured in the same run (issue 14's yardstick).
+//!
+//! Each run starts a fresh brook cluster (real `brook serve` processes through
+//! `brook_tests::Cluster`; 1 node, and 3 nodes with replication factor 3 and
+//! `min.insync.replicas=2`, alternating which goes first), creates a
+//! one-partition topic, and then, per acks setting:
+//! - a consumer (librdkafka, `fetch.wait.max.ms` 500, `fetch.min.bytes` 1)
+//!   reads partition 0 from the end;
+//! - a producer (librdkafka, `linger.ms` 0, idempotent for acks=all) sends
+//!   `--rate` records/s for `--seconds`; each record carries its send instant;
+//! - **e2e** latency of a record: from `send` to the consumer's `poll`
+//!   returning it; **ack** latency: from `send` to its delivery report.
+//!
+//! Before each run it measures the disk: `--sync-probes` writes of 4 KiB each
+//! followed by `fdatasync`, in a file in the cluster's data parent directory.
+//!
+//! Medians over the runs are written as markdown to `--output`.
+//!
+//! Run: `cargo build --release -p brook-broker --bin brook` then
+//! `cargo run --release -p brook-benches --bin latency -- --runs 5`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, ensure, Context, Result};
+use brook_tests::{Cluster, ClusterOptions};
+use clap::Parser;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+#[derive(Parser, Debug)]
+#[command(about = "end-to-end latency at a fixed rate vs the disk's fdatasync latency")]
+struct Args {
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Value size in bytes (at least 8: the send instant).
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Records per second.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// acks settings, each measured in every run.
+    #[arg(long, value_delimiter = ',', default_value = "all,1")]
+    acks: Vec<String>,
+    /// Cluster sizes, each measured in every run.
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    nodes: Vec<usize>,
+    /// 4 KiB write + fdatasync probes of the disk per run.
+    #[arg(long, default_value_t = 2000)]
+    sync_probes: usize,
+    #[arg(long, default_value_t = 30400)]
+    base_port: u16,
+    #[arg(long, default_value = "benches/results/latency.md")]
+    output: PathBuf,
+}
+
+const WARM_UP: usize = 100;
+
+/// The topic of one acks setting (each measurement reads a fresh topic).
+fn topic_for(acks: &str) -> String {
+    format!("latency-acks-{acks}")
+}
+
+/// The process-wide origin of the instants carried in record values.
+fn origin() -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+fn nanos_since_origin() -> u64 {
+    u64::try_from(origin().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Delivery reports: the ack latency of each (send instant in the opaque).
+#[derive(Default)]
+struct Acks {
+    ok: Mutex<Vec<Duration>>,
+    failed: Mutex<usize>,
+}
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = Box<Instant>;
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
+        let took = sent.elapsed();
+        match result {
+            Ok(_) => {
+                if let Ok(mut v) = self.ok.lock() {
+                    v.push(took);
+                }
+            }
+            Err(_) => {
+                if let Ok(mut n) = self.failed.lock() {
+                    *n += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Percentiles of one sample, in ms.
+#[derive(Debug, Clone, Copy)]
+struct Quantiles {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+}
+
+impl Quantiles {
+    fn of(mut v: Vec<Duration>) -> Result<Self> {
+        ensure!(!v.is_empty(), "no samples");
+        v.sort_unstable();
+        let q = |f: f64| {
+            let i = ((v.len() as f64 * f).ceil() as usize).clamp(1, v.len()) - 1;
+            v[i].as_secs_f64() * 1000.0
+        };
+        Ok(Self {
+            p50: q(0.5),
+            p99: q(0.99),
+            p999: q(0.999),
+        })
+    }
+}
+
+/// `probes` writes of 4 KiB, each followed by `fdatasync`, appending to a
+/// file in `dir`.
+fn fdatasync_latency(dir: &Path, probes: usize) -> Result<Quantiles> {
+    let path = dir.join("fdatasync-probe");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let block = vec![7u8; 4096];
+    let mut took = Vec::with_capacity(probes);
+    for _ in 0..probes {
+        let start = Instant::now();
+        f.write_all(&block)?;
+        f.sync_data()?;
+        took.push(start.elapsed());
+    }
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Quantiles::of(took)
+}
+
+fn producer(bootstrap: &str, acks: &str) -> Result<ThreadedProducer<Acks>> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("enable.idempotence", (acks == "all").to_string())
+        .set("linger.ms", "0")
+        .set("compression.type", "none")
+        .create_with_context(Acks::default())
+        .context("creating producer")
+}
+
+/// One acks setting on one cluster: (e2e, ack) latencies.
+fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<(Quantiles, Quantiles)> {
+    let topic = topic_for(acks);
+    let topic = topic.as_str();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "brook-latency")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", "500")
+        .set("fetch.min.bytes", "1")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let total = usize::try_from(args.rate * args.seconds)?;
+    let p = producer(bootstrap, acks)?;
+    // Warm-up: connections, the producer id, the consumer's position.
+    let warm = vec![0u8; args.size];
+    for _ in 0..WARM_UP {
+        p.send(
+            BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
+                .partition(0)
+                .payload(&warm[..]),
+        )
+        .map_err(|(e, _)| anyhow!(e))?;
+    }
+    p.flush(Duration::from_secs(30))?;
+    // Set once the consumer has read the warm-up records: it is at the end.
+    let ready = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let ready = ready.clone();
+        std::thread::spawn(move || -> Result<Vec<Duration>> {
+            let mut seen = Vec::with_capacity(total);
+            let mut warmed = 0;
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while seen.len() < total && Instant::now() < deadline {
+                match consumer.poll(Duration::from_millis(100)) {
+                    None => {}
+                    Some(Err(e)) => return Err(anyhow!("consuming: {e}")),
+                    Some(Ok(m)) => {
+                        let now = nanos_since_origin();
+                        let v = m.payload().unwrap_or_default();
+                        let sent = v
+                            .get(..8)
+                            .and_then(|b| b.try_into().ok())
+                            .map_or(0, u64::from_be_bytes);
+                        if sent == 0 {
+                            warmed += 1;
+                            if warmed == WARM_UP {
+                                ready.store(true, Ordering::Release);
+                            }
+                            continue;
+                        }
+                        seen.push(Duration::from_nanos(now.saturating_sub(sent)));
+                    }
+                }
+            }
+            ensure!(
+                seen.len() == total,
+                "consumer saw {} of {total} records",
+                seen.len()
+            );
+            Ok(seen)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.load(Ordering::Acquire) {
+        ensure!(
+            Instant::now() < deadline && !reader.is_finished(),
+            "the consumer did not read the warm-up records"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    p.context()
+        .ok
+        .lock()
+        .map_err(|_| anyhow!("poisoned"))?
+        .clear();
+    let mut value = vec![b'x'; args.size.max(8)];
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / args.rate as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        value[..8].copy_from_slice(&nanos_since_origin().max(1).to_be_bytes());
+        p.send(
+            BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
+                .partition(0)
+                .payload(&value[..]),
+        )
+        .map_err(|(e, _)| anyhow!(e))?;
+    }
+    p.flush(Duration::from_secs(60))?;
+    let e2e = reader
+        .join()
+        .map_err(|_| anyhow!("consumer thread panicked"))??;
+    let failed = *p.context().failed.lock().map_err(|_| anyhow!("poisoned"))?;
+    ensure!(failed == 0, "{failed} records failed delivery");
+    let ack = p
+        .context()
+        .ok
+        .lock()
+        .map_err(|_| anyhow!("poisoned"))?
+        .clone();
+    Ok((Quantiles::of(e2e)?, Quantiles::of(ack)?))
+}
+
+/// One cluster of `nodes`: per acks setting, (e2e, ack).
+fn run_one(nodes: usize, args: &Args) -> Result<Vec<(Quantiles, Quantiles)>> {
+    let mut o = ClusterOptions::three(args.base_port);
+    o.nodes = nodes;
+    let cluster = Cluster::start(o)?;
+    let r = (|| {
+        cluster.wait_active_controller("a controller", Duration::from_secs(30), |_, e| e >= 1)?;
+        for n in cluster.node_ids() {
+            cluster.wait_broker_state(n, "unfenced", Duration::from_secs(30))?;
+        }
+        let bootstrap = cluster.bootstrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()?;
+        let rf = i32::try_from(nodes)?;
+        let min_isr = if nodes >= 3 { "2" } else { "1" };
+        let names: Vec<String> = args.acks.iter().map(|a| topic_for(a)).collect();
+        let topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|n| {
+                NewTopic::new(n, 1, TopicReplication::Fixed(rf)).set("min.insync.replicas", min_isr)
+            })
+            .collect();
+        for r in rt.block_on(admin.create_topics(&topics, &AdminOptions::new()))? {
+            r.map_err(|(n, e)| anyhow!("creating {n}: {e:?}"))?;
+        }
+        args.acks
+            .iter()
+            .map(|acks| measure(&bootstrap, acks, args))
+            .collect()
+    })();
+    cluster.with_logs(r)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    ensure!(
+        args.size >= 8,
+        "--size must be at least 8 (the send instant)"
+    );
+    ensure!(args.runs > 0 && !args.acks.is_empty() && !args.nodes.is_empty());
+    let started = Instant::now();
+    let _ = origin();
+    let probe_dir = std::env::temp_dir();
+    let mut disk = Vec::new();
+    // results[node index][acks index] = [(e2e, ack)] over the runs.
+    let mut results: Vec<Vec<Vec<(Quantiles, Quantiles)>>> =
+        vec![vec![Vec::new(); args.acks.len()]; args.nodes.len()];
+    for run in 0..args.runs {
+        disk.push(fdatasync_latency(&probe_dir, args.sync_probes)?);
+        let mut order: Vec<usize> = (0..args.nodes.len()).collect();
+        if run % 2 == 1 {
+            order.reverse();
+        }
+        for ni in order {
+            let got = run_one(args.nodes[ni], &args)?;
+            for (ai, q) in got.into_iter().enumerate() {
+                eprintln!(
+                    "run {run} nodes {} acks={}: e2e p50 {:.3} p99 {:.3} p99.9 {:.3} ms; ack p50 {:.3} p99 {:.3} ms",
+                    args.nodes[ni], args.acks[ai], q.0.p50, q.0.p99, q.0.p999, q.1.p50, q.1.p99
+                );
+                results[ni][ai].push(q);
+            }
+        }
+    }
+    let d = |f: fn(&Quantiles) -> f64| median(disk.iter().map(f).collect());
+    let (d50, d99, d999) = (d(|q| q.p50), d(|q| q.p99), d(|q| q.p999));
+    let mut md = String::new();
+    writeln!(
+        md,
+        "# End-to-end latency at a fixed rate vs the disk's fdatasync\n"
+    )?;
+    writeln!(
+        md,
+        "- command: `cargo run --release -p brook-benches --bin latency -- --runs {} --size {} --rate {} --seconds {}` ({} s in all)",
+        args.runs, args.size, args.rate, args.seconds, started.elapsed().as_secs()
+    )?;
+    writeln!(
+        md,
+        "- machine: {} CPUs; every node, the clients and all data dirs on this one machine and disk; brook binary `{}`",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        brook_tests::brook_binary()?.display()
+    )?;
+    writeln!(
+        md,
+        "- producer: librdkafka, linger.ms=0, no compression, idempotent for acks=all; consumer: librdkafka, fetch.wait.max.ms=500, fetch.min.bytes=1; one partition; 3 nodes: replication factor 3, min.insync.replicas=2; brook's default durability (fsync before the HW counts a record)"
+    )?;
+    writeln!(
+        md,
+        "- e2e: `send` to the consumer's `poll` returning the record; ack: `send` to the delivery report. Medians over {} runs of {} records/s for {} s.\n",
+        args.runs, args.rate, args.seconds
+    )?;
+    writeln!(
+        md,
+        "Disk, 4 KiB write + fdatasync ({} probes per run, median of runs): p50 {d50:.3} ms, p99 {d99:.3} ms, p99.9 {d999:.3} ms\n",
+        args.sync_probes
+    )?;
+    writeln!(
+        md,
+        "| nodes | acks | e2e p50 ms | e2e p99 ms | e2e p99.9 ms | ack p50 ms | ack p99 ms | e2e p50 / fdatasync p50 |"
+    )?;
+    writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|")?;
+    for (ni, nodes) in args.nodes.iter().enumerate() {
+        for (ai, acks) in args.acks.iter().enumerate() {
+            let v = &results[ni][ai];
+            let m = |f: fn(&(Quantiles, Quantiles)) -> f64| median(v.iter().map(f).collect());
+            let e50 = m(|q| q.0.p50);
+            writeln!(
+                md,
+                "| {nodes} | {acks} | {e50:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} |",
+                m(|q| q.0.p99),
+                m(|q| q.0.p999),
+                m(|q| q.1.p50),
+                m(|q| q.1.p99),
+                e50 / d50
+            )?;
+        }
+    }
+    std::fs::write(&args.output, &md)?;
+    print!("{md}");
+    Ok(())
+}
