@@ -92,6 +92,28 @@ pub fn create_dir_all(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// `mkdir -p`, durably: each directory it creates is fsynced into its parent,
+/// top down, so a power cut leaves a prefix of the path, never a directory
+/// whose own entries were synced but whose entry in its parent was lost.
+///
+/// # Errors
+/// I/O errors of the create or of a directory sync.
+#[inline]
+pub fn create_dir_all_synced(path: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = path
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .collect();
+    create_dir_all(path)?;
+    for dir in missing.iter().rev() {
+        match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
+}
+
 /// `rename(2)`.
 ///
 /// # Errors
