@@ -8,9 +8,10 @@
 //! The workload: `open` of a fresh directory; appends of 1–4 entries (normal
 //! and blank, with several appends in flight so the writer's group commit
 //! fsyncs them together); truncates of a suffix (a follower's conflict); purges
-//! of a prefix and purges past the last entry (a snapshot installed); saved
-//! votes; and small segments, so appends roll segments and truncate and purge
-//! unlink them.
+//! of a prefix, each after the [`StateMachine`] beside the log built a snapshot
+//! up to it, and purges past the last entry after it installed one, as openraft
+//! orders them; saved votes; and small segments, so appends roll segments and
+//! truncate and purge unlink them.
 //!
 //! After each cut the store opens without manual steps, and:
 //! - every entry whose flush was reported before the cut is there with the
@@ -22,7 +23,8 @@
 //! - the entries run without a gap from just after the purge point (or from
 //!   the first index ever appended) and the log state agrees with them;
 //! - the purge point is one that was asked for, not older than the last purge
-//!   that returned before the cut; the vote likewise;
+//!   that returned before the cut; the vote and the state machine's snapshot
+//!   likewise; and the log is never purged past the snapshot;
 //! - the store takes a new append, and a second reopen keeps everything.
 //!
 //! Replay one cut: `BROOK_POWER_SEED=<seed> BROOK_POWER_CUT=<op>
@@ -43,12 +45,18 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, ensure, Context, Result};
 use brook_fsio::sim::{Cut, Image, Recorder, SplitMix};
-use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt};
+use std::io::Cursor;
+
+use openraft::storage::{
+    RaftLogReader, RaftLogStorage, RaftLogStorageExt, RaftSnapshotBuilder, RaftStateMachine,
+};
 use openraft::{CommittedLeaderId, EntryPayload};
 use tokio::sync::oneshot;
 
 use super::{LogOptions, LogStore};
-use crate::types::{AppRequest, Entry, LogId, TypeConfig, Vote};
+use crate::app::{App, KvApp};
+use crate::state_machine::StateMachine;
+use crate::types::{AppRequest, Entry, LogId, SnapshotMeta, StoredMembership, TypeConfig, Vote};
 
 const NODE: u64 = 1;
 const SEGMENT_BYTES: u64 = 300;
@@ -70,6 +78,9 @@ enum Event {
     Purged(LogId),
     VoteStarted(Vote),
     VoteSaved(Vote),
+    /// The state machine is building or installing a snapshot up to this id.
+    SnapshotStarted(LogId),
+    SnapshotSaved(LogId),
 }
 
 fn log_id(term: u64, index: u64) -> LogId {
@@ -112,6 +123,9 @@ struct Workload<'a> {
     vote: Vote,
     /// Appends whose flush has not been reported: event position, receiver.
     inflight: Vec<(usize, oneshot::Receiver<std::io::Result<()>>)>,
+    /// The state machine beside the log (`quorum/snapshot`), for the
+    /// snapshots that purges follow.
+    sm: StateMachine<KvApp>,
 }
 
 impl Workload<'_> {
@@ -216,6 +230,33 @@ impl Workload<'_> {
         } else {
             return Ok(());
         };
+        // As openraft does: the state machine's snapshot covers `id` durably
+        // before the log is purged up to it.
+        self.mark(Event::SnapshotStarted(id));
+        if id.index >= next {
+            let meta = SnapshotMeta {
+                last_log_id: Some(id),
+                last_membership: StoredMembership::default(),
+                snapshot_id: format!("installed-{}", id.index),
+            };
+            let data = KvApp::default().snapshot();
+            self.sm
+                .install_snapshot(&meta, Box::new(Cursor::new(data)))
+                .await?;
+        } else {
+            self.sm
+                .apply([Entry {
+                    log_id: id,
+                    payload: EntryPayload::Blank,
+                }])
+                .await?;
+            self.sm
+                .get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await?;
+        }
+        self.mark(Event::SnapshotSaved(id));
         self.mark(Event::PurgeStarted(id));
         store.purge(id).await?;
         self.collect_flushes(false).await?;
@@ -273,6 +314,8 @@ struct Expect {
     purged_floor: Option<LogId>,
     votes: Vec<Vote>,
     vote_floor: Option<Vote>,
+    snapshots: Vec<LogId>,
+    snapshot_floor: Option<LogId>,
     /// The first index ever appended.
     first_index: Option<u64>,
 }
@@ -339,6 +382,8 @@ fn expect(events: &[(u64, Event)], cut: u64) -> Expect {
             Event::Purged(id) if ended(*op) => x.purged_floor = Some(*id),
             Event::VoteStarted(v) if started(*op) => x.votes.push(*v),
             Event::VoteSaved(v) if ended(*op) => x.vote_floor = Some(*v),
+            Event::SnapshotStarted(id) if started(*op) => x.snapshots.push(*id),
+            Event::SnapshotSaved(id) if ended(*op) => x.snapshot_floor = Some(*id),
             _ => {}
         }
     }
@@ -364,6 +409,26 @@ async fn verify(image: &Image, events: &[(u64, Event)]) -> Result<()> {
     let vote = store.read_vote().await?;
     let entries = read_all(&mut store).await?;
     let purged = state.last_purged_log_id;
+    let mut sm = StateMachine::open(&image.dir.join("quorum").join("snapshot"), KvApp::default())
+        .context("reopening the state machine")?;
+    let (applied, _) = sm.applied_state().await?;
+    match applied {
+        Some(a) => ensure!(
+            x.snapshots.contains(&a) && x.snapshot_floor.is_none_or(|f| a.index >= f.index),
+            "snapshot at {a} (built: {:?}; returned before the cut: {:?})",
+            x.snapshots,
+            x.snapshot_floor
+        ),
+        None => ensure!(
+            x.snapshot_floor.is_none(),
+            "snapshot lost (the one at {:?} had been saved)",
+            x.snapshot_floor
+        ),
+    }
+    ensure!(
+        purged.is_none_or(|p| applied.is_some_and(|a| a.index >= p.index)),
+        "log purged to {purged:?} but the state machine's snapshot is at {applied:?}"
+    );
 
     match purged {
         Some(p) => ensure!(
@@ -476,6 +541,15 @@ async fn recorded(
         Cuts::Sample(k) => Recorder::start_sampled(root.path(), out.path(), k, seed ^ 0x5eed)?,
         Cuts::Fixed(cuts) => Recorder::start(root.path(), out.path(), cuts, true)?,
     };
+    // Under a directory the store creates too, as `Quorum::start` does the
+    // node's metadata directory; the state machine beside it, opened second.
+    let dir = rec.root().join("quorum").join("log");
+    let mut store = LogStore::open(&dir, options())?;
+    let exited = store.writer_exited();
+    let sm = StateMachine::open(
+        &rec.root().join("quorum").join("snapshot"),
+        KvApp::default(),
+    )?;
     let mut w = Workload {
         rec: &rec,
         rng: SplitMix(seed),
@@ -485,12 +559,8 @@ async fn recorded(
         term: 1,
         vote: Vote::new(0, 0),
         inflight: Vec::new(),
+        sm,
     };
-    // Under a directory the store creates too, as `Quorum::start` does the
-    // node's metadata directory.
-    let dir = rec.root().join("quorum").join("log");
-    let mut store = LogStore::open(&dir, options())?;
-    let exited = store.writer_exited();
     script(&mut w, &mut store)
         .await
         .with_context(|| format!("workload of seed {seed} failed"))?;
