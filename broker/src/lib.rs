@@ -11,7 +11,8 @@
 //! - `kafka_client`: a minimal Kafka client (admin CLI, replica fetchers).
 //! - `log`: on-disk partition log storage (segments, indexes, recovery, …).
 //! - `fsio`: the file-system seam every storage sync, create, rename and delete
-//!   goes through (the power-loss recorder of the tests watches it).
+//!   goes through (the `brook-fsio` crate, re-exported; the power-loss
+//!   recorder of the tests watches it).
 //! - `producer_state`: idempotent-producer sequence tracking.
 //! - `group`: the consumer group coordinator and `__consumer_offsets`.
 //! - `metadata`: metadata records, the image built by replaying them, deltas.
@@ -30,7 +31,7 @@ pub mod cleaner;
 pub mod cli;
 pub mod controller;
 pub mod error;
-pub mod fsio;
+pub use brook_fsio as fsio;
 pub mod group;
 pub mod handlers;
 pub mod kafka_client;

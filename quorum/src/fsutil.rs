@@ -3,8 +3,11 @@
 //! `write_atomic` writes `<name>.tmp`, fsyncs it, renames it over `<name>` and
 //! fsyncs the directory. After a crash the file holds either the old or the
 //! new contents, never a mix; a leftover `.tmp` is ignored and overwritten.
+//!
+//! Every sync, create and rename goes through the `brook_fsio` seam, so the
+//! power-loss recorder of the tests sees them.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -17,21 +20,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp_name.push(".tmp");
     let tmp = Path::new(&tmp_name);
     {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(tmp)?;
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        let mut f = brook_fsio::open(&opts, tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        brook_fsio::sync_all(&f)?;
     }
-    fs::rename(tmp, path)?;
-    sync_dir(dir)
-}
-
-/// Fsync a directory so that creates, renames and unlinks in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    brook_fsio::rename(tmp, path)?;
+    brook_fsio::sync_dir(dir)
 }
 
 /// Read a whole file, or `None` if it does not exist.

@@ -14,7 +14,8 @@
 //! `.cleaned` → `.swap` swap, `cleaner-offset-checkpoint`), and clean shutdown
 //! (close + clean-shutdown marker) followed by a restart. The controller's
 //! metadata log is modelled, not run: a topic exists at a cut when its create
-//! was committed before the cut.
+//! was committed before the cut. (The metadata log has its own campaign:
+//! `brook-quorum`'s `log_store::power_loss_tests`.)
 //!
 //! After each cut: the broker's startup path opens every partition without
 //! manual steps; every acknowledged record at or above the log start is there

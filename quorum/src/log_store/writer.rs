@@ -6,7 +6,7 @@
 //! failure marks the store failed: later operations error out instead of
 //! guessing what reached the disk; reopening recovers from the files.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,11 +21,34 @@ use crate::types::{Entry, LogId, TypeConfig, Vote};
 /// Most commands handled between two fsyncs.
 const MAX_GROUP: usize = 256;
 
+/// Who learns that an append is durable.
+pub(super) enum Flushed {
+    /// openraft's callback.
+    Raft(LogFlushed<TypeConfig>),
+    /// A test's channel (openraft alone can make a `LogFlushed`, and its
+    /// `blocking_append` waits for it, so a test could not keep several
+    /// appends in flight to exercise the group commit).
+    #[cfg(test)]
+    Test(oneshot::Sender<io::Result<()>>),
+}
+
+impl Flushed {
+    fn done(self, res: io::Result<()>) {
+        match self {
+            Flushed::Raft(cb) => cb.log_io_completed(res),
+            #[cfg(test)]
+            Flushed::Test(tx) => {
+                let _ = tx.send(res);
+            }
+        }
+    }
+}
+
 pub(super) enum Cmd {
     Append {
         entries: Vec<Entry>,
         written: oneshot::Sender<io::Result<()>>,
-        flushed: LogFlushed<TypeConfig>,
+        flushed: Flushed,
     },
     Truncate {
         since: LogId,
@@ -49,7 +72,11 @@ pub(super) struct Writer {
     active_seq: u64,
     active_len: u64,
     /// Callbacks of appends written since the last fsync.
-    pending: Vec<LogFlushed<TypeConfig>>,
+    pending: Vec<Flushed>,
+    /// Bytes written to the active segment since its last fsync. Not the same
+    /// as `pending` being non-empty: an append that rolls the segment has
+    /// written its first frames to the old one before its callback is queued.
+    unsynced: bool,
     /// Held for the writer's lifetime; dropping it releases the directory.
     _lock: File,
 }
@@ -103,6 +130,7 @@ impl Writer {
             active_seq,
             active_len,
             pending: Vec::new(),
+            unsynced: false,
             _lock: lock,
         };
         let dir = writer.dir.clone();
@@ -154,7 +182,7 @@ impl Writer {
                 if ok {
                     self.pending.push(flushed);
                 } else {
-                    flushed.log_io_completed(Err(io::Error::other("append failed")));
+                    flushed.done(Err(io::Error::other("append failed")));
                 }
             }
             Cmd::Truncate { since, done } => {
@@ -198,19 +226,24 @@ impl Writer {
 
     /// Fsync the active segment and fire the waiting append callbacks.
     fn flush(&mut self) {
-        if self.pending.is_empty() {
+        if !self.unsynced && self.pending.is_empty() {
             return;
         }
-        let res = self.active.sync_data();
-        if let Err(e) = &res {
-            self.fail(e);
+        let res = if self.unsynced {
+            brook_fsio::sync_data(&self.active)
+        } else {
+            Ok(())
+        };
+        match &res {
+            Ok(()) => self.unsynced = false,
+            Err(e) => self.fail(e),
         }
         for cb in self.pending.drain(..) {
             let r = match &res {
                 Ok(()) => Ok(()),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             };
-            cb.log_io_completed(r);
+            cb.done(r);
         }
     }
 
@@ -268,6 +301,7 @@ impl Writer {
         if buf.is_empty() {
             return Ok(());
         }
+        self.unsynced = true;
         self.active.write_all(buf)?;
         self.active_len += buf.len() as u64;
         buf.clear();
@@ -316,7 +350,9 @@ impl Writer {
             *st.slot(index)
                 .ok_or_else(|| io::Error::other(format!("index {index} missing from log index")))?
         };
-        // Newest first, so a crash part-way leaves a contiguous log.
+        // Newest first, and durably before the segment holding `since` is cut:
+        // were the cut durable first, a power loss could bring the unlinked
+        // newer segments back behind a gap, and the log would refuse to open.
         let newer: Vec<u64> = self
             .shared
             .read()
@@ -325,9 +361,13 @@ impl Writer {
             .map(|(seq, _)| *seq)
             .rev()
             .collect();
+        let unlinked = !newer.is_empty();
         for seq in newer {
-            fs::remove_file(self.dir.join(segment::file_name(seq)))?;
+            brook_fsio::remove_file(&self.dir.join(segment::file_name(seq)))?;
             self.shared.write().segs.remove(&seq);
+        }
+        if unlinked {
+            brook_fsio::sync_dir(&self.dir)?;
         }
         if cut.seg != self.active_seq {
             self.active = OpenOptions::new()
@@ -336,9 +376,9 @@ impl Writer {
             self.active_seq = cut.seg;
         }
         self.active.set_len(cut.pos)?;
-        self.active.sync_all()?;
+        brook_fsio::sync_all(&self.active)?;
+        self.unsynced = false;
         self.active_len = cut.pos;
-        fsutil::sync_dir(&self.dir)?;
 
         let mut st = self.shared.write();
         let keep = usize::try_from(cut.log_id.index - st.first).unwrap_or(usize::MAX);
@@ -407,20 +447,19 @@ impl Writer {
             return Ok(());
         }
         for seq in removable {
-            fs::remove_file(self.dir.join(segment::file_name(seq)))?;
+            brook_fsio::remove_file(&self.dir.join(segment::file_name(seq)))?;
             self.shared.write().segs.remove(&seq);
         }
-        fsutil::sync_dir(&self.dir)
+        brook_fsio::sync_dir(&self.dir)
     }
 }
 
 /// Create an empty segment file durably (file and directory entry).
 fn create_segment(dir: &std::path::Path, seq: u64) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .open(dir.join(segment::file_name(seq)))?;
-    file.sync_all()?;
-    fsutil::sync_dir(dir)?;
+    let mut opts = OpenOptions::new();
+    opts.append(true).create_new(true);
+    let file = brook_fsio::open(&opts, &dir.join(segment::file_name(seq)))?;
+    brook_fsio::sync_all(&file)?;
+    brook_fsio::sync_dir(dir)?;
     Ok(file)
 }

@@ -1,4 +1,4 @@
-//! Power-loss recorder (tests only): what a disk would keep if power failed now.
+//! Power-loss recorder (feature `sim`, for tests): what a disk would keep if power failed now.
 //!
 //! A [`Recorder`] watches one directory tree (the `root`, a test's data dir).
 //! Every operation `fsio` reports under it counts as one *operation*; the
@@ -35,11 +35,13 @@ type Tree = Vec<(PathBuf, Option<Arc<Vec<u8>>>)>;
 
 /// One rebuilt data directory: the tree as power loss after `op` would leave it.
 #[derive(Debug, Clone)]
-pub(crate) struct Image {
-    pub(crate) op: u64,
-    pub(crate) dir: PathBuf,
+pub struct Image {
+    /// The operation after which power failed.
+    pub op: u64,
+    /// Where [`Image::materialize`] writes the tree.
+    pub dir: PathBuf,
     /// The seed of the tear, for a torn cut.
-    pub(crate) torn: Option<u64>,
+    pub torn: Option<u64>,
     /// The tree to write into `dir`: relative paths, `None` for a directory
     /// (parents come before their entries).
     tree: Tree,
@@ -47,7 +49,7 @@ pub(crate) struct Image {
 
 impl Image {
     /// Write the tree into `dir` (a fresh directory).
-    pub(crate) fn materialize(&self) -> io::Result<()> {
+    pub fn materialize(&self) -> io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         for (rel, content) in &self.tree {
             let path = self.dir.join(rel);
@@ -62,13 +64,16 @@ impl Image {
 
 /// Where to cut: after operation `op`, torn when `torn_seed` is set.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Cut {
-    pub(crate) op: u64,
-    pub(crate) torn_seed: Option<u64>,
+pub struct Cut {
+    /// The operation (counted from 1) after which power fails.
+    pub op: u64,
+    /// Seed of the tear; `None` for a clean cut.
+    pub torn_seed: Option<u64>,
 }
 
+/// Watches one directory tree and cuts images of it (see the module docs).
 #[derive(Debug)]
-pub(crate) struct Recorder {
+pub struct Recorder {
     root: PathBuf,
     out: PathBuf,
     /// `false` for a sink: syncs under `root` are skipped and nothing is recorded.
@@ -97,7 +102,7 @@ struct Inner {
 
 /// Stops recording when dropped.
 #[derive(Debug)]
-pub(crate) struct Recording(Arc<Recorder>);
+pub struct Recording(Arc<Recorder>);
 
 impl std::ops::Deref for Recording {
     type Target = Recorder;
@@ -116,7 +121,7 @@ impl Drop for Recording {
 impl Recorder {
     /// Record operations under `root` (which must exist; it and everything in it
     /// count as durable now), writing cut images into `out`.
-    pub(crate) fn start(
+    pub fn start(
         root: &Path,
         out: &Path,
         cuts: impl IntoIterator<Item = Cut>,
@@ -146,12 +151,7 @@ impl Recorder {
 
     /// [`Recorder::start`] cutting at `k` operations chosen uniformly at random
     /// (by `seed`) among all the run makes; about half of them torn.
-    pub(crate) fn start_sampled(
-        root: &Path,
-        out: &Path,
-        k: usize,
-        seed: u64,
-    ) -> io::Result<Recording> {
+    pub fn start_sampled(root: &Path, out: &Path, k: usize, seed: u64) -> io::Result<Recording> {
         let rec = Self::start(root, out, Vec::new(), false)?;
         rec.lock().sample = Some((k, SplitMix(seed)));
         Ok(rec)
@@ -159,7 +159,7 @@ impl Recorder {
 
     /// Skip every sync under `root` without recording anything: for checking
     /// images, where durability no longer matters and real syncs only cost time.
-    pub(crate) fn sink(root: &Path) -> io::Result<Recording> {
+    pub fn sink(root: &Path) -> io::Result<Recording> {
         let rec = Arc::new(Self {
             root: root.canonicalize()?,
             out: PathBuf::new(),
@@ -174,7 +174,7 @@ impl Recorder {
     }
 
     /// The canonical root.
-    pub(crate) fn root(&self) -> &Path {
+    pub fn root(&self) -> &Path {
         &self.root
     }
 
@@ -183,19 +183,19 @@ impl Recorder {
     }
 
     /// Operations recorded so far.
-    pub(crate) fn ops(&self) -> u64 {
+    pub fn ops(&self) -> u64 {
         self.lock().ops
     }
 
     /// The images cut so far, and the first recorder error (a failure to read
     /// or rebuild, which makes the run invalid).
-    pub(crate) fn images(&self) -> (Vec<Image>, Option<String>) {
+    pub fn images(&self) -> (Vec<Image>, Option<String>) {
         let g = self.lock();
         (g.images.clone(), g.error.clone())
     }
 
     /// The recorded operations (when started with `trace`).
-    pub(crate) fn trace(&self) -> Vec<(u64, String)> {
+    pub fn trace(&self) -> Vec<(u64, String)> {
         self.lock().trace.clone()
     }
 
@@ -261,7 +261,7 @@ fn fd_path(file: &File) -> Option<PathBuf> {
 
 /// A file or directory is being synced; `true` when a recorder took it (the
 /// real sync is then skipped: the recorder's state is the disk).
-pub(super) fn synced(file: &File) -> bool {
+pub(crate) fn synced(file: &File) -> bool {
     if ACTIVE
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -280,7 +280,7 @@ pub(super) fn synced(file: &File) -> bool {
 }
 
 /// A create, rename or delete at `path`.
-pub(super) fn op(path: &Path) {
+pub(crate) fn op(path: &Path) {
     if ACTIVE
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -425,10 +425,15 @@ impl Inner {
 
 /// splitmix64: a tiny seeded generator, enough for cut points and tears.
 #[derive(Debug, Clone)]
-pub(crate) struct SplitMix(pub(crate) u64);
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    pub(crate) fn next(&mut self) -> u64 {
+    /// The next value.
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "a generator the campaigns call directly, not an iterator to adapt"
+    )]
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -437,7 +442,7 @@ impl SplitMix {
     }
 
     /// Uniform-ish in `0..n` (n > 0).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
@@ -460,14 +465,14 @@ mod tests {
         let mut o = std::fs::OpenOptions::new();
         o.write(true).create(true);
         let a = r.join("a");
-        let f = crate::fsio::open(&o, &a)?; // op 1: created, not durable
+        let f = crate::open(&o, &a)?; // op 1: created, not durable
         std::io::Write::write_all(&mut &f, b"hello")?;
-        crate::fsio::sync_data(&f)?; // op 2: content durable, entry not
-        crate::fsio::sync_dir(&r)?; // op 3: entry durable
+        crate::sync_data(&f)?; // op 2: content durable, entry not
+        crate::sync_dir(&r)?; // op 3: entry durable
         std::io::Write::write_all(&mut &f, b" world")?;
-        crate::fsio::rename(&a, &r.join("b"))?; // op 4: rename not durable
-        crate::fsio::sync_dir(&r)?; // op 5
-        crate::fsio::remove_file(&r.join("b"))?; // op 6: delete not durable
+        crate::rename(&a, &r.join("b"))?; // op 4: rename not durable
+        crate::sync_dir(&r)?; // op 5
+        crate::remove_file(&r.join("b"))?; // op 6: delete not durable
         let (images, err) = rec.images();
         ensure!(err.is_none(), "{err:?}");
         ensure!(images.len() == 6);
@@ -505,13 +510,13 @@ mod tests {
         let r = rec.root().to_path_buf();
         let mut o = std::fs::OpenOptions::new();
         o.write(true).create(true);
-        let f = crate::fsio::open(&o, &r.join("a"))?;
+        let f = crate::open(&o, &r.join("a"))?;
         std::io::Write::write_all(&mut &f, b"durable")?;
-        crate::fsio::sync_data(&f)?;
-        crate::fsio::sync_dir(&r)?;
+        crate::sync_data(&f)?;
+        crate::sync_dir(&r)?;
         std::io::Write::write_all(&mut &f, b"-unsynced")?;
         for _ in 0..40 {
-            crate::fsio::sync_dir(&r)?;
+            crate::sync_dir(&r)?;
         }
         let (images, _) = rec.images();
         let mut lens = BTreeSet::new();
