@@ -23,6 +23,7 @@
 //! - `metrics`, `admin_http`: Prometheus metrics and the admin HTTP listener.
 //! - `views`: materialized views hosted by this broker (brook-views), their
 //!   followers and HTTP routes.
+//! - `fetch_session`: the incremental fetch session cache (KIP-227).
 //! - `error`: [`error::BrokerError`] and its mapping to Kafka error codes.
 
 pub mod admin_http;
@@ -31,6 +32,7 @@ pub mod cleaner;
 pub mod cli;
 pub mod controller;
 pub mod error;
+pub mod fetch_session;
 pub use brook_fsio as fsio;
 pub mod group;
 pub mod handlers;

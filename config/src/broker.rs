@@ -105,6 +105,7 @@ typed_config! {
         replica_fetch_response_max_bytes: i32 = "replica.fetch.response.max.bytes" => 10_485_760,
         replica_fetch_wait_max_ms: i32 = "replica.fetch.wait.max.ms" => 500,
         replica_fetch_backoff_ms: i32 = "replica.fetch.backoff.ms" => 1000,
+        max_incremental_fetch_session_cache_slots: i32 = "max.incremental.fetch.session.cache.slots" => 1000,
         controller_quorum_voters: Vec<QuorumVoter> = "controller.quorum.voters" => Vec::new(),
         broker_heartbeat_interval_ms: i32 = "broker.heartbeat.interval.ms" => 2000,
         broker_session_timeout_ms: i32 = "broker.session.timeout.ms" => 9000,
@@ -332,6 +333,11 @@ impl BrokerConfig {
                 0,
             ),
             ("replica.lag.time.max.ms", self.replica_lag_time_max_ms, 1),
+            (
+                "max.incremental.fetch.session.cache.slots",
+                i64::from(self.max_incremental_fetch_session_cache_slots),
+                0,
+            ),
         ] {
             if value < min {
                 return Err(inconsistent(format!(

@@ -1,7 +1,10 @@
 """kafka-python against brook: admin create/describe/delete, produce/consume with
-keys, headers and gzip (assign-based, no group), and offsets_for_times."""
+keys, headers and gzip (assign-based, no group), offsets_for_times, and a
+consumer of many partitions through incremental fetch sessions (KIP-227)."""
 
+import os
 import time
+import urllib.request
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
@@ -95,6 +98,65 @@ def check_produce_consume_assign():
         ensure(list(m.headers) == [("idx", str(i).encode())], f"{part}/{off}: headers {m.headers!r}")
 
 
+def metric(name):
+    """A metric from the broker's admin listener (BROOK_ADMIN_URL), or None."""
+    with urllib.request.urlopen(os.environ["BROOK_ADMIN_URL"] + "/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
+
+
+def check_many_partitions_through_fetch_sessions():
+    # kafka-python opens a fetch session per broker (enable_incremental_fetch_sessions
+    # defaults to True); after its first full fetch it sends only what changed, and
+    # brook answers only partitions with news. Every record must still arrive, in order.
+    parts, per = 200, 5
+    a = admin()
+    a.create_topics([NewTopic("kp-many", num_partitions=parts, replication_factor=1)])
+    a.close()
+    created_before = metric("brook_fetch_sessions_created_total") or 0.0
+    p = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5)
+
+    def produce(rounds, partitions):
+        sent = {}
+        futures = [(part, b"r%d-p%d" % (r, part), p.send("kp-many", value=b"r%d-p%d" % (r, part), partition=part))
+                   for r in rounds for part in partitions]
+        p.flush(timeout=60)
+        for part, value, f in futures:
+            sent[(part, f.get(timeout=30).offset)] = value
+        return sent
+
+    expected = produce(range(per), range(parts))
+    c = consumer()
+    tps = [TopicPartition("kp-many", i) for i in range(parts)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    seen = {}
+
+    def read_until(n):
+        deadline = time.monotonic() + 60
+        while len(seen) < n:
+            ensure(time.monotonic() < deadline, f"read {len(seen)} of {n} records before the deadline")
+            for tp, msgs in c.poll(timeout_ms=500).items():
+                for m in msgs:
+                    ensure((m.partition, m.offset) not in seen, f"{m.partition}/{m.offset} read twice")
+                    seen[(m.partition, m.offset)] = m.value
+
+    read_until(len(expected))
+    # A few partitions get more while the session is open: incremental answers.
+    expected.update(produce(range(per, per + 3), [3, 77, 150]))
+    read_until(len(expected))
+    c.close()
+    p.close()
+    ensure(seen == expected, "consumed records differ from the produced ones")
+    for part in range(parts):
+        offsets = sorted(o for (q, o) in seen if q == part)
+        ensure(offsets == list(range(len(offsets))), f"partition {part}: offsets {offsets} have gaps")
+    created = metric("brook_fetch_sessions_created_total") or 0.0
+    ensure(created > created_before, f"no fetch session was created ({created_before} -> {created})")
+
+
 def check_offsets_for_times():
     base = 1_700_000_000_000
     p = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=50)
@@ -148,4 +210,5 @@ def check_empty_partition_next_to_data():
 
 if __name__ == "__main__":
     run_checks([check_admin_create_describe_delete, check_produce_consume_assign, check_offsets_for_times,
+                check_many_partitions_through_fetch_sessions,
                 check_empty_partition_next_to_data])

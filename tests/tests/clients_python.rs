@@ -42,6 +42,7 @@ fn run_script(script: &str) -> Result<()> {
         .arg(&path)
         .current_dir(python_dir())
         .env("BROOK_BOOTSTRAP", broker.bootstrap())
+        .env("BROOK_ADMIN_URL", broker.admin_url())
         .env("PYTHONUNBUFFERED", "1")
         .output()
         .with_context(|| format!("running {} {}", python.display(), path.display()))?;

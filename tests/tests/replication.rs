@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use brook_tests::{wait_until, Cluster, ClusterOptions};
+use brook_tests::{http_get, metric_value, wait_until, Cluster, ClusterOptions};
 use common::{consume_until, consumer, produce_all, producer, Delivered, TestRecord};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -48,6 +48,7 @@ const BASE_ISOLATED_LEADER: u16 = 26200;
 const BASE_ELECT_LEADERS: u16 = 26400;
 const BASE_FOLLOWER_FETCH: u16 = 26600;
 const BASE_THROTTLE: u16 = 26800;
+const BASE_FETCH_SESSIONS: u16 = 29000;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -364,6 +365,45 @@ fn a_paused_follower_leaves_and_rejoins_the_isr() -> Result<()> {
         // The rejoined follower holds the same records: make it the only
         // way to read them by stopping the others' leadership is beyond
         // this test; its log end must at least reach the leader's.
+        Ok(())
+    })
+}
+
+/// Followers fetch through incremental fetch sessions (KIP-227): every
+/// follower replica ends up in a leader's session, and acks=all writes are
+/// replicated and read back as acknowledged.
+#[test]
+fn followers_fetch_through_incremental_sessions() -> Result<()> {
+    const N: usize = 3_000;
+    with_cluster(BASE_FETCH_SESSIONS, |c, rt| {
+        create_topic(rt, &c.bootstrap(), "3")?;
+        wait_isr(c, &c.bootstrap(), 3)?;
+        let sum = |name: &str| -> Result<f64> {
+            let mut total = 0.0;
+            for n in c.node_ids() {
+                let body = http_get(c.admin_addr(n)?, "/metrics")?;
+                total += metric_value(&body, name).unwrap_or(0.0);
+            }
+            Ok(total)
+        };
+        // Two followers of each of the topic's partitions (and of the
+        // offsets topic's one), each in a session of its leader.
+        let r = wait_until("every follower replica is in a fetch session", WAIT, || {
+            Ok(sum("brook_fetch_session_partitions")? >= f64::from(2 * PARTITIONS))
+        });
+        c.with_logs(r)?;
+        let p = producer(&c.bootstrap(), &[("enable.idempotence", "true")])?;
+        let delivered = produce_all(&p, TOPIC, N, |i| {
+            (Some((i % PARTITIONS as usize) as i32), record(i))
+        })?;
+        ensure!(
+            delivered.len() == N,
+            "only {} of {N} acknowledged",
+            delivered.len()
+        );
+        check_acknowledged(&c.bootstrap(), &delivered, N)?;
+        ensure!(sum("brook_fetch_sessions_created_total")? >= 2.0);
+        wait_isr(c, &c.bootstrap(), 3)?;
         Ok(())
     })
 }

@@ -161,6 +161,8 @@ pub struct Broker {
     replicas: crate::replication::ReplicaManager,
     /// Client quotas: limits from the image, measured rates per client id.
     quotas: crate::quota::QuotaManager,
+    /// Incremental fetch sessions of consumers and followers.
+    fetch_sessions: std::sync::Mutex<crate::fetch_session::FetchSessionCache>,
 }
 
 impl Broker {
@@ -286,6 +288,10 @@ impl Broker {
             config.broker_rack.clone(),
         ));
         let replicas = crate::replication::ReplicaManager::new(&config);
+        let fetch_sessions = std::sync::Mutex::new(crate::fetch_session::FetchSessionCache::new(
+            usize::try_from(config.max_incremental_fetch_session_cache_slots).unwrap_or(0),
+            crate::fetch_session::MIN_EVICTION_MS,
+        ));
         let broker = Self {
             cluster_id,
             config,
@@ -307,6 +313,7 @@ impl Broker {
             isr_wake,
             replicas,
             quotas,
+            fetch_sessions,
         };
         if broker.config.is_broker() {
             broker.join_cluster().await?;
@@ -508,6 +515,15 @@ impl Broker {
     /// The followers' fetchers.
     pub(crate) fn replica_manager(&self) -> &crate::replication::ReplicaManager {
         &self.replicas
+    }
+
+    /// The incremental fetch session cache (a short critical section per fetch).
+    pub fn fetch_sessions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, crate::fetch_session::FetchSessionCache> {
+        self.fetch_sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Client quotas (limits and measured rates).

@@ -17,8 +17,13 @@
 //! Rules clients depend on: an empty partition carries an empty (not null)
 //! record set; a fetch that starts inside a batch gets the whole batch; the
 //! first partition with data returns at least one whole batch even when it is
-//! larger than `max_bytes`; no session support yet, so `session_id` is always 0
-//! and clients keep sending full fetches.
+//! larger than `max_bytes`.
+//!
+//! Fetch sessions (KIP-227, v7+): `fetch_incremental` decides from the
+//! request's session id and epoch which partitions to read (the request's, or
+//! every partition of the session) and, once the response is built, offers a
+//! session or drops the partitions with nothing new. The cache itself is
+//! `crate::fetch_session`.
 //!
 // Hot path: no copies of record data; regions go straight to sendfile.
 
@@ -32,9 +37,11 @@ use brook_protocol::messages::fetch_response::{
 };
 use brook_protocol::messages::FetchRequest;
 
+use super::fetch_incremental as incremental;
 use super::Ctx;
 use crate::broker::Topic;
 use crate::error::BrokerError;
+use crate::fetch_session::FetchParams;
 use crate::log::FileRegion;
 use crate::partition::Partition;
 use crate::server::connection::Reply;
@@ -42,19 +49,20 @@ use crate::server::connection::Reply;
 /// Longest wait brook honours, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 
-struct Wanted {
-    topic: Option<Arc<Topic>>,
-    name: String,
-    id: Uuid,
-    partitions: Vec<WantedPartition>,
+/// One topic to read, as the request (or its session) names it.
+pub(super) struct Wanted {
+    pub(super) topic: Option<Arc<Topic>>,
+    /// The topic's name (the request's when the topic is unknown).
+    pub(super) name: String,
+    /// The id the request used (v13+), or zero.
+    pub(super) id: Uuid,
+    pub(super) partitions: Vec<WantedPartition>,
 }
 
-struct WantedPartition {
-    index: i32,
-    partition: Option<Arc<Partition>>,
-    offset: i64,
-    max_bytes: i32,
-    current_leader_epoch: i32,
+pub(super) struct WantedPartition {
+    pub(super) index: i32,
+    pub(super) partition: Option<Arc<Partition>>,
+    pub(super) params: FetchParams,
 }
 
 pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
@@ -79,35 +87,10 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
             return ctx.reply(&resp);
         }
     }
-    let wanted: Vec<Wanted> = req
-        .topics
-        .iter()
-        .map(|t| {
-            let topic = if ctx.version >= 13 {
-                ctx.broker.topic_by_id(&t.topic_id)
-            } else {
-                ctx.broker.topic(&t.topic)
-            };
-            Wanted {
-                name: topic
-                    .as_ref()
-                    .map_or_else(|| t.topic.clone(), |tp| tp.name.to_string()),
-                id: t.topic_id,
-                partitions: t
-                    .partitions
-                    .iter()
-                    .map(|p| WantedPartition {
-                        index: p.partition,
-                        partition: topic.as_ref().and_then(|tp| tp.partition(p.partition)),
-                        offset: p.fetch_offset,
-                        max_bytes: p.partition_max_bytes,
-                        current_leader_epoch: p.current_leader_epoch,
-                    })
-                    .collect(),
-                topic,
-            }
-        })
-        .collect();
+    let (wanted, mode) = match incremental::plan(&ctx, &req, replica.is_some()) {
+        Ok(planned) => planned,
+        Err(resp) => return ctx.reply(&resp),
+    };
     let rack = (replica.is_none() && ctx.version >= 11 && ctx.broker.config().rack_aware_fetch())
         .then(|| req.rack_id.clone())
         .filter(|r| !r.is_empty());
@@ -125,13 +108,14 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         .unwrap_or(0)
         .min(ctx.broker.config().fetch_max_bytes as usize);
     let Built {
-        resp,
-        regions,
+        mut resp,
+        mut regions,
         total,
         records,
     } = build(&ctx, &wanted, max_bytes, &who);
     if total >= min_bytes.max(1) || max_wait.is_zero() || any_error(&resp) {
         record_fetch(&resp, &wanted, &records, who.replica.is_none());
+        incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
         return match ctx.frame(&resp, regions) {
             Some(f) => Reply::Ready(f),
             None => Reply::Close,
@@ -159,8 +143,8 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         // read and now is not missed.
         loop {
             let Built {
-                resp,
-                regions,
+                mut resp,
+                mut regions,
                 total,
                 records,
             } = build(&ctx, &wanted, max_bytes, &who);
@@ -170,6 +154,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 || Instant::now() >= deadline
             {
                 record_fetch(&resp, &wanted, &records, who.replica.is_none());
+                incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
                 return ctx.frame(&resp, regions);
             }
             let changed = async {
@@ -183,12 +168,13 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
             };
             if woke.is_err() {
                 let Built {
-                    resp,
-                    regions,
+                    mut resp,
+                    mut regions,
                     records,
                     ..
                 } = build(&ctx, &wanted, max_bytes, &who);
                 record_fetch(&resp, &wanted, &records, who.replica.is_none());
+                incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
                 return ctx.frame(&resp, regions);
             }
         }
@@ -275,9 +261,9 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built
             let (index, part, offset, partition_max, current_epoch) = (
                 wp.index,
                 &wp.partition,
-                wp.offset,
-                wp.max_bytes,
-                wp.current_leader_epoch,
+                wp.params.fetch_offset,
+                wp.params.max_bytes,
+                wp.params.current_leader_epoch,
             );
             let mut pd = PartitionData {
                 partition_index: index,

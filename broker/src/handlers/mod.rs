@@ -26,6 +26,7 @@ mod describe_cluster;
 mod describe_groups;
 mod elect_leaders;
 mod fetch;
+mod fetch_incremental;
 mod find_coordinator;
 mod heartbeat;
 mod init_producer_id;

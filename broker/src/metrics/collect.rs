@@ -7,7 +7,7 @@
 //! `brook_partition_series_dropped`. The cap applies to each per-partition
 //! family separately (partition offsets/sizes, group lag), user topics first.
 
-use metrics::gauge;
+use metrics::{counter, gauge};
 
 use crate::broker::Broker;
 
@@ -63,6 +63,11 @@ pub fn collect(broker: &Broker, budget: usize, group_series_dropped: usize) {
         }
     }
     gauge!("brook_partitions").set(total as f64);
+    let sessions = broker.fetch_sessions().stats();
+    gauge!("brook_fetch_sessions").set(sessions.sessions as f64);
+    gauge!("brook_fetch_session_partitions").set(sessions.partitions as f64);
+    counter!("brook_fetch_sessions_created_total").absolute(sessions.created);
+    counter!("brook_fetch_session_evictions_total").absolute(sessions.evictions);
     gauge!("brook_partition_series_dropped").set((dropped + group_series_dropped) as f64);
     let under = topics
         .iter()

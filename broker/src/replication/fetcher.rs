@@ -12,6 +12,12 @@
 //! The leader long-polls (`replica.fetch.wait.max.ms`) when there is
 //! nothing new, so an idle fetcher costs one request per wait. Failures back
 //! off for `replica.fetch.backoff.ms` (or until the set of partitions changes).
+//!
+//! Fetches use an incremental fetch session (KIP-227, `super::session`) when
+//! the leader grants one: a request then names only partitions whose fetch
+//! offset, epochs or log start changed, and the response only partitions
+//! with news. Any session error, failed request or reconnect drops the
+//! session and the next request is full.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -28,6 +34,7 @@ use brook_protocol::messages::{FetchRequest, OffsetForLeaderEpochRequest};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
+use super::session::FetchSession;
 use super::Followed;
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -60,6 +67,7 @@ pub(super) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut client: Option<Client> = None;
+    let mut session = FetchSession::default();
     let mut failing = false;
     loop {
         if *stop.borrow() {
@@ -77,7 +85,7 @@ pub(super) async fn run(
             u64::try_from(b.config().replica_fetch_backoff_ms).unwrap_or(1000),
         );
         let outcome = tokio::select! {
-            r = round(&b, &mut client, leader, &parts) => r,
+            r = round(&b, &mut client, &mut session, leader, &parts) => r,
             _ = stop.changed() => return,
         };
         drop(b);
@@ -92,6 +100,7 @@ pub(super) async fn run(
             Ok(Round::Stalled) => backoff.min(Duration::from_millis(100)),
             Err(e) => {
                 client = None;
+                session.reset();
                 if failing {
                     debug!(leader, error = %format!("{e:#}"), "replica fetch failed");
                 } else {
@@ -126,10 +135,12 @@ async fn connect(b: &Broker, leader: i32) -> anyhow::Result<Client> {
 async fn round(
     b: &Arc<Broker>,
     client: &mut Option<Client>,
+    session: &mut FetchSession,
     leader: i32,
     parts: &[Followed],
 ) -> anyhow::Result<Round> {
     if client.is_none() {
+        session.reset();
         *client = Some(connect(b, leader).await?);
     }
     let Some(c) = client.as_mut() else {
@@ -157,7 +168,11 @@ async fn round(
     if ready.is_empty() {
         return Ok(Round::Stalled);
     }
-    fetch(b, c, &ready).await
+    let r = fetch(b, c, session, &ready).await;
+    if r.is_err() {
+        session.reset();
+    }
+    r
 }
 
 /// The leader refused a partition-level request (not leader yet, epoch
@@ -246,7 +261,12 @@ async fn reconcile(b: &Broker, c: &mut Client, f: &Followed) -> anyhow::Result<b
     Ok(false)
 }
 
-async fn fetch(b: &Arc<Broker>, c: &mut Client, parts: &[&Followed]) -> anyhow::Result<Round> {
+async fn fetch(
+    b: &Arc<Broker>,
+    c: &mut Client,
+    session: &mut FetchSession,
+    parts: &[&Followed],
+) -> anyhow::Result<Round> {
     let config = b.config();
     let node = b.node_id();
     let throttle = &b.replica_manager().follower_throttle;
@@ -290,6 +310,7 @@ async fn fetch(b: &Arc<Broker>, c: &mut Client, parts: &[&Followed]) -> anyhow::
     if topics.is_empty() {
         return Ok(Round::Stalled);
     }
+    let next = session.request(topics);
     let req = FetchRequest {
         replica_state: ReplicaState {
             replica_id: b.node_id(),
@@ -301,19 +322,26 @@ async fn fetch(b: &Arc<Broker>, c: &mut Client, parts: &[&Followed]) -> anyhow::
         min_bytes: 1,
         max_bytes: config.replica_fetch_response_max_bytes,
         isolation_level: 0,
-        session_id: 0,
-        session_epoch: -1,
-        topics,
+        session_id: next.session_id,
+        session_epoch: next.epoch,
+        topics: next.topics,
+        forgotten_topics_data: next.forgotten,
         ..Default::default()
     };
     let resp = c.send(&req, FETCH_VERSION).await.context("Fetch")?;
+    if let Err(code) = session.response(ErrorCode::from_i16(resp.error_code), resp.session_id) {
+        debug!(error = ?code, "fetch session refused; next fetch is full");
+        return Ok(Round::Progress);
+    }
     if resp.error_code != 0 {
         return Err(anyhow!(
             "leader refused the fetch: {:?}",
             ErrorCode::from_i16(resp.error_code)
         ));
     }
-    let mut progress = false;
+    // An incremental response leaves out partitions with nothing new: one
+    // without any partition is a quiet long-poll, not a stall.
+    let mut progress = resp.responses.is_empty();
     let mut durable = Vec::new();
     for t in &resp.responses {
         for pd in &t.partitions {

@@ -25,6 +25,7 @@ use crate::partition::Partition;
 
 mod fetcher;
 pub mod isr;
+mod session;
 #[cfg(test)]
 mod sim_tests;
 pub mod throttle;

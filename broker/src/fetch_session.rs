@@ -1,0 +1,779 @@
+//! Incremental fetch sessions (KIP-227): the broker-side cache and its state
+//! machine. No I/O and no clock of its own: the fetch handler passes `now_ms`.
+//!
+//! A client that sends a full fetch with `session_id` 0 and epoch 0 asks for a
+//! session. When the cache has room (or can evict, below), the response carries
+//! a new session id and the session remembers every partition the client asked
+//! for (fetch offset, sizes, epochs) and what it last answered for each (HW,
+//! LSO, log start). The client's next fetch is *incremental*: epoch 1, 2, …,
+//! naming only partitions whose fetch parameters changed and, in
+//! `forgotten_topics_data`, those to drop. The broker fetches every partition
+//! of the session and answers only those with something new: records, a
+//! changed HW/LSO/log start, an error or a preferred read replica.
+//!
+//! Request metadata (Kafka's `FetchMetadata`):
+//! - epoch -1 (FINAL): sessionless full fetch; a non-zero id closes that session.
+//! - epoch 0 (INITIAL): full fetch; a non-zero id closes that session; a new
+//!   session is created when there is room.
+//! - epoch n > 0: incremental on session `id`; `FETCH_SESSION_ID_NOT_FOUND` if
+//!   there is no such session, `INVALID_FETCH_SESSION_EPOCH` if `n` is not the
+//!   epoch the session expects, `FETCH_SESSION_TOPIC_ID_ERROR` if the session
+//!   was created with topic ids (v13+) and this request uses names, or the
+//!   reverse. A session that ends up with no partitions is closed.
+//!
+//! Eviction (Kafka's `FetchSessionCache`): at most `slots` sessions
+//! (`max.incremental.fetch.session.cache.slots`). A new session may take the
+//! place of (1) the least recently used session when it has been idle for more
+//! than `eviction_ms`; otherwise (2) the least valuable evictable session, if
+//! the newcomer is worth more. Worth orders by (privileged, size): follower
+//! (replica) sessions are privileged. A consumer's session may only evict
+//! sessions created more than `eviction_ms` ago; a follower's may also evict
+//! any consumer session.
+//!
+//! Memory: `slots` sessions, each of at most [`MAX_SESSION_PARTITIONS`]
+//! partitions (one that would grow past it is closed).
+//!
+//! Rotation: a partition that appears in an incremental response moves to the
+//! end of its session's order, so partitions behind it get the byte budget
+//! first next time (clients rotate themselves for full fetches).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use brook_protocol::codec::Uuid;
+use brook_protocol::error::ErrorCode;
+
+/// `session_id` meaning "no session".
+pub const INVALID_SESSION_ID: i32 = 0;
+/// Epoch of a full fetch that asks for a session.
+pub const INITIAL_EPOCH: i32 = 0;
+/// Epoch of a sessionless full fetch (or one that closes a session).
+pub const FINAL_EPOCH: i32 = -1;
+/// How long a session is safe from eviction by an equal or larger newcomer,
+/// and how long it may go unused before any newcomer may take its place
+/// (Kafka's `MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS`).
+pub const MIN_EVICTION_MS: u64 = 120_000;
+/// Most partitions one session may hold.
+pub const MAX_SESSION_PARTITIONS: usize = 200_000;
+
+/// The epoch after `epoch` (wraps to 1, never back to 0 or -1).
+#[must_use]
+pub fn next_epoch(epoch: i32) -> i32 {
+    if epoch < 0 {
+        epoch
+    } else if epoch == i32::MAX {
+        1
+    } else {
+        epoch + 1
+    }
+}
+
+/// A topic as the request names it: by id from Fetch v13, by name before.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TopicKey {
+    Id(Uuid),
+    Name(Arc<str>),
+}
+
+/// One partition of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartKey {
+    pub topic: TopicKey,
+    pub partition: i32,
+}
+
+/// What the client asks of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchParams {
+    pub fetch_offset: i64,
+    pub max_bytes: i32,
+    pub current_leader_epoch: i32,
+    pub last_fetched_epoch: i32,
+    /// The fetcher's own log start (followers).
+    pub log_start_offset: i64,
+}
+
+/// What a response said about one partition: what decides whether an
+/// incremental response must include it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    pub error_code: i16,
+    pub has_records: bool,
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    pub log_start_offset: i64,
+    pub preferred_read_replica: i32,
+}
+
+/// What the handler should fetch for one request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Fetch the request's partitions; answer with session id 0.
+    Sessionless,
+    /// Fetch the request's partitions, then offer a session ([`FetchSessionCache::create`]).
+    Full,
+    /// Fetch every partition of session `id` (in this order), then answer
+    /// through [`FetchSessionCache::answer`].
+    Incremental {
+        id: i32,
+        /// The epoch of the request (to detect a concurrent duplicate).
+        epoch: i32,
+        partitions: Vec<(PartKey, FetchParams)>,
+    },
+    /// Refuse the request with this top-level error and session id 0.
+    Error(ErrorCode),
+}
+
+/// What an incremental request's answer should be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// Keep the partitions marked `true` (same order as the answers given).
+    Keep(Vec<bool>),
+    /// The session moved on (a duplicate request) or is gone: answer with
+    /// this error and no partitions.
+    Error(ErrorCode),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cached {
+    params: FetchParams,
+    /// Position in the session's order.
+    seq: u64,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    log_start_offset: i64,
+}
+
+#[derive(Debug)]
+struct Session {
+    privileged: bool,
+    uses_topic_ids: bool,
+    /// The epoch the next incremental request must carry.
+    epoch: i32,
+    created_ms: u64,
+    last_used_ms: u64,
+    parts: HashMap<PartKey, Cached>,
+    order: BTreeMap<u64, PartKey>,
+    next_seq: u64,
+}
+
+impl Session {
+    fn push(&mut self, key: PartKey, mut cached: Cached) {
+        cached.seq = self.next_seq;
+        self.next_seq += 1;
+        self.order.insert(cached.seq, key.clone());
+        self.parts.insert(key, cached);
+    }
+
+    fn remove(&mut self, key: &PartKey) {
+        if let Some(c) = self.parts.remove(key) {
+            self.order.remove(&c.seq);
+        }
+    }
+
+    /// Move `key` to the end of the order.
+    fn rotate(&mut self, key: &PartKey) {
+        let seq = self.next_seq;
+        if let Some(c) = self.parts.get_mut(key) {
+            self.order.remove(&c.seq);
+            c.seq = seq;
+            self.order.insert(seq, key.clone());
+            self.next_seq += 1;
+        }
+    }
+}
+
+/// Counters the metrics read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub sessions: usize,
+    pub partitions: usize,
+    pub evictions: u64,
+    pub created: u64,
+}
+
+/// The broker's fetch sessions. Callers wrap it in a mutex; every method is
+/// short (no I/O), at worst linear in the number of sessions (eviction).
+#[derive(Debug)]
+pub struct FetchSessionCache {
+    slots: usize,
+    eviction_ms: u64,
+    sessions: HashMap<i32, Session>,
+    partitions: usize,
+    evictions: u64,
+    created: u64,
+}
+
+impl FetchSessionCache {
+    /// A cache of at most `slots` sessions (0 disables sessions).
+    #[must_use]
+    pub fn new(slots: usize, eviction_ms: u64) -> Self {
+        Self {
+            slots,
+            eviction_ms,
+            sessions: HashMap::new(),
+            partitions: 0,
+            evictions: 0,
+            created: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        Stats {
+            sessions: self.sessions.len(),
+            partitions: self.partitions,
+            evictions: self.evictions,
+            created: self.created,
+        }
+    }
+
+    /// Decide how to serve a Fetch of `version` with this session metadata,
+    /// applying an incremental request's changes (`updates`: partitions the
+    /// request names; `forgotten`: partitions to drop) to its session.
+    pub fn plan(
+        &mut self,
+        now_ms: u64,
+        version: i16,
+        session_id: i32,
+        epoch: i32,
+        updates: impl IntoIterator<Item = (PartKey, FetchParams)>,
+        forgotten: impl IntoIterator<Item = PartKey>,
+    ) -> Plan {
+        if version < 7 {
+            return Plan::Sessionless;
+        }
+        if epoch == INITIAL_EPOCH || epoch == FINAL_EPOCH {
+            // Any session a full fetch names is closed.
+            if session_id != INVALID_SESSION_ID {
+                self.remove(session_id);
+            }
+            return if epoch == FINAL_EPOCH || self.slots == 0 {
+                Plan::Sessionless
+            } else {
+                Plan::Full
+            };
+        }
+        let Some(session) = self.sessions.get_mut(&session_id) else {
+            return Plan::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND);
+        };
+        if session.epoch != epoch {
+            return Plan::Error(ErrorCode::INVALID_FETCH_SESSION_EPOCH);
+        }
+        if session.uses_topic_ids != (version >= 13) {
+            return Plan::Error(ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR);
+        }
+        let before = session.parts.len();
+        for (key, params) in updates {
+            match session.parts.get_mut(&key) {
+                Some(c) => c.params = params,
+                None => session.push(
+                    key,
+                    Cached {
+                        params,
+                        seq: 0,
+                        high_watermark: -1,
+                        last_stable_offset: -1,
+                        log_start_offset: -1,
+                    },
+                ),
+            }
+        }
+        for key in forgotten {
+            session.remove(&key);
+        }
+        let after = session.parts.len();
+        self.partitions = self.partitions.saturating_sub(before) + after;
+        if after == 0 {
+            // Nothing left to fetch: the session ends.
+            self.remove(session_id);
+            return Plan::Sessionless;
+        }
+        if after > MAX_SESSION_PARTITIONS {
+            self.remove(session_id);
+            self.evictions += 1;
+            return Plan::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND);
+        }
+        session_touch(session, now_ms);
+        session.epoch = next_epoch(session.epoch);
+        let partitions = session
+            .order
+            .values()
+            .filter_map(|k| session.parts.get(k).map(|c| (k.clone(), c.params)))
+            .collect();
+        Plan::Incremental {
+            id: session_id,
+            epoch,
+            partitions,
+        }
+    }
+
+    /// After a full fetch with epoch 0: create a session holding `parts`
+    /// (what was asked, what was answered). Returns its id, or
+    /// [`INVALID_SESSION_ID`] when there is no room.
+    pub fn create(
+        &mut self,
+        now_ms: u64,
+        privileged: bool,
+        uses_topic_ids: bool,
+        parts: Vec<(PartKey, FetchParams, Answer)>,
+    ) -> i32 {
+        let size = parts.len();
+        if self.slots == 0 || size == 0 || size > MAX_SESSION_PARTITIONS {
+            return INVALID_SESSION_ID;
+        }
+        if self.sessions.len() >= self.slots && !self.try_evict(privileged, size, now_ms) {
+            return INVALID_SESSION_ID;
+        }
+        let id = loop {
+            let id = rand::random_range(1..i32::MAX);
+            if !self.sessions.contains_key(&id) {
+                break id;
+            }
+        };
+        let mut session = Session {
+            privileged,
+            uses_topic_ids,
+            epoch: next_epoch(INITIAL_EPOCH),
+            created_ms: now_ms,
+            last_used_ms: now_ms,
+            parts: HashMap::with_capacity(size),
+            order: BTreeMap::new(),
+            next_seq: 0,
+        };
+        for (key, params, answer) in parts {
+            // A request naming a partition twice keeps the last.
+            session.remove(&key);
+            session.push(
+                key,
+                Cached {
+                    params,
+                    seq: 0,
+                    high_watermark: if answer.error_code == 0 {
+                        answer.high_watermark
+                    } else {
+                        -1
+                    },
+                    last_stable_offset: answer.last_stable_offset,
+                    log_start_offset: answer.log_start_offset,
+                },
+            );
+        }
+        self.partitions += session.parts.len();
+        self.sessions.insert(id, session);
+        self.created += 1;
+        id
+    }
+
+    /// After an incremental fetch planned with `epoch`: which of `answers`
+    /// (the session's partitions in the order planned) the response must
+    /// carry. Updates what the session last answered and rotates the
+    /// partitions that are sent to the end.
+    pub fn answer<'a>(
+        &mut self,
+        id: i32,
+        epoch: i32,
+        answers: impl IntoIterator<Item = (&'a PartKey, Answer)>,
+    ) -> Filter {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return Filter::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND);
+        };
+        if session.epoch != next_epoch(epoch) {
+            // Another request on this session was planned meanwhile.
+            return Filter::Error(ErrorCode::INVALID_FETCH_SESSION_EPOCH);
+        }
+        let mut keep = Vec::new();
+        for (key, a) in answers {
+            let Some(c) = session.parts.get_mut(key) else {
+                keep.push(true);
+                continue;
+            };
+            let mut respond = a.has_records || a.preferred_read_replica >= 0;
+            if c.high_watermark != a.high_watermark {
+                c.high_watermark = a.high_watermark;
+                respond = true;
+            }
+            if c.last_stable_offset != a.last_stable_offset {
+                c.last_stable_offset = a.last_stable_offset;
+                respond = true;
+            }
+            if c.log_start_offset != a.log_start_offset {
+                c.log_start_offset = a.log_start_offset;
+                respond = true;
+            }
+            if a.error_code != 0 {
+                // Sent again once the error clears.
+                c.high_watermark = -1;
+                respond = true;
+            }
+            if respond {
+                session.rotate(key);
+            }
+            keep.push(respond);
+        }
+        Filter::Keep(keep)
+    }
+
+    /// Close session `id`, if cached.
+    pub fn remove(&mut self, id: i32) -> bool {
+        match self.sessions.remove(&id) {
+            Some(s) => {
+                self.partitions = self.partitions.saturating_sub(s.parts.len());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Make room for a session of `size` partitions (Kafka's `tryEvict`).
+    fn try_evict(&mut self, privileged: bool, size: usize, now_ms: u64) -> bool {
+        let stale = self
+            .sessions
+            .iter()
+            .min_by_key(|(id, s)| (s.last_used_ms, **id))
+            .filter(|(_, s)| now_ms.saturating_sub(s.last_used_ms) > self.eviction_ms)
+            .map(|(id, _)| *id);
+        let victim = stale.or_else(|| {
+            let old = |s: &Session| now_ms.saturating_sub(s.created_ms) > self.eviction_ms;
+            self.sessions
+                .iter()
+                .filter(|(_, s)| old(s) || (privileged && !s.privileged))
+                .map(|(id, s)| ((s.privileged, s.parts.len(), *id), *id))
+                .min()
+                .filter(|((p, n, _), _)| (privileged, size) > (*p, *n))
+                .map(|(_, id)| id)
+        });
+        match victim {
+            Some(id) => {
+                self.remove(id);
+                self.evictions += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn session_touch(session: &mut Session, now_ms: u64) {
+    session.last_used_ms = session.last_used_ms.max(now_ms);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(topic: &str, partition: i32) -> PartKey {
+        PartKey {
+            topic: TopicKey::Name(topic.into()),
+            partition,
+        }
+    }
+
+    fn params(offset: i64) -> FetchParams {
+        FetchParams {
+            fetch_offset: offset,
+            max_bytes: 1024,
+            current_leader_epoch: 0,
+            last_fetched_epoch: -1,
+            log_start_offset: -1,
+        }
+    }
+
+    fn quiet(hw: i64) -> Answer {
+        Answer {
+            error_code: 0,
+            has_records: false,
+            high_watermark: hw,
+            last_stable_offset: hw,
+            log_start_offset: 0,
+            preferred_read_replica: -1,
+        }
+    }
+
+    /// A session on `n` partitions of topic "t", each answered with HW 10.
+    fn session(cache: &mut FetchSessionCache, now: u64, privileged: bool, n: i32) -> i32 {
+        let parts = (0..n)
+            .map(|p| (key("t", p), params(10), quiet(10)))
+            .collect();
+        cache.create(now, privileged, false, parts)
+    }
+
+    fn incremental(
+        cache: &mut FetchSessionCache,
+        id: i32,
+        epoch: i32,
+        updates: Vec<(PartKey, FetchParams)>,
+        forgotten: Vec<PartKey>,
+    ) -> Vec<(PartKey, FetchParams)> {
+        match cache.plan(0, 12, id, epoch, updates, forgotten) {
+            Plan::Incremental { partitions, .. } => partitions,
+            other => panic!("expected an incremental plan, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_fetch_with_epoch_zero_asks_for_a_session() {
+        let mut c = FetchSessionCache::new(10, MIN_EVICTION_MS);
+        assert_eq!(c.plan(0, 12, 0, INITIAL_EPOCH, [], []), Plan::Full);
+        assert_eq!(c.plan(0, 12, 0, FINAL_EPOCH, [], []), Plan::Sessionless);
+        assert_eq!(c.plan(0, 6, 0, INITIAL_EPOCH, [], []), Plan::Sessionless);
+        let id = session(&mut c, 0, false, 3);
+        assert!(id > 0);
+        assert_eq!(c.stats().sessions, 1);
+        assert_eq!(c.stats().partitions, 3);
+        // Sessions disabled: full fetches stay sessionless.
+        let mut off = FetchSessionCache::new(0, MIN_EVICTION_MS);
+        assert_eq!(off.plan(0, 12, 0, INITIAL_EPOCH, [], []), Plan::Sessionless);
+        assert_eq!(session(&mut off, 0, false, 3), INVALID_SESSION_ID);
+    }
+
+    #[test]
+    fn incremental_fetch_adds_updates_and_forgets() {
+        let mut c = FetchSessionCache::new(10, MIN_EVICTION_MS);
+        let id = session(&mut c, 0, false, 3);
+        // Nothing named: the whole session, as cached.
+        let parts = incremental(&mut c, id, 1, vec![], vec![]);
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|(_, p)| p.fetch_offset == 10));
+        // Update p1, add u0, forget p2.
+        let parts = incremental(
+            &mut c,
+            id,
+            2,
+            vec![(key("t", 1), params(15)), (key("u", 0), params(0))],
+            vec![key("t", 2)],
+        );
+        let got: Vec<_> = parts
+            .iter()
+            .map(|(k, p)| (k.clone(), p.fetch_offset))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(key("t", 0), 10), (key("t", 1), 15), (key("u", 0), 0)]
+        );
+        assert_eq!(c.stats().partitions, 3);
+    }
+
+    #[test]
+    fn epoch_mismatch_and_unknown_session_are_refused() {
+        let mut c = FetchSessionCache::new(10, MIN_EVICTION_MS);
+        let id = session(&mut c, 0, false, 1);
+        assert_eq!(
+            c.plan(0, 12, id, 2, [], []),
+            Plan::Error(ErrorCode::INVALID_FETCH_SESSION_EPOCH)
+        );
+        assert_eq!(
+            c.plan(0, 12, id + 1, 1, [], []),
+            Plan::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)
+        );
+        // A refused request does not move the epoch.
+        incremental(&mut c, id, 1, vec![], vec![]);
+        // Replaying epoch 1 (a duplicate) is refused.
+        assert_eq!(
+            c.plan(0, 12, id, 1, [], []),
+            Plan::Error(ErrorCode::INVALID_FETCH_SESSION_EPOCH)
+        );
+        incremental(&mut c, id, 2, vec![], vec![]);
+    }
+
+    #[test]
+    fn topic_ids_must_match_how_the_session_was_created() {
+        let mut c = FetchSessionCache::new(10, MIN_EVICTION_MS);
+        let names = session(&mut c, 0, false, 1);
+        assert_eq!(
+            c.plan(0, 13, names, 1, [], []),
+            Plan::Error(ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR)
+        );
+        let id_key = PartKey {
+            topic: TopicKey::Id(Uuid::from_bytes([7; 16])),
+            partition: 0,
+        };
+        let ids = c.create(0, false, true, vec![(id_key, params(0), quiet(0))]);
+        assert_eq!(
+            c.plan(0, 12, ids, 1, [], []),
+            Plan::Error(ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR)
+        );
+        assert!(matches!(
+            c.plan(0, 13, ids, 1, [], []),
+            Plan::Incremental { .. }
+        ));
+    }
+
+    #[test]
+    fn full_fetches_and_emptied_sessions_close_the_session() {
+        let mut c = FetchSessionCache::new(10, MIN_EVICTION_MS);
+        let id = session(&mut c, 0, false, 2);
+        assert_eq!(c.plan(0, 12, id, FINAL_EPOCH, [], []), Plan::Sessionless);
+        assert_eq!(c.stats().sessions, 0);
+        assert_eq!(c.stats().partitions, 0);
+        let id = session(&mut c, 0, false, 2);
+        // Epoch 0 with an id: close that session, offer a new one.
+        assert_eq!(c.plan(0, 12, id, INITIAL_EPOCH, [], []), Plan::Full);
+        assert_eq!(c.stats().sessions, 0);
+        let id = session(&mut c, 0, false, 2);
+        assert_eq!(
+            c.plan(0, 12, id, 1, [], [key("t", 0), key("t", 1)]),
+            Plan::Sessionless
+        );
+        assert_eq!(c.stats().sessions, 0);
+        assert_eq!(c.stats().partitions, 0);
+    }
+
+    #[test]
+    fn incremental_answer_carries_only_changes() {
+        let mut c = FetchSessionCache::new(10, MIN_EVICTION_MS);
+        let id = session(&mut c, 0, false, 4);
+        let parts = incremental(&mut c, id, 1, vec![], vec![]);
+        let keys: Vec<_> = parts.iter().map(|(k, _)| k.clone()).collect();
+        let answers = [
+            quiet(10),
+            Answer {
+                has_records: true,
+                ..quiet(10)
+            },
+            quiet(11),
+            Answer {
+                error_code: ErrorCode::NOT_LEADER_OR_FOLLOWER.code(),
+                ..quiet(10)
+            },
+        ];
+        let filter = c.answer(id, 1, keys.iter().zip(answers));
+        assert_eq!(filter, Filter::Keep(vec![false, true, true, true]));
+        // Partitions sent go to the end: 0 first, then 1, 2, 3.
+        let parts = incremental(&mut c, id, 2, vec![], vec![]);
+        let order: Vec<_> = parts.iter().map(|(k, _)| k.partition).collect();
+        assert_eq!(order, vec![0, 1, 2, 3]);
+        // Same state again: only the partition whose error cleared (its
+        // cached HW was reset) and none of the quiet ones.
+        let keys: Vec<_> = parts.iter().map(|(k, _)| k.clone()).collect();
+        let filter = c.answer(
+            id,
+            2,
+            keys.iter()
+                .zip([quiet(10), quiet(10), quiet(11), quiet(10)]),
+        );
+        assert_eq!(filter, Filter::Keep(vec![false, false, false, true]));
+        // Log start and LSO changes count too.
+        let parts = incremental(&mut c, id, 3, vec![], vec![]);
+        let keys: Vec<_> = parts.iter().map(|(k, _)| k.clone()).collect();
+        let moved = Answer {
+            log_start_offset: 5,
+            ..quiet(10)
+        };
+        let lso = Answer {
+            last_stable_offset: 9,
+            ..quiet(10)
+        };
+        let filter = c.answer(id, 3, keys.iter().zip([moved, lso, quiet(11), quiet(10)]));
+        assert_eq!(filter, Filter::Keep(vec![true, true, false, false]));
+    }
+
+    #[test]
+    fn answer_after_the_session_moved_on_is_an_epoch_error() {
+        let mut c = FetchSessionCache::new(10, MIN_EVICTION_MS);
+        let id = session(&mut c, 0, false, 1);
+        let parts = incremental(&mut c, id, 1, vec![], vec![]);
+        // A second request planned before the first answered.
+        incremental(&mut c, id, 2, vec![], vec![]);
+        let keys: Vec<_> = parts.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(
+            c.answer(id, 1, keys.iter().zip([quiet(10)])),
+            Filter::Error(ErrorCode::INVALID_FETCH_SESSION_EPOCH)
+        );
+        c.remove(id);
+        assert_eq!(
+            c.answer(id, 2, keys.iter().zip([quiet(10)])),
+            Filter::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)
+        );
+    }
+
+    #[test]
+    fn full_cache_evicts_by_kafkas_rule() {
+        let ev = 1000;
+        let mut c = FetchSessionCache::new(2, ev);
+        let small = session(&mut c, 0, false, 2);
+        let big = session(&mut c, 0, false, 5);
+        // Both young: a consumer session cannot evict either, however big.
+        assert_eq!(session(&mut c, 10, false, 100), INVALID_SESSION_ID);
+        // A follower's session evicts the smallest consumer session.
+        let follower = session(&mut c, 20, true, 1);
+        assert!(follower > 0);
+        assert_eq!(c.stats().evictions, 1);
+        assert_eq!(
+            c.plan(30, 12, small, 1, [], []),
+            Plan::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)
+        );
+        // Another follower session: only the consumer session is evictable.
+        let f2 = session(&mut c, 40, true, 1);
+        assert!(f2 > 0);
+        assert!(matches!(
+            c.plan(50, 12, follower, 1, [], []),
+            Plan::Incremental { .. }
+        ));
+        assert_eq!(
+            c.plan(50, 12, big, 1, [], []),
+            Plan::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)
+        );
+        // Two young followers: nobody gets in.
+        assert_eq!(session(&mut c, 60, true, 50), INVALID_SESSION_ID);
+        assert_eq!(c.stats().sessions, 2);
+        assert_eq!(c.stats().evictions, 2);
+    }
+
+    #[test]
+    fn old_sessions_yield_to_bigger_ones_and_stale_ones_to_anyone() {
+        let ev = 1000;
+        let mut c = FetchSessionCache::new(2, ev);
+        let a = session(&mut c, 0, false, 3);
+        let b = session(&mut c, 0, false, 4);
+        // Keep both in use past the eviction age.
+        incremental(&mut c, a, 1, vec![], vec![]);
+        let _ = c.plan(900, 12, b, 1, [], []);
+        let _ = c.plan(1500, 12, a, 2, [], []);
+        // Old enough but used recently: only a strictly bigger newcomer wins.
+        assert_eq!(session(&mut c, 1600, false, 3), INVALID_SESSION_ID);
+        let d = session(&mut c, 1600, false, 4);
+        assert!(d > 0);
+        assert_eq!(
+            c.plan(1600, 12, a, 3, [], []),
+            Plan::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)
+        );
+        // b idle for more than the eviction time: any newcomer takes its place.
+        let e = session(&mut c, 1901 + ev, false, 1);
+        assert!(e > 0);
+        assert_eq!(
+            c.plan(1901 + ev, 12, b, 2, [], []),
+            Plan::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)
+        );
+        assert_eq!(c.stats().evictions, 2);
+        assert_eq!(c.stats().partitions, 5);
+    }
+
+    #[test]
+    fn sessions_stay_bounded() {
+        let mut c = FetchSessionCache::new(3, MIN_EVICTION_MS);
+        for _ in 0..10 {
+            session(&mut c, 0, false, 2);
+        }
+        assert_eq!(c.stats().sessions, 3);
+        assert_eq!(c.stats().partitions, 6);
+        assert_eq!(c.stats().created, 3);
+        // A session that would grow past the cap is closed.
+        let id = session(&mut c, 0, true, 1);
+        assert!(id > 0);
+        let huge = (0..=MAX_SESSION_PARTITIONS as i32).map(|p| (key("x", p), params(0)));
+        assert_eq!(
+            c.plan(0, 12, id, 1, huge, []),
+            Plan::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)
+        );
+        assert_eq!(c.stats().sessions, 2);
+        assert_eq!(c.stats().partitions, 4);
+    }
+
+    #[test]
+    fn epochs_wrap_to_one() {
+        assert_eq!(next_epoch(0), 1);
+        assert_eq!(next_epoch(i32::MAX), 1);
+        assert_eq!(next_epoch(-1), -1);
+    }
+}

@@ -1,0 +1,291 @@
+//! Fetch sessions at the Fetch handler's edge: which partitions a request
+//! reads (its own, or its session's) and how the built response is finished
+//! (a new session offered, an incremental answer pruned to what changed).
+//! The session state machine is `crate::fetch_session`; this file only
+//! translates between it and the wire types.
+//!
+//! A sessionless fetch (epoch -1 and no id, what librdkafka sends) takes none
+//! of the cache's lock and allocates nothing beyond what it did before.
+
+use std::sync::Arc;
+
+use brook_protocol::error::ErrorCode;
+use brook_protocol::messages::fetch_response::{FetchResponse, PartitionData};
+use brook_protocol::messages::FetchRequest;
+
+use super::fetch::{Wanted, WantedPartition};
+use super::Ctx;
+use crate::fetch_session::{
+    Answer, FetchParams, Filter, PartKey, Plan, TopicKey, FINAL_EPOCH, INITIAL_EPOCH,
+    INVALID_SESSION_ID,
+};
+use crate::log::FileRegion;
+
+/// How a fetch relates to a session, carried to the response.
+pub(super) enum Mode {
+    /// Answer in full, session id 0.
+    Sessionless,
+    /// Answer in full and offer a new session (epoch 0).
+    Full { privileged: bool },
+    /// Answer only what changed, on session `id`.
+    Incremental { id: i32, epoch: i32 },
+}
+
+/// The partitions to read and how to answer, or the response refusing the
+/// request (a session error: top-level code, session id 0, no partitions).
+pub(super) fn plan(
+    ctx: &Ctx,
+    req: &FetchRequest,
+    privileged: bool,
+) -> Result<(Vec<Wanted>, Mode), FetchResponse> {
+    let (id, epoch) = (req.session_id, req.session_epoch);
+    if ctx.version < 7 || (id == INVALID_SESSION_ID && epoch == FINAL_EPOCH) {
+        return Ok((from_request(ctx, req), Mode::Sessionless));
+    }
+    let uses_ids = ctx.version >= 13;
+    let now = crate::partition::monotonic_ms();
+    let full = epoch == INITIAL_EPOCH || epoch == FINAL_EPOCH;
+    let (updates, forgotten) = if full {
+        (Vec::new(), Vec::new())
+    } else {
+        changes(req, uses_ids)
+    };
+    let plan = ctx
+        .broker
+        .fetch_sessions()
+        .plan(now, ctx.version, id, epoch, updates, forgotten);
+    match plan {
+        Plan::Sessionless => Ok((from_request(ctx, req), Mode::Sessionless)),
+        Plan::Full => Ok((from_request(ctx, req), Mode::Full { privileged })),
+        Plan::Incremental {
+            id,
+            epoch,
+            partitions,
+        } => Ok((
+            from_session(ctx, &partitions),
+            Mode::Incremental { id, epoch },
+        )),
+        Plan::Error(code) => {
+            crate::metrics::api_error(brook_protocol::api::ApiKey::Fetch, code.code());
+            Err(FetchResponse {
+                error_code: code.code(),
+                session_id: INVALID_SESSION_ID,
+                ..Default::default()
+            })
+        }
+    }
+}
+
+/// Finish a built response: offer a session after a full fetch with epoch
+/// 0, or keep only the partitions an incremental response must carry. On a
+/// session error found now (the session was evicted, or a duplicate request
+/// moved its epoch) the response becomes that error and `regions` is emptied.
+pub(super) fn conclude(
+    ctx: &Ctx,
+    mode: &Mode,
+    wanted: &[Wanted],
+    resp: &mut FetchResponse,
+    regions: &mut Vec<FileRegion>,
+) {
+    let uses_ids = ctx.version >= 13;
+    let now = crate::partition::monotonic_ms();
+    match *mode {
+        Mode::Sessionless => {}
+        Mode::Full { privileged } => {
+            let mut parts = Vec::new();
+            for (w, t) in wanted.iter().zip(&resp.responses) {
+                let topic = topic_key(w, uses_ids);
+                for (wp, pd) in w.partitions.iter().zip(&t.partitions) {
+                    let key = PartKey {
+                        topic: topic.clone(),
+                        partition: wp.index,
+                    };
+                    parts.push((key, wp.params, answer(pd)));
+                }
+            }
+            resp.session_id = ctx
+                .broker
+                .fetch_sessions()
+                .create(now, privileged, uses_ids, parts);
+        }
+        Mode::Incremental { id, epoch } => {
+            let mut keys = Vec::new();
+            for w in wanted {
+                let topic = topic_key(w, uses_ids);
+                keys.extend(w.partitions.iter().map(|wp| PartKey {
+                    topic: topic.clone(),
+                    partition: wp.index,
+                }));
+            }
+            let answers = resp
+                .responses
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(answer));
+            let filter = ctx
+                .broker
+                .fetch_sessions()
+                .answer(id, epoch, keys.iter().zip(answers));
+            match filter {
+                Filter::Keep(keep) => {
+                    let mut keep = keep.into_iter();
+                    for t in &mut resp.responses {
+                        t.partitions.retain(|_| keep.next().unwrap_or(true));
+                    }
+                    resp.responses.retain(|t| !t.partitions.is_empty());
+                    resp.session_id = id;
+                }
+                Filter::Error(code) => {
+                    crate::metrics::api_error(brook_protocol::api::ApiKey::Fetch, code.code());
+                    // Kafka names the session when its epoch moved on.
+                    let session_id = if code == ErrorCode::INVALID_FETCH_SESSION_EPOCH {
+                        id
+                    } else {
+                        INVALID_SESSION_ID
+                    };
+                    *resp = FetchResponse {
+                        error_code: code.code(),
+                        session_id,
+                        ..Default::default()
+                    };
+                    regions.clear();
+                }
+            }
+        }
+    }
+}
+
+fn topic_key(w: &Wanted, uses_ids: bool) -> TopicKey {
+    if uses_ids {
+        TopicKey::Id(w.id)
+    } else {
+        TopicKey::Name(Arc::from(w.name.as_str()))
+    }
+}
+
+fn answer(pd: &PartitionData) -> Answer {
+    let has_records = match &pd.records {
+        Some(brook_protocol::codec::Records::Region { len, .. }) => *len > 0,
+        Some(brook_protocol::codec::Records::Bytes(b)) => !b.is_empty(),
+        _ => false,
+    };
+    Answer {
+        error_code: pd.error_code,
+        has_records,
+        high_watermark: pd.high_watermark,
+        last_stable_offset: pd.last_stable_offset,
+        log_start_offset: pd.log_start_offset,
+        preferred_read_replica: pd.preferred_read_replica,
+    }
+}
+
+fn params(p: &brook_protocol::messages::fetch_request::FetchPartition) -> FetchParams {
+    FetchParams {
+        fetch_offset: p.fetch_offset,
+        max_bytes: p.partition_max_bytes,
+        current_leader_epoch: p.current_leader_epoch,
+        last_fetched_epoch: p.last_fetched_epoch,
+        log_start_offset: p.log_start_offset,
+    }
+}
+
+/// An incremental request's named partitions and forgotten ones, as keys.
+fn changes(req: &FetchRequest, uses_ids: bool) -> (Vec<(PartKey, FetchParams)>, Vec<PartKey>) {
+    let key = |name: &str, id| {
+        if uses_ids {
+            TopicKey::Id(id)
+        } else {
+            TopicKey::Name(Arc::from(name))
+        }
+    };
+    let mut updates = Vec::new();
+    for t in &req.topics {
+        let topic = key(&t.topic, t.topic_id);
+        updates.extend(t.partitions.iter().map(|p| {
+            (
+                PartKey {
+                    topic: topic.clone(),
+                    partition: p.partition,
+                },
+                params(p),
+            )
+        }));
+    }
+    let mut forgotten = Vec::new();
+    for t in &req.forgotten_topics_data {
+        let topic = key(&t.topic, t.topic_id);
+        forgotten.extend(t.partitions.iter().map(|&partition| PartKey {
+            topic: topic.clone(),
+            partition,
+        }));
+    }
+    (updates, forgotten)
+}
+
+/// The request's own partitions.
+fn from_request(ctx: &Ctx, req: &FetchRequest) -> Vec<Wanted> {
+    req.topics
+        .iter()
+        .map(|t| {
+            let topic = if ctx.version >= 13 {
+                ctx.broker.topic_by_id(&t.topic_id)
+            } else {
+                ctx.broker.topic(&t.topic)
+            };
+            Wanted {
+                name: topic
+                    .as_ref()
+                    .map_or_else(|| t.topic.clone(), |tp| tp.name.to_string()),
+                id: t.topic_id,
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| WantedPartition {
+                        index: p.partition,
+                        partition: topic.as_ref().and_then(|tp| tp.partition(p.partition)),
+                        params: params(p),
+                    })
+                    .collect(),
+                topic,
+            }
+        })
+        .collect()
+}
+
+/// Every partition of a session, in its order; consecutive partitions of one
+/// topic share an entry (a topic may appear more than once, as in Kafka).
+fn from_session(ctx: &Ctx, parts: &[(PartKey, FetchParams)]) -> Vec<Wanted> {
+    let mut out: Vec<Wanted> = Vec::new();
+    for (key, params) in parts {
+        let same = out.last().is_some_and(|w| match &key.topic {
+            TopicKey::Id(id) => w.id == *id,
+            TopicKey::Name(name) => w.name == **name,
+        });
+        if !same {
+            let (topic, name, id) = match &key.topic {
+                TopicKey::Id(id) => {
+                    let topic = ctx.broker.topic_by_id(id);
+                    let name = topic.as_ref().map(|t| t.name.to_string());
+                    (topic, name.unwrap_or_default(), *id)
+                }
+                TopicKey::Name(name) => {
+                    (ctx.broker.topic(name), name.to_string(), Default::default())
+                }
+            };
+            out.push(Wanted {
+                topic,
+                name,
+                id,
+                partitions: Vec::new(),
+            });
+        }
+        if let Some(w) = out.last_mut() {
+            let partition = w.topic.as_ref().and_then(|t| t.partition(key.partition));
+            w.partitions.push(WantedPartition {
+                index: key.partition,
+                partition,
+                params: *params,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,270 @@
+//! A replica fetcher's side of an incremental fetch session (KIP-227; Kafka's
+//! `FetchSessionHandler`). Pure bookkeeping, no I/O: the fetcher asks
+//! [`FetchSession::request`] what to send for the partitions it wants this
+//! round, then reports the leader's answer to [`FetchSession::response`].
+//!
+//! Without a session the fetcher sends every partition with epoch 0 (asking
+//! for one). With a session it sends epoch n and only the partitions whose
+//! fetch parameters changed since the last answered request, and lists those
+//! it no longer wants in `forgotten_topics_data`; an idle follower's request
+//! is then a few dozen bytes whatever its partition count.
+//!
+//! Any doubt ends the session: a session error from the leader, a failed
+//! request (the leader may or may not have applied it), a response naming
+//! another session. The next request is full again (naming the old session,
+//! with epoch 0, so the leader drops it rather than keep it until evicted),
+//! and replication never depends on the leader's and the follower's views
+//! of a session agreeing.
+
+use std::collections::HashMap;
+
+use brook_protocol::codec::Uuid;
+use brook_protocol::error::ErrorCode;
+use brook_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+
+use crate::fetch_session::{next_epoch, INITIAL_EPOCH, INVALID_SESSION_ID};
+
+/// What the fetcher asks of one partition, as last sent.
+type Params = (i64, i32, i32, i32, i64);
+
+fn params(p: &FetchPartition) -> Params {
+    (
+        p.fetch_offset,
+        p.partition_max_bytes,
+        p.current_leader_epoch,
+        p.last_fetched_epoch,
+        p.log_start_offset,
+    )
+}
+
+/// The session metadata and partitions of one Fetch request.
+#[derive(Debug, PartialEq)]
+pub(super) struct Next {
+    pub session_id: i32,
+    pub epoch: i32,
+    pub topics: Vec<FetchTopic>,
+    pub forgotten: Vec<ForgottenTopic>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct FetchSession {
+    /// 0: none (the next request is full and asks for one).
+    id: i32,
+    /// Epoch of the next incremental request.
+    epoch: i32,
+    /// What the leader's session holds, as of the last answered request.
+    sent: HashMap<(Uuid, i32), Params>,
+    /// What the request in flight would make it hold.
+    pending: Option<HashMap<(Uuid, i32), Params>>,
+    /// A session given up on, for the next full request to close.
+    close: i32,
+}
+
+impl FetchSession {
+    /// Drop the session: the next request is full.
+    pub fn reset(&mut self) {
+        let close = if self.is_open() { self.id } else { self.close };
+        *self = Self {
+            close,
+            ..Self::default()
+        };
+    }
+
+    /// Whether the next request is incremental.
+    pub fn is_open(&self) -> bool {
+        self.id != INVALID_SESSION_ID
+    }
+
+    /// The request for `wanted` (every partition to fetch this round, by
+    /// topic id).
+    pub fn request(&mut self, wanted: Vec<FetchTopic>) -> Next {
+        let now: HashMap<(Uuid, i32), Params> = wanted
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| ((t.topic_id, p.partition), params(p)))
+            })
+            .collect();
+        if !self.is_open() {
+            self.pending = Some(now);
+            return Next {
+                session_id: self.close,
+                epoch: INITIAL_EPOCH,
+                topics: wanted,
+                forgotten: Vec::new(),
+            };
+        }
+        let mut topics = wanted;
+        for t in &mut topics {
+            let id = t.topic_id;
+            t.partitions
+                .retain(|p| self.sent.get(&(id, p.partition)) != Some(&params(p)));
+        }
+        topics.retain(|t| !t.partitions.is_empty());
+        let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+        let mut gone: Vec<_> = self.sent.keys().filter(|k| !now.contains_key(k)).collect();
+        gone.sort();
+        for &(topic_id, partition) in gone {
+            match forgotten.last_mut() {
+                Some(f) if f.topic_id == topic_id => f.partitions.push(partition),
+                _ => forgotten.push(ForgottenTopic {
+                    topic_id,
+                    partitions: vec![partition],
+                    ..Default::default()
+                }),
+            }
+        }
+        self.pending = Some(now);
+        Next {
+            session_id: self.id,
+            epoch: self.epoch,
+            topics,
+            forgotten,
+        }
+    }
+
+    /// The leader answered the last request with this top-level error and
+    /// session id. `Err` carries a session error: the session is gone and
+    /// the fetcher should send a full request at once.
+    ///
+    /// # Errors
+    /// The leader's session error code.
+    pub fn response(&mut self, error: ErrorCode, session_id: i32) -> Result<(), ErrorCode> {
+        let pending = self.pending.take();
+        match error {
+            ErrorCode::NONE => {}
+            ErrorCode::FETCH_SESSION_ID_NOT_FOUND
+            | ErrorCode::INVALID_FETCH_SESSION_EPOCH
+            | ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR => {
+                self.reset();
+                return Err(error);
+            }
+            _ => {
+                self.reset();
+                return Ok(());
+            }
+        }
+        let (Some(sent), true) = (pending, session_id != INVALID_SESSION_ID) else {
+            // No session (the leader had no room, or it closed it); a
+            // session named for closing is gone too.
+            self.reset();
+            self.close = INVALID_SESSION_ID;
+            return Ok(());
+        };
+        if self.is_open() && session_id != self.id {
+            self.reset();
+            return Ok(());
+        }
+        self.close = INVALID_SESSION_ID;
+        self.epoch = if self.is_open() {
+            next_epoch(self.epoch)
+        } else {
+            next_epoch(INITIAL_EPOCH)
+        };
+        self.id = session_id;
+        self.sent = sent;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(id: u8, parts: &[(i32, i64)]) -> FetchTopic {
+        FetchTopic {
+            topic_id: Uuid::from_bytes([id; 16]),
+            partitions: parts
+                .iter()
+                .map(|&(partition, fetch_offset)| FetchPartition {
+                    partition,
+                    fetch_offset,
+                    partition_max_bytes: 1024,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn names(next: &Next) -> Vec<(u8, i32, i64)> {
+        next.topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.topic_id.as_bytes()[0], p.partition, p.fetch_offset))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn full_then_incremental_with_changes_and_forgotten() {
+        let mut s = FetchSession::default();
+        let next = s.request(vec![topic(1, &[(0, 5), (1, 7)]), topic(2, &[(0, 0)])]);
+        assert_eq!((next.session_id, next.epoch), (0, 0));
+        assert_eq!(names(&next).len(), 3);
+        assert_eq!(s.response(ErrorCode::NONE, 42), Ok(()));
+        // Nothing changed: an empty incremental request.
+        let next = s.request(vec![topic(1, &[(0, 5), (1, 7)]), topic(2, &[(0, 0)])]);
+        assert_eq!((next.session_id, next.epoch), (42, 1));
+        assert!(next.topics.is_empty() && next.forgotten.is_empty());
+        assert_eq!(s.response(ErrorCode::NONE, 42), Ok(()));
+        // p1 moved on, topic 2 dropped.
+        let next = s.request(vec![topic(1, &[(0, 5), (1, 9)])]);
+        assert_eq!(next.epoch, 2);
+        assert_eq!(names(&next), vec![(1, 1, 9)]);
+        assert_eq!(next.forgotten.len(), 1);
+        assert_eq!(next.forgotten[0].partitions, vec![0]);
+        assert_eq!(next.forgotten[0].topic_id, Uuid::from_bytes([2; 16]));
+        assert_eq!(s.response(ErrorCode::NONE, 42), Ok(()));
+        let next = s.request(vec![topic(1, &[(0, 5), (1, 9)])]);
+        assert_eq!(next.epoch, 3);
+        assert!(next.topics.is_empty() && next.forgotten.is_empty());
+    }
+
+    #[test]
+    fn any_session_error_or_failure_falls_back_to_a_full_fetch() {
+        for code in [
+            ErrorCode::FETCH_SESSION_ID_NOT_FOUND,
+            ErrorCode::INVALID_FETCH_SESSION_EPOCH,
+            ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR,
+        ] {
+            let mut s = FetchSession::default();
+            s.request(vec![topic(1, &[(0, 5)])]);
+            s.response(ErrorCode::NONE, 7).unwrap();
+            s.request(vec![topic(1, &[(0, 5)])]);
+            assert_eq!(s.response(code, 0), Err(code));
+            // Full again, closing the old session.
+            let next = s.request(vec![topic(1, &[(0, 5)])]);
+            assert_eq!((next.session_id, next.epoch), (7, 0));
+            assert_eq!(names(&next), vec![(1, 0, 5)]);
+            s.response(ErrorCode::NONE, 9).unwrap();
+            let next = s.request(vec![topic(1, &[(0, 5)])]);
+            assert_eq!((next.session_id, next.epoch), (9, 1));
+            assert!(next.topics.is_empty());
+        }
+        // A failed request (no response): the fetcher resets.
+        let mut s = FetchSession::default();
+        s.request(vec![topic(1, &[(0, 5)])]);
+        s.response(ErrorCode::NONE, 7).unwrap();
+        s.request(vec![topic(1, &[(0, 6)])]);
+        s.reset();
+        let next = s.request(vec![topic(1, &[(0, 6)])]);
+        assert_eq!((next.session_id, next.epoch), (7, 0));
+        assert_eq!(names(&next), vec![(1, 0, 6)]);
+        // The leader had no room: stay sessionless.
+        let mut s = FetchSession::default();
+        s.request(vec![topic(1, &[(0, 5)])]);
+        s.response(ErrorCode::NONE, 0).unwrap();
+        assert!(!s.is_open());
+        // Another session id than ours: start over.
+        let mut s = FetchSession::default();
+        s.request(vec![topic(1, &[(0, 5)])]);
+        s.response(ErrorCode::NONE, 7).unwrap();
+        s.request(vec![topic(1, &[(0, 5)])]);
+        s.response(ErrorCode::NONE, 8).unwrap();
+        assert!(!s.is_open());
+    }
+}
