@@ -1,2 +1,46 @@
 //! brook-benches
 pub mod sink;
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+
+/// Make a freshly started `cluster` of `nodes` ready for a bench: wait for an
+/// active controller and every broker unfenced, then create one-partition
+/// `topics` with replication factor `nodes` (`min.insync.replicas` 2 from 3
+/// nodes up, else 1). Returns the bootstrap servers.
+///
+/// # Errors
+/// A wait that timed out, or a topic that could not be created.
+pub fn prepare_cluster(
+    cluster: &brook_tests::Cluster,
+    nodes: usize,
+    topics: &[&str],
+) -> anyhow::Result<String> {
+    cluster.wait_active_controller("a controller", Duration::from_secs(30), |_, e| e >= 1)?;
+    for n in cluster.node_ids() {
+        cluster.wait_broker_state(n, "unfenced", Duration::from_secs(30))?;
+    }
+    let bootstrap = cluster.bootstrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()?;
+    let rf = i32::try_from(nodes)?;
+    let min_isr = if nodes >= 3 { "2" } else { "1" };
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|n| {
+            NewTopic::new(n, 1, TopicReplication::Fixed(rf)).set("min.insync.replicas", min_isr)
+        })
+        .collect();
+    for r in rt.block_on(admin.create_topics(&new, &AdminOptions::new()))? {
+        r.map_err(|(n, e)| anyhow!("creating {n}: {e:?}"))?;
+    }
+    Ok(bootstrap)
+}

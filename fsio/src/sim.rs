@@ -62,6 +62,44 @@ impl Image {
     }
 }
 
+/// Write each of `images` (in operation order) and check it with `verify`.
+/// On the first failure, the message names the cut and how to replay it
+/// (`BROOK_POWER_SEED`, `BROOK_POWER_CUT`, `BROOK_POWER_TORN`); the caller
+/// keeps the images' directory for inspection.
+///
+/// # Errors
+/// The first image that could not be written or failed `verify`.
+pub async fn check_cuts<F, Fut, E>(
+    seed: u64,
+    images: &mut [Image],
+    mut verify: F,
+) -> Result<(), String>
+where
+    F: FnMut(Image) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    images.sort_by_key(|i| i.op);
+    for image in images.iter() {
+        let torn = image
+            .torn
+            .map(|t| format!(" BROOK_POWER_TORN={t}"))
+            .unwrap_or_default();
+        let checked = match image.materialize() {
+            Ok(()) => verify(image.clone()).await.map_err(|e| format!("{e:#}")),
+            Err(e) => Err(format!("writing the image: {e}")),
+        };
+        if let Err(e) = checked {
+            return Err(format!(
+                "seed {seed}, power cut after operation {} (torn: {:?}): {e}\n\
+                 replay with BROOK_POWER_SEED={seed} BROOK_POWER_CUT={}{torn}",
+                image.op, image.torn, image.op
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Where to cut: after operation `op`, torn when `torn_seed` is set.
 #[derive(Debug, Clone, Copy)]
 pub struct Cut {

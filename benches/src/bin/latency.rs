@@ -30,8 +30,6 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, ensure, Context, Result};
 use brook_tests::{Cluster, ClusterOptions};
 use clap::Parser;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -285,29 +283,9 @@ fn run_one(nodes: usize, args: &Args) -> Result<Vec<(Quantiles, Quantiles)>> {
     o.nodes = nodes;
     let cluster = Cluster::start(o)?;
     let r = (|| {
-        cluster.wait_active_controller("a controller", Duration::from_secs(30), |_, e| e >= 1)?;
-        for n in cluster.node_ids() {
-            cluster.wait_broker_state(n, "unfenced", Duration::from_secs(30))?;
-        }
-        let bootstrap = cluster.bootstrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()?;
-        let rf = i32::try_from(nodes)?;
-        let min_isr = if nodes >= 3 { "2" } else { "1" };
         let names: Vec<String> = args.acks.iter().map(|a| topic_for(a)).collect();
-        let topics: Vec<NewTopic<'_>> = names
-            .iter()
-            .map(|n| {
-                NewTopic::new(n, 1, TopicReplication::Fixed(rf)).set("min.insync.replicas", min_isr)
-            })
-            .collect();
-        for r in rt.block_on(admin.create_topics(&topics, &AdminOptions::new()))? {
-            r.map_err(|(n, e)| anyhow!("creating {n}: {e:?}"))?;
-        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let bootstrap = brook_benches::prepare_cluster(&cluster, nodes, &names)?;
         args.acks
             .iter()
             .map(|acks| measure(&bootstrap, acks, args))

@@ -27,8 +27,6 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use brook_tests::{Cluster, ClusterOptions};
 use clap::Parser;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
 
@@ -125,25 +123,7 @@ fn run_one(nodes: usize, args: &Args, base: u16) -> Result<Outcome> {
     o.nodes = nodes;
     let cluster = Cluster::start(o)?;
     let r = (|| {
-        cluster.wait_active_controller("a controller", Duration::from_secs(30), |_, e| e >= 1)?;
-        for n in cluster.node_ids() {
-            cluster.wait_broker_state(n, "unfenced", Duration::from_secs(30))?;
-        }
-        let bootstrap = cluster.bootstrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()?;
-        let rf = i32::try_from(nodes)?;
-        let min_isr = if nodes >= 3 { "2" } else { "1" };
-        let topic = NewTopic::new(TOPIC, 1, TopicReplication::Fixed(rf))
-            .set("min.insync.replicas", min_isr);
-        let res = rt.block_on(admin.create_topics([&topic], &AdminOptions::new()))?;
-        for r in res {
-            r.map_err(|(n, e)| anyhow!("creating {n}: {e:?}"))?;
-        }
+        let bootstrap = brook_benches::prepare_cluster(&cluster, nodes, &[TOPIC])?;
         let value = vec![b'x'; args.size];
         // Throughput.
         let p = producer(&bootstrap)?;

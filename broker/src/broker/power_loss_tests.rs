@@ -40,7 +40,7 @@ use brook_protocol::codec::Uuid;
 use brook_protocol::records::{BatchBuilder, BatchIter, Compression, RecordBatch};
 
 use super::{open_partition, retire_partition_dir, StartupCheckpoints};
-use crate::fsio::sim::{Cut, Image, Recorder, SplitMix};
+use crate::fsio::sim::{check_cuts, Cut, Image, Recorder, SplitMix};
 use crate::log::test_batches::region_bytes;
 use crate::log::FsyncSyncer;
 use crate::metadata::PartitionRecord;
@@ -710,25 +710,15 @@ async fn campaign(seed: u64, steps: usize, cuts: Cuts) -> Result<(u64, usize, u6
     for (op, what) in &trace {
         println!("op {op}: {what}");
     }
-    images.sort_by_key(|i| i.op);
     let _sink = Recorder::sink(out.path())?;
-    for image in &images {
-        image.materialize()?;
-        if let Err(e) = verify(image, &events).await {
-            let kept = out.keep();
-            bail!(
-                "seed {seed}, power cut after operation {} (torn: {:?}): {e:#}\n\
-                 image kept in {}; replay with BROOK_POWER_SEED={seed} BROOK_POWER_CUT={}{}",
-                image.op,
-                image.torn,
-                kept.display(),
-                image.op,
-                image
-                    .torn
-                    .map(|t| format!(" BROOK_POWER_TORN={t}"))
-                    .unwrap_or_default()
-            );
-        }
+    let events = &events;
+    let checked = check_cuts(seed, &mut images, |image| async move {
+        verify(&image, events).await
+    })
+    .await;
+    if let Err(e) = checked {
+        let kept = out.keep();
+        bail!("{e}\nimages kept in {}", kept.display());
     }
     if replay {
         let kept = out.keep();

@@ -44,7 +44,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, ensure, Context, Result};
-use brook_fsio::sim::{Cut, Image, Recorder, SplitMix};
+use brook_fsio::sim::{check_cuts, Cut, Image, Recorder, SplitMix};
 use std::io::Cursor;
 
 use openraft::storage::{
@@ -584,25 +584,15 @@ async fn recorded(
             println!("at op {op}: {e:?}");
         }
     }
-    images.sort_by_key(|i| i.op);
     let _sink = Recorder::sink(out.path())?;
-    for image in &images {
-        image.materialize()?;
-        if let Err(e) = verify(image, &events).await {
-            let kept = out.keep();
-            bail!(
-                "seed {seed}, power cut after operation {} (torn: {:?}): {e:#}\n\
-                 image kept in {}; replay with BROOK_POWER_SEED={seed} BROOK_POWER_CUT={}{}",
-                image.op,
-                image.torn,
-                kept.display(),
-                image.op,
-                image
-                    .torn
-                    .map(|t| format!(" BROOK_POWER_TORN={t}"))
-                    .unwrap_or_default()
-            );
-        }
+    let events = &events;
+    let checked = check_cuts(seed, &mut images, |image| async move {
+        verify(&image, events).await
+    })
+    .await;
+    if let Err(e) = checked {
+        let kept = out.keep();
+        bail!("{e}\nimages kept in {}", kept.display());
     }
     if replay {
         let kept = out.keep();
