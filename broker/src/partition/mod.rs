@@ -488,10 +488,28 @@ impl Partition {
     /// CRCs checked), and rebuild the idempotent-producer state from them, so
     /// a retry after failover is still recognised as a duplicate.
     ///
+    /// `fetched_in` is the leader epoch the fetch was sent in. Checked under
+    /// the append lock: an answer that arrives after this replica became
+    /// leader, or moved to a newer epoch, is dropped (Kafka drops a fetch
+    /// response whose partition's fetch state changed meanwhile). Appended
+    /// anyway, it would land beside the new leader's own appends, with
+    /// producer state the new leader never checked its retries against.
+    ///
     /// # Errors
-    /// Invalid batches, offsets going backwards, storage errors.
-    pub async fn append_as_follower(&self, batches: &[u8]) -> Result<AppendInfo, BrokerError> {
+    /// [`BrokerError::FencedLeaderEpoch`] for a stale fetch; invalid
+    /// batches, offsets going backwards, storage errors.
+    pub async fn append_as_follower(
+        &self,
+        batches: &[u8],
+        fetched_in: i32,
+    ) -> Result<AppendInfo, BrokerError> {
         let mut producers = self.producers.lock().await;
+        {
+            let st = self.shared.lock();
+            if !matches!(st.role(), Role::Follower { .. }) || st.leader_epoch() != fetched_in {
+                return Err(BrokerError::FencedLeaderEpoch);
+            }
+        }
         let info = self.log.append_as_follower(batches)?;
         for (_, h) in BatchIter::new(batches) {
             if h.producer_id() >= 0 && !h.is_control() {

@@ -61,3 +61,60 @@ async fn a_leader_elected_again_in_a_newer_epoch_records_its_start() -> Result<(
     anyhow::ensure!(part.log().end_offset_for_epoch(5).1 == 0);
     Ok(())
 }
+
+fn partition_of_node_1(dir: &std::path::Path) -> Result<Partition> {
+    let log = PartitionLog::open(dir, LogConfig::default())?;
+    let config = Arc::new(TopicConfig::resolve(
+        &BrokerConfig::default(),
+        &BTreeMap::new(),
+    )?);
+    Ok(Partition::new(
+        "t".into(),
+        Uuid([1; 16]),
+        0,
+        log,
+        config,
+        ProducerStateTable::default(),
+        ReplicaSetup {
+            node: 1,
+            hw: 0,
+            lag_max_ms: 1_000,
+            isr_wake: Arc::new(Notify::new()),
+        },
+    ))
+}
+
+/// A batch of 2 records at `base` (the base offset is outside the CRC).
+fn batch_at(base: i64) -> Vec<u8> {
+    let mut b = crate::log::test_batches::batch(2, 10, 0);
+    b[0..8].copy_from_slice(&base.to_be_bytes());
+    b
+}
+
+/// A replica fetch answered after this replica became leader (or moved to a
+/// newer epoch) is dropped, not appended: appended, it would sit beside the
+/// new leader's own appends with producer state its retries were never
+/// checked against (suspected in the rolling-restart duplicate).
+#[tokio::test]
+async fn a_fetch_answered_after_leadership_moved_is_not_appended() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let part = partition_of_node_1(dir.path())?;
+    part.assign(&record(2, 3));
+    part.append_as_follower(&batch_at(0), 3).await?;
+    anyhow::ensure!(part.log_end_offset() == 2);
+    // Elected in epoch 4 while a fetch sent in epoch 3 was out.
+    part.assign(&record(1, 4));
+    let late = part.append_as_follower(&batch_at(2), 3).await;
+    anyhow::ensure!(
+        matches!(late, Err(BrokerError::FencedLeaderEpoch)),
+        "a leader appended a stale fetch: {late:?}"
+    );
+    anyhow::ensure!(part.log_end_offset() == 2);
+    // Following again in epoch 5: an answer to an epoch-4 fetch is stale too.
+    part.assign(&record(3, 5));
+    let late = part.append_as_follower(&batch_at(2), 4).await;
+    anyhow::ensure!(matches!(late, Err(BrokerError::FencedLeaderEpoch)));
+    part.append_as_follower(&batch_at(2), 5).await?;
+    anyhow::ensure!(part.log_end_offset() == 4);
+    Ok(())
+}

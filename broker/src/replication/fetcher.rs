@@ -360,7 +360,7 @@ async fn fetch(
                             throttle.record(bytes.len() as u64, now);
                         }
                         if !bytes.is_empty() {
-                            match part.append_as_follower(bytes).await {
+                            match part.append_as_follower(bytes, f.epoch).await {
                                 Ok(info) => {
                                     if part.config().durability == Durability::FsyncBeforeAck {
                                         part.request_flush();
@@ -373,6 +373,10 @@ async fn fetch(
                                     b.replica_manager().reconciled(part, f.epoch, false);
                                     continue;
                                 }
+                                // Leadership moved while the fetch was out:
+                                // the answer is stale, and the next round
+                                // follows the new assignment.
+                                Err(BrokerError::FencedLeaderEpoch) => continue,
                                 Err(e) => {
                                     warn!(topic = %part.topic, partition = part.index, error = %e, "appending fetched records failed");
                                     if e.error_code() == ErrorCode::KAFKA_STORAGE_ERROR {
