@@ -33,25 +33,7 @@ fn record(leader: i32, epoch: i32) -> PartitionRecord {
 #[tokio::test]
 async fn a_leader_elected_again_in_a_newer_epoch_records_its_start() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let log = PartitionLog::open(dir.path(), LogConfig::default())?;
-    let config = Arc::new(TopicConfig::resolve(
-        &BrokerConfig::default(),
-        &BTreeMap::new(),
-    )?);
-    let part = Partition::new(
-        "t".into(),
-        Uuid([1; 16]),
-        0,
-        log,
-        config,
-        ProducerStateTable::default(),
-        ReplicaSetup {
-            node: 1,
-            hw: 0,
-            lag_max_ms: 1_000,
-            isr_wake: Arc::new(Notify::new()),
-        },
-    );
+    let part = partition_of_node_1(dir.path())?;
     part.assign(&record(1, 4));
     anyhow::ensure!(part.log().latest_epoch() == Some(4));
     part.assign(&record(1, 7));
