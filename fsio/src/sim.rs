@@ -252,7 +252,15 @@ impl Recorder {
         let n = g.ops;
         if g.tracing {
             let what = if sync.is_some() { "sync" } else { "op" };
-            g.trace.push((n, format!("{what} {}", path.display())));
+            let thread = std::thread::current();
+            g.trace.push((
+                n,
+                format!(
+                    "{what} {} [thread {}]",
+                    path.display(),
+                    thread.name().unwrap_or("unnamed")
+                ),
+            ));
         }
         let mut cut = g.cuts.remove(&n).map(|torn| (torn, None));
         if let Some((k, rng)) = g.sample.as_mut() {

@@ -171,6 +171,48 @@ impl PartitionLog {
         })
     }
 
+    /// Whether an append of `len` bytes ending at offset `last`, with max
+    /// timestamp `max_ts`, would roll a new segment first. A check under the
+    /// read lock, so that a caller on an async runtime thread can move the roll
+    /// (creating files, trimming indexes) to a blocking thread with
+    /// [`PartitionLog::roll_for`] before it appends.
+    pub fn roll_due(&self, len: u64, last: i64, max_ts: i64) -> bool {
+        let Ok(st) = self.read_state() else {
+            return false;
+        };
+        let now = self.clock.now_ms();
+        st.segments
+            .active()
+            .is_none_or(|s| s.should_roll(&st.config, len, last, max_ts, now))
+    }
+
+    /// Roll to a new segment based at `first` now if an append of `len` bytes
+    /// spanning `first..=last` with max timestamp `max_ts` would roll. A stale
+    /// call (the log end moved past `first` meanwhile) does nothing: the append
+    /// itself then rolls if it still must.
+    ///
+    /// # Errors
+    /// [`LogError::Offline`], [`LogError::Closed`], I/O errors (which take the
+    /// log offline).
+    pub fn roll_for(&self, first: i64, last: i64, len: u64, max_ts: i64) -> Result<(), LogError> {
+        self.check_online()?;
+        let mut st = self.write_state()?;
+        self.check_online()?;
+        if first < st.log_end_offset() {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let due = st
+            .segments
+            .active()
+            .is_none_or(|s| s.should_roll(&st.config, len, last, max_ts, now));
+        if due {
+            let r = self.roll(&mut st, first, now);
+            self.guard_io(r)?;
+        }
+        Ok(())
+    }
+
     /// Roll if needed, then write with one `pwrite`.
     fn write_batches(
         &self,

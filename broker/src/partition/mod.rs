@@ -394,11 +394,14 @@ impl Partition {
         // the log's append, except where a batch is answered without being
         // appended (a duplicate) or rewritten first (log-append time) — those
         // paths validate it themselves below.
+        let (mut span, mut max_ts) = (0i64, -1i64);
         for (_, h) in BatchIter::new(records) {
             if create_time {
                 check_timestamp(h.max_timestamp(), now_ms, &config)?;
             }
             checked += h.total_size().unwrap_or(0);
+            span += i64::from(h.last_offset_delta()) + 1;
+            max_ts = max_ts.max(h.max_timestamp());
             ids.push(BatchIdentity {
                 producer_id: h.producer_id(),
                 producer_epoch: h.producer_epoch(),
@@ -467,6 +470,10 @@ impl Partition {
                 pos += size;
             }
         }
+        let first = log.log_end_offset();
+        let max_ts = log_append_time.unwrap_or(max_ts);
+        self.roll_off_runtime(first, first + span - 1, records.len(), max_ts)
+            .await?;
         let info: AppendInfo = log.append_as_leader(records, epoch)?;
         for id in &ids {
             producers.record(id, info.first_offset, info.last_offset, info.max_timestamp);
@@ -510,6 +517,17 @@ impl Partition {
                 return Err(BrokerError::FencedLeaderEpoch);
             }
         }
+        let mut span: Option<(i64, i64)> = None;
+        let mut max_ts = -1i64;
+        for (_, h) in BatchIter::new(batches) {
+            let first = span.map_or(h.base_offset(), |(f, _)| f);
+            span = Some((first, h.last_offset()));
+            max_ts = max_ts.max(h.max_timestamp());
+        }
+        if let Some((first, last)) = span {
+            self.roll_off_runtime(first, last, batches.len(), max_ts)
+                .await?;
+        }
         let info = self.log.append_as_follower(batches)?;
         for (_, h) in BatchIter::new(batches) {
             if h.producer_id() >= 0 && !h.is_control() {
@@ -525,6 +543,28 @@ impl Partition {
         drop(producers);
         self.appended(info.log_end_offset);
         Ok(info)
+    }
+
+    /// Rolling a segment creates files and trims index maps: when the append
+    /// of `len` bytes spanning `first..=last` would roll, roll first on the
+    /// blocking pool, not on the runtime thread serving the request. Called
+    /// under the append lock, so the log end cannot move in between.
+    async fn roll_off_runtime(
+        &self,
+        first: i64,
+        last: i64,
+        len: usize,
+        max_ts: i64,
+    ) -> Result<(), BrokerError> {
+        let len = len as u64;
+        if !self.log.roll_due(len, last, max_ts) {
+            return Ok(());
+        }
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.roll_for(first, last, len, max_ts))
+            .await
+            .map_err(|e| BrokerError::Storage(format!("segment roll panicked: {e}")))??;
+        Ok(())
     }
 
     /// Truncate the log to `offset` (a follower reconciling with its leader)

@@ -45,7 +45,11 @@ async fn a_leader_elected_again_in_a_newer_epoch_records_its_start() -> Result<(
 }
 
 fn partition_of_node_1(dir: &std::path::Path) -> Result<Partition> {
-    let log = PartitionLog::open(dir, LogConfig::default())?;
+    partition_of_node_1_with(dir, LogConfig::default())
+}
+
+fn partition_of_node_1_with(dir: &std::path::Path, log_config: LogConfig) -> Result<Partition> {
+    let log = PartitionLog::open(dir, log_config)?;
     let config = Arc::new(TopicConfig::resolve(
         &BrokerConfig::default(),
         &BTreeMap::new(),
@@ -98,5 +102,52 @@ async fn a_fetch_answered_after_leadership_moved_is_not_appended() -> Result<()>
     anyhow::ensure!(matches!(late, Err(BrokerError::FencedLeaderEpoch)));
     part.append_as_follower(&batch_at(2), 5).await?;
     anyhow::ensure!(part.log_end_offset() == 4);
+    Ok(())
+}
+
+/// Rolling a segment creates its files: an append that rolls, as leader or
+/// as follower, does that on the blocking pool, never on the runtime thread
+/// serving the request (a slow disk would stall every connection on it).
+#[tokio::test]
+async fn segment_rolls_create_files_off_the_runtime_thread() -> Result<()> {
+    use crate::fsio::sim::Recorder;
+    let dir = tempfile::tempdir()?;
+    let out = tempfile::tempdir()?;
+    let config = LogConfig {
+        segment_bytes: 100,
+        ..LogConfig::default()
+    };
+    let part = partition_of_node_1_with(dir.path(), config)?;
+    let rec = Recorder::start(dir.path(), out.path(), Vec::new(), true)?;
+    part.assign(&record(1, 1));
+    for _ in 0..3 {
+        part.append(&mut batch_at(0), 10).await?;
+    }
+    part.assign(&record(2, 2));
+    for _ in 0..3 {
+        let end = part.log_end_offset();
+        part.append_as_follower(&batch_at(end), 2).await?;
+    }
+    anyhow::ensure!(part.log_end_offset() == 12);
+    let runtime = format!(
+        "[thread {}]",
+        std::thread::current().name().unwrap_or("unnamed")
+    );
+    let created: Vec<String> = rec
+        .trace()
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.contains(".log ") || t.contains(".index "))
+        .collect();
+    // One .log, .index and .timeindex per roll; every batch but the first rolls.
+    anyhow::ensure!(
+        created.len() >= 5 * 2,
+        "too few rolls recorded: {created:?}"
+    );
+    let on_runtime: Vec<&String> = created.iter().filter(|t| t.ends_with(&runtime)).collect();
+    anyhow::ensure!(
+        on_runtime.is_empty(),
+        "segment files created on the runtime thread: {on_runtime:?}"
+    );
     Ok(())
 }
