@@ -89,7 +89,141 @@ fn with_cluster_opts(
         cluster.wait_converged(WAIT)?;
         body(&mut cluster, &rt)
     })();
+    let r = r.map_err(|e| match e.downcast_ref::<Duplicate>() {
+        Some(d) => {
+            let dump = d.batches(&cluster);
+            e.context(format!(
+                "{dump}\nproducer log:\n{}",
+                common::client_log_tail(400)
+            ))
+        }
+        None => e,
+    });
     cluster.with_logs(r)
+}
+
+/// A record read twice; failure messages add each node's batches around both
+/// copies and the producer's log, to tell a client resend from a broker bug.
+#[derive(Debug)]
+struct Duplicate {
+    value: String,
+    first: (i32, i64),
+    second: (i32, i64),
+}
+
+impl std::fmt::Display for Duplicate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "duplicate: {} at {:?} and {:?}",
+            self.value, self.first, self.second
+        )
+    }
+}
+
+impl std::error::Error for Duplicate {}
+
+impl Duplicate {
+    /// Batch headers (offsets, leader epoch, producer id/epoch/sequence) of
+    /// every node's copy of the partition, from a little before the first copy
+    /// to a little after the second.
+    fn batches(&self, c: &Cluster) -> String {
+        let (p, lo, hi) = (self.first.0, self.first.1 - 2_000, self.second.1 + 2_000);
+        let mut out = String::new();
+        for id in c.node_ids() {
+            out.push_str(&format!(
+                "=== node {id}: {TOPIC}-{p} batches {lo}..{hi} ===\n"
+            ));
+            let Ok(root) = c.data_dir(id) else { continue };
+            for dir in partition_dirs(&root, &format!("{TOPIC}-{p}")) {
+                for h in batch_headers(&dir) {
+                    if h.last_offset >= lo && h.base_offset <= hi {
+                        out.push_str(&format!("{h:?}\n"));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Directories named `name` under `root` (any depth: several `log.dirs`).
+fn partition_dirs(root: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                if e.file_name() == name {
+                    found.push(path);
+                } else {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The v2 batch header fields a duplicate hunt needs.
+#[derive(Debug)]
+#[allow(dead_code, reason = "read through Debug in failure messages")]
+struct BatchHead {
+    segment: String,
+    base_offset: i64,
+    last_offset: i64,
+    leader_epoch: i32,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    records: i32,
+}
+
+/// Every batch header of every segment in a partition directory, in order.
+fn batch_headers(dir: &std::path::Path) -> Vec<BatchHead> {
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    let mut out = Vec::new();
+    for seg in segments {
+        let Ok(bytes) = std::fs::read(&seg) else {
+            continue;
+        };
+        let name = seg
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut pos = 0usize;
+        while let Some(h) = bytes.get(pos..pos + 61) {
+            let i64_at = |o: usize| i64::from_be_bytes(h[o..o + 8].try_into().unwrap_or_default());
+            let i32_at = |o: usize| i32::from_be_bytes(h[o..o + 4].try_into().unwrap_or_default());
+            let len = i32_at(8);
+            if len <= 0 {
+                break;
+            }
+            out.push(BatchHead {
+                segment: name.clone(),
+                base_offset: i64_at(0),
+                last_offset: i64_at(0) + i64::from(i32_at(23)),
+                leader_epoch: i32_at(12),
+                producer_id: i64_at(43),
+                producer_epoch: i16::from_be_bytes([h[51], h[52]]),
+                base_sequence: i32_at(53),
+                records: i32_at(57),
+            });
+            pos += 12 + len as usize;
+        }
+    }
+    out
 }
 
 fn create_topic(rt: &Runtime, bootstrap: &str, min_isr: &str) -> Result<()> {
@@ -254,11 +388,12 @@ fn check_run(
             last = r.offset;
             let v = r.record.value.clone().unwrap_or_default();
             if let Some(prev) = seen.insert(v.clone(), (*p, r.offset)) {
-                bail!(
-                    "duplicate: {} at {prev:?} and ({p}, {})",
-                    String::from_utf8_lossy(&v),
-                    r.offset
-                );
+                return Err(Duplicate {
+                    value: String::from_utf8_lossy(&v).into_owned(),
+                    first: prev,
+                    second: (*p, r.offset),
+                }
+                .into());
             }
             at.insert((*p, r.offset), v);
         }
@@ -670,6 +805,7 @@ fn produce_during(
         &[
             ("enable.idempotence", "true"),
             ("linger.ms", "2"),
+            ("debug", "eos"),
             ("request.timeout.ms", "5000"),
             ("message.timeout.ms", "120000"),
         ],

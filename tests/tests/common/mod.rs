@@ -11,7 +11,7 @@
     reason = "each test binary uses a different subset of these helpers"
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -56,7 +56,37 @@ impl DeliveryLog {
     }
 }
 
-impl ClientContext for DeliveryLog {}
+/// librdkafka's log lines from every [`DeliveryLog`] producer of this test
+/// process, newest last, at most [`CLIENT_LOG_LINES`] of them: failure
+/// messages quote them (epoch bumps, sequence errors, retries).
+static CLIENT_LOG: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+/// Bound of [`CLIENT_LOG`].
+const CLIENT_LOG_LINES: usize = 4_000;
+
+/// The last `n` captured librdkafka producer log lines.
+pub fn client_log_tail(n: usize) -> String {
+    let log = CLIENT_LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    let skip = log.len().saturating_sub(n);
+    log.into_iter().skip(skip).collect::<Vec<_>>().join("\n")
+}
+
+impl ClientContext for DeliveryLog {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, line: &str) {
+        if let Ok(mut log) = CLIENT_LOG.lock() {
+            if log.len() == CLIENT_LOG_LINES {
+                log.pop_front();
+            }
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            log.push_back(format!(
+                "{}.{:03} {level:?} {fac}: {line}",
+                at.as_secs(),
+                at.subsec_millis()
+            ));
+        }
+    }
+}
 
 impl ProducerContext for DeliveryLog {
     type DeliveryOpaque = usize;
