@@ -518,17 +518,28 @@ impl Partition {
             }
         }
         let mut span: Option<(i64, i64)> = None;
-        let mut max_ts = -1i64;
+        let (mut max_ts, mut max_epoch) = (-1i64, -1i32);
         for (_, h) in BatchIter::new(batches) {
             let first = span.map_or(h.base_offset(), |(f, _)| f);
             span = Some((first, h.last_offset()));
             max_ts = max_ts.max(h.max_timestamp());
+            max_epoch = max_epoch.max(h.partition_leader_epoch());
         }
-        if let Some((first, last)) = span {
-            self.roll_off_runtime(first, last, batches.len(), max_ts)
-                .await?;
-        }
-        let info = self.log.append_as_follower(batches)?;
+        let info = if max_epoch > self.log.latest_epoch().unwrap_or(-1) {
+            // A new leader epoch is written to the leader-epoch checkpoint
+            // (write, fsync, rename) by the append: on the blocking pool, with
+            // the batches copied (once per epoch change).
+            let (log, owned) = (self.log.clone(), batches.to_vec());
+            tokio::task::spawn_blocking(move || log.append_as_follower(&owned))
+                .await
+                .map_err(|e| BrokerError::Storage(format!("follower append panicked: {e}")))??
+        } else {
+            if let Some((first, last)) = span {
+                self.roll_off_runtime(first, last, batches.len(), max_ts)
+                    .await?;
+            }
+            self.log.append_as_follower(batches)?
+        };
         for (_, h) in BatchIter::new(batches) {
             if h.producer_id() >= 0 && !h.is_control() {
                 let id = BatchIdentity {

@@ -105,11 +105,13 @@ async fn a_fetch_answered_after_leadership_moved_is_not_appended() -> Result<()>
     Ok(())
 }
 
-/// Rolling a segment creates its files: an append that rolls, as leader or
-/// as follower, does that on the blocking pool, never on the runtime thread
-/// serving the request (a slow disk would stall every connection on it).
+/// Rolling a segment creates its files, and a follower's first batch of a
+/// new leader epoch rewrites the leader-epoch checkpoint: appends that do
+/// either, as leader or as follower, do it on the blocking pool, never on the
+/// runtime thread serving the request (a slow disk would stall every
+/// connection on it).
 #[tokio::test]
-async fn segment_rolls_create_files_off_the_runtime_thread() -> Result<()> {
+async fn segment_rolls_and_new_epochs_write_files_off_the_runtime_thread() -> Result<()> {
     use crate::fsio::sim::Recorder;
     let dir = tempfile::tempdir()?;
     let out = tempfile::tempdir()?;
@@ -118,16 +120,21 @@ async fn segment_rolls_create_files_off_the_runtime_thread() -> Result<()> {
         ..LogConfig::default()
     };
     let part = partition_of_node_1_with(dir.path(), config)?;
-    let rec = Recorder::start(dir.path(), out.path(), Vec::new(), true)?;
+    // Elected (the publisher assigns on the blocking pool).
     part.assign(&record(1, 1));
+    let rec = Recorder::start(dir.path(), out.path(), Vec::new(), true)?;
     for _ in 0..3 {
         part.append(&mut batch_at(0), 10).await?;
     }
     part.assign(&record(2, 2));
     for _ in 0..3 {
-        let end = part.log_end_offset();
-        part.append_as_follower(&batch_at(end), 2).await?;
+        // Batches of epoch 2: the first one adds it to the leader-epoch
+        // checkpoint.
+        let mut b = batch_at(part.log_end_offset());
+        b[12..16].copy_from_slice(&2i32.to_be_bytes());
+        part.append_as_follower(&b, 2).await?;
     }
+    anyhow::ensure!(part.log().latest_epoch() == Some(2));
     anyhow::ensure!(part.log_end_offset() == 12);
     let runtime = format!(
         "[thread {}]",
@@ -137,7 +144,7 @@ async fn segment_rolls_create_files_off_the_runtime_thread() -> Result<()> {
         .trace()
         .into_iter()
         .map(|(_, t)| t)
-        .filter(|t| t.contains(".log ") || t.contains(".index "))
+        .filter(|t| t.contains(".log ") || t.contains(".index ") || t.contains("epoch-checkpoint"))
         .collect();
     // One .log, .index and .timeindex per roll; every batch but the first rolls.
     anyhow::ensure!(
@@ -147,7 +154,7 @@ async fn segment_rolls_create_files_off_the_runtime_thread() -> Result<()> {
     let on_runtime: Vec<&String> = created.iter().filter(|t| t.ends_with(&runtime)).collect();
     anyhow::ensure!(
         on_runtime.is_empty(),
-        "segment files created on the runtime thread: {on_runtime:?}"
+        "files written on the runtime thread: {on_runtime:?}"
     );
     Ok(())
 }
