@@ -101,22 +101,34 @@ pub fn retention_pass(broker: &Broker) {
 /// Write Kafka's data-dir checkpoint files: recovery point, high-water marks
 /// and log start offsets.
 pub fn write_checkpoints(broker: &Broker) {
+    checkpoint_job(broker)();
+}
+
+/// [`write_checkpoints`] in two halves: what to write is gathered now, on the
+/// caller's thread; the returned job writes and fsyncs the files, so async
+/// code can run it on the blocking pool.
+pub fn checkpoint_job(broker: &Broker) -> impl FnOnce() + Send + 'static {
     let parts: Vec<_> = broker
         .topics()
         .iter()
         .flat_map(|t| t.partitions())
         .collect();
-    for dir in broker.log_dirs().paths() {
-        if broker.log_dirs().dir_offline(dir) {
-            continue;
+    let dirs: Vec<std::path::PathBuf> = broker
+        .log_dirs()
+        .paths()
+        .filter(|dir| !broker.log_dirs().dir_offline(dir))
+        .map(std::path::Path::to_path_buf)
+        .collect();
+    move || {
+        for dir in &dirs {
+            write_checkpoint_files(
+                dir,
+                parts
+                    .iter()
+                    .filter(|p| p.log().dir().parent() == Some(dir.as_path()))
+                    .map(|p| &**p),
+            );
         }
-        write_checkpoint_files(
-            dir,
-            parts
-                .iter()
-                .filter(|p| p.log().dir().parent() == Some(dir))
-                .map(|p| &**p),
-        );
     }
 }
 

@@ -164,7 +164,8 @@ impl Broker {
             }
         }
         if !local.removed.is_empty() {
-            crate::maintenance::write_checkpoints(self);
+            let job = crate::maintenance::checkpoint_job(self);
+            let _ = tokio::task::spawn_blocking(job).await;
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -186,8 +187,14 @@ impl Broker {
             .dir()
             .parent()
             .map_or_else(|| self.data_dir.clone(), Path::to_path_buf);
-        let _ = tokio::task::spawn_blocking(move || p.close()).await;
-        if let Some(doomed) = super::retire_partition_dir(&log_dir, name, index, id) {
+        // Closing, the rename and its directory fsync: on the blocking pool.
+        let name = name.to_owned();
+        let doomed = tokio::task::spawn_blocking(move || {
+            let _ = p.close();
+            super::retire_partition_dir(&log_dir, &name, index, id)
+        })
+        .await;
+        if let Ok(Some(doomed)) = doomed {
             tokio::task::spawn_blocking(move || crate::fsio::remove_dir_all(&doomed));
         }
     }
@@ -250,8 +257,8 @@ impl Broker {
         }
         // Drop the topic's entries from the checkpoints now, so a topic
         // re-created under the same name never inherits its offsets.
-        // (A few small file writes; topic deletion is rare.)
-        crate::maintenance::write_checkpoints(self);
+        let job = crate::maintenance::checkpoint_job(self);
+        let _ = tokio::task::spawn_blocking(job).await;
         info!(topic = name, "topic deleted");
     }
 }
