@@ -23,6 +23,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::Ctx;
 use crate::error::BrokerError;
+use crate::producer_state::Refusal;
 use crate::server::connection::Reply;
 
 /// Produce v0–2 is advertised (librdkafka needs that to enable compression) but
@@ -139,6 +140,9 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                 continue;
             };
             if !partition.is_leader() {
+                if let Some(Records::Bytes(b)) = &p.records {
+                    partition.refuse(b, Refusal::NotLeader).await;
+                }
                 parts.push(partition_error(
                     p.index,
                     ErrorCode::NOT_LEADER_OR_FOLLOWER.code(),
@@ -168,15 +172,17 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
             }
             if acks == -1 {
                 if let (false, isr) = partition.enough_replicas() {
-                    let e = BrokerError::NotEnoughReplicas {
-                        isr,
-                        min: usize::try_from(partition.config().min_insync_replicas).unwrap_or(1),
-                    };
+                    let min = usize::try_from(partition.config().min_insync_replicas).unwrap_or(1);
+                    partition
+                        .refuse(&records, Refusal::NotEnoughReplicas { isr, min })
+                        .await;
+                    let e = BrokerError::NotEnoughReplicas { isr, min };
                     parts.push(partition_error(p.index, e.code(), e.message()));
                     continue;
                 }
             }
             if ctx.broker.partition_offline(&partition) {
+                partition.refuse(&records, Refusal::Storage).await;
                 let e = BrokerError::Storage(
                     "the partition's log directory is offline after a storage failure".into(),
                 );

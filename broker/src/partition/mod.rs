@@ -33,7 +33,7 @@ mod flusher;
 mod shell_tests;
 pub mod state;
 use crate::log::{AppendInfo, PartitionLog, ReadResult};
-use crate::producer_state::{BatchIdentity, ProducerStateTable, SequenceCheck};
+use crate::producer_state::{BatchIdentity, ProducerStateTable, Refusal, SequenceCheck};
 use state::{Assignment, Effects, Event, InFlight, PartitionState, Role, Settings};
 
 /// Result of a produce append.
@@ -381,6 +381,10 @@ impl Partition {
         let epoch = {
             let st = self.shared.lock();
             if st.role() != Role::Leader || expected_epoch.is_some_and(|e| e != st.leader_epoch()) {
+                drop(st);
+                if let Some(id) = first_identity(records) {
+                    producers.refused(&id, Refusal::NotLeader, monotonic_ms());
+                }
                 return Err(BrokerError::NotLeader);
             }
             st.leader_epoch()
@@ -418,7 +422,7 @@ impl Partition {
             check_keys(records, &self.topic, self.index)?;
         }
         if ids.len() == 1 {
-            match producers.check(&ids[0]) {
+            match producers.check_at(&ids[0], monotonic_ms()) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(c) => {
                     // Never acknowledge a corrupt retry as the original.
@@ -438,6 +442,7 @@ impl Partition {
                 SequenceCheck::InvalidEpoch => return Err(BrokerError::InvalidProducerEpoch),
                 SequenceCheck::OutOfOrder => return Err(BrokerError::OutOfOrderSequence),
                 SequenceCheck::UnknownProducer => return Err(BrokerError::UnknownProducerId),
+                SequenceCheck::Refused(why) => return Err(refusal_error(why)),
             }
         } else if ids.iter().any(|id| id.producer_id >= 0) {
             return Err(BrokerError::InvalidRecord(
@@ -489,6 +494,19 @@ impl Partition {
             duplicate: false,
             leader_epoch: epoch,
         })
+    }
+
+    /// Remember that the produce payload `records` was refused, before any
+    /// append, for `why` (a reason that passes): a sequence gap right behind
+    /// it is then answered with the same error, not OUT_OF_ORDER_SEQUENCE
+    /// (see [`crate::producer_state`]).
+    pub async fn refuse(&self, records: &[u8], why: Refusal) {
+        if let Some(id) = first_identity(records) {
+            self.producers
+                .lock()
+                .await
+                .refused(&id, why, monotonic_ms());
+        }
     }
 
     /// Append batches fetched from the leader, unchanged (offsets, epochs,
@@ -740,6 +758,28 @@ const MAX_KEY_CHECK_DECOMPRESSED: usize = 64 << 20;
 
 /// A compacted topic refuses records without a key, as Kafka does: the whole batch
 /// fails with INVALID_RECORD and each keyless record is named (KIP-467).
+/// The producer identity of a payload's first batch, if it is idempotent.
+fn first_identity(records: &[u8]) -> Option<BatchIdentity> {
+    let h = BatchHeader::new(records).ok()?;
+    (h.producer_id() >= 0).then(|| BatchIdentity {
+        producer_id: h.producer_id(),
+        producer_epoch: h.producer_epoch(),
+        base_sequence: h.base_sequence(),
+        last_sequence: h.last_sequence(),
+    })
+}
+
+/// The error a gap behind a refused batch is answered with: the refusal's.
+fn refusal_error(why: Refusal) -> BrokerError {
+    match why {
+        Refusal::NotLeader => BrokerError::NotLeader,
+        Refusal::NotEnoughReplicas { isr, min } => BrokerError::NotEnoughReplicas { isr, min },
+        Refusal::Storage => BrokerError::Storage(
+            "an earlier batch of this producer was refused: log directory offline".into(),
+        ),
+    }
+}
+
 fn check_keys(records: &[u8], topic: &str, index: i32) -> Result<(), BrokerError> {
     // Listed per record up to this many (a hostile batch of a million tiny keyless
     // records must not cost a million messages); the summary counts them all.

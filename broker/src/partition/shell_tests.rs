@@ -158,3 +158,53 @@ async fn segment_rolls_and_new_epochs_write_files_off_the_runtime_thread() -> Re
     );
     Ok(())
 }
+
+/// An idempotent batch of producer 7 (epoch 0): `count` records from
+/// sequence `seq`.
+fn idempotent_batch(seq: i32, count: i32) -> Result<Vec<u8>> {
+    use brook_protocol::records::{BatchBuilder, Compression};
+    let mut b = BatchBuilder::new();
+    b.set_producer(7, 0, seq);
+    for i in 0..count {
+        b.append(10, None, Some(format!("v{}", seq + i).as_bytes()), &[])?;
+    }
+    Ok(b.build(Compression::None)?.to_vec())
+}
+
+/// The rolling-restart duplicate (librdkafka#4953): a client pipelines R1
+/// and R2 to a replica about to lead. R1 is refused (not the leader yet),
+/// R2 arrives once it leads, with a sequence gap. Answered
+/// OUT_OF_ORDER_SEQUENCE, librdkafka bumps the producer epoch and rewrites
+/// every partition's unacknowledged batches under it, duplicating those
+/// already written. Answered with R1's own retriable error, the client
+/// retries R1 then R2, in order, unchanged.
+#[tokio::test]
+async fn a_gap_behind_a_batch_refused_as_follower_is_not_out_of_order() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let part = partition_of_node_1(dir.path())?;
+    part.assign(&record(2, 3));
+    // R0 replicated from the leader (producer state rebuilt from it).
+    let mut r0 = idempotent_batch(0, 5)?;
+    r0[12..16].copy_from_slice(&3i32.to_be_bytes());
+    part.append_as_follower(&r0, 3).await?;
+    // R1 refused by the produce handler: not the leader (yet).
+    let mut r1 = idempotent_batch(5, 5)?;
+    part.refuse(&r1, Refusal::NotLeader).await;
+    // Elected; R2 arrives before R1's retry.
+    part.assign(&record(1, 4));
+    let mut r2 = idempotent_batch(10, 5)?;
+    let gap = part.append(&mut r2.clone(), 10).await;
+    anyhow::ensure!(
+        matches!(gap, Err(BrokerError::NotLeader)),
+        "a gap behind a refused batch answered {gap:?}"
+    );
+    // The client retries R1, then R2: both land, in order, once.
+    let a1 = part.append(&mut r1, 10).await?;
+    let a2 = part.append(&mut r2, 10).await?;
+    anyhow::ensure!((a1.base_offset, a2.base_offset) == (5, 10));
+    // A gap with no refusal before it is still out of order.
+    let mut r4 = idempotent_batch(20, 5)?;
+    let real_gap = part.append(&mut r4, 10).await;
+    anyhow::ensure!(matches!(real_gap, Err(BrokerError::OutOfOrderSequence)));
+    Ok(())
+}

@@ -12,11 +12,34 @@
 //! The table does no I/O: it is rebuilt after a restart by replaying the batch
 //! headers of the log ([`ProducerStateTable::replay`]), the same path appends use.
 //! The partition serialises `check` + append + `record` under its append lock.
+//!
+//! # Gaps this partition caused itself
+//!
+//! A client pipelines up to five batches per partition. When this replica
+//! refuses one *before appending it*, for a reason that passes (not the
+//! leader yet, too few in-sync replicas, its directory offline), the batches
+//! behind it arrive with a sequence gap. Kafka answers those
+//! OUT_OF_ORDER_SEQUENCE_NUMBER; librdkafka (up to 2.12 at least,
+//! confluentinc/librdkafka#4953) then bumps the producer epoch and renumbers
+//! every unacknowledged message of *every* partition, so a batch another
+//! partition had written but not yet acknowledged is written again under the
+//! new epoch: a duplicate. This showed in brook's rolling-restart test. So the
+//! table remembers such refusals ([`ProducerStateTable::refused`]), and a
+//! gap right behind one is answered with the refusal's own retriable error
+//! ([`SequenceCheck::Refused`]): the client retries both batches in order,
+//! with the same epoch and sequences, and nothing is renumbered. The memory is
+//! bounded, forgotten once the refused batch (or a later one) is appended,
+//! and expires after [`REFUSAL_MEMORY_MS`], so a real gap is still reported
+//! as one.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Batches remembered per producer (the Java client's max in-flight is 5).
 pub const MAX_CACHED_BATCHES: usize = 5;
+/// How long a retriable refusal explains a sequence gap behind it.
+pub const REFUSAL_MEMORY_MS: u64 = 10_000;
+/// Producers whose last refusal is remembered, per partition.
+const MAX_REFUSALS: usize = 1_024;
 /// Producer ids at or above this never expire while the table is bounded by
 /// `max_producers`; see [`ProducerStateTable::evict_oldest`].
 const NO_PRODUCER_ID: i64 = -1;
@@ -62,6 +85,29 @@ pub enum SequenceCheck {
     /// Refused: we know nothing of this producer and the batch does not start a
     /// sequence (the producer's state expired or was truncated away).
     UnknownProducer,
+    /// Refused: out of order, but right behind a batch this replica refused
+    /// for this retriable reason; answer with it (see the module docs).
+    Refused(Refusal),
+}
+
+/// Why a batch was refused before it was appended, for reasons that pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// This replica did not lead the partition.
+    NotLeader,
+    /// The ISR was smaller than `min.insync.replicas`.
+    NotEnoughReplicas { isr: usize, min: usize },
+    /// The partition's log directory was offline.
+    Storage,
+}
+
+/// The last refused batch of one producer.
+#[derive(Debug, Clone, Copy)]
+struct Refused {
+    epoch: i16,
+    base_sequence: i32,
+    why: Refusal,
+    at_ms: u64,
 }
 
 /// The per-partition table.
@@ -72,6 +118,8 @@ pub struct ProducerStateTable {
     by_touch: BTreeMap<u64, i64>,
     max_producers: usize,
     clock: u64,
+    /// Recent retriable refusals by producer id (see the module docs).
+    refusals: HashMap<i64, Refused>,
 }
 
 impl Default for ProducerStateTable {
@@ -92,6 +140,52 @@ impl ProducerStateTable {
             by_touch: BTreeMap::new(),
             max_producers: max_producers.max(1),
             clock: 0,
+            refusals: HashMap::new(),
+        }
+    }
+
+    /// Remember that `b` was refused, before any append, for `why` (a reason
+    /// that passes) at `now_ms` (monotonic).
+    pub fn refused(&mut self, b: &BatchIdentity, why: Refusal, now_ms: u64) {
+        if b.producer_id == NO_PRODUCER_ID || b.base_sequence < 0 {
+            return;
+        }
+        if self.refusals.len() >= MAX_REFUSALS && !self.refusals.contains_key(&b.producer_id) {
+            // Bounded: the stalest ones go (a client sends any producer id).
+            self.refusals
+                .retain(|_, r| now_ms.saturating_sub(r.at_ms) < REFUSAL_MEMORY_MS);
+            if self.refusals.len() >= MAX_REFUSALS {
+                return;
+            }
+        }
+        self.refusals.insert(
+            b.producer_id,
+            Refused {
+                epoch: b.producer_epoch,
+                base_sequence: b.base_sequence,
+                why,
+                at_ms: now_ms,
+            },
+        );
+    }
+
+    /// [`ProducerStateTable::check`], explaining a sequence gap right behind a
+    /// batch this replica refused (at most [`REFUSAL_MEMORY_MS`] before
+    /// `now_ms`, with no append of the producer since) by that refusal.
+    pub fn check_at(&self, b: &BatchIdentity, now_ms: u64) -> SequenceCheck {
+        let verdict = self.check(b);
+        if verdict != SequenceCheck::OutOfOrder {
+            return verdict;
+        }
+        match self.refusals.get(&b.producer_id) {
+            Some(r)
+                if r.epoch == b.producer_epoch
+                    && r.base_sequence <= b.base_sequence
+                    && now_ms.saturating_sub(r.at_ms) < REFUSAL_MEMORY_MS =>
+            {
+                SequenceCheck::Refused(r.why)
+            }
+            _ => verdict,
         }
     }
 
@@ -163,6 +257,16 @@ impl ProducerStateTable {
         }
         self.clock += 1;
         let clock = self.clock;
+        // The refused batch (or one past it) is in the log now: the refusal
+        // explains nothing any more. Older batches a follower is still
+        // catching up on leave it.
+        if self
+            .refusals
+            .get(&b.producer_id)
+            .is_some_and(|r| b.producer_epoch != r.epoch || b.last_sequence >= r.base_sequence)
+        {
+            self.refusals.remove(&b.producer_id);
+        }
         if !self.producers.contains_key(&b.producer_id)
             && self.producers.len() >= self.max_producers
         {
@@ -349,6 +453,57 @@ mod tests {
         t.record(&b(1, 0, 0, 0), 0, 0, 0);
         t.record(&b(1, 0, 1, i32::MAX), 1, 1, 0);
         assert_eq!(t.check(&b(1, 0, 0, 3)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn a_gap_behind_a_retriable_refusal_is_answered_with_the_refusal() {
+        let mut t = ProducerStateTable::default();
+        t.record(&b(7, 0, 0, 4), 0, 4, 0);
+        // R1 (5..9) refused while not leader; R2 (10..14) arrives with a gap.
+        t.refused(&b(7, 0, 5, 9), Refusal::NotLeader, 1_000);
+        assert_eq!(
+            t.check_at(&b(7, 0, 10, 14), 1_500),
+            SequenceCheck::Refused(Refusal::NotLeader)
+        );
+        // R1 itself is next in line, and appends normally.
+        assert_eq!(t.check_at(&b(7, 0, 5, 9), 1_500), SequenceCheck::Append);
+        // Too late: a gap is a gap again.
+        assert_eq!(
+            t.check_at(&b(7, 0, 10, 14), 1_000 + REFUSAL_MEMORY_MS),
+            SequenceCheck::OutOfOrder
+        );
+        // Another epoch, or a batch before the refused one: not explained.
+        assert_eq!(t.check_at(&b(7, 1, 3, 3), 1_500), SequenceCheck::OutOfOrder);
+        // A follower catching up on older batches keeps the refusal.
+        let mut f = ProducerStateTable::default();
+        f.refused(&b(7, 0, 5, 9), Refusal::NotLeader, 1_000);
+        f.record(&b(7, 0, 0, 4), 0, 4, 0);
+        assert_eq!(
+            f.check_at(&b(7, 0, 10, 14), 1_500),
+            SequenceCheck::Refused(Refusal::NotLeader)
+        );
+        t.record(&b(7, 0, 5, 9), 5, 9, 0);
+        // The refused batch is in the log: the refusal is forgotten.
+        assert_eq!(
+            t.check_at(&b(7, 0, 15, 19), 1_600),
+            SequenceCheck::OutOfOrder
+        );
+    }
+
+    #[test]
+    fn refusals_are_bounded() {
+        let mut t = ProducerStateTable::default();
+        for pid in 0..(MAX_REFUSALS as i64 + 10) {
+            t.refused(&b(pid, 0, 1, 1), Refusal::Storage, 0);
+        }
+        assert_eq!(t.refusals.len(), MAX_REFUSALS);
+        // Once the old ones expire, new ones are remembered again.
+        t.refused(
+            &b(-5 + 10_000, 0, 1, 1),
+            Refusal::Storage,
+            REFUSAL_MEMORY_MS,
+        );
+        assert_eq!(t.refusals.len(), 1);
     }
 
     #[test]
