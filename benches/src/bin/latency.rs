@@ -60,6 +60,10 @@ struct Args {
     sync_probes: usize,
     #[arg(long, default_value_t = 30400)]
     base_port: u16,
+    /// Extra broker settings for every node, `key=value` (repeatable), e.g.
+    /// `--broker-config replica.fetch.wait.max.ms=100`.
+    #[arg(long = "broker-config", value_parser = parse_setting)]
+    broker_config: Vec<(String, String)>,
     #[arg(long, default_value = "benches/results/latency.md")]
     output: PathBuf,
 }
@@ -281,6 +285,7 @@ fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<(Quantiles, Quant
 fn run_one(nodes: usize, args: &Args) -> Result<Vec<(Quantiles, Quantiles)>> {
     let mut o = ClusterOptions::three(args.base_port);
     o.nodes = nodes;
+    o.extra.extend(args.broker_config.iter().cloned());
     let cluster = Cluster::start(o)?;
     let r = (|| {
         let names: Vec<String> = args.acks.iter().map(|a| topic_for(a)).collect();
@@ -292,6 +297,13 @@ fn run_one(nodes: usize, args: &Args) -> Result<Vec<(Quantiles, Quantiles)>> {
             .collect()
     })();
     cluster.with_logs(r)
+}
+
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -341,6 +341,17 @@ impl Partition {
     fn appended(&self, end: i64) {
         self.end.send_replace(end);
         self.shared.step(Event::Appended { end });
+        // A flush running while this append was written may already cover
+        // it, but it reported its durable offset clamped to the log end the
+        // state machine knew then; nothing would report it again until the
+        // next append's flush, and an acks=all producer with its in-flight
+        // requests all waiting sends none: the HW stalled until some other
+        // event (in the 3-node latency bench, for a follower's whole 500 ms
+        // long-poll). The log's recovery point is exact (truncation lowers it
+        // under the flush lock), so report it again now.
+        self.shared.step(Event::Durable {
+            offset: self.log.recovery_point(),
+        });
     }
 
     /// A follower fetched from `offset`: record its progress (leader only).
@@ -756,8 +767,6 @@ impl Partition {
 /// Largest records section decompressed to check keys on a compacted topic.
 const MAX_KEY_CHECK_DECOMPRESSED: usize = 64 << 20;
 
-/// A compacted topic refuses records without a key, as Kafka does: the whole batch
-/// fails with INVALID_RECORD and each keyless record is named (KIP-467).
 /// The producer identity of a payload's first batch, if it is idempotent.
 fn first_identity(records: &[u8]) -> Option<BatchIdentity> {
     let h = BatchHeader::new(records).ok()?;
@@ -780,6 +789,8 @@ fn refusal_error(why: Refusal) -> BrokerError {
     }
 }
 
+/// A compacted topic refuses records without a key, as Kafka does: the whole batch
+/// fails with INVALID_RECORD and each keyless record is named (KIP-467).
 fn check_keys(records: &[u8], topic: &str, index: i32) -> Result<(), BrokerError> {
     // Listed per record up to this many (a hostile batch of a million tiny keyless
     // records must not cost a million messages); the summary counts them all.

@@ -208,3 +208,38 @@ async fn a_gap_behind_a_batch_refused_as_follower_is_not_out_of_order() -> Resul
     anyhow::ensure!(matches!(real_gap, Err(BrokerError::OutOfOrderSequence)));
     Ok(())
 }
+
+/// Found by the 3-node latency bench (acks=all p99 ~500 ms, one follower
+/// long-poll): a flush that completes between the log append and the
+/// state machine learning the new log end reports its durable offset
+/// clamped to the old end. Nothing reported it again, so the HW stalled
+/// until another append's flush. The shell re-reports the log's recovery
+/// point once the state machine knows the append.
+#[tokio::test]
+async fn a_flush_that_overtakes_the_append_still_commits_it() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let part = partition_of_node_1(dir.path())?;
+    part.assign(&PartitionRecord {
+        replicas: vec![1],
+        isr: vec![1],
+        ..record(1, 1)
+    });
+    let a = part.append(&mut batch_at(0), 10).await?;
+    part.request_flush();
+    part.wait_durable(a.last_offset).await?;
+    anyhow::ensure!(part.high_watermark() == 2);
+    // The interleaving: the batch is in the log (LEO 4) and fsynced, the
+    // flush reports 4 while the state machine still knows LEO 2 ...
+    part.log().append_as_leader(&mut batch_at(0), 1)?;
+    part.log().flush_up_to(4)?;
+    part.shared.step(Event::Durable { offset: 4 });
+    anyhow::ensure!(part.high_watermark() == 2);
+    // ... and only then learns the append.
+    part.appended(4);
+    anyhow::ensure!(
+        part.high_watermark() == 4,
+        "HW {} after a durable append",
+        part.high_watermark()
+    );
+    Ok(())
+}
