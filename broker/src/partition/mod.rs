@@ -345,10 +345,9 @@ impl Partition {
         // it, but it reported its durable offset clamped to the log end the
         // state machine knew then; nothing would report it again until the
         // next append's flush, and an acks=all producer with its in-flight
-        // requests all waiting sends none: the HW stalled until some other
-        // event (in the 3-node latency bench, for a follower's whole 500 ms
-        // long-poll). The log's recovery point is exact (truncation lowers it
-        // under the flush lock), so report it again now.
+        // requests all waiting sends none: the HW would stall until some
+        // other event. The log's recovery point is exact (truncation lowers
+        // it under the flush lock), so report it again now.
         self.shared.step(Event::Durable {
             offset: self.log.recovery_point(),
         });

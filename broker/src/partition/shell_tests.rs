@@ -209,9 +209,10 @@ async fn a_gap_behind_a_batch_refused_as_follower_is_not_out_of_order() -> Resul
     Ok(())
 }
 
-/// Found by the 3-node latency bench (acks=all p99 ~500 ms, one follower
-/// long-poll): a flush that completes between the log append and the
-/// state machine learning the new log end reports its durable offset
+/// Found while chasing the 3-node latency stall (the state machine's
+/// `a_follower_that_fetched_an_append_before_it_was_reported_counts_with_it`
+/// is that one's cause): a flush that completes between the log append and
+/// the state machine learning the new log end reports its durable offset
 /// clamped to the old end. Nothing reported it again, so the HW stalled
 /// until another append's flush. The shell re-reports the log's recovery
 /// point once the state machine knows the append.

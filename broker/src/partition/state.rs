@@ -70,8 +70,14 @@ pub struct Settings {
 /// What the leader knows of one follower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    /// The follower's LEO as its last fetch reported it (-1: unknown).
+    /// The follower's LEO as its last fetch reported it (-1: unknown), at
+    /// most this replica's own LEO.
     pub leo: i64,
+    /// The fetch offset itself, which may run ahead of the LEO this state
+    /// machine knows: the log publishes an append before the shell reports
+    /// it here, and a follower may fetch it in between. Counted into `leo`
+    /// once the append is (see `Event::Appended`).
+    fetched: i64,
     pub last_caught_up_ms: Millis,
     last_fetch_leader_leo: i64,
     last_fetch_ms: Millis,
@@ -278,9 +284,24 @@ impl PartitionState {
         match event {
             Event::Assigned(a) => self.assign(a, now, &mut fx),
             Event::Settings(s) => self.settings = s,
-            Event::Appended { end } => self.leo = self.leo.max(end),
+            Event::Appended { end } => {
+                self.leo = self.leo.max(end);
+                // A follower that fetched this append before it was reported
+                // here now counts with it; left at its clamped LEO, it would
+                // hold the HW until its next fetch, which waits a whole
+                // long-poll when nothing new is appended (an idempotent
+                // producer's in-flight requests all waiting for this HW).
+                let leo = self.leo;
+                for p in self.progress.values_mut() {
+                    p.leo = p.leo.max(p.fetched.min(leo));
+                }
+            }
             Event::Truncated { end } => {
                 self.leo = end;
+                for p in self.progress.values_mut() {
+                    p.fetched = p.fetched.min(end);
+                    p.leo = p.leo.min(end);
+                }
                 self.durable = self.durable.min(end);
                 // Only the log's own shrinking may lower the HW.
                 self.hw = self.hw.min(end);
@@ -380,6 +401,7 @@ impl PartitionState {
                         *r,
                         Progress {
                             leo: -1,
+                            fetched: -1,
                             last_caught_up_ms: caught_up,
                             last_fetch_leader_leo: -1,
                             last_fetch_ms: 0,
@@ -394,6 +416,7 @@ impl PartitionState {
             for r in replicas.iter().filter(|r| **r != self.node) {
                 self.progress.entry(*r).or_insert(Progress {
                     leo: -1,
+                    fetched: -1,
                     last_caught_up_ms: 0,
                     last_fetch_leader_leo: -1,
                     last_fetch_ms: 0,
@@ -417,6 +440,7 @@ impl PartitionState {
             p.last_caught_up_ms = p.last_caught_up_ms.max(p.last_fetch_ms);
         }
         p.leo = offset.min(leo);
+        p.fetched = offset;
         p.last_fetch_leader_leo = leo;
         p.last_fetch_ms = now;
     }

@@ -207,3 +207,47 @@ fn a_new_leader_does_not_count_unknown_followers() {
     );
     assert_eq!(fx.hw, Some(8));
 }
+
+/// Found by the 3-node latency bench (idempotent acks=all, p99 ~500 ms):
+/// the log publishes an append before the shell reports it, so a follower
+/// can fetch it first. Its fetch offset was clamped to the LEO known then
+/// and never counted again until its next fetch, a whole long-poll later
+/// when nothing more is appended.
+#[test]
+fn a_follower_that_fetched_an_append_before_it_was_reported_counts_with_it() {
+    let mut s = leader();
+    s.step(Event::Appended { end: 10 }, 1);
+    s.step(Event::Durable { offset: 10 }, 1);
+    for replica in [2, 3] {
+        s.step(
+            Event::FollowerFetch {
+                replica,
+                offset: 10,
+            },
+            2,
+        );
+    }
+    assert_eq!(s.hw(), 10);
+    // Batch 10..12 is in the log; follower 2 fetched it and reports 12
+    // before the shell reports the append.
+    s.step(
+        Event::FollowerFetch {
+            replica: 2,
+            offset: 12,
+        },
+        3,
+    );
+    s.step(Event::Appended { end: 12 }, 3);
+    s.step(Event::Durable { offset: 12 }, 4);
+    let fx = s.step(
+        Event::FollowerFetch {
+            replica: 3,
+            offset: 12,
+        },
+        5,
+    );
+    assert_eq!(fx.hw, Some(12), "HW {} with every replica at 12", s.hw());
+    // A truncation takes back fetch offsets beyond the new end.
+    s.step(Event::Truncated { end: 11 }, 6);
+    assert!(s.progress(2).is_some_and(|p| p.leo <= 11));
+}
