@@ -16,6 +16,11 @@ fn assignment(leader: i32, epoch: i32, pepoch: i32, isr: &[i32]) -> Assignment {
     }
 }
 
+/// A follower's fetch from `offset`, reported to leader `s` at `now`.
+fn fetch(s: &mut PartitionState, replica: i32, offset: i64, now: Millis) -> Effects {
+    s.step(Event::FollowerFetch { replica, offset }, now)
+}
+
 fn leader() -> PartitionState {
     let mut s = PartitionState::new(1, 0, 0, 0, SETTINGS);
     s.step(Event::Assigned(assignment(1, 0, 0, &[1, 2, 3])), 0);
@@ -26,30 +31,12 @@ fn leader() -> PartitionState {
 fn hw_is_the_minimum_over_the_isr_and_waits_for_the_leaders_fsync() {
     let mut s = leader();
     s.step(Event::Appended { end: 10 }, 1);
-    s.step(
-        Event::FollowerFetch {
-            replica: 2,
-            offset: 10,
-        },
-        2,
-    );
-    s.step(
-        Event::FollowerFetch {
-            replica: 3,
-            offset: 7,
-        },
-        3,
-    );
+    fetch(&mut s, 2, 10, 2);
+    fetch(&mut s, 3, 7, 3);
     assert_eq!(s.hw(), 0, "the leader's own records are not durable yet");
     let fx = s.step(Event::Durable { offset: 10 }, 4);
     assert_eq!(fx.hw, Some(7));
-    let fx = s.step(
-        Event::FollowerFetch {
-            replica: 3,
-            offset: 10,
-        },
-        5,
-    );
+    let fx = fetch(&mut s, 3, 10, 5);
     assert_eq!(fx.hw, Some(10));
 }
 
@@ -58,13 +45,7 @@ fn a_lagging_follower_is_proposed_out_and_the_hw_waits_for_the_commit() {
     let mut s = leader();
     s.step(Event::Appended { end: 5 }, 0);
     s.step(Event::Durable { offset: 5 }, 0);
-    s.step(
-        Event::FollowerFetch {
-            replica: 2,
-            offset: 5,
-        },
-        10,
-    );
+    fetch(&mut s, 2, 5, 10);
     // Follower 3 never fetches: after the lag time it is proposed out.
     let fx = s.step(Event::Tick, 500);
     assert_eq!(fx.propose_isr, None);
@@ -84,41 +65,17 @@ fn a_caught_up_follower_is_proposed_in_and_counts_at_once() {
     s.step(Event::Assigned(assignment(1, 0, 0, &[1, 2])), 0);
     s.step(Event::Appended { end: 4 }, 0);
     s.step(Event::Durable { offset: 4 }, 0);
-    s.step(
-        Event::FollowerFetch {
-            replica: 2,
-            offset: 4,
-        },
-        1,
-    );
+    fetch(&mut s, 2, 4, 1);
     assert_eq!(s.hw(), 4);
     s.step(Event::Appended { end: 8 }, 2);
     s.step(Event::Durable { offset: 8 }, 2);
-    let fx = s.step(
-        Event::FollowerFetch {
-            replica: 3,
-            offset: 4,
-        },
-        3,
-    );
+    let fx = fetch(&mut s, 3, 4, 3);
     let p = fx.propose_isr.expect("expansion proposed");
     assert_eq!(p.isr, vec![1, 2, 3]);
     // The maximal ISR includes 3 now: the HW waits for it too.
-    let fx = s.step(
-        Event::FollowerFetch {
-            replica: 2,
-            offset: 8,
-        },
-        4,
-    );
+    let fx = fetch(&mut s, 2, 8, 4);
     assert_eq!(fx.hw, None);
-    let fx = s.step(
-        Event::FollowerFetch {
-            replica: 3,
-            offset: 8,
-        },
-        5,
-    );
+    let fx = fetch(&mut s, 3, 8, 5);
     assert_eq!(fx.hw, Some(8));
 }
 
@@ -144,13 +101,7 @@ fn an_expansion_in_flight_does_not_lift_the_hw_while_the_committed_isr_is_below_
     s.step(Event::Assigned(assignment(1, 0, 0, &[1])), 0);
     s.step(Event::Appended { end: 4 }, 0);
     s.step(Event::Durable { offset: 4 }, 0);
-    let fx = s.step(
-        Event::FollowerFetch {
-            replica: 2,
-            offset: 4,
-        },
-        1,
-    );
+    let fx = fetch(&mut s, 2, 4, 1);
     let p = fx.propose_isr.expect("expansion proposed");
     assert_eq!(p.isr, vec![1, 2]);
     assert_eq!(s.maximal_isr().len(), 2);
@@ -191,20 +142,8 @@ fn a_new_leader_does_not_count_unknown_followers() {
     let mut s = PartitionState::new(2, 10, 10, 6, SETTINGS);
     s.step(Event::Assigned(assignment(2, 1, 1, &[1, 2, 3])), 0);
     assert_eq!(s.hw(), 6, "the HW waits until the followers report");
-    s.step(
-        Event::FollowerFetch {
-            replica: 1,
-            offset: 10,
-        },
-        1,
-    );
-    let fx = s.step(
-        Event::FollowerFetch {
-            replica: 3,
-            offset: 8,
-        },
-        2,
-    );
+    fetch(&mut s, 1, 10, 1);
+    let fx = fetch(&mut s, 3, 8, 2);
     assert_eq!(fx.hw, Some(8));
 }
 
@@ -219,33 +158,15 @@ fn a_follower_that_fetched_an_append_before_it_was_reported_counts_with_it() {
     s.step(Event::Appended { end: 10 }, 1);
     s.step(Event::Durable { offset: 10 }, 1);
     for replica in [2, 3] {
-        s.step(
-            Event::FollowerFetch {
-                replica,
-                offset: 10,
-            },
-            2,
-        );
+        fetch(&mut s, replica, 10, 2);
     }
     assert_eq!(s.hw(), 10);
     // Batch 10..12 is in the log; follower 2 fetched it and reports 12
     // before the shell reports the append.
-    s.step(
-        Event::FollowerFetch {
-            replica: 2,
-            offset: 12,
-        },
-        3,
-    );
+    fetch(&mut s, 2, 12, 3);
     s.step(Event::Appended { end: 12 }, 3);
     s.step(Event::Durable { offset: 12 }, 4);
-    let fx = s.step(
-        Event::FollowerFetch {
-            replica: 3,
-            offset: 12,
-        },
-        5,
-    );
+    let fx = fetch(&mut s, 3, 12, 5);
     assert_eq!(fx.hw, Some(12), "HW {} with every replica at 12", s.hw());
     // A truncation takes back fetch offsets beyond the new end.
     s.step(Event::Truncated { end: 11 }, 6);
