@@ -1,12 +1,44 @@
 //! brook-benches
 pub mod sink;
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::ClientConfig;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext};
+
+/// A producer context keeping the ack latency of every delivery (the send
+/// instant travels as the opaque) and the number of failed ones.
+#[derive(Default)]
+pub struct AckLatencies {
+    pub ok: Mutex<Vec<Duration>>,
+    pub failed: Mutex<usize>,
+}
+
+impl ClientContext for AckLatencies {}
+
+impl ProducerContext for AckLatencies {
+    type DeliveryOpaque = Box<Instant>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
+        let took = sent.elapsed();
+        match result {
+            Ok(_) => {
+                if let Ok(mut v) = self.ok.lock() {
+                    v.push(took);
+                }
+            }
+            Err(_) => {
+                if let Ok(mut n) = self.failed.lock() {
+                    *n += 1;
+                }
+            }
+        }
+    }
+}
 
 /// Make a freshly started `cluster` of `nodes` ready for a bench: wait for an
 /// active controller and every broker unfenced, then create one-partition

@@ -24,16 +24,17 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure, Context, Result};
+use brook_benches::AckLatencies;
 use brook_tests::{Cluster, ClusterOptions};
 use clap::Parser;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[derive(Parser, Debug)]
 #[command(about = "end-to-end latency at a fixed rate vs the disk's fdatasync latency")]
@@ -85,34 +86,6 @@ fn nanos_since_origin() -> u64 {
     u64::try_from(origin().elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Delivery reports: the ack latency of each (send instant in the opaque).
-#[derive(Default)]
-struct Acks {
-    ok: Mutex<Vec<Duration>>,
-    failed: Mutex<usize>,
-}
-
-impl ClientContext for Acks {}
-
-impl ProducerContext for Acks {
-    type DeliveryOpaque = Box<Instant>;
-    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
-        let took = sent.elapsed();
-        match result {
-            Ok(_) => {
-                if let Ok(mut v) = self.ok.lock() {
-                    v.push(took);
-                }
-            }
-            Err(_) => {
-                if let Ok(mut n) = self.failed.lock() {
-                    *n += 1;
-                }
-            }
-        }
-    }
-}
-
 /// Percentiles of one sample, in ms.
 #[derive(Debug, Clone, Copy)]
 struct Quantiles {
@@ -160,14 +133,14 @@ fn fdatasync_latency(dir: &Path, probes: usize) -> Result<Quantiles> {
     Quantiles::of(took)
 }
 
-fn producer(bootstrap: &str, acks: &str) -> Result<ThreadedProducer<Acks>> {
+fn producer(bootstrap: &str, acks: &str) -> Result<ThreadedProducer<AckLatencies>> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", acks)
         .set("enable.idempotence", (acks == "all").to_string())
         .set("linger.ms", "0")
         .set("compression.type", "none")
-        .create_with_context(Acks::default())
+        .create_with_context(AckLatencies::default())
         .context("creating producer")
 }
 

@@ -21,14 +21,14 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use brook_benches::AckLatencies;
 use brook_tests::{Cluster, ClusterOptions};
 use clap::Parser;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::ClientConfig;
 
 #[derive(Parser, Debug)]
 #[command(about = "acks=all throughput and latency: 3 replicas vs 1 node")]
@@ -55,47 +55,19 @@ struct Args {
 
 const TOPIC: &str = "bench";
 
-/// Delivery reports with the latency of each (send instant in the opaque).
-#[derive(Default)]
-struct Latencies {
-    ok: Mutex<Vec<Duration>>,
-    failed: Mutex<usize>,
-}
-
-impl ClientContext for Latencies {}
-
-impl ProducerContext for Latencies {
-    type DeliveryOpaque = Box<Instant>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
-        match result {
-            Ok(_) => {
-                if let Ok(mut v) = self.ok.lock() {
-                    v.push(sent.elapsed());
-                }
-            }
-            Err(_) => {
-                if let Ok(mut f) = self.failed.lock() {
-                    *f += 1;
-                }
-            }
-        }
-    }
-}
-
 /// One record of `value`, stamped with its send time.
 fn timed(value: &[u8]) -> BaseRecord<'_, (), [u8], Box<Instant>> {
     BaseRecord::with_opaque_to(TOPIC, Box::new(Instant::now())).payload(value)
 }
 
 /// Send one record and wait for it: metadata, producer id, a first batch.
-fn warm_up(p: &ThreadedProducer<Latencies>, value: &[u8]) -> Result<()> {
+fn warm_up(p: &ThreadedProducer<AckLatencies>, value: &[u8]) -> Result<()> {
     p.send(timed(value)).map_err(|(e, _)| anyhow!(e))?;
     p.flush(Duration::from_secs(30))?;
     Ok(())
 }
 
-fn producer(bootstrap: &str) -> Result<ThreadedProducer<Latencies>> {
+fn producer(bootstrap: &str) -> Result<ThreadedProducer<AckLatencies>> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
@@ -104,7 +76,7 @@ fn producer(bootstrap: &str) -> Result<ThreadedProducer<Latencies>> {
         .set("batch.size", "1000000")
         .set("compression.type", "none")
         .set("queue.buffering.max.messages", "500000")
-        .create_with_context(Latencies::default())
+        .create_with_context(AckLatencies::default())
         .context("creating producer")
 }
 
