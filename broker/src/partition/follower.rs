@@ -56,12 +56,7 @@ impl Partition {
         };
         for (_, h) in BatchIter::new(batches) {
             if h.producer_id() >= 0 && !h.is_control() {
-                let id = BatchIdentity {
-                    producer_id: h.producer_id(),
-                    producer_epoch: h.producer_epoch(),
-                    base_sequence: h.base_sequence(),
-                    last_sequence: h.last_sequence(),
-                };
+                let id = BatchIdentity::of(&h);
                 producers.record(&id, h.base_offset(), h.last_offset(), h.max_timestamp());
             }
         }

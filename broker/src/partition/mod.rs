@@ -417,12 +417,7 @@ impl Partition {
             checked += h.total_size().unwrap_or(0);
             span += i64::from(h.last_offset_delta()) + 1;
             max_ts = max_ts.max(h.max_timestamp());
-            ids.push(BatchIdentity {
-                producer_id: h.producer_id(),
-                producer_epoch: h.producer_epoch(),
-                base_sequence: h.base_sequence(),
-                last_sequence: h.last_sequence(),
-            });
+            ids.push(BatchIdentity::of(&h));
         }
         if checked != records.len() || ids.is_empty() {
             return Err(BrokerError::CorruptMessage(
@@ -645,12 +640,7 @@ const MAX_KEY_CHECK_DECOMPRESSED: usize = 64 << 20;
 /// The producer identity of a payload's first batch, if it is idempotent.
 fn first_identity(records: &[u8]) -> Option<BatchIdentity> {
     let h = BatchHeader::new(records).ok()?;
-    (h.producer_id() >= 0).then(|| BatchIdentity {
-        producer_id: h.producer_id(),
-        producer_epoch: h.producer_epoch(),
-        base_sequence: h.base_sequence(),
-        last_sequence: h.last_sequence(),
-    })
+    (h.producer_id() >= 0).then(|| BatchIdentity::of(&h))
 }
 
 /// The error a gap behind a refused batch is answered with: the refusal's.

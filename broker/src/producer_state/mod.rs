@@ -53,6 +53,18 @@ pub struct BatchIdentity {
     pub last_sequence: i32,
 }
 
+impl BatchIdentity {
+    /// The producer identity and sequence range a batch header carries.
+    pub fn of(h: &brook_protocol::records::BatchHeader<'_>) -> Self {
+        Self {
+            producer_id: h.producer_id(),
+            producer_epoch: h.producer_epoch(),
+            base_sequence: h.base_sequence(),
+            last_sequence: h.last_sequence(),
+        }
+    }
+}
+
 /// Where a cached batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CachedBatch {
@@ -372,12 +384,7 @@ pub fn rebuild(
             };
             let Some(size) = h.total_size() else { break };
             if h.producer_id() >= 0 {
-                let id = BatchIdentity {
-                    producer_id: h.producer_id(),
-                    producer_epoch: h.producer_epoch(),
-                    base_sequence: h.base_sequence(),
-                    last_sequence: h.last_sequence(),
-                };
+                let id = BatchIdentity::of(&h);
                 table.replay(&id, h.base_offset(), h.last_offset(), h.max_timestamp());
             }
             next = h.next_offset();
