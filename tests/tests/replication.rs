@@ -733,9 +733,11 @@ fn a_consumer_group_rides_through_a_coordinator_failover() -> Result<()> {
 /// is `error`, so a truncation or an out-of-range position surfaces instead
 /// of a silent reset). Retriable errors (a leader moving, a node down) are
 /// what a fault causes and are skipped.
+/// `read` counts the records it has read so far.
 fn live_consumer(
     bootstrap: &str,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    read: Arc<std::sync::atomic::AtomicUsize>,
 ) -> Result<std::thread::JoinHandle<Result<Seen>>> {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
     use std::sync::atomic::Ordering;
@@ -765,6 +767,7 @@ fn live_consumer(
                         "the live consumer went from offset {before} back to {offset} in partition {p}"
                     );
                     seen.push((p, offset, m.payload().unwrap_or_default().to_vec()));
+                    read.store(seen.len(), Ordering::Release);
                 }
                 Some(Err(e)) => {
                     let code = match &e {
@@ -838,9 +841,16 @@ fn produce_during(
         Ok(i)
     });
     let reading = Arc::new(AtomicBool::new(false));
-    let reader = live_consumer(&c.bootstrap(), reading.clone())?;
+    let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reader = live_consumer(&c.bootstrap(), reading.clone(), read.clone())?;
     wait_until("the first records acknowledged", WAIT, || {
         Ok(p.context().acked() >= min)
+    })?;
+    // The consumer must be reading before the fault, or a short fault can
+    // end before it has fetched anything, and "it read through the fault"
+    // would not be checked at all.
+    wait_until("the live consumer reads", WAIT, || {
+        Ok(read.load(Ordering::Acquire) > 0 || reader.is_finished())
     })?;
     let r = during(c);
     stop.store(true, Ordering::Release);
