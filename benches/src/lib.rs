@@ -1,4 +1,5 @@
 //! brook-benches
+pub mod path;
 pub mod sink;
 
 use std::sync::Mutex;

@@ -25,6 +25,8 @@
 //!   followers and HTTP routes.
 //! - `fetch_session`: the incremental fetch session cache (KIP-227).
 //! - `error`: [`error::BrokerError`] and its mapping to Kafka error codes.
+//! - `path_trace`: timestamps along a record's path (append, fsync, HW,
+//!   response), off unless the log filter asks for them.
 
 pub mod admin_http;
 pub mod broker;
@@ -42,6 +44,7 @@ pub mod maintenance;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;
+pub mod path_trace;
 pub mod producer_state;
 pub mod quota;
 pub mod replication;

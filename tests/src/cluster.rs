@@ -66,6 +66,9 @@ pub struct ClusterOptions {
     pub netns: bool,
     /// Give node `i` `broker.rack = "rack-<i>"`.
     pub racks: bool,
+    /// The nodes' log filter (`BROOK_LOG`); `None`: the test process's
+    /// `BROOK_LOG`, else info without openraft's chatter.
+    pub log_filter: Option<String>,
 }
 
 impl ClusterOptions {
@@ -83,6 +86,7 @@ impl ClusterOptions {
             extra: Vec::new(),
             netns: false,
             racks: false,
+            log_filter: None,
         }
     }
 
@@ -417,7 +421,9 @@ impl Cluster {
         n.starts += 1;
         // openraft logs every vote at info; keep the tails quoted in failures
         // about brook. An explicit BROOK_LOG (brook's log filter) wins.
-        let filter = std::env::var("BROOK_LOG").unwrap_or_else(|_| "info,openraft=warn".to_owned());
+        let filter = self.opts.log_filter.clone().unwrap_or_else(|| {
+            std::env::var("BROOK_LOG").unwrap_or_else(|_| "info,openraft=warn".to_owned())
+        });
         let env = [
             ("NO_COLOR".to_owned(), "1".to_owned()),
             ("BROOK_LOG".to_owned(), filter),

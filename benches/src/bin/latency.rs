@@ -17,6 +17,11 @@
 //!
 //! Medians over the runs are written as markdown to `--output`.
 //!
+//! With `--trace FILE` the nodes also log the `brook::path` trace events,
+//! and FILE gets the breakdown of every record's time by stage
+//! (`brook_benches::path`), pooled over the runs. Tracing writes a few log
+//! lines per record, so its e2e figures are a little above an untraced run's.
+//!
 //! Run: `cargo build --release -p brook-broker --bin brook` then
 //! `cargo run --release -p brook-benches --bin latency -- --runs 5`.
 
@@ -28,7 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure, Context, Result};
-use brook_benches::AckLatencies;
+use brook_benches::{path, AckLatencies};
+use brook_broker::path_trace;
 use brook_tests::{Cluster, ClusterOptions};
 use clap::Parser;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -67,6 +73,10 @@ struct Args {
     broker_config: Vec<(String, String)>,
     #[arg(long, default_value = "benches/results/latency.md")]
     output: PathBuf,
+    /// Trace every record's path through the leader and write the
+    /// breakdown by stage here (markdown).
+    #[arg(long)]
+    trace: Option<PathBuf>,
 }
 
 const WARM_UP: usize = 100;
@@ -76,14 +86,10 @@ fn topic_for(acks: &str) -> String {
     format!("latency-acks-{acks}")
 }
 
-/// The process-wide origin of the instants carried in record values.
-fn origin() -> Instant {
-    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *ORIGIN.get_or_init(Instant::now)
-}
-
-fn nanos_since_origin() -> u64 {
-    u64::try_from(origin().elapsed().as_nanos()).unwrap_or(u64::MAX)
+/// The instant carried in record values: `CLOCK_MONOTONIC`, the clock of
+/// the broker's path trace.
+fn now_ns() -> u64 {
+    brook_broker::path_trace::now_ns()
 }
 
 /// Percentiles of one sample, in ms.
@@ -144,8 +150,16 @@ fn producer(bootstrap: &str, acks: &str) -> Result<ThreadedProducer<AckLatencies
         .context("creating producer")
 }
 
-/// One acks setting on one cluster: (e2e, ack) latencies.
-fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<(Quantiles, Quantiles)> {
+/// What one measurement gives: e2e and ack quantiles, and every record the
+/// consumer saw.
+struct Measured {
+    e2e: Quantiles,
+    ack: Quantiles,
+    seen: Vec<path::Seen>,
+}
+
+/// One acks setting on one cluster.
+fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<Measured> {
     let topic = topic_for(acks);
     let topic = topic.as_str();
     let consumer: BaseConsumer = ClientConfig::new()
@@ -176,7 +190,7 @@ fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<(Quantiles, Quant
     let ready = Arc::new(AtomicBool::new(false));
     let reader = {
         let ready = ready.clone();
-        std::thread::spawn(move || -> Result<Vec<Duration>> {
+        std::thread::spawn(move || -> Result<Vec<path::Seen>> {
             let mut seen = Vec::with_capacity(total);
             let mut warmed = 0;
             let deadline = Instant::now() + Duration::from_secs(300);
@@ -185,7 +199,7 @@ fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<(Quantiles, Quant
                     None => {}
                     Some(Err(e)) => return Err(anyhow!("consuming: {e}")),
                     Some(Ok(m)) => {
-                        let now = nanos_since_origin();
+                        let now = now_ns();
                         let v = m.payload().unwrap_or_default();
                         let sent = v
                             .get(..8)
@@ -198,7 +212,11 @@ fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<(Quantiles, Quant
                             }
                             continue;
                         }
-                        seen.push(Duration::from_nanos(now.saturating_sub(sent)));
+                        seen.push(path::Seen {
+                            offset: m.offset(),
+                            sent_us: sent / 1_000,
+                            polled_us: now / 1_000,
+                        });
                     }
                 }
             }
@@ -231,7 +249,7 @@ fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<(Quantiles, Quant
         if due > now {
             std::thread::sleep(due - now);
         }
-        value[..8].copy_from_slice(&nanos_since_origin().max(1).to_be_bytes());
+        value[..8].copy_from_slice(&now_ns().max(1).to_be_bytes());
         p.send(
             BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
                 .partition(0)
@@ -240,9 +258,13 @@ fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<(Quantiles, Quant
         .map_err(|(e, _)| anyhow!(e))?;
     }
     p.flush(Duration::from_secs(60))?;
-    let e2e = reader
+    let seen = reader
         .join()
         .map_err(|_| anyhow!("consumer thread panicked"))??;
+    let e2e: Vec<Duration> = seen
+        .iter()
+        .map(|s| Duration::from_micros(s.polled_us.saturating_sub(s.sent_us)))
+        .collect();
     let failed = *p.context().failed.lock().map_err(|_| anyhow!("poisoned"))?;
     ensure!(failed == 0, "{failed} records failed delivery");
     let ack = p
@@ -251,23 +273,61 @@ fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<(Quantiles, Quant
         .lock()
         .map_err(|_| anyhow!("poisoned"))?
         .clone();
-    Ok((Quantiles::of(e2e)?, Quantiles::of(ack)?))
+    Ok(Measured {
+        e2e: Quantiles::of(e2e)?,
+        ack: Quantiles::of(ack)?,
+        seen,
+    })
+}
+
+/// The path of every record `m` saw through the node leading its topic
+/// (the one whose trace has its appends); and how many had no whole path.
+fn traced(cluster: &Cluster, acks: &str, m: &Measured) -> Result<(Vec<path::Path>, usize)> {
+    let part = format!("{}-0", topic_for(acks));
+    for n in cluster.node_ids() {
+        let events: Vec<path::Event> = cluster
+            .log_lines(n, "brook::path:")?
+            .iter()
+            .filter_map(|l| path::Event::parse(l))
+            .collect();
+        let leads = events
+            .iter()
+            .any(|e| e.stage == "appended" && e.part() == Some(part.as_str()));
+        if leads {
+            return Ok(path::paths(&events, &part, &m.seen));
+        }
+    }
+    Err(anyhow!("no node traced an append to {part}"))
 }
 
 /// One cluster of `nodes`: per acks setting, (e2e, ack).
-fn run_one(nodes: usize, args: &Args) -> Result<Vec<(Quantiles, Quantiles)>> {
+/// One measurement's figures and, when traced, its records' paths (and how
+/// many had none).
+type Outcome = ((Quantiles, Quantiles), Option<(Vec<path::Path>, usize)>);
+
+/// One cluster of `nodes`: per acks setting, its [`Outcome`].
+fn run_one(nodes: usize, args: &Args) -> Result<Vec<Outcome>> {
     let mut o = ClusterOptions::three(args.base_port);
     o.nodes = nodes;
     o.extra.extend(args.broker_config.iter().cloned());
+    if args.trace.is_some() {
+        o.log_filter = Some(format!("info,openraft=warn,{}=trace", path_trace::TARGET));
+    }
     let cluster = Cluster::start(o)?;
     let r = (|| {
         let names: Vec<String> = args.acks.iter().map(|a| topic_for(a)).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let bootstrap = brook_benches::prepare_cluster(&cluster, nodes, &names)?;
-        args.acks
-            .iter()
-            .map(|acks| measure(&bootstrap, acks, args))
-            .collect()
+        let mut out = Vec::new();
+        for acks in &args.acks {
+            let m = measure(&bootstrap, acks, args)?;
+            let paths = match args.trace {
+                Some(_) => Some(traced(&cluster, acks, &m)?),
+                None => None,
+            };
+            out.push(((m.e2e, m.ack), paths));
+        }
+        Ok(out)
     })();
     cluster.with_logs(r)
 }
@@ -292,12 +352,15 @@ fn main() -> Result<()> {
     );
     ensure!(args.runs > 0 && !args.acks.is_empty() && !args.nodes.is_empty());
     let started = Instant::now();
-    let _ = origin();
     let probe_dir = std::env::temp_dir();
     let mut disk = Vec::new();
     // results[node index][acks index] = [(e2e, ack)] over the runs.
     let mut results: Vec<Vec<Vec<(Quantiles, Quantiles)>>> =
         vec![vec![Vec::new(); args.acks.len()]; args.nodes.len()];
+    // paths[node index][acks index]: every traced record's path, and how
+    // many records had none.
+    let mut paths: Vec<Vec<(Vec<path::Path>, usize)>> =
+        vec![vec![(Vec::new(), 0); args.acks.len()]; args.nodes.len()];
     for run in 0..args.runs {
         disk.push(fdatasync_latency(&probe_dir, args.sync_probes)?);
         let mut order: Vec<usize> = (0..args.nodes.len()).collect();
@@ -306,7 +369,11 @@ fn main() -> Result<()> {
         }
         for ni in order {
             let got = run_one(args.nodes[ni], &args)?;
-            for (ai, q) in got.into_iter().enumerate() {
+            for (ai, (q, traced)) in got.into_iter().enumerate() {
+                if let Some((p, missing)) = traced {
+                    paths[ni][ai].0.extend(p);
+                    paths[ni][ai].1 += missing;
+                }
                 eprintln!(
                     "run {run} nodes {} acks={}: e2e p50 {:.3} p99 {:.3} p99.9 {:.3} ms; ack p50 {:.3} p99 {:.3} ms",
                     args.nodes[ni], args.acks[ai], q.0.p50, q.0.p99, q.0.p999, q.1.p50, q.1.p99
@@ -370,5 +437,30 @@ fn main() -> Result<()> {
     }
     std::fs::write(&args.output, &md)?;
     print!("{md}");
+    if let Some(file) = &args.trace {
+        let mut t = String::new();
+        writeln!(
+            t,
+            "# Where a record's time goes: the path through the leader, by stage\n"
+        )?;
+        writeln!(
+            t,
+            "Traced with `--trace` over the runs of `{}` (same machine, settings and clients; the stages are described in `benches/src/path.rs`). Every record of every run is pooled.\n",
+            args.output.display()
+        )?;
+        for (ni, nodes) in args.nodes.iter().enumerate() {
+            for (ai, acks) in args.acks.iter().enumerate() {
+                let (p, missing) = &paths[ni][ai];
+                writeln!(
+                    t,
+                    "## {nodes} node(s), acks={acks}: {} records traced, {missing} without a whole path\n",
+                    p.len()
+                )?;
+                writeln!(t, "{}", path::table(p))?;
+            }
+        }
+        std::fs::write(file, &t)?;
+        print!("{t}");
+    }
     Ok(())
 }

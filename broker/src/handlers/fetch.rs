@@ -114,7 +114,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         records,
     } = build(&ctx, &wanted, max_bytes, &who);
     if total >= min_bytes.max(1) || max_wait.is_zero() || any_error(&resp) {
-        record_fetch(&resp, &wanted, &records, who.replica.is_none());
+        record_fetch(&ctx, &resp, &wanted, &records, who.replica.is_none());
         incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
         return match ctx.frame(&resp, regions) {
             Some(f) => Reply::Ready(f),
@@ -153,7 +153,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 || any_error(&resp)
                 || Instant::now() >= deadline
             {
-                record_fetch(&resp, &wanted, &records, who.replica.is_none());
+                record_fetch(&ctx, &resp, &wanted, &records, who.replica.is_none());
                 incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
                 return ctx.frame(&resp, regions);
             }
@@ -173,7 +173,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                     records,
                     ..
                 } = build(&ctx, &wanted, max_bytes, &who);
-                record_fetch(&resp, &wanted, &records, who.replica.is_none());
+                record_fetch(&ctx, &resp, &wanted, &records, who.replica.is_none());
                 incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
                 return ctx.frame(&resp, regions);
             }
@@ -214,13 +214,23 @@ where
 
 /// Count what a final fetch response carries, per topic (consumers only:
 /// replication traffic is not "out" of the cluster), and its error codes.
-fn record_fetch(resp: &FetchResponse, wanted: &[Wanted], records: &[u64], consumer: bool) {
+fn record_fetch(
+    ctx: &Ctx,
+    resp: &FetchResponse,
+    wanted: &[Wanted],
+    records: &[u64],
+    consumer: bool,
+) {
     for ((t, w), &records) in resp.responses.iter().zip(wanted).zip(records) {
         let mut bytes = 0u64;
         for p in &t.partitions {
             crate::metrics::api_error(brook_protocol::api::ApiKey::Fetch, p.error_code);
             if let Some(Records::Region { len, .. }) = &p.records {
                 bytes += u64::from(*len);
+                tracing::trace!(target: "brook::path", stage = "fetch_respond",
+                    part = %format_args!("{}-{}", w.name, p.partition_index),
+                    hw = p.high_watermark, consumer, port = ctx.peer.port(),
+                    corr = ctx.header.correlation_id, us = crate::path_trace::now_us());
             }
         }
         if let Some(topic) = w.topic.as_ref().filter(|_| consumer) {

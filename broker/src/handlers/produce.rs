@@ -91,6 +91,7 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
         return respond_all(&ctx, &req, ErrorCode::INVALID_REQUIRED_ACKS.code(), acks);
     }
     let now = now_ms();
+    let recv_us = crate::path_trace::stamp();
     let mut topics: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut waits: Vec<Pending> = Vec::new();
     for (ti, t) in req.topic_data.into_iter().enumerate() {
@@ -195,6 +196,10 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
             let bytes_in = buf.len();
             match partition.append(&mut buf, now).await {
                 Ok(a) => {
+                    tracing::trace!(target: "brook::path", stage = "appended",
+                        part = %format_args!("{}-{}", partition.topic, partition.index),
+                        first = a.base_offset, last = a.last_offset, recv_us,
+                        us = crate::path_trace::now_us());
                     if let Some(topic) = &topic {
                         topic.probe.produced(bytes_in as u64, a.records);
                     }
@@ -263,6 +268,7 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
         ..Default::default()
     };
     if waits.is_empty() {
+        trace_respond(&ctx);
         return ctx.reply(&resp);
     }
     // One deadline for the whole request, as Kafka's `timeout_ms` means.
@@ -287,9 +293,16 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                 *slot = partition_error(slot.index, e.code(), e.message());
             }
         }
+        trace_respond(&ctx);
         ctx.frame(&resp, Vec::new())
     });
     Reply::Pending(task)
+}
+
+/// Path tracing: this request's response is built.
+fn trace_respond(ctx: &Ctx) {
+    tracing::trace!(target: "brook::path", stage = "produce_respond", port = ctx.peer.port(),
+        corr = ctx.header.correlation_id, us = crate::path_trace::now_us());
 }
 
 async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {

@@ -1,8 +1,13 @@
-//! The partition's durability pipeline: one flusher task per partition turns
-//! "make offset N durable" requests into group-committed `fdatasync`s, and
-//! reports the durable offset to the partition's state machine, which moves
-//! the high-water mark when that commits anything (the flusher never writes
-//! the HW itself).
+//! The partition's durability pipeline: "make offset N durable" requests
+//! become group-committed `fdatasync`s, and the durable offset is reported to
+//! the partition's state machine, which moves the high-water mark when that
+//! commits anything (the flusher never writes the HW itself).
+//!
+//! The flush loop runs on the blocking pool and reports from there: a request
+//! starts it (at most one per partition) and it flushes back to back while
+//! requests keep arriving, then ends. Nothing passes through an async task on
+//! the way, so an acks=all producer or a consumer waits one thread wake-up to
+//! the fsync and one back, not four (the old task, spawn_blocking and back).
 //!
 //! Many produce requests waiting for durability cost one waiting task each and
 //! one fsync in flight per partition, never a blocking thread each: requests
@@ -13,10 +18,10 @@
 //! error, and the log itself refuses further writes (it is offline).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::log::PartitionLog;
 
@@ -33,12 +38,14 @@ pub struct Durable {
 #[derive(Debug)]
 pub(super) struct Flusher {
     log: Arc<PartitionLog>,
-    wake: Notify,
     durable: watch::Sender<Durable>,
     /// Where durability is reported (the partition's state machine).
     shared: Arc<super::Shared>,
     closed: AtomicBool,
-    started: Once,
+    /// A flush loop is running (or queued on the blocking pool).
+    running: AtomicBool,
+    /// A flush was asked for since the loop last looked.
+    pending: AtomicBool,
     last_flush: Mutex<Instant>,
 }
 
@@ -47,14 +54,14 @@ impl Flusher {
         let durable = log.recovery_point().max(0);
         Arc::new(Self {
             log,
-            wake: Notify::new(),
             durable: watch::Sender::new(Durable {
                 offset: durable,
                 failed: false,
             }),
             shared,
             closed: AtomicBool::new(false),
-            started: Once::new(),
+            running: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
             last_flush: Mutex::new(Instant::now()),
         })
     }
@@ -66,13 +73,19 @@ impl Flusher {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Ask for everything appended so far to become durable.
+    /// Ask for everything appended so far to become durable. Must be called
+    /// within the tokio runtime (the loop runs on its blocking pool).
     pub(super) fn request(self: &Arc<Self>) {
-        self.started.call_once(|| {
-            let me = self.clone();
-            tokio::spawn(async move { me.run().await });
-        });
-        self.wake.notify_one();
+        if self.closed.load(Ordering::Acquire) || self.failed() {
+            return;
+        }
+        self.pending.store(true, Ordering::Release);
+        if self.running.swap(true, Ordering::AcqRel) {
+            // The running loop sees `pending` before it ends.
+            return;
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.run());
     }
 
     /// Wait until offsets below `end` are durable.
@@ -110,47 +123,73 @@ impl Flusher {
         self.durable.borrow().failed
     }
 
-    /// Stop the task (the partition is going away).
-    pub(super) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.wake.notify_one();
+    /// Whether a flush loop is running (tests).
+    #[cfg(test)]
+    pub(super) fn running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
     }
 
-    async fn run(self: Arc<Self>) {
+    /// Stop flushing (the partition is going away).
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// The flush loop (blocking pool): flush until no request is left.
+    fn run(&self) {
         loop {
-            self.wake.notified().await;
-            if self.closed.load(Ordering::Acquire) {
+            self.pending.store(false, Ordering::Release);
+            if self.closed.load(Ordering::Acquire) || !self.flush_once() {
+                self.running.store(false, Ordering::Release);
                 return;
             }
-            let log = self.log.clone();
-            let target = log.log_end_offset();
-            if self.durable.borrow().offset >= target {
-                continue;
-            }
-            let started = Instant::now();
-            let res = tokio::task::spawn_blocking(move || log.flush_up_to(target)).await;
-            crate::metrics::fsync(started.elapsed());
-            match res {
-                Ok(Ok(durable)) => {
-                    // A truncation that ran after this flush lowered the
-                    // recovery point: never report more than the log has.
-                    let durable = durable.min(self.log.recovery_point());
-                    *self
-                        .last_flush
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Instant::now();
-                    self.durable
-                        .send_modify(|d| d.offset = d.offset.max(durable));
-                    self.shared
-                        .step(super::state::Event::Durable { offset: durable });
-                }
-                Ok(Err(_)) | Err(_) => {
-                    tracing::error!(dir = %self.log.dir().display(), "log flush failed; partition offline");
-                    self.durable.send_modify(|d| d.failed = true);
-                    // Wake acks=all waiters: they answer with a storage error.
-                    self.shared.hw.send_modify(|_| {});
+            if !self.pending.load(Ordering::Acquire) {
+                self.running.store(false, Ordering::Release);
+                // A request that came after the check above found the loop
+                // still running and left it to us: take it over again.
+                if !self.pending.load(Ordering::Acquire)
+                    || self.running.swap(true, Ordering::AcqRel)
+                {
                     return;
                 }
+            }
+        }
+    }
+
+    /// Flush what is appended and report it. False once a flush failed.
+    fn flush_once(&self) -> bool {
+        let target = self.log.log_end_offset();
+        if self.durable.borrow().offset >= target {
+            return true;
+        }
+        let started = Instant::now();
+        let start_us = crate::path_trace::stamp();
+        let res = self.log.flush_up_to(target);
+        crate::metrics::fsync(started.elapsed());
+        match res {
+            Ok(durable) => {
+                // A truncation that ran after this flush lowered the
+                // recovery point: never report more than the log has.
+                let durable = durable.min(self.log.recovery_point());
+                tracing::trace!(target: "brook::path", stage = "flush", part = %self.shared.name,
+                    target, durable, start_us, us = crate::path_trace::now_us());
+                *self
+                    .last_flush
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+                // The state machine first: whoever wakes on durability
+                // finds the HW already moved by it.
+                self.shared
+                    .step(super::state::Event::Durable { offset: durable });
+                self.durable
+                    .send_modify(|d| d.offset = d.offset.max(durable));
+                true
+            }
+            Err(_) => {
+                tracing::error!(dir = %self.log.dir().display(), "log flush failed; partition offline");
+                self.durable.send_modify(|d| d.failed = true);
+                // Wake acks=all waiters: they answer with a storage error.
+                self.shared.hw.send_modify(|_| {});
+                false
             }
         }
     }

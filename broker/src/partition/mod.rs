@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     leader_epoch: AtomicI32,
     /// Woken when the state machine proposes an ISR change.
     isr_wake: Arc<Notify>,
+    /// "topic-index", for path tracing.
+    name: String,
 }
 
 impl Shared {
@@ -98,6 +100,8 @@ impl Shared {
         self.leader_epoch
             .store(st.leader_epoch(), Ordering::Release);
         if let Some(hw) = fx.hw {
+            tracing::trace!(target: "brook::path", stage = "hw", part = %self.name, hw,
+                us = crate::path_trace::now_us());
             self.hw.send_replace(hw);
         } else if st.hw() < *self.hw.borrow() {
             // A truncation lowered the HW: the watch must not keep the old one
@@ -175,6 +179,7 @@ impl Partition {
             leader_epoch: AtomicI32::new(state.leader_epoch()),
             state: StdMutex::new(state),
             isr_wake: setup.isr_wake,
+            name: format!("{topic}-{index}"),
         });
         let log = Arc::new(log);
         Self {

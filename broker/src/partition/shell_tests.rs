@@ -244,3 +244,60 @@ async fn a_flush_that_overtakes_the_append_still_commits_it() -> Result<()> {
     );
     Ok(())
 }
+
+/// The flush loop runs on the blocking pool, one per partition, and ends
+/// when no request is left: many producers appending and waiting at once on
+/// a multi-thread runtime are all released with their records committed,
+/// flushes shared between them, and the loop ends by itself once they are.
+/// (The race between a request and the loop's end is too narrow for this
+/// test to hit reliably; `Flusher::run` re-checks for it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_and_waits_share_flushes_and_all_commit() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let part = Arc::new(partition_of_node_1(dir.path())?);
+    part.assign(&PartitionRecord {
+        replicas: vec![1],
+        isr: vec![1],
+        ..record(1, 1)
+    });
+    for round in 0..20 {
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let part = part.clone();
+                tokio::spawn(async move {
+                    let a = part.append(&mut batch_at(0), 10).await?;
+                    part.request_flush();
+                    part.wait_durable(a.last_offset).await?;
+                    anyhow::Ok(a.last_offset)
+                })
+            })
+            .collect();
+        for t in tasks {
+            // A lost request leaves its waiter waiting for good.
+            let last = tokio::time::timeout(std::time::Duration::from_secs(10), t)
+                .await
+                .map_err(|_| anyhow::anyhow!("round {round}: a waiter was never released"))???;
+            anyhow::ensure!(
+                part.high_watermark() > last,
+                "round {round}: {last} not committed"
+            );
+        }
+        let end = part.log_end_offset();
+        anyhow::ensure!(part.log().recovery_point() == end);
+        // The loop ends by itself once every request is served.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while part.flusher.running() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the flush loop never ended"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    let syncs = part.log().sync_count();
+    anyhow::ensure!(
+        syncs < 20 * 16,
+        "{syncs} syncs for 320 appends: the flushes were not shared"
+    );
+    Ok(())
+}

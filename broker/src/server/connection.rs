@@ -381,7 +381,14 @@ async fn write_loop(
         // A client that stops reading must not hold the connection (and its
         // queued responses) forever.
         match tokio::time::timeout(idle, write_frame(&stream, &frame)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                if crate::path_trace::enabled() {
+                    tracing::trace!(target: "brook::path", stage = "written",
+                        port = stream.peer_addr().map_or(0, |a| a.port()),
+                        corr = crate::path_trace::correlation_id(&frame),
+                        us = crate::path_trace::now_us());
+                }
+            }
             Ok(Err(e)) => {
                 debug!(error = %e, "write failed; closing connection");
                 break;
