@@ -179,7 +179,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
             }
         }
     });
-    Reply::Pending(task)
+    Reply::from_task(task)
 }
 
 /// Who is fetching.

@@ -51,13 +51,13 @@ pub(super) async fn handle(ctx: Ctx, req: JoinGroupRequest) -> Reply {
             GroupReply::None,
         )
         .await;
-    Reply::Pending(tokio::spawn(async move {
+    Reply::spawn(async move {
         let result = match stepped.finish().await {
             GroupReply::Join(Pending::Now(r)) => r,
             _ => JoinResult::error_for(crate::group::GroupError::CoordinatorNotAvailable, ""),
         };
         ctx.frame(&response(&ctx, result), Vec::new())
-    }))
+    })
 }
 
 fn response(ctx: &Ctx, r: JoinResult) -> JoinGroupResponse {

@@ -36,7 +36,7 @@ pub(super) async fn handle(ctx: Ctx, req: LeaveGroupRequest) -> Reply {
         .groups()
         .execute(&ctx.broker, &req.group_id, cmd, false, missing)
         .await;
-    Reply::Pending(tokio::spawn(async move {
+    Reply::spawn(async move {
         let results = match stepped.finish().await {
             GroupReply::Leave(r) => r,
             _ => members
@@ -86,5 +86,5 @@ pub(super) async fn handle(ctx: Ctx, req: LeaveGroupRequest) -> Reply {
             }
         };
         ctx.frame(&resp, Vec::new())
-    }))
+    })
 }

@@ -267,9 +267,9 @@ pub async fn dispatch(
     let handled = started.elapsed();
     let reply = match reply {
         // Long-poll fetches and acks=all produces answer later: their latency ends
-        // when the response is ready, not when the handler returned.
-        Reply::Pending(task) => Reply::Pending(tokio::spawn(async move {
-            let frame = task.await.ok().flatten();
+        // when the writer takes the response, not when the handler returned.
+        Reply::Pending(pending) => Reply::Pending(Box::pin(async move {
+            let frame = pending.await;
             crate::metrics::request_done(key, started.elapsed());
             frame
         })),
@@ -348,18 +348,18 @@ fn quota_finish(
                 None => Reply::Ready(frame),
                 Some(until) => {
                     let at = quotas.instant(until);
-                    Reply::Pending(tokio::spawn(async move {
+                    Reply::Pending(Box::pin(async move {
                         tokio::time::sleep_until(at.into()).await;
                         Some(frame)
                     }))
                 }
             }
         }
-        Reply::Pending(task) => {
+        Reply::Pending(pending) => {
             let broker = broker.clone();
             let mute = mute.clone();
-            Reply::Pending(tokio::spawn(async move {
-                let frame = task.await.ok().flatten()?;
+            Reply::Pending(Box::pin(async move {
+                let frame = pending.await?;
                 let quotas = broker.quotas();
                 let (frame, until) = settle(quotas, &header, key, &mut q, &mute, frame);
                 if let Some(until) = until {

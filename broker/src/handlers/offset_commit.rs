@@ -59,13 +59,13 @@ pub(super) async fn handle(ctx: Ctx, req: OffsetCommitRequest) -> Reply {
             .groups()
             .execute(&ctx.broker, &req.group_id, cmd, true, GroupReply::None)
             .await;
-        return Reply::Pending(tokio::spawn(async move {
+        return Reply::spawn(async move {
             let result = match stepped.finish().await {
                 GroupReply::Commit(r) => r,
                 _ => Err(GroupError::CoordinatorNotAvailable),
             };
             ctx.frame(&response(&names, &plan, &result), Vec::new())
-        }));
+        });
     };
     ctx.reply(&response(&names, &plan, &result))
 }

@@ -296,7 +296,7 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
         trace_respond(&ctx);
         ctx.frame(&resp, Vec::new())
     });
-    Reply::Pending(task)
+    Reply::from_task(task)
 }
 
 /// Path tracing: this request's response is built.

@@ -32,7 +32,7 @@ pub(super) async fn handle(ctx: Ctx, req: SyncGroupRequest) -> Reply {
             missing,
         )
         .await;
-    Reply::Pending(tokio::spawn(async move {
+    Reply::spawn(async move {
         let result = match stepped.finish().await {
             GroupReply::Sync(Pending::Now(r)) => r,
             _ => Err(GroupError::CoordinatorNotAvailable),
@@ -51,5 +51,5 @@ pub(super) async fn handle(ctx: Ctx, req: SyncGroupRequest) -> Reply {
             },
         };
         ctx.frame(&resp, Vec::new())
-    }))
+    })
 }

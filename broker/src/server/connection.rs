@@ -46,13 +46,43 @@ use super::writer::{write_frame, Frame};
 use crate::broker::Broker;
 use crate::handlers;
 
+/// A response the writer awaits.
+pub type PendingFrame = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Frame>> + Send>>;
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ready(frame) => f.debug_tuple("Ready").field(frame).finish(),
+            Self::Pending(_) => f.write_str("Pending"),
+            Self::None => f.write_str("None"),
+            Self::Close => f.write_str("Close"),
+        }
+    }
+}
+
+impl Reply {
+    /// Produce the response in a task of its own, started now.
+    pub fn spawn(fut: impl std::future::Future<Output = Option<Frame>> + Send + 'static) -> Self {
+        Self::from_task(tokio::spawn(fut))
+    }
+
+    /// A response a task produces (a panicked task closes the connection).
+    pub fn from_task(task: JoinHandle<Option<Frame>>) -> Self {
+        Self::Pending(Box::pin(async move { task.await.ok().flatten() }))
+    }
+}
+
 /// What the writer task gets for each request, in request order.
-#[derive(Debug)]
 pub enum Reply {
     /// A response ready to write.
     Ready(Frame),
-    /// A response still being produced.
-    Pending(JoinHandle<Option<Frame>>),
+    /// A response still being produced: the writer awaits it in turn
+    /// (`None`: it could not be encoded, close). Work that must go on
+    /// whether or not the writer has got to it yet (a long-poll, an acks=all
+    /// wait) runs in a task of its own, which [`Reply::spawn`] wraps; what
+    /// only finishes a response (metrics, a quota delay) is chained onto the
+    /// future without another task.
+    Pending(PendingFrame),
     /// No response (produce with acks=0).
     None,
     /// Close the connection after the replies before this one are written.
@@ -369,11 +399,11 @@ async fn write_loop(
     while let Some(reply) = rx.recv().await {
         let frame = match reply {
             Reply::Ready(f) => f,
-            Reply::Pending(task) => match task.await {
-                Ok(Some(f)) => f,
+            Reply::Pending(pending) => match pending.await {
+                Some(f) => f,
                 // The response could not be encoded: skipping it would shift
                 // every later response onto the wrong request, so close.
-                Ok(None) | Err(_) => break,
+                None => break,
             },
             Reply::None => continue,
             Reply::Close => break,
