@@ -453,7 +453,8 @@ fn main() -> Result<()> {
                 let (p, missing) = &paths[ni][ai];
                 writeln!(
                     t,
-                    "## {nodes} node(s), acks={acks}: {} records traced, {missing} without a whole path\n",
+                    "## {nodes} node{}, acks={acks}: {} records traced, {missing} without a whole path\n",
+                    if *nodes == 1 { "" } else { "s" },
                     p.len()
                 )?;
                 writeln!(t, "{}", path::table(p))?;
