@@ -58,6 +58,8 @@ struct Seen {
     bytes: Arc<AtomicU64>,
     records: Arc<AtomicU64>,
     errors: Arc<AtomicU64>,
+    /// The first delivery error, as librdkafka reported it.
+    first_error: Arc<std::sync::Mutex<Option<String>>>,
     throttle_max_ms: Arc<AtomicU64>,
 }
 
@@ -81,8 +83,11 @@ impl ProducerContext for Seen {
                     .fetch_add(m.payload().map_or(0, <[u8]>::len) as u64, Ordering::Relaxed);
                 self.records.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
+            Err((e, _)) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
             }
         }
     }
@@ -96,6 +101,7 @@ struct Outcome {
     rate: f64,
     records: u64,
     errors: u64,
+    first_error: Option<String>,
     throttle_max_ms: u64,
 }
 
@@ -147,6 +153,7 @@ fn produce_flat_out(
         rate: acked as f64 / elapsed,
         records: seen.records.load(Ordering::Relaxed),
         errors: seen.errors.load(Ordering::Relaxed),
+        first_error: seen.first_error.lock().ok().and_then(|e| e.clone()),
         throttle_max_ms: seen.throttle_max_ms.load(Ordering::Relaxed),
     })
 }
@@ -199,9 +206,15 @@ fn a_producer_is_held_to_its_quota_and_an_unthrottled_one_keeps_its_throughput()
         alone.rate,
         fast.rate
     );
+    // Seen once under the full suite's load (2026-12-01): both producers'
+    // whole queues (204 records each) failed after message.timeout.ms, as
+    // if the broker had stopped answering; the broker's log says more.
     ensure!(
         slow.errors == 0 && fast.errors == 0,
-        "deliveries failed: {slow:?} {fast:?}"
+        "deliveries failed (first errors: {:?}, {:?}): {slow:?} {fast:?}\nbroker log:\n{}",
+        slow.first_error,
+        fast.first_error,
+        broker.log_tail()
     );
     ensure!(
         within(slow.rate, QUOTA, 0.10),
@@ -308,6 +321,7 @@ fn consume_for(broker: &Broker, client_id: &str, topic: &str, run: Duration) -> 
         rate,
         records,
         errors: 0,
+        first_error: None,
         throttle_max_ms: seen.throttle_max_ms.load(Ordering::Relaxed),
     })
 }

@@ -78,7 +78,7 @@ use Kind::{Counter, Gauge, Histogram};
 pub const METRICS: &[MetricDef] = &[
     m("brook_requests_total", Counter, &["api"], "Kafka requests served, by API."),
     m("brook_request_errors_total", Counter, &["api", "error"], "Error codes returned (per partition or resource) and requests refused, by API and Kafka error name."),
-    m("brook_request_latency_seconds", Histogram, &["api"], "Time from a request's arrival to its response being ready, by API."),
+    m("brook_request_latency_seconds", Histogram, &["api"], "Time from a request's arrival to its response being ready, by API (a long-poll fetch or acks=all produce: until the connection's writer takes its response, which it does in request order)."),
     m("brook_topic_bytes_in_total", Counter, &["topic"], "Record-batch bytes appended by producers, by topic."),
     m("brook_topic_records_in_total", Counter, &["topic"], "Records appended by producers, by topic."),
     m("brook_topic_bytes_out_total", Counter, &["topic"], "Record-batch bytes returned to consumers (follower replicas not counted), by topic."),

@@ -79,8 +79,11 @@ impl Flusher {
         if self.closed.load(Ordering::Acquire) || self.failed() {
             return;
         }
-        self.pending.store(true, Ordering::Release);
-        if self.running.swap(true, Ordering::AcqRel) {
+        // SeqCst on both flags, here and in `run`: each side stores one flag
+        // and then reads the other, and with weaker orderings both reads
+        // may miss the other's store (a request lost while the loop ends).
+        self.pending.store(true, Ordering::SeqCst);
+        if self.running.swap(true, Ordering::SeqCst) {
             // The running loop sees `pending` before it ends.
             return;
         }
@@ -137,17 +140,16 @@ impl Flusher {
     /// The flush loop (blocking pool): flush until no request is left.
     fn run(&self) {
         loop {
-            self.pending.store(false, Ordering::Release);
+            self.pending.store(false, Ordering::SeqCst);
             if self.closed.load(Ordering::Acquire) || !self.flush_once() {
-                self.running.store(false, Ordering::Release);
+                self.running.store(false, Ordering::SeqCst);
                 return;
             }
-            if !self.pending.load(Ordering::Acquire) {
-                self.running.store(false, Ordering::Release);
+            if !self.pending.load(Ordering::SeqCst) {
+                self.running.store(false, Ordering::SeqCst);
                 // A request that came after the check above found the loop
                 // still running and left it to us: take it over again.
-                if !self.pending.load(Ordering::Acquire)
-                    || self.running.swap(true, Ordering::AcqRel)
+                if !self.pending.load(Ordering::SeqCst) || self.running.swap(true, Ordering::SeqCst)
                 {
                     return;
                 }
