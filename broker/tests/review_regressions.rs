@@ -145,7 +145,7 @@ async fn internal_topics_are_protected() -> Result<()> {
     ));
     ensure!(matches!(
         broker
-            .create_partitions("__consumer_offsets", 5, false)
+            .create_partitions("__consumer_offsets", 5, None, false)
             .await,
         Err(BrokerError::InvalidTopic(_))
     ));

@@ -166,6 +166,32 @@ fn topic_lifecycle_through_the_cli() -> Result<()> {
     );
 
     brook_fails(&broker, &["create", "cli-t", "--partitions", "1"])?;
+    // Placed by hand, as `kafka-topics --replica-assignment`.
+    let placed = brook_json(&broker, &["create", "cli-m", "--replica-assignment", "1,1"])?;
+    ensure!(
+        placed["partitions"] == 2 && placed["replication_factor"] == 1,
+        "create --replica-assignment printed {placed}"
+    );
+    brook_json(&broker, &["delete", "cli-m"])?;
+    for (bad, why) in [
+        ("1:2", "no such broker is registered"),
+        ("1:1", "more than once"),
+        ("1,x", "'x' is not a broker id"),
+    ] {
+        let err = brook_fails(&broker, &["create", "cli-m", "--replica-assignment", bad])?;
+        ensure!(err.contains(why), "--replica-assignment {bad}: {err}");
+    }
+    brook_fails(
+        &broker,
+        &[
+            "create",
+            "cli-m",
+            "--replica-assignment",
+            "1",
+            "--partitions",
+            "1",
+        ],
+    )?;
     brook_fails(
         &broker,
         &["create", "cli-bad", "--config", "cleanup.policy=bogus"],

@@ -245,10 +245,28 @@ fn create_topic_configs(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> Result<()> {
+    create_topic_placed(
+        rt,
+        bootstrap,
+        partitions,
+        TopicReplication::Fixed(3),
+        configs,
+    )
+}
+
+/// Create [`TOPIC`] through librdkafka's admin client, placed by count or
+/// by hand (`TopicReplication::Variable`, one replica list per partition).
+fn create_topic_placed(
+    rt: &Runtime,
+    bootstrap: &str,
+    partitions: i32,
+    replication: TopicReplication<'_>,
+    configs: &[(&str, &str)],
+) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let mut topic = NewTopic::new(TOPIC, partitions, TopicReplication::Fixed(3));
+    let mut topic = NewTopic::new(TOPIC, partitions, replication);
     for (k, v) in configs {
         topic = topic.set(k, v);
     }
@@ -969,7 +987,10 @@ fn replicas(bootstrap: &str) -> Result<BTreeMap<i32, Placement>> {
 /// until that leader returns, and nothing it acknowledged is lost.
 ///
 /// Five nodes (three controller voters, two broker-only) so that the three
-/// replicas can die while the controller quorum keeps its majority.
+/// replicas can die while the controller quorum keeps its majority. The
+/// topic is placed by hand (CreateTopics with a replica assignment, from
+/// librdkafka's admin client): partition 0 on voter 1 and both broker-only
+/// nodes.
 #[test]
 fn the_last_replica_standing_keeps_what_it_acknowledged() -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -985,18 +1006,42 @@ fn the_last_replica_standing_keeps_what_it_acknowledged() -> Result<()> {
         for n in c.node_ids() {
             c.wait_broker_state(n, "unfenced", WAIT)?;
         }
-        create_topic_with(&rt, &c.bootstrap(), 5, "1")?;
+        // A manual assignment naming an unknown broker is refused as Kafka does.
+        let refused = create_topic_placed(
+            &rt,
+            &c.bootstrap(),
+            1,
+            TopicReplication::Variable(&[&[1, 9, 2]]),
+            &[],
+        )
+        .expect_err("broker 9 does not exist");
+        ensure!(
+            refused.to_string().contains("InvalidReplicaAssignment"),
+            "{refused:#}"
+        );
+        create_topic_placed(
+            &rt,
+            &c.bootstrap(),
+            PARTITIONS,
+            TopicReplication::Variable(&[&[1, 4, 5], &[2, 3, 4], &[3, 5, 1]]),
+            &[("min.insync.replicas", "1")],
+        )?;
         let mut layout = BTreeMap::new();
         wait_until("every partition fully in sync", WAIT, || {
             layout = replicas(&c.bootstrap())?;
-            Ok(layout.len() == 5 && layout.values().all(|(l, _, isr)| *l >= 0 && isr.len() == 3))
+            Ok(layout.len() == 3 && layout.values().all(|(l, _, isr)| *l >= 0 && isr.len() == 3))
         })?;
-        // A partition on both broker-only nodes (4, 5) and one voter.
-        let (&part, (leader, reps, _)) = layout
-            .iter()
-            .find(|(_, (_, r, _))| r.contains(&4) && r.contains(&5))
-            .ok_or_else(|| anyhow!("no partition on nodes 4 and 5: {layout:?}"))?;
-        let (leader, reps) = (*leader, reps.clone());
+        let placed: Vec<&Vec<i32>> = layout.values().map(|(_, r, _)| r).collect();
+        ensure!(
+            placed == [&vec![1, 4, 5], &vec![2, 3, 4], &vec![1, 3, 5]],
+            "the topic is not placed as assigned: {layout:?}"
+        );
+        let part = 0;
+        let (leader, reps) = (layout[&0].0, layout[&0].1.clone());
+        ensure!(
+            leader == 1,
+            "partition 0 is led by {leader}, not its preferred leader 1"
+        );
         let followers: Vec<i32> = reps.iter().copied().filter(|r| *r != leader).collect();
         let observer = c
             .node_ids()

@@ -13,6 +13,19 @@ use super::{validate_topic_name, Broker, Topic};
 use crate::controller::rpc::{ConfigChange, ControllerRequest, ReplyBody};
 use crate::error::BrokerError;
 
+/// How a new topic's partitions are placed on brokers.
+#[derive(Debug, Clone)]
+pub enum Placement {
+    /// The controller spreads `partitions` × `replication_factor` replicas
+    /// over the usable brokers (-1: the broker defaults).
+    Counts {
+        partitions: i32,
+        replication_factor: i32,
+    },
+    /// Partition `i`'s replicas at index `i`, preferred leader first.
+    Manual(Vec<Vec<i32>>),
+}
+
 impl Broker {
     /// Look up a topic, creating it with broker defaults when
     /// `auto.create.topics.enable` allows and `allow_auto_create` is set.
@@ -60,7 +73,39 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, BrokerError> {
+        self.create_topic_as(
+            name,
+            Placement::Counts {
+                partitions,
+                replication_factor,
+            },
+            configs,
+            validate_only,
+        )
+        .await
+    }
+
+    /// Create a topic placed by counts (the controller spreads replicas)
+    /// or by hand.
+    ///
+    /// # Errors
+    /// As [`Broker::create_topic`]; a manual placement naming unknown,
+    /// repeated or only unusable brokers, or lists of unequal length.
+    pub async fn create_topic_as(
+        &self,
+        name: &str,
+        placement: Placement,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, BrokerError> {
         validate_topic_name(name)?;
+        let (partitions, replication_factor, assignments) = match placement {
+            Placement::Counts {
+                partitions,
+                replication_factor,
+            } => (partitions, replication_factor, None),
+            Placement::Manual(lists) => (-1, -1, Some(lists)),
+        };
         let reply = self
             .submit(ControllerRequest::CreateTopic {
                 name: name.to_owned(),
@@ -68,6 +113,7 @@ impl Broker {
                 replication_factor,
                 configs: configs.clone(),
                 validate_only,
+                assignments,
             })
             .await?;
         if validate_only {
@@ -110,20 +156,24 @@ impl Broker {
         Ok(id)
     }
 
-    /// Grow a topic to `count` partitions.
+    /// Grow a topic to `count` partitions, placing the new ones by hand
+    /// when `assignments` (one replica list per new partition) is given.
     ///
     /// # Errors
-    /// Unknown topic, a count not larger than today's, no controller.
+    /// Unknown topic, a count not larger than today's, a bad manual
+    /// placement, no controller.
     pub async fn create_partitions(
         &self,
         name: &str,
         count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
         self.submit(ControllerRequest::CreatePartitions {
             name: name.to_owned(),
             count,
             validate_only,
+            assignments,
         })
         .await
         .map(|_| ())

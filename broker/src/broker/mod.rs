@@ -16,6 +16,7 @@
 //! - `publish`: following the image.
 
 mod admin;
+pub use admin::Placement;
 mod dirs;
 mod identity;
 pub mod log_dirs;

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 use brook_protocol::error::ErrorCode;
-use brook_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use brook_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use brook_protocol::messages::delete_topics_request::DeleteTopicState;
 use brook_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use brook_protocol::messages::incremental_alter_configs_request::{
@@ -43,6 +45,16 @@ enum TopicCommand {
         /// Replication factor (-1: the broker's default.replication.factor).
         #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
         replication_factor: i16,
+        /// Place the partitions by hand, as `kafka-topics --replica-assignment`
+        /// does: partitions separated by commas, each partition's broker ids
+        /// by colons, preferred leader first (`1:2,2:3,3:1`).
+        #[arg(
+            long,
+            value_name = "B:B,B:B",
+            value_parser = parse_replica_assignment,
+            conflicts_with_all = ["partitions", "replication_factor"]
+        )]
+        replica_assignment: Option<ReplicaAssignment>,
         /// Topic config override, `key=value`; repeatable.
         #[arg(long = "config", value_name = "KEY=VALUE")]
         configs: Vec<String>,
@@ -87,17 +99,14 @@ pub(super) fn run(args: TopicArgs) -> anyhow::Result<()> {
                 name,
                 partitions,
                 replication_factor,
+                replica_assignment,
                 configs,
             } => {
-                create(
-                    &mut client,
-                    args.json,
-                    name,
-                    partitions,
-                    replication_factor,
-                    &configs,
-                )
-                .await
+                let placement = match replica_assignment {
+                    Some(ReplicaAssignment(lists)) => CreatePlacement::Manual(lists),
+                    None => CreatePlacement::Counts(partitions, replication_factor),
+                };
+                create(&mut client, args.json, name, placement, &configs).await
             }
             TopicCommand::List => list(&mut client, args.json).await,
             TopicCommand::Describe { name, admin } => {
@@ -138,6 +147,35 @@ pub(super) async fn partition_indexes(c: &mut Client, topic: &str) -> anyhow::Re
     Ok(t.partitions.iter().map(|p| p.partition_index).collect())
 }
 
+/// One replica list per partition, from `--replica-assignment`.
+#[derive(Debug, Clone)]
+struct ReplicaAssignment(Vec<Vec<i32>>);
+
+/// `1:2,2:3` as `[[1, 2], [2, 3]]`.
+fn parse_replica_assignment(s: &str) -> Result<ReplicaAssignment, String> {
+    s.split(',')
+        .enumerate()
+        .map(|(p, part)| {
+            part.split(':')
+                .map(|id| {
+                    id.trim().parse::<i32>().map_err(|_| {
+                        format!("partition {p}: '{id}' is not a broker id (expected e.g. 1:2,2:3)")
+                    })
+                })
+                .collect()
+        })
+        .collect::<Result<_, _>>()
+        .map(ReplicaAssignment)
+}
+
+/// How `brook topic create` places the new topic.
+enum CreatePlacement {
+    /// Partition count and replication factor (-1: the broker's defaults).
+    Counts(i32, i16),
+    /// One replica list per partition.
+    Manual(Vec<Vec<i32>>),
+}
+
 fn parse_kv(s: &str) -> anyhow::Result<(String, String)> {
     let (k, v) = s
         .split_once('=')
@@ -163,8 +201,7 @@ async fn create(
     c: &mut Client,
     as_json: bool,
     name: String,
-    partitions: i32,
-    rf: i16,
+    placement: CreatePlacement,
     configs: &[String],
 ) -> anyhow::Result<()> {
     let mut cfgs = Vec::new();
@@ -176,11 +213,28 @@ async fn create(
             ..Default::default()
         });
     }
+    let (partitions, rf, assignments) = match placement {
+        CreatePlacement::Counts(p, rf) => (p, rf, Vec::new()),
+        CreatePlacement::Manual(lists) => (
+            -1,
+            -1,
+            lists
+                .into_iter()
+                .zip(0..)
+                .map(|(broker_ids, partition_index)| CreatableReplicaAssignment {
+                    partition_index,
+                    broker_ids,
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+    };
     let req = CreateTopicsRequest {
         topics: vec![CreatableTopic {
             name: name.clone(),
             num_partitions: partitions,
             replication_factor: rf,
+            assignments,
             configs: cfgs,
             ..Default::default()
         }],

@@ -248,6 +248,7 @@ impl Core {
                 replication_factor,
                 configs,
                 validate_only,
+                assignments,
             } => {
                 let id = Uuid::from_bytes(rand::random());
                 let records = decisions::create_topic(
@@ -258,6 +259,7 @@ impl Core {
                         partitions,
                         replication_factor,
                         configs: &configs,
+                        assignments: assignments.as_deref(),
                     },
                     id,
                     start,
@@ -275,8 +277,15 @@ impl Core {
                 name,
                 count,
                 validate_only,
+                assignments,
             } => {
-                let records = decisions::create_partitions(image, &name, count, start)?;
+                let records = decisions::create_partitions(
+                    image,
+                    &name,
+                    count,
+                    assignments.as_deref(),
+                    start,
+                )?;
                 (
                     if validate_only { Vec::new() } else { records },
                     ReplyBody::Done,

@@ -106,6 +106,79 @@ pub struct CreateTopic<'a> {
     /// for `__consumer_offsets`).
     pub replication_factor: i32,
     pub configs: &'a BTreeMap<String, String>,
+    /// A manual placement (`kafka-topics --replica-assignment`): partition
+    /// `i`'s replicas at index `i`, preferred leader first. `partitions` and
+    /// `replication_factor` are then -1.
+    pub assignments: Option<&'a [Vec<i32>]>,
+}
+
+/// Check one partition's manual replica list the way Kafka's controller
+/// does: not empty, no broker twice, every broker registered, the same
+/// length as the topic's other partitions (`rf`, when known), and at least
+/// one replica on a usable broker.
+fn check_manual(
+    image: &MetadataImage,
+    partition: i32,
+    replicas: &[i32],
+    rf: Option<usize>,
+) -> Result<(), BrokerError> {
+    let bad = |m: String| Err(BrokerError::InvalidReplicaAssignment(m));
+    if replicas.is_empty() {
+        return bad(format!(
+            "partition {partition} is assigned an empty replica list"
+        ));
+    }
+    if let Some(rf) = rf.filter(|rf| *rf != replicas.len()) {
+        return bad(format!(
+            "partition {partition} is assigned {} replica(s), but the topic's other partitions have {rf}",
+            replicas.len()
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for id in replicas {
+        if !seen.insert(id) {
+            return bad(format!(
+                "partition {partition} is assigned broker {id} more than once"
+            ));
+        }
+        if !image.brokers.contains_key(id) {
+            return bad(format!(
+                "partition {partition} is assigned broker {id}, but no such broker is registered"
+            ));
+        }
+    }
+    if !replicas.iter().any(|id| is_usable(image, *id)) {
+        return bad(format!(
+            "every broker assigned to partition {partition} ({replicas:?}) is fenced or shutting down"
+        ));
+    }
+    Ok(())
+}
+
+/// A manually placed partition: its ISR is the usable replicas, led by the
+/// first of them (the caller has run [`check_manual`]).
+fn manual_partition(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    partition: i32,
+    replicas: &[i32],
+) -> MetadataRecord {
+    let isr: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|id| is_usable(image, *id))
+        .collect();
+    MetadataRecord::Partition(PartitionRecord {
+        topic_id,
+        partition,
+        leader: isr[0],
+        isr,
+        replicas: replicas.to_vec(),
+        elr: Vec::new(),
+        leader_epoch: 0,
+        partition_epoch: 0,
+        ..PartitionRecord::default()
+    })
 }
 
 /// Check a topic's overrides the way the broker will resolve them.
@@ -135,7 +208,22 @@ pub fn create_topic(
 ) -> Result<Vec<MetadataRecord>, BrokerError> {
     let name = req.name;
     validate_topic_name(name)?;
-    let partitions = if req.partitions == -1 {
+    if let Some(manual) = req.assignments {
+        if req.partitions != -1 || req.replication_factor != -1 {
+            return Err(BrokerError::InvalidRequest(
+                "give either replica assignments or num_partitions/replication_factor, not both"
+                    .into(),
+            ));
+        }
+        if manual.is_empty() {
+            return Err(BrokerError::InvalidReplicaAssignment(
+                "the replica assignment names no partitions".into(),
+            ));
+        }
+    }
+    let partitions = if let Some(manual) = req.assignments {
+        manual.len() as i32
+    } else if req.partitions == -1 {
         config.num_partitions
     } else {
         req.partitions
@@ -170,17 +258,25 @@ pub fn create_topic(
             "topic {name} collides with existing topic {collides} ('.' and '_' are equivalent in metric names)"
         )));
     }
-    let placement = place(image, 0, partitions, rf, start)?;
     let mut records = vec![MetadataRecord::Topic {
         name: name.to_owned(),
         id,
     }];
-    records.extend(
-        placement
-            .into_iter()
-            .enumerate()
-            .map(|(p, replicas)| new_partition(id, p as i32, replicas)),
-    );
+    if let Some(manual) = req.assignments {
+        let rf = manual[0].len();
+        for (p, replicas) in manual.iter().enumerate() {
+            check_manual(image, p as i32, replicas, Some(rf))?;
+            records.push(manual_partition(image, id, p as i32, replicas));
+        }
+    } else {
+        let placement = place(image, 0, partitions, rf, start)?;
+        records.extend(
+            placement
+                .into_iter()
+                .enumerate()
+                .map(|(p, replicas)| new_partition(id, p as i32, replicas)),
+        );
+    }
     records.extend(req.configs.iter().map(|(k, v)| MetadataRecord::Config {
         resource: ConfigResource::Topic(name.to_owned()),
         key: k.clone(),
@@ -235,6 +331,7 @@ pub fn create_partitions(
     image: &MetadataImage,
     name: &str,
     count: i32,
+    assignments: Option<&[Vec<i32>]>,
     start: usize,
 ) -> Result<Vec<MetadataRecord>, BrokerError> {
     let topic = image
@@ -262,6 +359,21 @@ pub fn create_partitions(
         .values()
         .next()
         .map_or(1, |p| p.replicas.len() as i32);
+    if let Some(manual) = assignments {
+        if manual.len() as i32 != count - current {
+            return Err(BrokerError::InvalidReplicaAssignment(format!(
+                "growing topic {name} from {current} to {count} partitions needs {} assignment(s), got {}",
+                count - current,
+                manual.len()
+            )));
+        }
+        let mut records = Vec::with_capacity(manual.len());
+        for (replicas, p) in manual.iter().zip(current..) {
+            check_manual(image, p, replicas, Some(rf as usize))?;
+            records.push(manual_partition(image, topic.id, p, replicas));
+        }
+        return Ok(records);
+    }
     let placement = place(image, current, count - current, rf, start)?;
     Ok(placement
         .into_iter()

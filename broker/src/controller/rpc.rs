@@ -58,6 +58,9 @@ pub enum ControllerRequest {
         replication_factor: i32,
         configs: BTreeMap<String, String>,
         validate_only: bool,
+        /// Manual placement: partition `i`'s replicas at index `i`.
+        #[serde(default)]
+        assignments: Option<Vec<Vec<i32>>>,
     },
     DeleteTopic {
         name: String,
@@ -66,6 +69,9 @@ pub enum ControllerRequest {
         name: String,
         count: i32,
         validate_only: bool,
+        /// Manual placement of the new partitions, in order.
+        #[serde(default)]
+        assignments: Option<Vec<Vec<i32>>>,
     },
     AlterTopicConfigs {
         name: String,
@@ -173,6 +179,7 @@ pub enum WireErrorKind {
     InvalidTopic,
     InvalidPartitions,
     InvalidReplicationFactor,
+    InvalidReplicaAssignment,
     InvalidConfig,
     InvalidRequest,
     DeletionDisabled,
@@ -194,6 +201,7 @@ impl From<&BrokerError> for WireError {
             BrokerError::InvalidTopic(_) => K::InvalidTopic,
             BrokerError::InvalidPartitions(_) => K::InvalidPartitions,
             BrokerError::InvalidReplicationFactor(_) => K::InvalidReplicationFactor,
+            BrokerError::InvalidReplicaAssignment(_) => K::InvalidReplicaAssignment,
             BrokerError::InvalidConfig(_) => K::InvalidConfig,
             BrokerError::InvalidRequest(_) => K::InvalidRequest,
             BrokerError::TopicDeletionDisabled => K::DeletionDisabled,
@@ -208,6 +216,7 @@ impl From<&BrokerError> for WireError {
             | BrokerError::InvalidTopic(m)
             | BrokerError::InvalidPartitions(m)
             | BrokerError::InvalidReplicationFactor(m)
+            | BrokerError::InvalidReplicaAssignment(m)
             | BrokerError::InvalidConfig(m)
             | BrokerError::InvalidRequest(m)
             | BrokerError::PolicyViolation(m)
@@ -228,6 +237,7 @@ impl From<WireError> for BrokerError {
             K::InvalidTopic => BrokerError::InvalidTopic(e.message),
             K::InvalidPartitions => BrokerError::InvalidPartitions(e.message),
             K::InvalidReplicationFactor => BrokerError::InvalidReplicationFactor(e.message),
+            K::InvalidReplicaAssignment => BrokerError::InvalidReplicaAssignment(e.message),
             K::InvalidConfig => BrokerError::InvalidConfig(e.message),
             K::InvalidRequest => BrokerError::InvalidRequest(e.message),
             K::DeletionDisabled => BrokerError::TopicDeletionDisabled,
@@ -236,6 +246,37 @@ impl From<WireError> for BrokerError {
             K::NotController => BrokerError::NotController,
             K::Storage => BrokerError::Storage(e.message),
             K::Internal => BrokerError::Metadata(e.message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An admin error keeps its kind (hence its Kafka code) and message on
+    /// its way from the controller to the broker that asked.
+    #[test]
+    fn admin_errors_cross_the_wire_with_their_kind_and_message() {
+        let errors = [
+            BrokerError::TopicAlreadyExists("t".into()),
+            BrokerError::InvalidTopic("bad name".into()),
+            BrokerError::InvalidPartitions("zero".into()),
+            BrokerError::InvalidReplicationFactor("too many".into()),
+            BrokerError::InvalidReplicaAssignment("no such broker 9".into()),
+            BrokerError::InvalidConfig("retention.ms".into()),
+            BrokerError::InvalidRequest("both".into()),
+            BrokerError::PolicyViolation("policy".into()),
+            BrokerError::Storage("disk".into()),
+        ];
+        for e in errors {
+            let wire: WireError = (&e).into();
+            let json = serde_json::to_string(&wire).expect("serialises");
+            let back: BrokerError = serde_json::from_str::<WireError>(&json)
+                .expect("deserialises")
+                .into();
+            assert_eq!(back.code(), e.code(), "{e:?} came back as {back:?}");
+            assert_eq!(back.message(), e.message(), "{e:?} came back as {back:?}");
         }
     }
 }

@@ -117,6 +117,7 @@ fn create_topic_validates_against_the_image() {
         partitions,
         replication_factor: -1,
         configs: &configs,
+        assignments: None,
     };
     let id = Uuid::from_bytes([7; 16]);
     let records = decisions::create_topic(&image, &config, &req("t.x", 3), id, 0).unwrap();
@@ -143,12 +144,86 @@ fn create_topic_validates_against_the_image() {
             partitions: 1,
             replication_factor: 1,
             configs: &bad,
+            assignments: None,
         },
         id,
         0,
     )
     .unwrap_err();
     assert!(err.to_string().contains("retention.ms"), "{err}");
+}
+
+#[test]
+fn a_manual_assignment_places_replicas_as_given_and_is_checked_like_kafka() {
+    let config = BrokerConfig::default();
+    let mut image = cluster(&[None, None, None, None]);
+    let configs = BTreeMap::new();
+    let create = |image: &MetadataImage, name: &'static str, lists: &[Vec<i32>]| {
+        decisions::create_topic(
+            image,
+            &config,
+            &CreateTopic {
+                name,
+                partitions: -1,
+                replication_factor: -1,
+                configs: &configs,
+                assignments: Some(lists),
+            },
+            Uuid::from_bytes([name.as_bytes()[0]; 16]),
+            0,
+        )
+    };
+    let records = create(&image, "m", &[vec![4, 2], vec![3, 4]]).unwrap();
+    apply(&mut image, &records);
+    let t = image.topic("m").unwrap().id;
+    let p0 = image.partition(&t, 0).unwrap();
+    assert_eq!(
+        (p0.replicas.clone(), p0.leader, p0.isr.clone()),
+        (vec![4, 2], 4, vec![4, 2])
+    );
+    assert_eq!(image.partition(&t, 1).unwrap().leader, 3);
+
+    let refused = |image: &MetadataImage, lists: &[Vec<i32>], needle: &str| {
+        let err = create(image, "refused", lists).unwrap_err();
+        assert!(
+            matches!(&err, BrokerError::InvalidReplicaAssignment(m) if m.contains(needle)),
+            "{lists:?}: {err:?}"
+        );
+    };
+    refused(&image, &[vec![]], "empty");
+    refused(&image, &[vec![1, 1]], "more than once");
+    refused(&image, &[vec![1, 9]], "no such broker");
+    refused(&image, &[vec![1, 2], vec![3]], "other partitions have 2");
+
+    // A fenced replica is placed but starts outside the ISR; the leader is
+    // the first usable one. With every replica fenced the request fails.
+    let fenced = decisions::fence(&image, &config, 1, 1);
+    apply(&mut image, &fenced);
+    let records = create(&image, "f", &[vec![1, 2]]).unwrap();
+    apply(&mut image, &records);
+    let f = image.topic("f").unwrap().id;
+    let p = image.partition(&f, 0).unwrap();
+    assert_eq!(
+        (p.replicas.clone(), p.leader, p.isr.clone()),
+        (vec![1, 2], 2, vec![2])
+    );
+    refused(&image, &[vec![1]], "fenced or shutting down");
+
+    // Growing a topic by hand: one list per new partition, of the topic's length.
+    let grow = decisions::create_partitions(&image, "m", 3, Some(&[vec![1, 3]]), 0);
+    assert!(matches!(grow, Ok(ref r) if r.len() == 1), "{grow:?}");
+    apply(&mut image, &grow.unwrap());
+    assert_eq!(image.partition(&t, 2).unwrap().replicas, vec![1, 3]);
+    for (lists, needle) in [
+        (vec![vec![1, 2], vec![2, 3]], "needs 1 assignment"),
+        (vec![vec![2]], "other partitions have 2"),
+    ] {
+        let err = decisions::create_partitions(&image, "m", 4, Some(&lists), 0).unwrap_err();
+        assert!(
+            matches!(&err, BrokerError::InvalidReplicaAssignment(m) if m.contains(needle)),
+            "{lists:?}: {err:?}"
+        );
+    }
 }
 
 #[test]

@@ -6,30 +6,22 @@ use brook_protocol::messages::create_partitions_response::{
 use brook_protocol::messages::CreatePartitionsRequest;
 
 use super::Ctx;
-use crate::error::BrokerError;
 use crate::server::connection::Reply;
 
 pub(super) async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Reply {
-    let node = ctx.broker.node_id();
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let mut res = CreatePartitionsTopicResult {
             name: t.name.clone(),
             ..Default::default()
         };
-        let bad_assignment = t
+        let assignments = t
             .assignments
-            .as_ref()
-            .is_some_and(|a| a.iter().any(|x| x.broker_ids != [node]));
-        let outcome = if bad_assignment {
-            Err(BrokerError::InvalidReplicaAssignment(format!(
-                "this cluster has only broker {node}"
-            )))
-        } else {
-            ctx.broker
-                .create_partitions(&t.name, t.count, req.validate_only)
-                .await
-        };
+            .map(|a| a.into_iter().map(|x| x.broker_ids).collect());
+        let outcome = ctx
+            .broker
+            .create_partitions(&t.name, t.count, assignments, req.validate_only)
+            .await;
         if let Err(e) = outcome {
             res.error_code = e.code();
             res.error_message = e.message();

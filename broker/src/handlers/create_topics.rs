@@ -1,15 +1,20 @@
-//! CreateTopics (key 19, v2–7). `num_partitions`/`replication_factor` of -1 mean
+//! CreateTopics (key 19, v2–7), placed by counts or by replica assignment.
+//! `num_partitions`/`replication_factor` of -1 mean
 //! the broker defaults; invalid configs are INVALID_CONFIG; `validate_only`
 //! checks without creating.
 
 use std::collections::BTreeMap;
 
+use brook_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use brook_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
 };
 use brook_protocol::messages::CreateTopicsRequest;
 
 use super::Ctx;
+use crate::broker::Placement;
 use crate::error::BrokerError;
 use crate::server::connection::Reply;
 
@@ -57,7 +62,7 @@ pub(super) async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
                 } else {
                     topic.partition_count()
                 };
-                res.replication_factor = 1;
+                res.replication_factor = replication_factor(ctx, &t, req.validate_only);
                 res.configs = Some(
                     entries
                         .into_iter()
@@ -90,36 +95,24 @@ async fn create(
     name: &str,
     partitions: i32,
     rf: i16,
-    assignments: &[brook_protocol::messages::create_topics_request::CreatableReplicaAssignment],
-    configs: &[brook_protocol::messages::create_topics_request::CreatableTopicConfig],
+    assignments: &[CreatableReplicaAssignment],
+    configs: &[CreatableTopicConfig],
     validate_only: bool,
 ) -> Result<std::sync::Arc<crate::broker::Topic>, BrokerError> {
-    let mut partitions = partitions;
-    let mut rf = i32::from(rf);
-    if !assignments.is_empty() {
+    let placement = if assignments.is_empty() {
+        Placement::Counts {
+            partitions,
+            replication_factor: i32::from(rf),
+        }
+    } else {
         if partitions != -1 || rf != -1 {
             return Err(BrokerError::InvalidRequest(
                 "give either replica assignments or num_partitions/replication_factor, not both"
                     .into(),
             ));
         }
-        let node = ctx.broker.node_id();
-        for (i, a) in assignments.iter().enumerate() {
-            if a.partition_index != i as i32 {
-                return Err(BrokerError::InvalidReplicaAssignment(
-                    "partitions must be assigned as 0, 1, 2, …".into(),
-                ));
-            }
-            if a.broker_ids != [node] {
-                return Err(BrokerError::InvalidReplicaAssignment(format!(
-                    "partition {} is assigned to brokers {:?}; this cluster has only broker {node}",
-                    a.partition_index, a.broker_ids
-                )));
-            }
-        }
-        partitions = assignments.len() as i32;
-        rf = 1;
-    }
+        Placement::Manual(manual_lists(assignments)?)
+    };
     let mut map = BTreeMap::new();
     for c in configs {
         match &c.value {
@@ -135,6 +128,43 @@ async fn create(
         }
     }
     ctx.broker
-        .create_topic(name, partitions, rf, map, validate_only)
+        .create_topic_as(name, placement, map, validate_only)
         .await
+}
+
+/// The replica lists of a manual assignment, ordered by partition; the
+/// indexes must be 0, 1, 2, … in any order.
+fn manual_lists(assignments: &[CreatableReplicaAssignment]) -> Result<Vec<Vec<i32>>, BrokerError> {
+    let mut sorted: Vec<&CreatableReplicaAssignment> = assignments.iter().collect();
+    sorted.sort_by_key(|a| a.partition_index);
+    for (i, a) in sorted.iter().enumerate() {
+        if a.partition_index != i as i32 {
+            return Err(BrokerError::InvalidReplicaAssignment(format!(
+                "partition indexes must run 0, 1, 2, … without gaps or repeats; found {} where {i} belongs",
+                a.partition_index
+            )));
+        }
+    }
+    Ok(sorted.into_iter().map(|a| a.broker_ids.clone()).collect())
+}
+
+/// The replication factor a CreateTopics response reports: the created
+/// topic's, or for `validate_only` what the request would have used.
+fn replication_factor(ctx: &Ctx, t: &CreatableTopic, validate_only: bool) -> i16 {
+    let rf = if let Some(first) = t.assignments.first() {
+        first.broker_ids.len() as i32
+    } else if validate_only {
+        if t.replication_factor == -1 {
+            ctx.broker.config().default_replication_factor
+        } else {
+            i32::from(t.replication_factor)
+        }
+    } else {
+        ctx.broker
+            .image()
+            .topic(&t.name)
+            .and_then(|topic| topic.partitions.values().next())
+            .map_or(-1, |p| p.replicas.len() as i32)
+    };
+    i16::try_from(rf).unwrap_or(-1)
 }
