@@ -66,7 +66,7 @@ fn tempdir() -> tempfile::TempDir {
 
 fn segment_append(c: &mut Criterion) {
     let mut g = c.benchmark_group("segment_append");
-    let mut records = batch();
+    let records = batch();
     g.throughput(Throughput::Bytes(records.len() as u64));
     g.bench_function("10x100B", |b| {
         // A fresh log per sample, so the bench does not fill the disk.
@@ -75,7 +75,7 @@ fn segment_append(c: &mut Criterion) {
             let log = open_log(dir.path());
             let start = Instant::now();
             for _ in 0..iters {
-                if log.append_as_leader(black_box(&mut records), 0).is_err() {
+                if log.append_as_leader(black_box(&records), 0).is_err() {
                     panic!("append failed");
                 }
             }
@@ -89,9 +89,9 @@ fn index_lookup(c: &mut Criterion) {
     const BATCHES: i64 = 100_000;
     let dir = tempdir();
     let log = open_log(dir.path());
-    let mut records = batch();
+    let records = batch();
     for _ in 0..BATCHES {
-        if log.append_as_leader(&mut records, 0).is_err() {
+        if log.append_as_leader(&records, 0).is_err() {
             panic!("append failed");
         }
     }
@@ -176,9 +176,9 @@ fn flusher(c: &mut Criterion) {
                         let waits: Vec<_> = (0..producers)
                             .map(|_| {
                                 let part = part.clone();
-                                let mut records = proto.clone();
+                                let records = proto.clone();
                                 tokio::spawn(async move {
-                                    let a = part.append(&mut records, now_ms()).await?;
+                                    let a = part.append(&records, now_ms()).await?;
                                     part.request_flush();
                                     part.wait_durable(a.last_offset).await
                                 })
@@ -220,8 +220,8 @@ fn fetch_wakeup(c: &mut Criterion) {
                 let proto = batch();
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let mut records = proto.clone();
-                    let a = match part.append(&mut records, now_ms()).await {
+                    let records = proto.clone();
+                    let a = match part.append(&records, now_ms()).await {
                         Ok(a) => a,
                         Err(e) => panic!("append failed: {e}"),
                     };

@@ -67,7 +67,7 @@ fn base_of(path: &Path) -> Result<i64> {
 /// Append `sizes` as batches (records, payload); returns the log end offset.
 fn fill(log: &PartitionLog, sizes: &[(i32, usize)]) -> Result<i64> {
     for (i, &(records, payload)) in sizes.iter().enumerate() {
-        log.append_as_leader(&mut batch(records, payload, 1000 + i as i64), 0)?;
+        log.append_as_leader(&batch(records, payload, 1000 + i as i64), 0)?;
     }
     Ok(log.log_end_offset())
 }
@@ -163,7 +163,7 @@ proptest! {
             ensure!(log.log_end_offset() == expected_end, "end {} != {expected_end}", log.log_end_offset());
             check_contiguous(&log)?;
             check_every_offset_readable(&log)?;
-            let info = log.append_as_leader(&mut batch(2, 10, 5000), 0)?;
+            let info = log.append_as_leader(&batch(2, 10, 5000), 0)?;
             ensure!(info.first_offset == expected_end);
             drop(log);
             let log = PartitionLog::open(dir.path(), config())?;
@@ -205,7 +205,7 @@ proptest! {
             ensure!(log.log_end_offset() == expected_end, "end {} != {expected_end}", log.log_end_offset());
             check_contiguous(&log)?;
             check_every_offset_readable(&log)?;
-            ensure!(log.append_as_leader(&mut batch(1, 1, 9000), 0)?.first_offset == expected_end);
+            ensure!(log.append_as_leader(&batch(1, 1, 9000), 0)?.first_offset == expected_end);
             Ok(())
         };
         run().map_err(|e| TestCaseError::fail(format!("{e:#}")))?;

@@ -38,8 +38,8 @@ fn now_ms() -> i64 {
 
 async fn append(broker: &Broker, topic: &str, records: usize, ts: i64) -> Result<()> {
     let p = broker.partition(topic, 0).context("partition 0")?;
-    let mut bytes = batch(records, ts)?;
-    let appended = p.append(&mut bytes, now_ms()).await?;
+    let bytes = batch(records, ts)?;
+    let appended = p.append(&bytes, now_ms()).await?;
     p.wait_durable(appended.last_offset).await?;
     Ok(())
 }
@@ -173,9 +173,9 @@ async fn future_timestamps_are_refused() -> Result<()> {
         .await?;
     let p = broker.partition("t", 0).context("partition")?;
     // Microseconds where milliseconds belong: decades in the future.
-    let mut bytes = batch(1, now_ms() * 1000)?;
+    let bytes = batch(1, now_ms() * 1000)?;
     let err = p
-        .append(&mut bytes, now_ms())
+        .append(&bytes, now_ms())
         .await
         .err()
         .context("append must fail")?;
@@ -200,8 +200,8 @@ async fn corrupt_duplicate_is_not_acknowledged() -> Result<()> {
     b.set_producer(42, 0, 0);
     b.append(now_ms(), Some(b"k"), Some(b"v"), &[])?;
     let original = b.build(Compression::None)?.to_vec();
-    let first = p.append(&mut original.clone(), now_ms()).await?;
-    let retry = p.append(&mut original.clone(), now_ms()).await?;
+    let first = p.append(&original.clone(), now_ms()).await?;
+    let retry = p.append(&original.clone(), now_ms()).await?;
     ensure!(
         retry.duplicate && retry.base_offset == first.base_offset,
         "an intact retry is a duplicate"
@@ -210,7 +210,7 @@ async fn corrupt_duplicate_is_not_acknowledged() -> Result<()> {
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0xff;
     let err = p
-        .append(&mut corrupt, now_ms())
+        .append(&corrupt, now_ms())
         .await
         .err()
         .context("corrupt retry must fail")?;
@@ -222,7 +222,7 @@ async fn corrupt_duplicate_is_not_acknowledged() -> Result<()> {
     let last = fresh.len() - 1;
     fresh[last] ^= 0xff;
     ensure!(
-        p.append(&mut fresh, now_ms()).await.is_err(),
+        p.append(&fresh, now_ms()).await.is_err(),
         "corrupt batch appended"
     );
     ensure!(p.log_end_offset() == 1, "log end {}", p.log_end_offset());

@@ -87,8 +87,8 @@ fn build_log(dir: &Path, mb: u64, keys: u64) -> Result<PartitionLog> {
             let key = format!("key-{:010}", x % keys);
             b.append(1_700_000_000_000, Some(key.as_bytes()), Some(&value), &[])?;
         }
-        let mut bytes = b.build(Compression::None)?.to_vec();
-        log.append_as_leader(&mut bytes, 0)?;
+        let bytes = b.build(Compression::None)?.to_vec();
+        log.append_as_leader(&bytes, 0)?;
     }
     log.flush()?;
     Ok(log)

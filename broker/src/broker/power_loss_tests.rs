@@ -272,8 +272,8 @@ impl Workload<'_> {
         self.seq += 1;
         let seq = self.seq;
         let len = 40 + usize::try_from(self.rng.below(400))?;
-        let mut b = ident_batch(part.topic_id, part.index, seq, len)?;
-        let a = part.append(&mut b, now_ms()).await?;
+        let b = ident_batch(part.topic_id, part.index, seq, len)?;
+        let a = part.append(&b, now_ms()).await?;
         let (id, partition) = (part.topic_id, part.index);
         self.mark(Event::Appended {
             id,
@@ -632,8 +632,8 @@ async fn recreate(dir: &Path, names: &[&str]) -> Result<()> {
             log.log_start_offset(),
             log.log_end_offset()
         );
-        let mut b = ident_batch(id, 0, 1, 50)?;
-        let a = part.append(&mut b, now_ms()).await?;
+        let b = ident_batch(id, 0, 1, 50)?;
+        let a = part.append(&b, now_ms()).await?;
         part.request_flush();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         part.wait_committed(a.last_offset, a.leader_epoch, deadline)
@@ -786,8 +786,8 @@ async fn power_loss_replay() -> Result<()> {
 /// Produce `n` single-record batches with acks=all.
 async fn produce_acked(part: &Partition, n: u64) -> Result<()> {
     for seq in 1..=n {
-        let mut b = ident_batch(part.topic_id, part.index, seq, 50)?;
-        let a = part.append(&mut b, now_ms()).await?;
+        let b = ident_batch(part.topic_id, part.index, seq, 50)?;
+        let a = part.append(&b, now_ms()).await?;
         part.request_flush();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         part.wait_committed(a.last_offset, a.leader_epoch, deadline)

@@ -652,9 +652,9 @@ impl GroupCoordinator {
         let batch = b
             .build(Compression::None)
             .map_err(|e| GroupError::Storage(e.to_string()))?;
-        let mut buf = BytesMut::from(&batch[..]);
+        let buf = BytesMut::from(&batch[..]);
         let a = partition
-            .append_in_epoch(&mut buf, now, expected)
+            .append_in_epoch(&buf, now, expected)
             .await
             .map_err(|e| GroupError::Storage(e.to_string()))?;
         Ok((partition, a.last_offset, a.leader_epoch))

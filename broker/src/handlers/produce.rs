@@ -6,9 +6,9 @@
 //! `min.insync.replicas`, and answered NOT_ENOUGH_REPLICAS_AFTER_APPEND when
 //! it shrinks below it while the batch waits.
 //!
-// Hot path: one copy of each record set into a writable buffer (offsets are
-// patched in place), no per-record work beyond CRC validation, no logging above
-// debug.
+// Hot path: no copy of the record set (the log writes it from the request
+// buffer, with offsets and epoch patched in copies of the batch headers), no
+// per-record work beyond CRC validation, no logging above debug.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use brook_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 use brook_protocol::messages::ProduceRequest;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::Ctx;
 use crate::error::BrokerError;
@@ -190,11 +190,8 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                 parts.push(partition_error(p.index, e.code(), e.message()));
                 continue;
             }
-            // The request buffer is shared and read-only; offsets are patched in a
-            // private copy that becomes the bytes written to the segment.
-            let mut buf = BytesMut::from(&records[..]);
-            let bytes_in = buf.len();
-            match partition.append(&mut buf, now).await {
+            let bytes_in = records.len();
+            match partition.append(&records, now).await {
                 Ok(a) => {
                     tracing::trace!(target: "brook::path", stage = "appended",
                         part = %format_args!("{}-{}", partition.topic, partition.index),

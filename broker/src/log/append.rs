@@ -2,21 +2,23 @@
 //!
 //! - Leader appends (produce) validate every batch of the request first (framing,
 //!   magic, CRC32C, record count, `max.message.bytes`) without the state lock, then,
-//!   under the write lock, patch base offset and partition leader epoch in place
-//!   (both lie before the CRC'd range), roll if needed, and write the whole request
-//!   with one `pwrite`. A request with any bad batch writes nothing.
+//!   under the write lock, patch base offset and partition leader epoch (both lie
+//!   before the CRC'd range) in a copy of each 61-byte header, roll if needed, and
+//!   write the request with one `pwritev`: patched headers, the rest straight from
+//!   the request buffer. A request with any bad batch writes nothing.
 //! - Follower appends keep the leader's offsets and epochs; offsets must not go back.
 //! - Crash: a torn write leaves a partial batch at the end of the active segment,
 //!   which recovery cuts off; any write error takes the log offline.
-// Hot path: one pass over batch headers to validate, one to patch, one pwrite; no
-// allocation per batch or record, no logging above debug.
+// Hot path: one pass over batch headers to validate, one to patch copies of the
+// headers, one pwritev; no copy of the records, one small allocation for the
+// headers, no logging above debug.
 
 use brook_protocol::records::header::{set_base_offset, set_partition_leader_epoch};
-use brook_protocol::records::{BatchError, BatchHeader, BatchIter};
+use brook_protocol::records::{BatchError, BatchHeader, BatchIter, BATCH_HEADER_LEN};
 
 use crate::log::error::LogError;
 use crate::log::partition_log::{AppendInfo, LogState, PartitionLog};
-use crate::log::segment::Segment;
+use crate::log::segment::{Batches, Segment};
 
 /// Totals of a validated append request.
 struct Validated {
@@ -63,15 +65,16 @@ fn validate(bytes: &[u8], max_batch: u64, leader: bool) -> Result<Validated, Log
 
 impl PartitionLog {
     /// Append produced batches as leader: validate each, assign offsets from the log
-    /// end and stamp `leader_epoch` in place, write them with one `pwrite`, and record
-    /// a new epoch in the leader-epoch cache.
+    /// end and stamp `leader_epoch` in copies of the headers, write them with one
+    /// `pwritev` (the records themselves are not copied), and record a new epoch in
+    /// the leader-epoch cache.
     ///
     /// # Errors
     /// Invalid or oversized batches (nothing is written), [`LogError::Offline`],
     /// [`LogError::Closed`], I/O errors (which take the log offline).
     pub fn append_as_leader(
         &self,
-        batches: &mut [u8],
+        batches: &[u8],
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
         self.check_online()?;
@@ -82,6 +85,7 @@ impl PartitionLog {
         let first = st.log_end_offset();
         let (mut next, mut pos) = (first, 0usize);
         let (mut max_ts, mut offset_of_max) = (-1i64, first);
+        let mut headers = Vec::with_capacity(v.batches as usize);
         while pos < batches.len() {
             let bad = |source| LogError::InvalidBatch {
                 position: pos,
@@ -97,12 +101,19 @@ impl PartitionLog {
                 max_ts = h.max_timestamp();
                 offset_of_max = last;
             }
-            set_base_offset(&mut batches[pos..], next).map_err(bad)?;
-            set_partition_leader_epoch(&mut batches[pos..], leader_epoch).map_err(bad)?;
+            let mut header = [0u8; BATCH_HEADER_LEN];
+            header.copy_from_slice(&batches[pos..pos + BATCH_HEADER_LEN]);
+            set_base_offset(&mut header, next).map_err(bad)?;
+            set_partition_leader_epoch(&mut header, leader_epoch).map_err(bad)?;
+            headers.push(header);
             next = last + 1;
             pos += total;
         }
-        self.write_batches(&mut st, batches, first, next - 1, max_ts)?;
+        let patched = Batches::Patched {
+            bytes: batches,
+            headers: &headers,
+        };
+        self.write_batches(&mut st, patched, first, next - 1, max_ts)?;
         let r = st.epochs.assign(leader_epoch, first);
         self.guard_io(r)?;
         self.publish(&st);
@@ -156,7 +167,13 @@ impl PartitionLog {
                 .assign(h.partition_leader_epoch(), h.base_offset());
             self.guard_io(r)?;
         }
-        self.write_batches(&mut st, batches, first, expected - 1, max_ts)?;
+        self.write_batches(
+            &mut st,
+            Batches::Whole(batches),
+            first,
+            expected - 1,
+            max_ts,
+        )?;
         self.publish(&st);
         Ok(AppendInfo {
             first_offset: first,
@@ -217,7 +234,7 @@ impl PartitionLog {
     fn write_batches(
         &self,
         st: &mut LogState,
-        bytes: &[u8],
+        bytes: Batches<'_>,
         first: i64,
         last: i64,
         max_ts: i64,

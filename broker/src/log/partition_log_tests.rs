@@ -51,8 +51,8 @@ fn append_assigns_offsets_and_reads_back_across_rolls() -> Result<()> {
     let mut next = 0;
     for i in 0..40 {
         let records = 1 + (i % 5);
-        let mut b = batch(records, 20 + (i as usize * 7) % 90, 1000 + i64::from(i));
-        let info = log.append_as_leader(&mut b, 3)?;
+        let b = batch(records, 20 + (i as usize * 7) % 90, 1000 + i64::from(i));
+        let info = log.append_as_leader(&b, 3)?;
         ensure!(info.first_offset == next && info.last_offset == next + i64::from(records) - 1);
         expected.push((next, info.last_offset));
         next = info.log_end_offset;
@@ -71,12 +71,54 @@ fn append_assigns_offsets_and_reads_back_across_rolls() -> Result<()> {
     Ok(())
 }
 
+/// A leader append writes offsets and epoch through patched copies of the
+/// headers: the request buffer is left as it was, and a request of more
+/// batches than one `pwritev` takes (1,024 iovecs, two per batch) is written
+/// whole, every batch at its offset with a CRC that still holds.
+#[test]
+fn a_leader_append_patches_headers_on_the_way_and_leaves_the_request_alone() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = PartitionLog::open(dir.path(), LogConfig::default())?;
+    log.append_as_leader(&batch(3, 10, 1), 0)?; // 0..=2
+    let mut request = Vec::new();
+    for i in 0..1_500 {
+        request.extend(batch(2, 5 + i % 40, i as i64));
+    }
+    let before = request.clone();
+    let info = log.append_as_leader(&request, 7)?;
+    ensure!(request == before, "the request buffer was modified");
+    ensure!((info.first_offset, info.last_offset) == (3, 3 + 2 * 1_500 - 1));
+    let mut expected = vec![(0, 2)];
+    expected.extend((0..1_500).map(|i| (3 + 2 * i, 4 + 2 * i)));
+    ensure!(read_all(&log, 0)? == expected);
+    let r = log.read(3, 1 << 30, i64::MAX, true)?;
+    let bytes = region_bytes(&r.region.context("region")?)?;
+    let mut n = 0;
+    for (_, h) in brook_protocol::records::BatchIter::new(&bytes) {
+        h.validate()
+            .map_err(|e| anyhow::anyhow!("batch at {}: {e}", h.base_offset()))?;
+        ensure!(
+            h.partition_leader_epoch() == 7,
+            "epoch {}",
+            h.partition_leader_epoch()
+        );
+        n += 1;
+    }
+    ensure!(n == 1_500, "{n} batches read back");
+    let last = log
+        .leader_epochs()
+        .last()
+        .map(|e| (e.epoch, e.start_offset));
+    ensure!(last == Some((7, 3)), "{:?}", log.leader_epochs());
+    Ok(())
+}
+
 #[test]
 fn read_inside_a_batch_returns_the_whole_batch() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let log = PartitionLog::open(dir.path(), small_config())?;
-    log.append_as_leader(&mut batch(5, 10, 1), 0)?; // 0..=4
-    log.append_as_leader(&mut batch(5, 10, 2), 0)?; // 5..=9
+    log.append_as_leader(&batch(5, 10, 1), 0)?; // 0..=4
+    log.append_as_leader(&batch(5, 10, 2), 0)?; // 5..=9
     let r = log.read(7, 1 << 20, i64::MAX, true)?;
     ensure!(r.first_offset == Some(5));
     let got = offsets(&region_bytes(&r.region.context("region")?)?);
@@ -89,7 +131,7 @@ fn max_bytes_min_one_and_high_watermark() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let log = PartitionLog::open(dir.path(), LogConfig::default())?;
     for _ in 0..4 {
-        log.append_as_leader(&mut batch(2, 139, 1), 0)?; // 200 bytes each
+        log.append_as_leader(&batch(2, 139, 1), 0)?; // 200 bytes each
     }
     // Cut at whole batches.
     let r = log.read(0, 450, i64::MAX, false)?;
@@ -131,16 +173,16 @@ fn invalid_batches_are_rejected_before_writing() -> Result<()> {
     bad[70] ^= 0xff;
     good_then_bad.extend_from_slice(&bad);
     ensure!(matches!(
-        log.append_as_leader(&mut good_then_bad, 0),
+        log.append_as_leader(&good_then_bad, 0),
         Err(LogError::InvalidBatch { position: 71, .. })
     ));
     let mut torn = batch(1, 10, 1);
     torn.truncate(50);
-    ensure!(log.append_as_leader(&mut torn, 0).is_err());
-    ensure!(log.append_as_leader(&mut [], 0).is_err());
-    let mut huge = batch(1, 2_000_000, 1);
+    ensure!(log.append_as_leader(&torn, 0).is_err());
+    ensure!(log.append_as_leader(&[], 0).is_err());
+    let huge = batch(1, 2_000_000, 1);
     ensure!(matches!(
-        log.append_as_leader(&mut huge, 0),
+        log.append_as_leader(&huge, 0),
         Err(LogError::RecordTooLarge { .. })
     ));
     ensure!(log.log_end_offset() == 0 && log.size_in_bytes() == 0);
@@ -155,7 +197,7 @@ fn offset_for_timestamp_and_max_timestamp() -> Result<()> {
     let mut ts_of = Vec::new();
     for i in 0..30i64 {
         let ts = if i == 12 { 50 } else { 100 * (i + 1) };
-        let info = log.append_as_leader(&mut batch(2, 60, ts), 0)?;
+        let info = log.append_as_leader(&batch(2, 60, ts), 0)?;
         ts_of.push((info.first_offset, ts));
     }
     for target in [0, 100, 101, 650, 1300, 3000] {
@@ -176,9 +218,9 @@ fn offset_for_timestamp_and_max_timestamp() -> Result<()> {
 fn leader_epochs_are_recorded_and_stamped() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let log = PartitionLog::open(dir.path(), LogConfig::default())?;
-    log.append_as_leader(&mut batch(3, 0, 1), 1)?;
-    log.append_as_leader(&mut batch(3, 0, 1), 1)?;
-    log.append_as_leader(&mut batch(3, 0, 1), 4)?;
+    log.append_as_leader(&batch(3, 0, 1), 1)?;
+    log.append_as_leader(&batch(3, 0, 1), 1)?;
+    log.append_as_leader(&batch(3, 0, 1), 4)?;
     ensure!(log.end_offset_for_epoch(1) == (1, 6));
     ensure!(log.end_offset_for_epoch(2) == (1, 6));
     ensure!(log.end_offset_for_epoch(4) == (4, 9));
@@ -204,7 +246,7 @@ fn leader_epochs_are_recorded_and_stamped() -> Result<()> {
 fn truncating_at_the_log_end_drops_an_epoch_started_there() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let log = PartitionLog::open(dir.path(), LogConfig::default())?;
-    log.append_as_leader(&mut batch(3, 0, 1), 0)?;
+    log.append_as_leader(&batch(3, 0, 1), 0)?;
     log.assign_epoch(1, 3)?;
     ensure!(log.truncate_to(3)? == 3);
     ensure!(log.latest_epoch() == Some(0));
@@ -245,7 +287,7 @@ fn truncate_to_removes_whole_batches_and_segments() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let log = PartitionLog::open(dir.path(), small_config())?;
     for _ in 0..30 {
-        log.append_as_leader(&mut batch(2, 80, 5), 0)?;
+        log.append_as_leader(&batch(2, 80, 5), 0)?;
     }
     let segs_before = log.segment_base_offsets().len();
     ensure!(
@@ -254,13 +296,13 @@ fn truncate_to_removes_whole_batches_and_segments() -> Result<()> {
     );
     ensure!(log.segment_base_offsets().len() < segs_before);
     ensure!(read_all(&log, 0)?.last() == Some(&(18, 19)));
-    let info = log.append_as_leader(&mut batch(1, 5, 5), 0)?;
+    let info = log.append_as_leader(&batch(1, 5, 5), 0)?;
     ensure!(info.first_offset == 20);
     ensure!(log.truncate_to(100)? == 21, "past the end is a no-op");
     // Below the start: empties the log and restarts there.
     ensure!(log.truncate_to(0)? == 0);
     ensure!(log.segment_base_offsets() == vec![0]);
-    ensure!(log.append_as_leader(&mut batch(1, 5, 5), 0)?.first_offset == 0);
+    ensure!(log.append_as_leader(&batch(1, 5, 5), 0)?.first_offset == 0);
     drop(log);
     let log = PartitionLog::open(dir.path(), small_config())?;
     ensure!(log.log_end_offset() == 1);
@@ -272,7 +314,7 @@ fn delete_records_moves_log_start() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let log = PartitionLog::open(dir.path(), small_config())?;
     for _ in 0..30 {
-        log.append_as_leader(&mut batch(2, 80, 5), 0)?;
+        log.append_as_leader(&batch(2, 80, 5), 0)?;
     }
     let bases = log.segment_base_offsets();
     let cut = bases[2] + 1;
@@ -306,7 +348,7 @@ fn retention_by_time_and_size_never_deletes_active() -> Result<()> {
     };
     let log = open_with_clock(dir.path(), config, Arc::clone(&clock))?;
     for i in 0..30 {
-        log.append_as_leader(&mut batch(1, 90, i * 100), 0)?;
+        log.append_as_leader(&batch(1, 90, i * 100), 0)?;
     }
     let before = log.segment_base_offsets();
     // Segment max timestamps are multiples of 100 up to 2900; at now=2500 only those
@@ -330,7 +372,7 @@ fn retention_by_time_and_size_never_deletes_active() -> Result<()> {
     };
     let log = open_with_clock(dir.path(), config, clock)?;
     for _ in 0..40 {
-        log.append_as_leader(&mut batch(1, 90, 0), 0)?;
+        log.append_as_leader(&batch(1, 90, 0), 0)?;
     }
     log.delete_old_segments(0, i64::MAX)?;
     let size = log.size_in_bytes();
@@ -351,7 +393,7 @@ fn retention_never_deletes_above_the_high_water_mark() -> Result<()> {
     };
     let log = open_with_clock(dir.path(), config, clock)?;
     for _ in 0..30 {
-        log.append_as_leader(&mut batch(1, 90, 0), 0)?;
+        log.append_as_leader(&batch(1, 90, 0), 0)?;
     }
     let bases = log.segment_base_offsets();
     ensure!(bases.len() > 3, "want several segments");
@@ -374,10 +416,10 @@ fn segment_ms_rolls_by_time() -> Result<()> {
         ..LogConfig::default()
     };
     let log = open_with_clock(dir.path(), config, Arc::clone(&clock))?;
-    log.append_as_leader(&mut batch(1, 10, 100), 0)?;
-    log.append_as_leader(&mut batch(1, 10, 900), 0)?;
+    log.append_as_leader(&batch(1, 10, 100), 0)?;
+    log.append_as_leader(&batch(1, 10, 900), 0)?;
     ensure!(log.segment_base_offsets().len() == 1);
-    log.append_as_leader(&mut batch(1, 10, 1200), 0)?;
+    log.append_as_leader(&batch(1, 10, 1200), 0)?;
     ensure!(log.segment_base_offsets() == vec![0, 2]);
     Ok(())
 }
@@ -392,7 +434,7 @@ fn full_index_rolls_segment() -> Result<()> {
     };
     let log = PartitionLog::open(dir.path(), config)?;
     for i in 0..20 {
-        log.append_as_leader(&mut batch(1, 10, i), 0)?;
+        log.append_as_leader(&batch(1, 10, i), 0)?;
     }
     ensure!(log.segment_base_offsets().len() > 3);
     ensure!(read_all(&log, 0)?.len() == 20);
@@ -415,7 +457,7 @@ fn group_commit_shares_fsyncs() -> Result<()> {
     let first = {
         let log = Arc::clone(&log);
         std::thread::spawn(move || -> Result<i64> {
-            let info = log.append_as_leader(&mut batch(1, 10, 1), 0)?;
+            let info = log.append_as_leader(&batch(1, 10, 1), 0)?;
             ensure!(log.flush_up_to(info.log_end_offset)? >= info.log_end_offset);
             Ok(info.log_end_offset)
         })
@@ -429,7 +471,7 @@ fn group_commit_shares_fsyncs() -> Result<()> {
         .map(|_| {
             let (log, entered) = (Arc::clone(&log), Arc::clone(&entered));
             std::thread::spawn(move || -> Result<()> {
-                let info = log.append_as_leader(&mut batch(1, 10, 1), 0)?;
+                let info = log.append_as_leader(&batch(1, 10, 1), 0)?;
                 entered.fetch_add(1, Ordering::SeqCst);
                 let flushed = log.flush_up_to(info.log_end_offset)?;
                 ensure!(
@@ -467,13 +509,13 @@ fn fsync_failure_takes_log_offline_for_good() -> Result<()> {
             ..OpenOptions::default()
         },
     )?;
-    log.append_as_leader(&mut batch(1, 10, 1), 0)?;
+    log.append_as_leader(&batch(1, 10, 1), 0)?;
     ensure!(matches!(log.flush(), Err(LogError::Io { .. })));
     ensure!(log.is_offline());
     ensure!(matches!(log.flush(), Err(LogError::Offline { .. })));
     ensure!(matches!(log.flush_up_to(0), Err(LogError::Offline { .. })));
     ensure!(matches!(
-        log.append_as_leader(&mut batch(1, 10, 1), 0),
+        log.append_as_leader(&batch(1, 10, 1), 0),
         Err(LogError::Offline { .. })
     ));
     ensure!(matches!(
@@ -490,12 +532,12 @@ fn closed_log_refuses_appends_and_reopens_cleanly() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let log = PartitionLog::open(dir.path(), small_config())?;
     for i in 0..10 {
-        log.append_as_leader(&mut batch(1, 100, i), 0)?;
+        log.append_as_leader(&batch(1, 100, i), 0)?;
     }
     log.close()?;
     ensure!(dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
     ensure!(matches!(
-        log.append_as_leader(&mut batch(1, 1, 1), 0),
+        log.append_as_leader(&batch(1, 1, 1), 0),
         Err(LogError::Closed { .. })
     ));
     drop(log);
@@ -507,6 +549,6 @@ fn closed_log_refuses_appends_and_reopens_cleanly() -> Result<()> {
     ensure!(log.log_end_offset() == 10);
     ensure!(log.recovery_point() == 10);
     ensure!(log.max_timestamp_offset(i64::MAX)? == Some((9, 9)));
-    ensure!(log.append_as_leader(&mut batch(1, 1, 1), 0)?.first_offset == 10);
+    ensure!(log.append_as_leader(&batch(1, 1, 1), 0)?.first_offset == 10);
     Ok(())
 }

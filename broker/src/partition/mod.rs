@@ -374,7 +374,7 @@ impl Partition {
     ///
     /// # Errors
     /// Corrupt batches, sequence/epoch violations, storage errors.
-    pub async fn append(&self, records: &mut [u8], now_ms: i64) -> Result<Appended, BrokerError> {
+    pub async fn append(&self, records: &[u8], now_ms: i64) -> Result<Appended, BrokerError> {
         self.append_in_epoch(records, now_ms, None).await
     }
 
@@ -387,7 +387,7 @@ impl Partition {
     /// As [`Partition::append`].
     pub async fn append_in_epoch(
         &self,
-        records: &mut [u8],
+        records: &[u8],
         now_ms: i64,
         expected_epoch: Option<i32>,
     ) -> Result<Appended, BrokerError> {
@@ -465,11 +465,16 @@ impl Partition {
             brook_config::TimestampType::CreateTime => None,
         };
         let log = self.log.clone();
-        if let Some(ts) = log_append_time {
+        // Log-append time rewrites timestamps inside the CRC'd range: only then
+        // are the records copied (offsets and epoch are patched on the way to
+        // the file, in copies of the headers).
+        let stamped;
+        let records: &[u8] = if let Some(ts) = log_append_time {
             // Patching recomputes the CRC, so a corrupt batch must be refused first.
             for (_, h) in BatchIter::new(records) {
                 h.validate().map_err(BrokerError::CorruptBatch)?;
             }
+            let mut records = records.to_vec();
             let mut pos = 0;
             while pos < records.len() {
                 let size = BatchHeader::new(&records[pos..])
@@ -485,7 +490,11 @@ impl Partition {
                 .map_err(BrokerError::CorruptBatch)?;
                 pos += size;
             }
-        }
+            stamped = records;
+            &stamped
+        } else {
+            records
+        };
         let first = log.log_end_offset();
         let max_ts = log_append_time.unwrap_or(max_ts);
         self.roll_off_runtime(first, first + span - 1, records.len(), max_ts)

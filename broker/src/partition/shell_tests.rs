@@ -124,7 +124,7 @@ async fn segment_rolls_and_new_epochs_write_files_off_the_runtime_thread() -> Re
     part.assign(&record(1, 1));
     let rec = Recorder::start(dir.path(), out.path(), Vec::new(), true)?;
     for _ in 0..3 {
-        part.append(&mut batch_at(0), 10).await?;
+        part.append(&batch_at(0), 10).await?;
     }
     part.assign(&record(2, 2));
     for _ in 0..3 {
@@ -188,23 +188,23 @@ async fn a_gap_behind_a_batch_refused_as_follower_is_not_out_of_order() -> Resul
     r0[12..16].copy_from_slice(&3i32.to_be_bytes());
     part.append_as_follower(&r0, 3).await?;
     // R1 refused by the produce handler: not the leader (yet).
-    let mut r1 = idempotent_batch(5, 5)?;
+    let r1 = idempotent_batch(5, 5)?;
     part.refuse(&r1, Refusal::NotLeader).await;
     // Elected; R2 arrives before R1's retry.
     part.assign(&record(1, 4));
-    let mut r2 = idempotent_batch(10, 5)?;
-    let gap = part.append(&mut r2.clone(), 10).await;
+    let r2 = idempotent_batch(10, 5)?;
+    let gap = part.append(&r2.clone(), 10).await;
     anyhow::ensure!(
         matches!(gap, Err(BrokerError::NotLeader)),
         "a gap behind a refused batch answered {gap:?}"
     );
     // The client retries R1, then R2: both land, in order, once.
-    let a1 = part.append(&mut r1, 10).await?;
-    let a2 = part.append(&mut r2, 10).await?;
+    let a1 = part.append(&r1, 10).await?;
+    let a2 = part.append(&r2, 10).await?;
     anyhow::ensure!((a1.base_offset, a2.base_offset) == (5, 10));
     // A gap with no refusal before it is still out of order.
-    let mut r4 = idempotent_batch(20, 5)?;
-    let real_gap = part.append(&mut r4, 10).await;
+    let r4 = idempotent_batch(20, 5)?;
+    let real_gap = part.append(&r4, 10).await;
     anyhow::ensure!(matches!(real_gap, Err(BrokerError::OutOfOrderSequence)));
     Ok(())
 }
@@ -225,13 +225,13 @@ async fn a_flush_that_overtakes_the_append_still_commits_it() -> Result<()> {
         isr: vec![1],
         ..record(1, 1)
     });
-    let a = part.append(&mut batch_at(0), 10).await?;
+    let a = part.append(&batch_at(0), 10).await?;
     part.request_flush();
     part.wait_durable(a.last_offset).await?;
     anyhow::ensure!(part.high_watermark() == 2);
     // The interleaving: the batch is in the log (LEO 4) and fsynced, the
     // flush reports 4 while the state machine still knows LEO 2 ...
-    part.log().append_as_leader(&mut batch_at(0), 1)?;
+    part.log().append_as_leader(&batch_at(0), 1)?;
     part.log().flush_up_to(4)?;
     part.shared.step(Event::Durable { offset: 4 });
     anyhow::ensure!(part.high_watermark() == 2);
@@ -265,7 +265,7 @@ async fn concurrent_appends_and_waits_share_flushes_and_all_commit() -> Result<(
             .map(|_| {
                 let part = part.clone();
                 tokio::spawn(async move {
-                    let a = part.append(&mut batch_at(0), 10).await?;
+                    let a = part.append(&batch_at(0), 10).await?;
                     part.request_flush();
                     part.wait_durable(a.last_offset).await?;
                     anyhow::Ok(a.last_offset)

@@ -95,8 +95,9 @@ pub enum Reply {
 /// one large frame cannot wait forever) and gives it back once the request has
 /// been handled. A connection that finds the budget spent stops reading until
 /// it is not, and TCP pushes back on its client (Kafka's memory pool mutes the
-/// channel the same way). Bytes read ahead without a share are bounded per
-/// connection by the read and reserve chunks (16 + 64 KiB).
+/// channel the same way). With a share the whole frame is allocated at once;
+/// bytes read ahead without one are bounded per connection by the read and
+/// reserve chunks (16 + 64 KiB).
 #[derive(Debug, Clone)]
 pub struct RequestBudget {
     bytes: Option<(Arc<Semaphore>, usize)>,
@@ -311,6 +312,16 @@ async fn read_loop(
                     s = budget.take(size) => s,
                     _ = shutdown.changed() => return "shutdown",
                 };
+                if share.is_some() {
+                    // The budget covers the whole frame: receive it into one
+                    // allocation, in large reads, instead of growing the buffer
+                    // 16–64 KiB at a time (each regrowth copies what has
+                    // arrived so far).
+                    let missing = size.saturating_sub(buf.len());
+                    if buf.capacity() - buf.len() < missing {
+                        buf.reserve(missing);
+                    }
+                }
             }
         }
         let read = tokio::select! {

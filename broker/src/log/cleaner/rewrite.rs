@@ -29,7 +29,7 @@ use crate::log::cleaner::select::SegmentFile;
 use crate::log::cleaner::throttle::Throttler;
 use crate::log::config::LogConfig;
 use crate::log::error::LogError;
-use crate::log::segment::Segment;
+use crate::log::segment::{Batches, Segment};
 
 /// Largest records section the cleaner decompresses; a bigger batch is kept as is.
 const MAX_DECOMPRESSED: usize = 64 << 20;
@@ -240,7 +240,7 @@ pub(crate) fn write_cleaned(
         }
         throttle.acquire(pending.len() as u64);
         stats.bytes_written += pending.len() as u64;
-        out.append(pending)?;
+        out.append(Batches::Whole(pending))?;
         pending.clear();
         Ok::<(), LogError>(())
     };

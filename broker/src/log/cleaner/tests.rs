@@ -63,8 +63,8 @@ fn produce(
     for (k, v) in recs {
         b.append(ts, k.as_deref(), v.as_deref(), &[])?;
     }
-    let mut bytes = b.build(codec)?.to_vec();
-    let info = log.append_as_leader(&mut bytes, 0)?;
+    let bytes = b.build(codec)?.to_vec();
+    let info = log.append_as_leader(&bytes, 0)?;
     Ok((info.first_offset, info.last_offset))
 }
 
