@@ -21,12 +21,14 @@ mod dirs;
 mod identity;
 pub mod log_dirs;
 mod publish;
+mod topic_table;
 
 use dirs::sweep_partition_dirs;
 pub(crate) use dirs::{
     open_partition, remove_deleted_partition_dirs, retire_partition_dir,
     rewrite_checkpoints_at_startup, StartupCheckpoints,
 };
+use topic_table::TopicTable;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -132,7 +134,7 @@ pub struct Broker {
     config: Arc<BrokerConfig>,
     data_dir: PathBuf,
     cluster_id: String,
-    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    topics: RwLock<TopicTable>,
     /// Serialises publishing.
     publishing: Mutex<()>,
     /// The image the registry reflects (published), with its offset.
@@ -297,7 +299,7 @@ impl Broker {
             cluster_id,
             config,
             data_dir,
-            topics: RwLock::new(topics),
+            topics: RwLock::new(TopicTable::from(topics)),
             publishing: Mutex::new(()),
             image: RwLock::new((image, applied.offset)),
             controller,
@@ -605,8 +607,10 @@ impl Broker {
         read(&self.topics).get(name).cloned()
     }
 
+    /// The topic with id `id` (Fetch v13+ and Metadata name topics by id):
+    /// a hash look-up, not a scan of every topic.
     pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
-        read(&self.topics).values().find(|t| &t.id == id).cloned()
+        read(&self.topics).by_id(id)
     }
 
     pub fn topics(&self) -> Vec<Arc<Topic>> {

@@ -39,10 +39,11 @@ impl Broker {
             let Some(t) = new.topics.get(id) else {
                 continue;
             };
-            write(&self.topics).insert(
-                t.name.clone(),
-                Arc::new(Topic::new(&t.name, t.id, new.topic_configs(&t.name))),
-            );
+            write(&self.topics).insert(Arc::new(Topic::new(
+                &t.name,
+                t.id,
+                new.topic_configs(&t.name),
+            )));
         }
         for t in new.topics.values() {
             if let Some(topic) = self.topic(&t.name) {
@@ -242,13 +243,7 @@ impl Broker {
 
     /// Stop serving a removed topic and delete its data.
     async fn remove_local_topic(&self, name: &str, id: brook_protocol::codec::Uuid) {
-        let topic = {
-            let mut topics = write(&self.topics);
-            match topics.get(name) {
-                Some(t) if t.id == id => topics.remove(name),
-                _ => None,
-            }
-        };
+        let topic = write(&self.topics).remove(name, id);
         let Some(topic) = topic else {
             return;
         };

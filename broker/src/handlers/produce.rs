@@ -162,7 +162,8 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                     continue;
                 }
             };
-            let max = partition.config().max_message_bytes as usize;
+            let config = partition.config();
+            let max = config.max_message_bytes as usize;
             if records.len() > max.saturating_add(brook_protocol::records::header::LOG_OVERHEAD) {
                 let e = BrokerError::MessageTooLarge {
                     size: records.len(),
@@ -173,7 +174,7 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
             }
             if acks == -1 {
                 if let (false, isr) = partition.enough_replicas() {
-                    let min = usize::try_from(partition.config().min_insync_replicas).unwrap_or(1);
+                    let min = usize::try_from(config.min_insync_replicas).unwrap_or(1);
                     partition
                         .refuse(&records, Refusal::NotEnoughReplicas { isr, min })
                         .await;
@@ -222,7 +223,7 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                     });
                     if acks != -1
                         && !a.duplicate
-                        && partition.config().durability == brook_config::Durability::FsyncBeforeAck
+                        && config.durability == brook_config::Durability::FsyncBeforeAck
                     {
                         // Nobody waits for this flush, but consumers see records only
                         // once durable: start the (group-committed) fsync now.

@@ -248,9 +248,35 @@ pub fn api_error(key: ApiKey, code: i16) {
     }
 }
 
+/// Per-API request handles (indexed by API key), registered on an API's first
+/// request, so later requests bump them without a labelled registry look-up.
+/// The recorder is installed before the broker serves, so a handle is never
+/// bound to the no-op recorder in the broker process.
+static REQUEST_PROBES: [std::sync::OnceLock<(metrics::Counter, metrics::Histogram)>; 128] =
+    [const { std::sync::OnceLock::new() }; 128];
+
 pub fn request_done(key: ApiKey, elapsed: Duration) {
-    counter!("brook_requests_total", "api" => key.name()).increment(1);
-    histogram!("brook_request_latency_seconds", "api" => key.name()).record(elapsed.as_secs_f64());
+    let register = || {
+        (
+            counter!("brook_requests_total", "api" => key.name()),
+            histogram!("brook_request_latency_seconds", "api" => key.name()),
+        )
+    };
+    match usize::try_from(key as i16)
+        .ok()
+        .and_then(|i| REQUEST_PROBES.get(i))
+    {
+        Some(slot) => {
+            let (requests, latency) = slot.get_or_init(register);
+            requests.increment(1);
+            latency.record(elapsed.as_secs_f64());
+        }
+        None => {
+            let (requests, latency) = register();
+            requests.increment(1);
+            latency.record(elapsed.as_secs_f64());
+        }
+    }
 }
 
 /// The ISR of a partition this broker leads lost `shrunk` and gained `grew` members.
