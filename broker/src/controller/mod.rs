@@ -29,6 +29,7 @@ mod active;
 pub mod app;
 pub mod decisions;
 pub mod membership;
+mod placement;
 pub mod reassign;
 pub mod rpc;
 

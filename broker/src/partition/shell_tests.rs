@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use super::*;
 use crate::log::LogConfig;
 use crate::metadata::PartitionRecord;
+use crate::producer_state::Refusal;
 
 fn record(leader: i32, epoch: i32) -> PartitionRecord {
     PartitionRecord {
