@@ -568,9 +568,23 @@ impl Broker {
         *write(&self.bound) = Some((addr.ip().to_string(), i32::from(addr.port())));
     }
 
-    /// A storage failure on `part`'s log: take its log directory offline.
+    /// A storage failure on `part`'s log: take its log directory offline,
+    /// and report every partition in it to the controller with the next
+    /// heartbeat, which moves their leadership and ISR membership to healthy
+    /// replicas on other brokers.
     pub fn set_offline(&self, part: &Partition, cause: &str) {
         self.log_dirs.fail(part.log().dir(), cause);
+        let offline = self
+            .topics()
+            .iter()
+            .flat_map(|t| {
+                t.partitions()
+                    .into_iter()
+                    .filter(|p| self.partition_offline(p))
+                    .map(|p| (t.id.to_string(), p.index))
+            })
+            .collect();
+        self.membership.set_offline_partitions(offline);
     }
 
     /// Whether any log directory is offline.

@@ -202,6 +202,7 @@ impl Core {
                 epoch,
                 applied,
                 shutting_down,
+                offline,
             } => {
                 let b = image
                     .brokers
@@ -233,8 +234,17 @@ impl Core {
                         },
                     )
                 } else {
+                    let records = if b.fenced {
+                        Vec::new()
+                    } else {
+                        let offline = offline
+                            .iter()
+                            .filter_map(|(t, p)| Some((t.parse().ok()?, *p)))
+                            .collect();
+                        decisions::replicas_offline(image, config, id, &offline)
+                    };
                     (
-                        Vec::new(),
+                        records,
                         ReplyBody::Heartbeat {
                             fenced: b.fenced,
                             shutdown_ready: false,

@@ -289,11 +289,47 @@ fn unclean_allowed(image: &MetadataImage, config: &BrokerConfig, topic: &str) ->
 /// Partition changes that take `gone` (fenced or shutting down) out of
 /// leadership and, where another member remains, out of the ISR.
 pub fn move_away(image: &MetadataImage, config: &BrokerConfig, gone: i32) -> Vec<MetadataRecord> {
+    move_off(image, config, gone, |_| true, true)
+}
+
+/// Partition changes for `broker`'s replicas of `offline` partitions (topic
+/// id, index), whose log directory failed while the broker stays up: as for
+/// a fenced broker, out of leadership and (where another member remains) out
+/// of the ISR, but never kept eligible (KIP-966 ELR), since their data can
+/// no longer be read. Nothing changes for partitions already moved, so a
+/// repeated report commits nothing.
+pub fn replicas_offline(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    broker: i32,
+    offline: &BTreeSet<(Uuid, i32)>,
+) -> Vec<MetadataRecord> {
+    if offline.is_empty() {
+        return Vec::new();
+    }
+    move_off(
+        image,
+        config,
+        broker,
+        |p| offline.contains(&(p.topic_id, p.partition)),
+        false,
+    )
+}
+
+/// [`move_away`] for the partitions `pick` selects; `keep_eligible: false`
+/// keeps `gone` out of the ELR.
+fn move_off(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    gone: i32,
+    pick: impl Fn(&PartitionRecord) -> bool,
+    keep_eligible: bool,
+) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for topic in image.topics.values() {
         for p in topic.partitions.values() {
             let in_isr = p.isr.contains(&gone);
-            if p.leader != gone && !(in_isr && p.isr.len() > 1) {
+            if !pick(p) || (p.leader != gone && !(in_isr && p.isr.len() > 1)) {
                 continue;
             }
             let isr: Vec<i32> = if in_isr && p.isr.len() > 1 {
@@ -301,7 +337,10 @@ pub fn move_away(image: &MetadataImage, config: &BrokerConfig, gone: i32) -> Vec
             } else {
                 p.isr.clone()
             };
-            let elr = eligible_after(image, config, &topic.name, p, &isr);
+            let mut elr = eligible_after(image, config, &topic.name, p, &isr);
+            if !keep_eligible {
+                elr.retain(|r| *r != gone);
+            }
             let mut change = PartitionChange {
                 topic_id: p.topic_id,
                 partition: p.partition,

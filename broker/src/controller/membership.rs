@@ -30,9 +30,29 @@ pub struct Membership {
     epoch: AtomicI64,
     fenced: AtomicBool,
     shutting_down: AtomicBool,
+    /// Hosted partitions (topic id, index) whose log or log directory
+    /// failed, reported with every heartbeat so the controller moves their
+    /// leadership and ISR membership to healthy replicas.
+    offline: std::sync::Mutex<Vec<(String, i32)>>,
 }
 
 impl Membership {
+    /// Replace the partitions reported offline.
+    pub fn set_offline_partitions(&self, parts: Vec<(String, i32)>) {
+        *self
+            .offline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = parts;
+    }
+
+    /// The partitions reported offline.
+    pub fn offline_partitions(&self) -> Vec<(String, i32)> {
+        self.offline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     pub fn new(id: i32, endpoints: Vec<WireEndpoint>, rack: Option<String>) -> Self {
         Self {
             id,
@@ -42,6 +62,7 @@ impl Membership {
             epoch: AtomicI64::new(-1),
             fenced: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
+            offline: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -92,6 +113,7 @@ impl Controller {
             epoch: m.epoch(),
             applied: self.applied().offset,
             shutting_down: m.is_shutting_down(),
+            offline: m.offline_partitions(),
         };
         match self.submit(req).await {
             Ok(ReplyBody::Heartbeat {

@@ -51,6 +51,9 @@ pub enum ControllerRequest {
         applied: u64,
         /// The broker asks for a controlled shutdown.
         shutting_down: bool,
+        /// Hosted partitions (topic id, index) whose log directory failed.
+        #[serde(default)]
+        offline: Vec<(String, i32)>,
     },
     CreateTopic {
         name: String,

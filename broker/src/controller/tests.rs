@@ -227,6 +227,48 @@ fn a_manual_assignment_places_replicas_as_given_and_is_checked_like_kafka() {
 }
 
 #[test]
+fn a_failed_log_directory_moves_only_its_partitions_off_the_broker() {
+    let config = BrokerConfig {
+        min_insync_replicas: 2,
+        ..BrokerConfig::default()
+    };
+    let mut image = cluster(&[None, None, None]);
+    let t = add_topic(&mut image, "t", 1, 3, 3);
+    let p0 = image.partition(&t, 0).unwrap().clone();
+    let sick = p0.leader;
+    let offline = BTreeSet::from([(t, 0)]);
+    let records = decisions::replicas_offline(&image, &config, sick, &offline);
+    apply(&mut image, &records);
+    let after = image.partition(&t, 0).unwrap();
+    assert_ne!(after.leader, sick);
+    assert!(after.isr.contains(&after.leader));
+    assert!(!after.isr.contains(&sick) && !after.elr.contains(&sick));
+    assert_eq!(after.leader_epoch, p0.leader_epoch + 1);
+    assert!(!image.brokers[&sick].fenced, "the broker itself stays up");
+    // Its other replicas are untouched; a repeated report commits nothing.
+    for p in [1, 2] {
+        assert!(image.partition(&t, p).unwrap().isr.contains(&sick));
+    }
+    assert!(decisions::replicas_offline(&image, &config, sick, &offline).is_empty());
+
+    // The last in-sync replica fails: the partition has no leader until it
+    // returns (it stays the ISR), and it is not made eligible either.
+    let p1 = image.partition(&t, 1).unwrap().clone();
+    let others: Vec<i32> = p1.replicas.iter().copied().filter(|r| *r != sick).collect();
+    for o in &others {
+        let out = decisions::replicas_offline(&image, &config, *o, &BTreeSet::from([(t, 1)]));
+        apply(&mut image, &out);
+    }
+    let p1 = image.partition(&t, 1).unwrap().clone();
+    assert_eq!(p1.isr, vec![sick], "{p1:?}");
+    assert!(p1.elr.iter().all(|r| !others.contains(r)), "{p1:?}");
+    let out = decisions::replicas_offline(&image, &config, sick, &BTreeSet::from([(t, 1)]));
+    apply(&mut image, &out);
+    let p1 = image.partition(&t, 1).unwrap();
+    assert_eq!((p1.leader, p1.isr.clone()), (-1, vec![sick]), "{p1:?}");
+}
+
+#[test]
 fn fencing_the_leader_elects_from_the_isr_with_a_new_epoch() {
     let config = BrokerConfig::default();
     let mut image = cluster(&[None, None, None]);

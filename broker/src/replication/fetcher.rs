@@ -289,6 +289,12 @@ async fn fetch(
             continue;
         }
         let part = &f.part;
+        if b.partition_offline(part) {
+            // A replica whose log directory failed cannot append: it does
+            // not fetch either, so its stale log end never looks caught up
+            // to the leader (which would put it back in the ISR).
+            continue;
+        }
         let p = FetchPartition {
             partition: part.index,
             current_leader_epoch: f.epoch,
