@@ -69,6 +69,8 @@ pub struct ClusterOptions {
     /// The nodes' log filter (`BROOK_LOG`); `None`: the test process's
     /// `BROOK_LOG`, else info without openraft's chatter.
     pub log_filter: Option<String>,
+    /// A second log directory for one node: `(node id, directory)`.
+    pub extra_log_dir: Option<(i32, PathBuf)>,
 }
 
 impl ClusterOptions {
@@ -87,6 +89,7 @@ impl ClusterOptions {
             netns: false,
             racks: false,
             log_filter: None,
+            extra_log_dir: None,
         }
     }
 
@@ -365,7 +368,15 @@ impl Cluster {
 
     fn write_config(&self, index: usize) -> Result<()> {
         let n = &self.nodes[index];
-        let data = toml_string(&n.root.join("data").to_string_lossy());
+        let mut data = toml_string(&n.root.join("data").to_string_lossy());
+        if let Some((_, extra)) = self
+            .opts
+            .extra_log_dir
+            .as_ref()
+            .filter(|(id, _)| *id == n.id)
+        {
+            data = format!("{data}, {}", toml_string(&extra.to_string_lossy()));
+        }
         let (roles, listeners) = if index < self.opts.controller_only {
             ("controller", format!("CONTROLLER://{}", n.controller))
         } else if self.is_voter(index) {

@@ -26,6 +26,7 @@ mod broker;
 mod cluster;
 mod http;
 mod paths;
+mod tmpfs;
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,7 @@ pub use paths::{
     brook_binary, kcat_path, log_segments, read_file, require_clients, venv_python, which,
     workspace_root,
 };
+pub use tmpfs::{is_root, Tmpfs};
 
 /// Poll interval for condition waits.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(20);

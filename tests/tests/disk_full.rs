@@ -12,61 +12,14 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Context, Result};
-use brook_tests::{http_get, metric_value, Broker, BrokerOptions};
+use brook_tests::{http_get, is_root, metric_value, Broker, BrokerOptions, Tmpfs};
 use common::{consume_until, consumer, producer};
 use rdkafka::producer::{BaseRecord, Producer};
 
 const TOPIC: &str = "disk-full";
-
-/// A tmpfs mounted for the test's lifetime.
-struct Tmpfs(PathBuf, Option<tempfile::TempDir>);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("brook-full-").tempdir()?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "mount tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(Self(dir.path().to_path_buf(), Some(dir)))
-    }
-
-    fn resize(&self, size: &str) -> Result<()> {
-        let out = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "remount tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        drop(self.1.take());
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 /// Partition index → its log directory, from the admin API.
 fn log_dirs(broker: &Broker) -> Result<HashMap<i32, PathBuf>> {

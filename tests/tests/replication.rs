@@ -49,6 +49,7 @@ const BASE_ELECT_LEADERS: u16 = 26400;
 const BASE_FOLLOWER_FETCH: u16 = 26600;
 const BASE_THROTTLE: u16 = 26800;
 const BASE_FETCH_SESSIONS: u16 = 29000;
+const BASE_FULL_LOG_DIR: u16 = 29200;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -1572,6 +1573,131 @@ fn kafka_python_group_rides_through_a_coordinator_failover() -> Result<()> {
                 read.get(p) == Some(o),
                 "partition {p}: committed {o} after the failover, reads {:?}",
                 read.get(p)
+            );
+        }
+        Ok(())
+    })
+}
+
+/// A log directory fills up on the leader (ENOSPC on a 6 MiB tmpfs, node
+/// 1's second log directory) while an idempotent acks=all producer writes
+/// 12.8 MiB to the partition there. The broker stays up and reports the
+/// directory's partitions offline with its heartbeat; the controller moves
+/// that partition's leadership and ISR to the other replicas, so every
+/// record is delivered and nothing acknowledged is lost, while node 1 keeps
+/// leading its partition in the healthy directory. Needs root for the tmpfs.
+#[test]
+fn a_full_log_directory_on_the_leader_moves_its_partitions_and_loses_nothing() -> Result<()> {
+    if !brook_tests::is_root() {
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return Ok(());
+    }
+    let small = brook_tests::Tmpfs::mount("6m")?;
+    let mut o = options(BASE_FULL_LOG_DIR);
+    o.extra_log_dir = Some((1, small.0.clone()));
+    with_cluster_opts(o, |c, rt| {
+        create_topic_placed(
+            rt,
+            &c.bootstrap(),
+            PARTITIONS,
+            TopicReplication::Variable(&[&[1, 2, 3], &[1, 3, 2], &[2, 3, 1]]),
+            &[("min.insync.replicas", "2")],
+        )?;
+        wait_until("every partition fully in sync", WAIT, || {
+            let r = replicas(&c.bootstrap())?;
+            Ok(r.len() == 3 && r.values().all(|(l, _, isr)| *l >= 0 && isr.len() == 3))
+        })?;
+        // Which of node 1's partitions landed in the small directory.
+        let body = brook_tests::http_get(c.admin_addr(1)?, &format!("/v1/topics/{TOPIC}"))?;
+        let v: serde_json::Value = serde_json::from_str(&body)?;
+        let on_tmpfs = |p: &serde_json::Value| {
+            p["log_dir"]
+                .as_str()
+                .is_some_and(|d| std::path::Path::new(d) == small.0)
+        };
+        let parts = v["partitions"]
+            .as_array()
+            .ok_or_else(|| anyhow!("no partitions in {body}"))?;
+        let full = parts
+            .iter()
+            .filter(|p| on_tmpfs(p))
+            .find_map(|p| p["partition"].as_i64())
+            .ok_or_else(|| anyhow!("no partition of node 1 on the tmpfs: {body}"))?;
+        let full = i32::try_from(full)?;
+        let healthy = parts
+            .iter()
+            .filter(|p| !on_tmpfs(p))
+            .filter_map(|p| p["partition"].as_i64())
+            .map(i32::try_from)
+            .find(|p| matches!(p, Ok(0 | 1)))
+            .ok_or_else(|| anyhow!("no partition led by node 1 in its data dir: {body}"))??;
+        ensure!(
+            full < 2 && replicas(&c.bootstrap())?[&full].0 == 1,
+            "partition {full} on the tmpfs is not led by node 1"
+        );
+        let p = producer(
+            &c.bootstrap(),
+            &[
+                ("enable.idempotence", "true"),
+                ("message.timeout.ms", "60000"),
+            ],
+        )?;
+        let value = |i: usize| {
+            let mut v = format!("value-{i:08}-").into_bytes();
+            v.resize(64 * 1024, b'x');
+            v
+        };
+        let n = 200;
+        let delivered = produce_all(&p, TOPIC, n, |i| {
+            (
+                Some(full),
+                TestRecord {
+                    key: None,
+                    value: Some(value(i)),
+                    headers: Vec::new(),
+                },
+            )
+        })?;
+        let now = replicas(&c.bootstrap())?;
+        let (leader, _, isr) = &now[&full];
+        ensure!(
+            *leader != 1 && !isr.contains(&1),
+            "partition {full} still has node 1 as leader or in its ISR: {now:?}"
+        );
+        ensure!(
+            now[&healthy].0 == 1,
+            "node 1 lost the leadership of partition {healthy} in its healthy directory: {now:?}"
+        );
+        ensure!(
+            c.broker_state(2, 1)?.as_deref() == Some("unfenced"),
+            "node 1 was fenced; only its directory failed"
+        );
+        ensure!(
+            brook_tests::metric_value(
+                &brook_tests::http_get(c.admin_addr(1)?, "/metrics")?,
+                "brook_log_dir_offline"
+            )
+            .is_some_and(|v| v >= 1.0),
+            "node 1 does not report an offline log directory"
+        );
+        // Every acknowledged record is at its offset with its value.
+        let end = delivered.iter().map(|d| d.offset + 1).max().unwrap_or(0);
+        let cons = consumer(&c.bootstrap_of(2)?, &[])?;
+        let got = consume_until(&cons, TOPIC, &HashMap::from([(full, end)]))?;
+        let at: HashMap<i64, Vec<u8>> = got
+            .get(&full)
+            .map(|rs| {
+                rs.iter()
+                    .map(|r| (r.offset, r.record.value.clone().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for d in &delivered {
+            ensure!(
+                at.get(&d.offset) == Some(&value(d.index)),
+                "record {} acknowledged at offset {} of partition {full} is missing or differs",
+                d.index,
+                d.offset
             );
         }
         Ok(())
