@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Context, Result};
 use brook_tests::{http_get, is_root, metric_value, Broker, BrokerOptions, Tmpfs};
-use common::{consume_until, consumer, producer};
+use common::producer;
 use rdkafka::producer::{BaseRecord, Producer};
 
 const TOPIC: &str = "disk-full";
@@ -92,24 +92,7 @@ fn send(broker: &Broker, partition: i32, n: usize, size: usize) -> Result<(Acked
 }
 
 fn check_present(broker: &Broker, partition: i32, acked: &[(i64, Vec<u8>)]) -> Result<()> {
-    let end = acked.iter().map(|(o, _)| o + 1).max().unwrap_or(0);
-    let cons = consumer(&broker.bootstrap(), &[])?;
-    let got = consume_until(&cons, TOPIC, &HashMap::from([(partition, end)]))?;
-    let at: HashMap<i64, Vec<u8>> = got
-        .get(&partition)
-        .map(|rs| {
-            rs.iter()
-                .map(|r| (r.offset, r.record.value.clone().unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default();
-    for (o, v) in acked {
-        ensure!(
-            at.get(o) == Some(v),
-            "partition {partition}: the record acknowledged at offset {o} is missing or differs"
-        );
-    }
-    Ok(())
+    common::check_values_at(&broker.bootstrap(), TOPIC, partition, acked)
 }
 
 #[test]

@@ -1681,25 +1681,11 @@ fn a_full_log_directory_on_the_leader_moves_its_partitions_and_loses_nothing() -
             "node 1 does not report an offline log directory"
         );
         // Every acknowledged record is at its offset with its value.
-        let end = delivered.iter().map(|d| d.offset + 1).max().unwrap_or(0);
-        let cons = consumer(&c.bootstrap_of(2)?, &[])?;
-        let got = consume_until(&cons, TOPIC, &HashMap::from([(full, end)]))?;
-        let at: HashMap<i64, Vec<u8>> = got
-            .get(&full)
-            .map(|rs| {
-                rs.iter()
-                    .map(|r| (r.offset, r.record.value.clone().unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for d in &delivered {
-            ensure!(
-                at.get(&d.offset) == Some(&value(d.index)),
-                "record {} acknowledged at offset {} of partition {full} is missing or differs",
-                d.index,
-                d.offset
-            );
-        }
+        let acked: Vec<(i64, Vec<u8>)> = delivered
+            .iter()
+            .map(|d| (d.offset, value(d.index)))
+            .collect();
+        common::check_values_at(&c.bootstrap_of(2)?, TOPIC, full, &acked)?;
         Ok(())
     })
 }

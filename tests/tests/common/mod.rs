@@ -370,3 +370,33 @@ pub fn produce_one(
         .map(|d| d.offset)
         .ok_or_else(|| anyhow!("no delivery report"))
 }
+
+/// Every `(offset, value)` of `acked` is in `partition` of `topic` with that
+/// value (read from `bootstrap` up to the largest acknowledged offset).
+///
+/// # Errors
+/// A record missing or different, or the read failing.
+pub fn check_values_at(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    acked: &[(i64, Vec<u8>)],
+) -> Result<()> {
+    let end = acked.iter().map(|(o, _)| o + 1).max().unwrap_or(0);
+    let cons = consumer(bootstrap, &[])?;
+    let got = consume_until(&cons, topic, &HashMap::from([(partition, end)]))?;
+    let at: HashMap<i64, Vec<u8>> = got
+        .get(&partition)
+        .map(|rs| {
+            rs.iter()
+                .map(|r| (r.offset, r.record.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (o, v) in acked {
+        if at.get(o) != Some(v) {
+            bail!("partition {partition}: the record acknowledged at offset {o} is missing or differs");
+        }
+    }
+    Ok(())
+}
