@@ -34,6 +34,8 @@ pub mod reassign;
 pub mod rpc;
 
 #[cfg(test)]
+mod placement_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

@@ -37,6 +37,7 @@ mod index_file;
 pub mod leader_epoch_cache;
 pub mod offset_index;
 pub mod partition_log;
+mod patched_write;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
