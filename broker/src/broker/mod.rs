@@ -14,11 +14,13 @@
 //!   [`Topic`], topic-name rules, the data directory's identity.
 //! - `admin`: topic creation, deletion, partition growth and config changes.
 //! - `publish`: following the image.
+//! - `log_dir_health`: offline log directories and partition placement on them.
 
 mod admin;
 pub use admin::Placement;
 mod dirs;
 mod identity;
+mod log_dir_health;
 pub mod log_dirs;
 mod publish;
 mod topic_table;
@@ -566,55 +568,6 @@ impl Broker {
     /// Record the listener's bound address (used when `listeners` asked for port 0).
     pub fn set_bound(&self, addr: std::net::SocketAddr) {
         *write(&self.bound) = Some((addr.ip().to_string(), i32::from(addr.port())));
-    }
-
-    /// A storage failure on `part`'s log: take its log directory offline,
-    /// and report every partition in it to the controller with the next
-    /// heartbeat, which moves their leadership and ISR membership to healthy
-    /// replicas on other brokers.
-    pub fn set_offline(&self, part: &Partition, cause: &str) {
-        self.log_dirs.fail(part.log().dir(), cause);
-        let offline = self
-            .topics()
-            .iter()
-            .flat_map(|t| {
-                t.partitions()
-                    .into_iter()
-                    .filter(|p| self.partition_offline(p))
-                    .map(|p| (t.id.to_string(), p.index))
-            })
-            .collect();
-        self.membership.set_offline_partitions(offline);
-    }
-
-    /// Whether any log directory is offline.
-    pub fn is_offline(&self) -> bool {
-        !self.log_dirs.offline().is_empty()
-    }
-
-    /// Whether `part` cannot serve: its log or its log directory is offline.
-    pub fn partition_offline(&self, part: &Partition) -> bool {
-        part.log().is_offline() || self.log_dirs.is_offline(part.log().dir())
-    }
-
-    /// The log directories.
-    pub fn log_dirs(&self) -> &log_dirs::LogDirs {
-        &self.log_dirs
-    }
-
-    /// The log directory a new partition `index` of `topic` goes to (see
-    /// [`log_dirs::LogDirs::place`]).
-    pub(crate) fn place_partition(&self, topic: &str, index: i32) -> Option<PathBuf> {
-        let mut load: HashMap<PathBuf, usize> = HashMap::new();
-        for t in self.topics() {
-            for p in t.partitions() {
-                if let Some(dir) = p.log().dir().parent() {
-                    *load.entry(dir.to_path_buf()).or_default() += 1;
-                }
-            }
-        }
-        self.log_dirs
-            .place(topic, index, |d| load.get(d).copied().unwrap_or(0))
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {

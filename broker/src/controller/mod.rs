@@ -28,6 +28,7 @@
 mod active;
 pub mod app;
 pub mod decisions;
+mod departure;
 pub mod membership;
 mod placement;
 pub mod reassign;
