@@ -6,6 +6,7 @@
 //! - `connection`: frame reading, request dispatch, in-order response writing.
 //! - `writer`: `writev`/`sendfile` output of encoded responses.
 
+mod cached_read;
 pub mod connection;
 pub mod writer;
 
