@@ -10,8 +10,8 @@
 # under $DATA_PARENT, default /tmp; default config, so acks=all is answered
 # after fsync) and a fresh sink, and runs the tool once against each, the
 # order alternating by round. The tool's settings: linger.ms=5,
-# batch.size=1000000, compression none, idempotence on for acks=all; one
-# partition. Prints each run and writes a markdown table of medians to OUTPUT
+# batch.size=1000000, compression none, idempotence on for acks=all (off
+# with IDEMPOTENCE=false); one partition. Prints each run and writes a markdown table of medians to OUTPUT
 # (default benches/results/perf-tool.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +20,10 @@ out=${5:-benches/results/perf-tool.md}
 data_parent=${DATA_PARENT:-/tmp}
 case $acks in
 1) tool_acks=1 idem=false ;;
-all) tool_acks=-1 idem=true ;;
+all) tool_acks=-1 idem=${IDEMPOTENCE:-true} ;;
 *) echo "ACKS must be 1 or all, not '$acks'" >&2; exit 2 ;;
 esac
+[[ $idem =~ ^(true|false)$ ]] || { echo "IDEMPOTENCE must be true or false, not '$idem'" >&2; exit 2; }
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, not '$rounds'" >&2; exit 2; }
 [[ $size =~ ^[1-9][0-9]*$ ]] || { echo "SIZE must be a positive integer, not '$size'" >&2; exit 2; }
 [[ $count =~ ^[1-9][0-9]*$ ]] || { echo "COUNT must be a positive integer, not '$count'" >&2; exit 2; }
