@@ -14,6 +14,10 @@
 //!
 //! Before each run it measures the disk: `--sync-probes` writes of 4 KiB each
 //! followed by `fdatasync`, in a file in the cluster's data parent directory.
+//! While each acks setting's records are sent, the same probe runs once every
+//! 5 ms beside them (*fdatasync meanwhile*): the disk's latency under that
+//! load, which sets how far the broker's own fsyncs can be from the idle
+//! figure.
 //!
 //! Medians over the runs are written as markdown to `--output`.
 //!
@@ -117,9 +121,40 @@ impl Quantiles {
 }
 
 /// `probes` writes of 4 KiB, each followed by `fdatasync`, appending to a
-/// file in `dir`.
+/// file in `dir`, back to back.
 fn fdatasync_latency(dir: &Path, probes: usize) -> Result<Quantiles> {
-    let path = dir.join("fdatasync-probe");
+    Quantiles::of(fdatasync_probes(
+        dir,
+        "fdatasync-probe",
+        Duration::ZERO,
+        |n| n >= probes,
+    )?)
+}
+
+/// Probes of the disk while a measurement runs: a 4 KiB write + `fdatasync`
+/// every [`PROBE_EVERY`] into a file of its own, until `stop` is set.
+fn fdatasync_during(
+    dir: PathBuf,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Result<Vec<Duration>>> {
+    std::thread::spawn(move || {
+        fdatasync_probes(&dir, "fdatasync-probe-during", PROBE_EVERY, |_| {
+            stop.load(Ordering::Acquire)
+        })
+    })
+}
+
+/// How often [`fdatasync_during`] probes: a tenth of the records' fsync
+/// rate at the default 2,000 records/s, so it adds little to what it measures.
+const PROBE_EVERY: Duration = Duration::from_millis(5);
+
+fn fdatasync_probes(
+    dir: &Path,
+    name: &str,
+    every: Duration,
+    done: impl Fn(usize) -> bool,
+) -> Result<Vec<Duration>> {
+    let path = dir.join(format!("{name}-{}", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -127,8 +162,13 @@ fn fdatasync_latency(dir: &Path, probes: usize) -> Result<Quantiles> {
         .open(&path)
         .with_context(|| format!("creating {}", path.display()))?;
     let block = vec![7u8; 4096];
-    let mut took = Vec::with_capacity(probes);
-    for _ in 0..probes {
+    let mut took = Vec::new();
+    let began = Instant::now();
+    while !done(took.len()) {
+        let due = began + every * u32::try_from(took.len()).unwrap_or(u32::MAX);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
         let start = Instant::now();
         f.write_all(&block)?;
         f.sync_data()?;
@@ -136,7 +176,7 @@ fn fdatasync_latency(dir: &Path, probes: usize) -> Result<Quantiles> {
     }
     drop(f);
     std::fs::remove_file(&path)?;
-    Quantiles::of(took)
+    Ok(took)
 }
 
 fn producer(bootstrap: &str, acks: &str) -> Result<ThreadedProducer<AckLatencies>> {
@@ -155,6 +195,8 @@ fn producer(bootstrap: &str, acks: &str) -> Result<ThreadedProducer<AckLatencies
 struct Measured {
     e2e: Quantiles,
     ack: Quantiles,
+    /// The disk's fdatasync latency while the records were sent.
+    disk: Quantiles,
     seen: Vec<path::Seen>,
 }
 
@@ -242,22 +284,35 @@ fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<Measured> {
         .map_err(|_| anyhow!("poisoned"))?
         .clear();
     let mut value = vec![b'x'; args.size.max(8)];
-    let start = Instant::now();
-    for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / args.rate as f64);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
-        value[..8].copy_from_slice(&now_ns().max(1).to_be_bytes());
-        p.send(
-            BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = fdatasync_during(std::env::temp_dir(), stop.clone());
+    let sent = (|| -> Result<()> {
+        let start = Instant::now();
+        for i in 0..total {
+            let due = start + Duration::from_secs_f64(i as f64 / args.rate as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            value[..8].copy_from_slice(&now_ns().max(1).to_be_bytes());
+            p.send(
+                BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(
+                    topic,
+                    Box::new(Instant::now()),
+                )
                 .partition(0)
                 .payload(&value[..]),
-        )
-        .map_err(|(e, _)| anyhow!(e))?;
-    }
-    p.flush(Duration::from_secs(60))?;
+            )
+            .map_err(|(e, _)| anyhow!(e))?;
+        }
+        p.flush(Duration::from_secs(60))?;
+        Ok(())
+    })();
+    stop.store(true, Ordering::Release);
+    let disk = probe
+        .join()
+        .map_err(|_| anyhow!("disk probe thread panicked"))??;
+    sent?;
     let seen = reader
         .join()
         .map_err(|_| anyhow!("consumer thread panicked"))??;
@@ -276,6 +331,7 @@ fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<Measured> {
     Ok(Measured {
         e2e: Quantiles::of(e2e)?,
         ack: Quantiles::of(ack)?,
+        disk: Quantiles::of(disk)?,
         seen,
     })
 }
@@ -303,7 +359,10 @@ fn traced(cluster: &Cluster, acks: &str, m: &Measured) -> Result<(Vec<path::Path
 /// One cluster of `nodes`: per acks setting, (e2e, ack).
 /// One measurement's figures and, when traced, its records' paths (and how
 /// many had none).
-type Outcome = ((Quantiles, Quantiles), Option<(Vec<path::Path>, usize)>);
+type Outcome = (Figures, Option<(Vec<path::Path>, usize)>);
+
+/// One measurement's e2e, ack and during-the-run fdatasync quantiles.
+type Figures = (Quantiles, Quantiles, Quantiles);
 
 /// One cluster of `nodes`: per acks setting, its [`Outcome`].
 fn run_one(nodes: usize, args: &Args) -> Result<Vec<Outcome>> {
@@ -325,7 +384,7 @@ fn run_one(nodes: usize, args: &Args) -> Result<Vec<Outcome>> {
                 Some(_) => Some(traced(&cluster, acks, &m)?),
                 None => None,
             };
-            out.push(((m.e2e, m.ack), paths));
+            out.push(((m.e2e, m.ack, m.disk), paths));
         }
         Ok(out)
     })();
@@ -355,7 +414,7 @@ fn main() -> Result<()> {
     let probe_dir = std::env::temp_dir();
     let mut disk = Vec::new();
     // results[node index][acks index] = [(e2e, ack)] over the runs.
-    let mut results: Vec<Vec<Vec<(Quantiles, Quantiles)>>> =
+    let mut results: Vec<Vec<Vec<Figures>>> =
         vec![vec![Vec::new(); args.acks.len()]; args.nodes.len()];
     // paths[node index][acks index]: every traced record's path, and how
     // many records had none.
@@ -375,8 +434,8 @@ fn main() -> Result<()> {
                     paths[ni][ai].1 += missing;
                 }
                 eprintln!(
-                    "run {run} nodes {} acks={}: e2e p50 {:.3} p99 {:.3} p99.9 {:.3} ms; ack p50 {:.3} p99 {:.3} ms",
-                    args.nodes[ni], args.acks[ai], q.0.p50, q.0.p99, q.0.p999, q.1.p50, q.1.p99
+                    "run {run} nodes {} acks={}: e2e p50 {:.3} p99 {:.3} p99.9 {:.3} ms; ack p50 {:.3} p99 {:.3} ms; fdatasync meanwhile p50 {:.3} p99 {:.3} p99.9 {:.3} ms",
+                    args.nodes[ni], args.acks[ai], q.0.p50, q.0.p99, q.0.p999, q.1.p50, q.1.p99, q.2.p50, q.2.p99, q.2.p999
                 );
                 results[ni][ai].push(q);
             }
@@ -416,22 +475,30 @@ fn main() -> Result<()> {
     )?;
     writeln!(
         md,
-        "| nodes | acks | e2e p50 ms | e2e p99 ms | e2e p99.9 ms | ack p50 ms | ack p99 ms | e2e p50 / fdatasync p50 |"
+        "*fdatasync meanwhile*: the same probe, one every {} ms into a file of its own, while the records of that row were sent (medians of runs): what the disk gave any fsync under that load.\n",
+        PROBE_EVERY.as_millis()
     )?;
-    writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(
+        md,
+        "| nodes | acks | e2e p50 ms | e2e p99 ms | e2e p99.9 ms | ack p50 ms | ack p99 ms | e2e p50 / fdatasync p50 | fdatasync meanwhile p50 / p99 / p99.9 ms |"
+    )?;
+    writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---|")?;
     for (ni, nodes) in args.nodes.iter().enumerate() {
         for (ai, acks) in args.acks.iter().enumerate() {
             let v = &results[ni][ai];
-            let m = |f: fn(&(Quantiles, Quantiles)) -> f64| median(v.iter().map(f).collect());
+            let m = |f: fn(&Figures) -> f64| median(v.iter().map(f).collect());
             let e50 = m(|q| q.0.p50);
             writeln!(
                 md,
-                "| {nodes} | {acks} | {e50:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} |",
+                "| {nodes} | {acks} | {e50:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {:.3} / {:.3} / {:.3} |",
                 m(|q| q.0.p99),
                 m(|q| q.0.p999),
                 m(|q| q.1.p50),
                 m(|q| q.1.p99),
-                e50 / d50
+                e50 / d50,
+                m(|q| q.2.p50),
+                m(|q| q.2.p99),
+                m(|q| q.2.p999)
             )?;
         }
     }
