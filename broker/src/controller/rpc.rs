@@ -174,10 +174,14 @@ pub struct WireError {
     pub message: String,
 }
 
-/// The admin errors a controller returns.
+/// The errors a controller returns. Every [`BrokerError`] has its kind here
+/// or is [`WireErrorKind::Internal`] by name (the mapping has no wildcard, so a
+/// new error must be placed); a kind this build does not know, from a newer
+/// peer, decodes as `Internal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireErrorKind {
     UnknownTopic,
+    UnknownTopicId,
     TopicExists,
     InvalidTopic,
     InvalidPartitions,
@@ -192,6 +196,20 @@ pub enum WireErrorKind {
     /// This node is not (or no longer) the active controller: retry.
     NotController,
     Storage,
+    /// The controller did not answer in time (retriable).
+    Timeout,
+    InvalidUpdateVersion,
+    /// The message names the replica.
+    IneligibleReplica,
+    FencedLeaderEpoch,
+    UnknownLeaderEpoch,
+    NotLeader,
+    NoReassignmentInProgress,
+    ElectionNotNeeded,
+    EligibleLeadersNotAvailable,
+    /// The message names the preferred replica.
+    PreferredLeaderNotAvailable,
+    #[serde(other)]
     Internal,
 }
 
@@ -199,7 +217,8 @@ impl From<&BrokerError> for WireError {
     fn from(e: &BrokerError) -> Self {
         use WireErrorKind as K;
         let kind = match e {
-            BrokerError::UnknownTopicOrPartition | BrokerError::UnknownTopicId => K::UnknownTopic,
+            BrokerError::UnknownTopicOrPartition => K::UnknownTopic,
+            BrokerError::UnknownTopicId => K::UnknownTopicId,
             BrokerError::TopicAlreadyExists(_) => K::TopicExists,
             BrokerError::InvalidTopic(_) => K::InvalidTopic,
             BrokerError::InvalidPartitions(_) => K::InvalidPartitions,
@@ -212,7 +231,32 @@ impl From<&BrokerError> for WireError {
             BrokerError::NotController => K::NotController,
             BrokerError::StaleBrokerEpoch => K::StaleBrokerEpoch,
             BrokerError::Storage(_) | BrokerError::Log(_) => K::Storage,
-            _ => K::Internal,
+            BrokerError::Timeout => K::Timeout,
+            BrokerError::InvalidUpdateVersion => K::InvalidUpdateVersion,
+            BrokerError::IneligibleReplica(_) => K::IneligibleReplica,
+            BrokerError::FencedLeaderEpoch => K::FencedLeaderEpoch,
+            BrokerError::UnknownLeaderEpoch => K::UnknownLeaderEpoch,
+            BrokerError::NotLeader => K::NotLeader,
+            BrokerError::NoReassignmentInProgress => K::NoReassignmentInProgress,
+            BrokerError::ElectionNotNeeded => K::ElectionNotNeeded,
+            BrokerError::EligibleLeadersNotAvailable => K::EligibleLeadersNotAvailable,
+            BrokerError::PreferredLeaderNotAvailable(_) => K::PreferredLeaderNotAvailable,
+            // Data-path errors: a controller never returns them; if one
+            // does, it is a bug on its side, not something the client did.
+            BrokerError::OffsetOutOfRange { .. }
+            | BrokerError::CorruptBatch(_)
+            | BrokerError::CorruptMessage(_)
+            | BrokerError::InvalidRecord(_)
+            | BrokerError::RecordErrors { .. }
+            | BrokerError::MessageTooLarge { .. }
+            | BrokerError::InvalidTimestamp(_)
+            | BrokerError::InvalidProducerEpoch
+            | BrokerError::OutOfOrderSequence
+            | BrokerError::UnknownProducerId
+            | BrokerError::NotEnoughReplicas { .. }
+            | BrokerError::NotEnoughReplicasAfterAppend
+            | BrokerError::Internal(_)
+            | BrokerError::Metadata(_) => K::Internal,
         };
         let message = match e {
             BrokerError::TopicAlreadyExists(m)
@@ -236,6 +280,7 @@ impl From<WireError> for BrokerError {
         use WireErrorKind as K;
         match e.kind {
             K::UnknownTopic => BrokerError::UnknownTopicOrPartition,
+            K::UnknownTopicId => BrokerError::UnknownTopicId,
             K::TopicExists => BrokerError::TopicAlreadyExists(e.message),
             K::InvalidTopic => BrokerError::InvalidTopic(e.message),
             K::InvalidPartitions => BrokerError::InvalidPartitions(e.message),
@@ -248,9 +293,30 @@ impl From<WireError> for BrokerError {
             K::StaleBrokerEpoch => BrokerError::StaleBrokerEpoch,
             K::NotController => BrokerError::NotController,
             K::Storage => BrokerError::Storage(e.message),
+            K::Timeout => BrokerError::Timeout,
+            K::InvalidUpdateVersion => BrokerError::InvalidUpdateVersion,
+            K::IneligibleReplica => BrokerError::IneligibleReplica(replica_in(&e.message)),
+            K::FencedLeaderEpoch => BrokerError::FencedLeaderEpoch,
+            K::UnknownLeaderEpoch => BrokerError::UnknownLeaderEpoch,
+            K::NotLeader => BrokerError::NotLeader,
+            K::NoReassignmentInProgress => BrokerError::NoReassignmentInProgress,
+            K::ElectionNotNeeded => BrokerError::ElectionNotNeeded,
+            K::EligibleLeadersNotAvailable => BrokerError::EligibleLeadersNotAvailable,
+            K::PreferredLeaderNotAvailable => {
+                BrokerError::PreferredLeaderNotAvailable(replica_in(&e.message))
+            }
             K::Internal => BrokerError::Metadata(e.message),
         }
     }
+}
+
+/// The replica id an error message names ("replica 3 is fenced …", "the
+/// preferred replica 3 is not …"): its first number, or -1.
+fn replica_in(message: &str) -> i32 {
+    message
+        .split(|c: char| !c.is_ascii_digit() && c != '-')
+        .find_map(|w| w.parse().ok())
+        .unwrap_or(-1)
 }
 
 #[cfg(test)]
@@ -271,6 +337,17 @@ mod tests {
             BrokerError::InvalidRequest("both".into()),
             BrokerError::PolicyViolation("policy".into()),
             BrokerError::Storage("disk".into()),
+            BrokerError::UnknownTopicId,
+            BrokerError::Timeout,
+            BrokerError::InvalidUpdateVersion,
+            BrokerError::IneligibleReplica(3),
+            BrokerError::FencedLeaderEpoch,
+            BrokerError::UnknownLeaderEpoch,
+            BrokerError::NotLeader,
+            BrokerError::NoReassignmentInProgress,
+            BrokerError::ElectionNotNeeded,
+            BrokerError::EligibleLeadersNotAvailable,
+            BrokerError::PreferredLeaderNotAvailable(2),
         ];
         for e in errors {
             let wire: WireError = (&e).into();
@@ -281,5 +358,15 @@ mod tests {
             assert_eq!(back.code(), e.code(), "{e:?} came back as {back:?}");
             assert_eq!(back.message(), e.message(), "{e:?} came back as {back:?}");
         }
+    }
+
+    /// A kind this build does not know (sent by a newer controller) decodes
+    /// as an internal error instead of failing the whole reply.
+    #[test]
+    fn an_unknown_kind_from_a_newer_peer_is_internal() {
+        let wire: WireError =
+            serde_json::from_str(r#"{"kind":"SomethingNew","message":"m"}"#).expect("decodes");
+        assert_eq!(wire.kind, WireErrorKind::Internal);
+        assert_eq!(wire.message, "m");
     }
 }
