@@ -9,11 +9,32 @@
 #   BROOK_SKIP_INSTALL=1   do not install anything (offline machines)
 #   BROOK_TEST_KEEP=1      keep broker data dirs and logs of the e2e tests
 #   BROOK_FUZZ_SECONDS=30  seconds per fuzz target (0 skips fuzzing)
+#   BROOK_MIN_FREE_GB=6    refuse to start with less free disk than this where
+#                          the build goes (a from-scratch run writes 8-10 GB,
+#                          so below 6 it cannot pass); 0 skips the check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 start=$(date +%s)
+
+# A full disk midway fails tests with errors that name everything but the
+# disk; say it up front instead.
+min_free_gb=${BROOK_MIN_FREE_GB:-6}
+if ! [[ $min_free_gb =~ ^[0-9]+$ ]]; then
+    echo "BROOK_MIN_FREE_GB must be a whole number of GB, not '$min_free_gb'" >&2
+    exit 2
+fi
+if [ "$min_free_gb" != 0 ]; then
+    target_dir=${CARGO_TARGET_DIR:-target}
+    probe=$target_dir
+    while [ ! -e "$probe" ]; do probe=$(dirname "$probe"); done
+    free_kb=$(df -Pk "$probe" | awk 'NR == 2 {print $4}')
+    if [ "$free_kb" -lt $((min_free_gb * 1024 * 1024)) ]; then
+        echo "only $((free_kb / 1024 / 1024)) GB free where the build goes ($probe); a from-scratch run writes 8-10 GB (BROOK_MIN_FREE_GB=$min_free_gb; set it to 0 to try anyway)" >&2
+        exit 1
+    fi
+fi
 
 if [ "${BROOK_SKIP_INSTALL:-0}" != 1 ]; then
     step "installing test dependencies"
