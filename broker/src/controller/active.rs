@@ -227,7 +227,7 @@ impl Core {
                     )
                 } else if b.fenced && applied >= target {
                     (
-                        decisions::unfence(image, id, epoch),
+                        decisions::unfence(image, config, id, epoch),
                         ReplyBody::Heartbeat {
                             fenced: false,
                             shutdown_ready: false,

@@ -578,12 +578,27 @@ fn followed_by(
     out
 }
 
-/// A fenced broker has caught up: unfence it and let it lead what waits for it.
-pub fn unfence(image: &MetadataImage, id: i32, epoch: i64) -> Vec<MetadataRecord> {
+/// A fenced broker has caught up: unfence it, let it lead what waits for it,
+/// and complete the reassignments that waited for it to be usable.
+pub fn unfence(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    id: i32,
+    epoch: i64,
+) -> Vec<MetadataRecord> {
     followed_by(
         image,
         MetadataRecord::UnfenceBroker { id, epoch },
-        |after| elect_returning(after, id),
+        |after| {
+            let elected = elect_returning(after, id);
+            let mut later = after.clone();
+            for r in &elected {
+                let _ = later.replay(r, &mut crate::metadata::MetadataDelta::default());
+            }
+            let mut out = elected;
+            out.extend(super::reassign::completions_waiting_for(&later, config, id));
+            out
+        },
     )
 }
 

@@ -232,6 +232,33 @@ pub(super) fn completion(
     })
 }
 
+/// The changes that complete reassignments whose target replicas were all in
+/// sync but could not finish because no in-sync target replica was usable to
+/// lead, now that broker `id` is (it was unfenced). The ISR of such a
+/// partition does not change, so no AlterPartition would complete it.
+pub(super) fn completions_waiting_for(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    id: i32,
+) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for topic in image.topics.values() {
+        for (index, p) in &topic.partitions {
+            if !p.reassigning() || !p.target_replicas().contains(&id) {
+                continue;
+            }
+            if let Some(done) = completion(image, config, &topic.name, p, &p.isr) {
+                out.push(MetadataRecord::PartitionChange(PartitionChange {
+                    topic_id: topic.id,
+                    partition: *index,
+                    ..done
+                }));
+            }
+        }
+    }
+    out
+}
+
 /// Every ongoing reassignment, or those of `wanted` partitions: (topic,
 /// partition record) in topic-name order.
 pub fn ongoing<'a>(

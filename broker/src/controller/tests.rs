@@ -123,7 +123,7 @@ fn the_last_isr_member_stays_and_the_partition_waits_for_it() {
         &mut image,
         &[MetadataRecord::RegisterBroker(reg(p.leader, None, 5))],
     );
-    let records = decisions::unfence(&image, p.leader, 5);
+    let records = decisions::unfence(&image, &config, p.leader, 5);
     apply(&mut image, &records);
     let back = image.partition(&t, 0).unwrap();
     assert_eq!(back.leader, p.leader);
@@ -297,7 +297,7 @@ fn seeded_controller_simulation_keeps_partition_invariants() {
             let epoch = image.brokers.get(&id).map_or(1, |b| b.epoch);
             let records = match rng.random_range(0..6) {
                 0 => decisions::fence(&image, &config, id, epoch),
-                1 if image.brokers[&id].fenced => decisions::unfence(&image, id, epoch),
+                1 if image.brokers[&id].fenced => decisions::unfence(&image, &config, id, epoch),
                 2 => decisions::begin_shutdown(&image, &config, id, epoch),
                 3 => {
                     let mut r = reg(id, None, epoch + 1);
@@ -425,6 +425,61 @@ fn a_target_already_in_sync_completes_at_once_and_keeps_its_leader() {
     let (records, r) = reassign(&image, Some(target));
     r.unwrap();
     assert!(records.is_empty());
+}
+
+/// A reassignment whose target is in sync but whose only in-sync target
+/// replica is fenced cannot complete (nobody usable to lead). When that
+/// broker is unfenced the ISR does not change, so no AlterPartition comes:
+/// the unfencing itself completes it.
+#[test]
+fn a_reassignment_waiting_for_a_fenced_target_completes_when_it_is_unfenced() {
+    let config = BrokerConfig::default();
+    let mut image = cluster(&[None, None]);
+    let t = add_topic(&mut image, "t", 1, 1, 2);
+    let p = image.partition(&t, 0).unwrap().clone();
+    let (keep, drop) = (
+        p.leader,
+        p.replicas.iter().copied().find(|r| *r != p.leader).unwrap(),
+    );
+    // The other replica fell out of the ISR, then the leader was fenced: it
+    // stays the last ISR member, and the partition has no leader.
+    apply(
+        &mut image,
+        &[MetadataRecord::PartitionChange(
+            crate::metadata::PartitionChange {
+                topic_id: t,
+                partition: 0,
+                isr: Some(vec![keep]),
+                ..Default::default()
+            },
+        )],
+    );
+    let records = decisions::fence(&image, &config, keep, 1);
+    apply(&mut image, &records);
+    assert_eq!(image.partition(&t, 0).unwrap().leader, -1);
+    // Move the partition to `keep` alone: its target is in sync, but fenced.
+    let (records, r) = reassign(&image, Some(vec![keep]));
+    r.unwrap();
+    apply(&mut image, &records);
+    let waiting = image.partition(&t, 0).unwrap().clone();
+    assert!(
+        waiting.reassigning(),
+        "nobody usable can lead the target yet"
+    );
+    assert_eq!(waiting.removing, vec![drop]);
+    // `keep` comes back: it leads again and the reassignment completes.
+    apply(
+        &mut image,
+        &[MetadataRecord::RegisterBroker(reg(keep, None, 5))],
+    );
+    let records = decisions::unfence(&image, &config, keep, 5);
+    apply(&mut image, &records);
+    let done = image.partition(&t, 0).unwrap();
+    assert!(!done.reassigning(), "still waiting: {done:?}");
+    assert_eq!(done.replicas, vec![keep]);
+    assert_eq!(done.isr, vec![keep]);
+    assert_eq!(done.leader, keep);
+    assert!(super::reassign::ongoing(&image, None).is_empty());
 }
 
 #[test]

@@ -618,7 +618,7 @@ impl Sim {
                 }
                 self.last_heartbeat.insert(from, self.now);
                 if b.fenced {
-                    let records = decisions::unfence(&self.image, from, epoch);
+                    let records = decisions::unfence(&self.image, &self.broker_config, from, epoch);
                     self.commit(records, &format!("unfence {from}"));
                 }
             }
