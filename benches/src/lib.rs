@@ -41,6 +41,16 @@ impl ProducerContext for AckLatencies {
     }
 }
 
+/// Sleep until record `i` of a fixed-rate stream of `rate` records/s that
+/// began at `start` is due; a record already late goes at once.
+pub fn wait_until_due(start: Instant, i: u64, rate: u64) {
+    let due = start + Duration::from_secs_f64(i as f64 / rate.max(1) as f64);
+    let now = Instant::now();
+    if due > now {
+        std::thread::sleep(due - now);
+    }
+}
+
 /// Make a freshly started `cluster` of `nodes` ready for a bench: wait for an
 /// active controller and every broker unfenced, then create one-partition
 /// `topics` with replication factor `nodes` (`min.insync.replicas` 2 from 3

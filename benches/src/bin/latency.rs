@@ -289,11 +289,7 @@ fn measure(bootstrap: &str, acks: &str, args: &Args) -> Result<Measured> {
     let sent = (|| -> Result<()> {
         let start = Instant::now();
         for i in 0..total {
-            let due = start + Duration::from_secs_f64(i as f64 / args.rate as f64);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
+            brook_benches::wait_until_due(start, i as u64, args.rate);
             value[..8].copy_from_slice(&now_ns().max(1).to_be_bytes());
             p.send(
                 BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(

@@ -130,11 +130,7 @@ fn run_one(nodes: usize, args: &Args, base: u16) -> Result<Outcome> {
         let total = args.rate * args.seconds;
         let start = Instant::now();
         for i in 0..total {
-            let due = start + Duration::from_secs_f64(i as f64 / args.rate as f64);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
+            brook_benches::wait_until_due(start, i, args.rate);
             p.send(timed(&value)).map_err(|(e, _)| anyhow!(e))?;
         }
         p.flush(Duration::from_secs(60))?;

@@ -95,15 +95,17 @@ fn fencing_the_leader_elects_from_the_isr_with_a_new_epoch() {
     assert!(after.partition_epoch > before.partition_epoch);
 }
 
-#[test]
-fn the_last_isr_member_stays_and_the_partition_waits_for_it() {
-    let config = BrokerConfig::default();
-    let mut image = cluster(&[None, None]);
-    let t = add_topic(&mut image, "t", 1, 1, 2);
+/// Two brokers, topic "t" with one partition on both; the follower dropped
+/// out of the ISR, then the leader was fenced. Returns the topic and the
+/// partition as it was before.
+fn fenced_last_isr_member(
+    image: &mut MetadataImage,
+    config: &BrokerConfig,
+) -> (Uuid, PartitionRecord) {
+    let t = add_topic(image, "t", 1, 1, 2);
     let p = image.partition(&t, 0).unwrap().clone();
-    // The follower dropped out of the ISR earlier.
     apply(
-        &mut image,
+        image,
         &[MetadataRecord::PartitionChange(
             crate::metadata::PartitionChange {
                 topic_id: t,
@@ -113,8 +115,16 @@ fn the_last_isr_member_stays_and_the_partition_waits_for_it() {
             },
         )],
     );
-    let records = decisions::fence(&image, &config, p.leader, 1);
-    apply(&mut image, &records);
+    let records = decisions::fence(image, config, p.leader, 1);
+    apply(image, &records);
+    (t, p)
+}
+
+#[test]
+fn the_last_isr_member_stays_and_the_partition_waits_for_it() {
+    let config = BrokerConfig::default();
+    let mut image = cluster(&[None, None]);
+    let (t, p) = fenced_last_isr_member(&mut image, &config);
     let now = image.partition(&t, 0).unwrap().clone();
     assert_eq!(now.leader, -1, "no clean leader: offline, not unclean");
     assert_eq!(now.isr, vec![p.leader], "the last ISR member stays");
@@ -435,27 +445,12 @@ fn a_target_already_in_sync_completes_at_once_and_keeps_its_leader() {
 fn a_reassignment_waiting_for_a_fenced_target_completes_when_it_is_unfenced() {
     let config = BrokerConfig::default();
     let mut image = cluster(&[None, None]);
-    let t = add_topic(&mut image, "t", 1, 1, 2);
-    let p = image.partition(&t, 0).unwrap().clone();
+    // The leader is the last ISR member, fenced: the partition has no leader.
+    let (t, p) = fenced_last_isr_member(&mut image, &config);
     let (keep, drop) = (
         p.leader,
         p.replicas.iter().copied().find(|r| *r != p.leader).unwrap(),
     );
-    // The other replica fell out of the ISR, then the leader was fenced: it
-    // stays the last ISR member, and the partition has no leader.
-    apply(
-        &mut image,
-        &[MetadataRecord::PartitionChange(
-            crate::metadata::PartitionChange {
-                topic_id: t,
-                partition: 0,
-                isr: Some(vec![keep]),
-                ..Default::default()
-            },
-        )],
-    );
-    let records = decisions::fence(&image, &config, keep, 1);
-    apply(&mut image, &records);
     assert_eq!(image.partition(&t, 0).unwrap().leader, -1);
     // Move the partition to `keep` alone: its target is in sync, but fenced.
     let (records, r) = reassign(&image, Some(vec![keep]));

@@ -297,17 +297,22 @@ mod tests {
     #[tokio::test]
     async fn file_shorter_than_region_fails() -> io::Result<()> {
         let (server, _client) = pair().await?;
-        let frame = Frame {
-            chunks: vec![Chunk::Region { id: 0, len: 100 }],
-            regions: vec![FileRegion {
-                file: file_of(40)?,
-                position: 0,
-                len: 100,
-            }],
-            throttle_at: None,
-        };
+        let frame = region_frame(file_of(40)?, 100);
         assert!(write_frame(&server, &frame).await.is_err());
         Ok(())
+    }
+
+    /// A frame that is one region of `len` bytes of `file`, from its start.
+    fn region_frame(file: Arc<std::fs::File>, len: u32) -> Frame {
+        Frame {
+            chunks: vec![Chunk::Region { id: 0, len }],
+            regions: vec![FileRegion {
+                file,
+                position: 0,
+                len: u64::from(len),
+            }],
+            throttle_at: None,
+        }
     }
 
     fn numbered_file(len: usize) -> io::Result<Arc<std::fs::File>> {
@@ -355,15 +360,7 @@ mod tests {
     /// what arrives is the same as with `sendfile`.
     #[tokio::test]
     async fn a_small_frame_is_sent_whole_from_the_page_cache() -> io::Result<()> {
-        let frame = Frame {
-            chunks: vec![Chunk::Region { id: 0, len: 100 }],
-            regions: vec![FileRegion {
-                file: numbered_file(100)?,
-                position: 0,
-                len: 100,
-            }],
-            throttle_at: None,
-        };
+        let frame = region_frame(numbered_file(100)?, 100);
         assert!(
             gather_cached(&frame)?.is_some(),
             "just-written bytes were not read from the page cache"
