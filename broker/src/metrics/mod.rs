@@ -83,7 +83,7 @@ pub const METRICS: &[MetricDef] = &[
     m("brook_topic_records_in_total", Counter, &["topic"], "Records appended by producers, by topic."),
     m("brook_topic_bytes_out_total", Counter, &["topic"], "Record-batch bytes returned to consumers (follower replicas not counted), by topic."),
     m("brook_topic_records_out_total", Counter, &["topic"], "Records returned to consumers (follower replicas not counted; from the fetch offset to the end of the last whole batch sent), by topic."),
-    m("brook_fetch_sendfile_bytes_total", Counter, &[], "Record bytes sent to clients with sendfile (zero-copy)."),
+    m("brook_fetch_sendfile_bytes_total", Counter, &[], "Record bytes sent to clients with sendfile (zero-copy); fetch responses of up to 64 KiB whose records are cached go out as one write instead and are not counted."),
     m("brook_fetch_sessions", Gauge, &[], "Incremental fetch sessions (KIP-227) cached, consumers' and followers' (at most max.incremental.fetch.session.cache.slots)."),
     m("brook_fetch_session_partitions", Gauge, &[], "Partitions held by all cached fetch sessions."),
     m("brook_fetch_sessions_created_total", Counter, &[], "Fetch sessions created (full fetches with epoch 0 that got a session id)."),

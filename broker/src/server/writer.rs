@@ -1,6 +1,8 @@
 //! Writes encoded responses to a client socket: owned bytes with `writev`, record
-//! data held in log segments with `sendfile`, so fetched records never pass
-//! through user space.
+//! data held in log segments with `sendfile`, so fetched records do not pass
+//! through user space. The exception is a small response (up to
+//! [`COALESCE_MAX`]) whose records are in the page cache: it is copied into one
+//! buffer and sent with one write (see [`gather_cached`]).
 //!
 //! Only the connection's writer task calls into this module; the socket is shared
 //! with the reader task through tokio's readiness API, which allows one reader and
