@@ -36,9 +36,15 @@ tool=target/release/rdkafka_performance
 # Build the tool from the vendored librdkafka, linked against the static
 # library the rdkafka-sys build script produced (same version as the tests').
 rdk_version=$(awk '/^name = "rdkafka-sys"$/ {getline; print $3}' Cargo.lock | tr -d '"' | head -1)
-src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/rdkafka-sys-"$rdk_version"/librdkafka | head -1)
-lib=$(ls -t target/release/build/rdkafka-sys-*/out/src/librdkafka.a | head -1)
-zstd=$(ls -t target/release/build/zstd-sys-*/out/libzstd.a | head -1)
+src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/rdkafka-sys-"$rdk_version"/librdkafka 2>/dev/null | head -1)
+lib=$(ls -t target/release/build/rdkafka-sys-*/out/src/librdkafka.a 2>/dev/null | head -1)
+zstd=$(ls -t target/release/build/zstd-sys-*/out/libzstd.a 2>/dev/null | head -1)
+if [ -z "$src" ] || [ -z "$lib" ] || [ -z "$zstd" ]; then
+    echo "cannot build rdkafka_performance: need the rdkafka-sys $rdk_version source" \
+        "(found: '${src:-none}') and its release build's librdkafka.a and libzstd.a" \
+        "(found: '${lib:-none}', '${zstd:-none}')" >&2
+    exit 1
+fi
 if [ ! -x "$tool" ] || [ "$tool" -ot "$lib" ]; then
     gcc -O2 -w -o "$tool" "$src/examples/rdkafka_performance.c" \
         -I"$(dirname "$lib")" -I"$src/src" "$lib" "$zstd" -lpthread -lz -lm -ldl -lrt
@@ -53,9 +59,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Wait for ready file $1 of the process logging to $2.
 wait_file() {
     for _ in $(seq 300); do [ -s "$1" ] && return 0; sleep 0.1; done
-    echo "timed out waiting for $1" >&2
+    echo "no $1 after 30 s; the end of $2:" >&2
+    tail -n 20 "$2" >&2
     return 1
 }
 
@@ -69,7 +77,7 @@ listeners = ["127.0.0.1:0"]
 EOF
     "$brook" serve --config "$dir/brook.toml" --ready-file "$dir/ready.json" > "$dir/log.txt" 2>&1 &
     pids+=($!)
-    wait_file "$dir/ready.json"
+    wait_file "$dir/ready.json" "$dir/log.txt"
     bootstrap=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kafka"])' "$dir/ready.json")
     "$brook" topic create --bootstrap "$bootstrap" --partitions 1 perf > /dev/null
 }
@@ -80,7 +88,7 @@ start_sink() {
     "$e2e" sink --ready-file "$dir/ready.json" --record-size "$size" --log-records 1000 \
         --batch-bytes 1000000 > "$dir/log.txt" 2>&1 &
     pids+=($!)
-    wait_file "$dir/ready.json"
+    wait_file "$dir/ready.json" "$dir/log.txt"
     bootstrap=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kafka"])' "$dir/ready.json")
 }
 
