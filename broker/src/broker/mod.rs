@@ -22,6 +22,7 @@ mod dirs;
 mod identity;
 mod log_dir_health;
 pub mod log_dirs;
+mod producer_ids;
 mod publish;
 mod topic_table;
 
@@ -43,7 +44,6 @@ use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use crate::controller::membership::Membership;
-use crate::controller::rpc::{ControllerRequest, ReplyBody};
 use crate::controller::Controller;
 use crate::error::BrokerError;
 use crate::log::LogConfig;
@@ -586,52 +586,6 @@ impl Broker {
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         self.topic(topic)?.partition(index)
-    }
-
-    /// Hand out a new producer id, reserving ids on disk in blocks so a restart
-    /// never reuses one.
-    ///
-    /// # Errors
-    /// Storage failure while reserving a block.
-    pub async fn allocate_producer_id(&self) -> Result<i64, BrokerError> {
-        if let Ok(id) = self.take_reserved_id() {
-            return Ok(id);
-        }
-        // One reservation at a time; the id counter's std lock is never
-        // held across the request to the controller.
-        let _guard = self.reserving.lock().await;
-        if let Ok(id) = self.take_reserved_id() {
-            return Ok(id);
-        }
-        let reply = self
-            .controller
-            .submit(ControllerRequest::AllocateProducerIds {
-                id: self.node_id(),
-                epoch: self.membership.epoch(),
-            })
-            .await?;
-        let ReplyBody::ProducerIds { start, len } = reply else {
-            return Err(BrokerError::Internal("unexpected producer id reply"));
-        };
-        *self
-            .producer_ids
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = (start + 1, start + len);
-        Ok(start)
-    }
-
-    /// The next id of the reserved block, or `Err(end of the block)` when it is used up.
-    fn take_reserved_id(&self) -> Result<i64, i64> {
-        let mut ids = self
-            .producer_ids
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if ids.0 < ids.1 {
-            ids.0 += 1;
-            Ok(ids.0 - 1)
-        } else {
-            Err(ids.1)
-        }
     }
 
     /// The published metadata image (what the registry reflects).
