@@ -10,8 +10,9 @@
 #   BROOK_TEST_KEEP=1      keep broker data dirs and logs of the e2e tests
 #   BROOK_FUZZ_SECONDS=30  seconds per fuzz target (0 skips fuzzing)
 #   BROOK_MIN_FREE_GB=6    refuse to start with less free disk than this where
-#                          the build goes (a from-scratch run writes 8-10 GB,
-#                          so below 6 it cannot pass); 0 skips the check
+#                          the build goes (the build alone writes 8-10 GB and
+#                          the tests more, about 15 GB in all, so below 6 it
+#                          cannot pass); 0 skips the check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,7 @@ if [ "$min_free_gb" != 0 ]; then
     while [ ! -e "$probe" ]; do probe=$(dirname "$probe"); done
     free_kb=$(df -Pk "$probe" | awk 'NR == 2 {print $4}')
     if [ "$free_kb" -lt $((min_free_gb * 1024 * 1024)) ]; then
-        echo "only $((free_kb / 1024 / 1024)) GB free where the build goes ($probe); a from-scratch run writes 8-10 GB (BROOK_MIN_FREE_GB=$min_free_gb; set it to 0 to try anyway)" >&2
+        echo "only $((free_kb / 1024 / 1024)) GB free where the build goes ($probe); a from-scratch run needs about 15 GB (BROOK_MIN_FREE_GB=$min_free_gb; set it to 0 to try anyway)" >&2
         exit 1
     fi
 fi
