@@ -72,6 +72,7 @@ typed_config! {
         log_flush_interval_messages: i64 = "log.flush.interval.messages" => i64::MAX,
         log_flush_interval_ms: i64 = "log.flush.interval.ms" => i64::MAX,
         log_flush_offset_checkpoint_interval_ms: i32 = "log.flush.offset.checkpoint.interval.ms" => 60_000,
+        log_flush_inline_enable: bool = "log.flush.inline.enable" => true,
         log_cleanup_policy: CleanupPolicy = "log.cleanup.policy" => CleanupPolicy::DELETE,
         log_cleaner_delete_retention_ms: i64 = "log.cleaner.delete.retention.ms" => 86_400_000,
         log_cleaner_min_compaction_lag_ms: i64 = "log.cleaner.min.compaction.lag.ms" => 0,

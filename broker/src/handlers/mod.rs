@@ -124,6 +124,9 @@ pub struct Ctx {
     pub version: i16,
     /// Fires when the client is gone (a long-poll stops waiting).
     pub closed: Closed,
+    /// The client sent more after this request (already read, not yet
+    /// handled): a pipelining client.
+    pub pipelined: bool,
 }
 
 impl Ctx {
@@ -183,6 +186,7 @@ pub async fn dispatch(
     mut body: Bytes,
     mute: &Arc<Mute>,
     closed: &Closed,
+    pipelined: bool,
 ) -> Reply {
     let Some(key) = header.key() else {
         debug!(
@@ -200,6 +204,7 @@ pub async fn dispatch(
         key,
         version,
         closed: closed.clone(),
+        pipelined,
     };
     if key == ApiKey::ApiVersions {
         return api_versions::handle(&ctx, body);

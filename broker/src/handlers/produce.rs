@@ -92,6 +92,15 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
     }
     let now = now_ms();
     let recv_us = crate::path_trace::stamp();
+    // One acks=all batch with nothing behind it on the connection: its
+    // fsync may run right here (see `Partition::flush_inline`); a request
+    // for several partitions flushes them in parallel on the flush pool,
+    // and a pipelining client's next requests are read meanwhile and share
+    // the following fsync.
+    let inline_flush = acks == -1
+        && !ctx.pipelined
+        && ctx.broker.config().log_flush_inline_enable
+        && matches!(req.topic_data.as_slice(), [t] if t.partition_data.len() == 1);
     let mut topics: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut waits: Vec<Pending> = Vec::new();
     for (ti, t) in req.topic_data.into_iter().enumerate() {
@@ -204,7 +213,9 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
                     if acks == -1 {
                         // Start the fsync now, so the partitions of this request
                         // flush in parallel while the response waits for them.
-                        partition.request_flush();
+                        if !inline_flush || !partition.flush_inline() {
+                            partition.request_flush();
+                        }
                         waits.push(Pending {
                             topic: ti,
                             slot: parts.len(),
@@ -269,6 +280,16 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
         trace_respond(&ctx);
         return ctx.reply(&resp);
     }
+    // Settled already (an inline flush on a single node): answer without a
+    // task of its own.
+    let settled: Option<Vec<_>> = waits
+        .iter()
+        .map(|w| w.partition.committed_now(w.last_offset, w.epoch))
+        .collect();
+    if let Some(results) = settled {
+        settle(&ctx, &mut resp, &waits, results);
+        return ctx.reply(&resp);
+    }
     // One deadline for the whole request, as Kafka's `timeout_ms` means.
     let deadline = tokio::time::Instant::now()
         + Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0).max(1));
@@ -281,20 +302,30 @@ pub(super) async fn handle(ctx: Ctx, req: ProduceRequest) -> Reply {
             async move { partition.wait_committed(last, epoch, deadline).await }
         }))
         .await;
-        for (w, r) in waits.iter().zip(results) {
-            let slot = &mut resp.responses[w.topic].partition_responses[w.slot];
-            if let Err(e) = r {
-                if e == crate::partition::NotCommitted::Storage {
-                    ctx.broker.set_offline(&w.partition, "flush failed");
-                }
-                let e = BrokerError::from(e);
-                *slot = partition_error(slot.index, e.code(), e.message());
-            }
-        }
-        trace_respond(&ctx);
+        settle(&ctx, &mut resp, &waits, results);
         ctx.frame(&resp, Vec::new())
     });
     Reply::from_task(task)
+}
+
+/// Put the acks=all waits' outcomes into the response.
+fn settle(
+    ctx: &Ctx,
+    resp: &mut ProduceResponse,
+    waits: &[Pending],
+    results: Vec<Result<(), crate::partition::NotCommitted>>,
+) {
+    for (w, r) in waits.iter().zip(results) {
+        let slot = &mut resp.responses[w.topic].partition_responses[w.slot];
+        if let Err(e) = r {
+            if e == crate::partition::NotCommitted::Storage {
+                ctx.broker.set_offline(&w.partition, "flush failed");
+            }
+            let e = BrokerError::from(e);
+            *slot = partition_error(slot.index, e.code(), e.message());
+        }
+    }
+    trace_respond(ctx);
 }
 
 /// Path tracing: this request's response is built.

@@ -17,7 +17,7 @@
 //! An fsync failure is final: the state turns `failed`, every waiter gets an
 //! error, and the log itself refuses further writes (it is offline).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -47,7 +47,14 @@ pub(super) struct Flusher {
     /// A flush was asked for since the loop last looked.
     pending: AtomicBool,
     last_flush: Mutex<Instant>,
+    /// How long the last fsync took, in microseconds: a caller about to
+    /// flush on its own thread does not while the disk is stalling.
+    last_fsync_us: AtomicU64,
 }
+
+/// The last fsync took longer than this: the disk may be stalling, and an
+/// inline flush would hold a runtime worker thread for as long.
+const INLINE_MAX_LAST_FSYNC_US: u64 = 1_000;
 
 impl Flusher {
     pub(super) fn new(log: Arc<PartitionLog>, shared: Arc<super::Shared>) -> Arc<Self> {
@@ -63,6 +70,7 @@ impl Flusher {
             running: AtomicBool::new(false),
             pending: AtomicBool::new(false),
             last_flush: Mutex::new(Instant::now()),
+            last_fsync_us: AtomicU64::new(0),
         })
     }
 
@@ -89,6 +97,34 @@ impl Flusher {
         }
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.run());
+    }
+
+    /// Flush everything appended so far on the calling thread, if no flush
+    /// loop is running and the last fsync was quick; otherwise ask the loop
+    /// (as [`Self::request`]). True when this call flushed (or found the
+    /// flush failed): what was appended before it is durable now, or never
+    /// will be.
+    ///
+    /// For a runtime worker handling one acks=all request: the fsync and
+    /// every wake-up after it (the producer's reply, a long-polling
+    /// consumer) stay on this thread instead of crossing to the blocking
+    /// pool and back. The worker is held for one fsync; a slow disk turns
+    /// this off until an fsync is quick again.
+    pub(super) fn flush_inline(self: &Arc<Self>) -> bool {
+        if self.closed.load(Ordering::Acquire) || self.failed() {
+            return self.failed();
+        }
+        if self.last_fsync_us.load(Ordering::Relaxed) > INLINE_MAX_LAST_FSYNC_US
+            || self.running.swap(true, Ordering::SeqCst)
+        {
+            self.request();
+            return false;
+        }
+        // This thread is the flush loop now, for one round.
+        self.pending.store(false, Ordering::SeqCst);
+        let flushed = self.flush_once();
+        self.hand_back(flushed);
+        true
     }
 
     /// Wait until offsets below `end` are durable.
@@ -145,16 +181,34 @@ impl Flusher {
                 self.running.store(false, Ordering::SeqCst);
                 return;
             }
-            if !self.pending.load(Ordering::SeqCst) {
-                self.running.store(false, Ordering::SeqCst);
-                // A request that came after the check above found the loop
-                // still running and left it to us: take it over again.
-                if !self.pending.load(Ordering::SeqCst) || self.running.swap(true, Ordering::SeqCst)
-                {
-                    return;
-                }
+            if !self.keep_running() {
+                return;
             }
         }
+    }
+
+    /// After an inline flush: give up the loop's role, or, when requests
+    /// came meanwhile, hand it to the blocking pool.
+    fn hand_back(self: &Arc<Self>, flushed: bool) {
+        if !flushed || self.closed.load(Ordering::Acquire) {
+            self.running.store(false, Ordering::SeqCst);
+        } else if self.keep_running() {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.run());
+        }
+    }
+
+    /// The loop's end-of-round check (its owner holds `running`): true when
+    /// a request is pending and the owner must flush again; false once it
+    /// has given `running` up.
+    fn keep_running(&self) -> bool {
+        if self.pending.load(Ordering::SeqCst) {
+            return true;
+        }
+        self.running.store(false, Ordering::SeqCst);
+        // A request that came after the check above found the loop still
+        // running and left it to us: take it over again.
+        self.pending.load(Ordering::SeqCst) && !self.running.swap(true, Ordering::SeqCst)
     }
 
     /// Flush what is appended and report it. False once a flush failed.
@@ -166,7 +220,12 @@ impl Flusher {
         let started = Instant::now();
         let start_us = crate::path_trace::stamp();
         let res = self.log.flush_up_to(target);
-        crate::metrics::fsync(started.elapsed());
+        let took = started.elapsed();
+        crate::metrics::fsync(took);
+        self.last_fsync_us.store(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         match res {
             Ok(durable) => {
                 // A truncation that ran after this flush lowered the

@@ -402,23 +402,8 @@ impl Partition {
         let mut rx = self.shared.hw.subscribe();
         loop {
             drop(rx.borrow_and_update());
-            {
-                // Leadership first: once deposed, this broker may have
-                // truncated `offset` and fetched another record there by
-                // the time this task runs, under a HW past it.
-                let st = self.shared.lock();
-                if st.role() != Role::Leader || st.leader_epoch() != epoch {
-                    return Err(NotCommitted::NotLeader);
-                }
-                if st.hw() > offset {
-                    return Ok(());
-                }
-                if !st.enough_replicas() {
-                    return Err(NotCommitted::NotEnoughReplicas);
-                }
-            }
-            if self.flusher.failed() {
-                return Err(NotCommitted::Storage);
+            if let Some(done) = self.committed_now(offset, epoch) {
+                return done;
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => {}
@@ -426,6 +411,43 @@ impl Partition {
                 Err(_) => return Err(NotCommitted::TimedOut),
             }
         }
+    }
+
+    /// Where an acks=all wait for `offset`, appended as leader in `epoch`,
+    /// stands now: `None` while it must go on waiting.
+    pub fn committed_now(&self, offset: i64, epoch: i32) -> Option<Result<(), NotCommitted>> {
+        {
+            // Leadership first: once deposed, this broker may have
+            // truncated `offset` and fetched another record there by the
+            // time the waiter runs, under a HW past it.
+            let st = self.shared.lock();
+            if st.role() != Role::Leader || st.leader_epoch() != epoch {
+                return Some(Err(NotCommitted::NotLeader));
+            }
+            if st.hw() > offset {
+                return Some(Ok(()));
+            }
+            if !st.enough_replicas() {
+                return Some(Err(NotCommitted::NotEnoughReplicas));
+            }
+        }
+        self.flusher.failed().then_some(Err(NotCommitted::Storage))
+    }
+
+    /// Flush what is appended on this thread when no flush is under way and
+    /// the disk has been quick, else start the flush loop as
+    /// [`Self::request_flush`]. True when this thread flushed: the HW has
+    /// moved as far as durability alone lets it.
+    ///
+    /// Only for a partition without followers: theirs are the fetches the
+    /// append just woke, and they would wait on this thread for the
+    /// leader's fsync instead of running beside it.
+    pub fn flush_inline(&self) -> bool {
+        if self.shared.lock().replicas().len() > 1 {
+            self.flusher.request();
+            return false;
+        }
+        self.flusher.flush_inline()
     }
 
     /// Flush and close the log and stop the flusher (shutdown, topic deletion).

@@ -50,7 +50,10 @@ fn partition_of_node_1(dir: &std::path::Path) -> Result<Partition> {
 }
 
 fn partition_of_node_1_with(dir: &std::path::Path, log_config: LogConfig) -> Result<Partition> {
-    let log = PartitionLog::open(dir, log_config)?;
+    partition_of_node_1_opened(PartitionLog::open(dir, log_config)?)
+}
+
+fn partition_of_node_1_opened(log: PartitionLog) -> Result<Partition> {
     let config = Arc::new(TopicConfig::resolve(
         &BrokerConfig::default(),
         &BTreeMap::new(),
@@ -246,8 +249,8 @@ async fn a_flush_that_overtakes_the_append_still_commits_it() -> Result<()> {
     Ok(())
 }
 
-/// The flush loop runs on the blocking pool, one per partition, and ends
-/// when no request is left: many producers appending and waiting at once on
+/// The flush loop runs on the blocking pool, one per partition (or one
+/// round on a worker thread, inline), and ends when no request is left: many producers appending and waiting at once on
 /// a multi-thread runtime are all released with their records committed,
 /// flushes shared between them, and the loop ends by itself once they are.
 /// (The race between a request and the loop's end is too narrow for this
@@ -263,11 +266,17 @@ async fn concurrent_appends_and_waits_share_flushes_and_all_commit() -> Result<(
     });
     for round in 0..20 {
         let tasks: Vec<_> = (0..16)
-            .map(|_| {
+            .map(|i| {
                 let part = part.clone();
                 tokio::spawn(async move {
                     let a = part.append(&batch_at(0), 10).await?;
-                    part.request_flush();
+                    // Half of them flush on their worker thread when the
+                    // loop is idle (an acks=all request alone on its
+                    // connection), and hand over to the loop when requests
+                    // came meanwhile.
+                    if i % 2 == 1 || !part.flush_inline() {
+                        part.request_flush();
+                    }
                     part.wait_durable(a.last_offset).await?;
                     anyhow::Ok(a.last_offset)
                 })
@@ -300,5 +309,123 @@ async fn concurrent_appends_and_waits_share_flushes_and_all_commit() -> Result<(
         syncs < 20 * 16,
         "{syncs} syncs for 320 appends: the flushes were not shared"
     );
+    Ok(())
+}
+
+fn single_replica_leader(part: &Partition) {
+    part.assign(&PartitionRecord {
+        replicas: vec![1],
+        isr: vec![1],
+        ..record(1, 1)
+    });
+}
+
+/// An inline flush: the fsync runs on the calling thread, the HW moves
+/// before it returns, and no flush loop is left running.
+#[tokio::test]
+async fn an_inline_flush_commits_before_it_returns() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let part = partition_of_node_1(dir.path())?;
+    single_replica_leader(&part);
+    let a = part.append(&batch_at(0), 10).await?;
+    anyhow::ensure!(part.committed_now(a.last_offset, 1).is_none());
+    let syncs = part.log().sync_count();
+    anyhow::ensure!(part.flush_inline(), "an idle flusher did not flush inline");
+    anyhow::ensure!(part.log().sync_count() > syncs);
+    anyhow::ensure!(part.committed_now(a.last_offset, 1) == Some(Ok(())));
+    anyhow::ensure!(part.high_watermark() == 2);
+    anyhow::ensure!(!part.flusher.running());
+    // Deposed meanwhile: the wait ends NotLeader, whatever the HW says.
+    part.assign(&record(2, 2));
+    anyhow::ensure!(part.committed_now(a.last_offset, 1) == Some(Err(NotCommitted::NotLeader)));
+    Ok(())
+}
+
+/// A flush loop already at work takes the request: the caller does not
+/// fsync beside it, and its records commit with the loop's next round.
+#[tokio::test]
+async fn an_inline_flush_leaves_a_running_loop_the_work() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let gate = Arc::new(crate::log::test_batches::GateSyncer::default());
+    let log = PartitionLog::open_with(
+        dir.path(),
+        LogConfig::default(),
+        crate::log::OpenOptions {
+            syncer: gate.clone(),
+            ..Default::default()
+        },
+    )?;
+    let part = Arc::new(partition_of_node_1_opened(log)?);
+    single_replica_leader(&part);
+    part.append(&batch_at(0), 10).await?;
+    part.request_flush();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gate.calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the loop never synced"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // The loop is blocked in its fsync; a second batch arrives.
+    let b = part.append(&batch_at(0), 10).await?;
+    anyhow::ensure!(!part.flush_inline(), "flushed inline beside a running loop");
+    anyhow::ensure!(part.committed_now(b.last_offset, 1).is_none());
+    gate.open();
+    let committed = part.wait_committed(
+        b.last_offset,
+        1,
+        tokio::time::Instant::now() + std::time::Duration::from_secs(10),
+    );
+    anyhow::ensure!(committed.await == Ok(()));
+    anyhow::ensure!(part.high_watermark() == 4);
+    Ok(())
+}
+
+/// An fsync slower than 1 ms turns inline flushing off: the next caller
+/// leaves the flush to the loop instead of holding its worker thread
+/// through what may be a disk stall.
+#[tokio::test]
+async fn after_a_slow_fsync_the_flush_goes_to_the_loop() -> Result<()> {
+    #[derive(Debug)]
+    struct Slow;
+    impl crate::log::Syncer for Slow {
+        fn sync_data(&self, file: &std::fs::File) -> std::io::Result<()> {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            file.sync_data()
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let log = PartitionLog::open_with(
+        dir.path(),
+        LogConfig::default(),
+        crate::log::OpenOptions {
+            syncer: Arc::new(Slow),
+            ..Default::default()
+        },
+    )?;
+    let part = partition_of_node_1_opened(log)?;
+    single_replica_leader(&part);
+    part.append(&batch_at(0), 10).await?;
+    // Nothing slow seen yet: inline.
+    anyhow::ensure!(part.flush_inline());
+    let b = part.append(&batch_at(0), 10).await?;
+    anyhow::ensure!(!part.flush_inline(), "flushed inline after a 5 ms fsync");
+    part.wait_durable(b.last_offset).await?;
+    anyhow::ensure!(part.committed_now(b.last_offset, 1) == Some(Ok(())));
+    Ok(())
+}
+
+/// A leader with followers never flushes inline: the fetches its append
+/// woke would wait on this thread for its fsync.
+#[tokio::test]
+async fn a_leader_with_followers_leaves_the_flush_to_the_loop() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let part = partition_of_node_1(dir.path())?;
+    part.assign(&record(1, 1));
+    let a = part.append(&batch_at(0), 10).await?;
+    anyhow::ensure!(!part.flush_inline(), "flushed inline with followers");
+    part.wait_durable(a.last_offset).await?;
+    anyhow::ensure!(part.log().recovery_point() == 2);
     Ok(())
 }

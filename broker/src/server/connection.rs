@@ -255,7 +255,9 @@ async fn read_loop(
             Ok(Some(frame)) => {
                 // Boxed: the handlers' futures are large, and inline they would
                 // be part of every connection's task even while it idles.
-                let reply = Box::pin(handle_frame(broker, peer, frame, &mute, &closed)).await;
+                let pipelined = !buf.is_empty();
+                let reply =
+                    Box::pin(handle_frame(broker, peer, frame, &mute, &closed, pipelined)).await;
                 // Handled: the request bytes are consumed (a response that
                 // completes later holds its own state, not the request).
                 drop(share.take());
@@ -388,6 +390,7 @@ async fn handle_frame(
     mut frame: Bytes,
     mute: &Arc<crate::quota::Mute>,
     closed: &Closed,
+    pipelined: bool,
 ) -> Reply {
     capture::maybe_capture(&frame);
     let header = match RequestHeader::decode(&mut frame) {
@@ -398,7 +401,7 @@ async fn handle_frame(
             return Reply::Close;
         }
     };
-    handlers::dispatch(broker, peer, header, frame, mute, closed).await
+    handlers::dispatch(broker, peer, header, frame, mute, closed, pipelined).await
 }
 
 async fn write_loop(

@@ -52,6 +52,7 @@ pub(super) const KEYS: &[KeyDef] = &[
     broker("log.flush.interval.messages", long(1), LONG_MAX, "Default of topic `flush.messages`. Left unset, brook fsyncs before acknowledging acks=all; setting it (or `log.flush.interval.ms`) switches every topic without its own flush override to periodic flushing."),
     broker("log.flush.interval.ms", long(0), LONG_MAX, "Default of topic `flush.ms`. Left unset, brook fsyncs before acknowledging acks=all; setting it (or `log.flush.interval.messages`) switches to periodic flushing."),
     broker("log.flush.offset.checkpoint.interval.ms", int(0), Some("60000"), "How often the recovery-point checkpoint file is rewritten."),
+    broker("log.flush.inline.enable", Kind::Bool, Some("true"), "brook only: an acks=all produce request for one partition, with no other request behind it on its connection, runs its fsync on the thread that appended it when no flush is under way and the last fsync was quick (under 1 ms): no hand-off to a flush thread and back."),
     broker("log.cleanup.policy", Kind::List { item: StrRule::OneOf(POLICIES), min_len: 1 }, Some("delete"), "Default of topic `cleanup.policy`."),
     broker("log.cleaner.delete.retention.ms", long(0), Some("86400000"), "Default of topic `delete.retention.ms`."),
     broker("log.cleaner.min.compaction.lag.ms", long(0), Some("0"), "Default of topic `min.compaction.lag.ms`."),
