@@ -12,7 +12,7 @@
 # order alternating by round. The tool's settings: linger.ms=5,
 # batch.size=1000000, compression none, idempotence on for acks=all (off
 # with IDEMPOTENCE=false); one partition. Prints each run and writes a markdown table of medians to OUTPUT
-# (default benches/results/perf-tool.md).
+# (default benches/results/perf-tool.md). BROOK_BIN picks the brook binary (A/B runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5} size=${2:-100} acks=${3:-1} count=${4:-5000000}
@@ -29,7 +29,9 @@ esac
 [[ $count =~ ^[1-9][0-9]*$ ]] || { echo "COUNT must be a positive integer, not '$count'" >&2; exit 2; }
 
 cargo build -q --release -p brook-broker --bin brook -p brook-benches --bin e2e
-brook=target/release/brook
+brook=${BROOK_BIN:-target/release/brook}
+# brook reads BROOK_* variables as its own settings: not this one.
+unset BROOK_BIN
 e2e=target/release/e2e
 tool=target/release/rdkafka_performance
 
