@@ -199,6 +199,46 @@ fn closed_connection_cancels_its_long_poll_fetch() -> Result<()> {
     Ok(())
 }
 
+/// Responses keep request order: Metadata requests sent right behind a
+/// long-polling Fetch are answered after it, though their answers are ready
+/// at once (the reader writes a ready answer itself only when nothing is
+/// queued before it); once the Fetch is answered, the next ready answer
+/// goes out at once.
+#[test]
+fn ready_answers_wait_for_the_long_poll_before_them() -> Result<()> {
+    let broker = Broker::start(BrokerOptions::default().partitions(1))?;
+    let addr = broker.kafka_addr();
+    create_topic(addr, "order")?;
+    let mut s = connect(addr)?;
+    // An empty partition and min_bytes 1: this Fetch waits its 700 ms.
+    let mut pipelined = frame(&fetch("order", 0, 700), FETCH_VERSION, 1)?;
+    for corr in 2..=4 {
+        pipelined.extend(frame(&metadata("order", false), METADATA_VERSION, corr)?);
+    }
+    let sent = Instant::now();
+    s.write_all(&pipelined)?;
+    for corr in 1..=4 {
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size)?;
+        let mut body = vec![0u8; usize::try_from(i32::from_be_bytes(size))?];
+        s.read_exact(&mut body)?;
+        let got = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+        ensure!(got == corr, "answer {got} where {corr} was due");
+        if corr == 1 {
+            let waited = sent.elapsed();
+            ensure!(
+                waited >= Duration::from_millis(600),
+                "the fetch answered after {waited:?}: it did not long-poll, so nothing was queued"
+            );
+        }
+    }
+    // Nothing queued now: a lone request is answered without a wait.
+    s.write_all(&frame(&metadata("order", false), METADATA_VERSION, 5)?)?;
+    let resp = read_response::<MetadataRequest>(&mut s, METADATA_VERSION)?;
+    ensure!(resp.topics.iter().any(|t| t.error_code == 0));
+    Ok(())
+}
+
 /// Regression (issue 13): a connection at its in-flight cap is not read, so a
 /// client that disconnected then was not noticed: the long-poll the writer was
 /// waiting on ran its full `max_wait_ms`. The paused reader must still see the
