@@ -155,9 +155,34 @@ pub fn recover_segment(seg: &mut Segment, config: &LogConfig) -> Result<u64, Log
         pos += m.size;
     }
     if pos < file_len {
+        if tail_is_zeros(seg, pos, file_len, &mut chunk)? {
+            // The room an active segment's file keeps ahead of its data
+            // (`GROW_AHEAD_BYTES`): nothing was written there, nothing is
+            // lost, and the segments after this one are sound.
+            seg.truncate_bytes(pos)?;
+            return Ok(0);
+        }
         return seg.truncate_bytes(pos);
     }
     Ok(0)
+}
+
+/// Whether the file holds only zero bytes from `pos` to `end`.
+fn tail_is_zeros(
+    seg: &Segment,
+    mut pos: u64,
+    end: u64,
+    chunk: &mut [u8],
+) -> Result<bool, LogError> {
+    while pos < end {
+        let n = usize::try_from(end - pos).map_or(chunk.len(), |left| left.min(chunk.len()));
+        seg.read_exact_at(&mut chunk[..n], pos)?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
 }
 
 /// Full check of the stored batch `m`: header fields and CRC32C, without holding the

@@ -97,7 +97,21 @@ pub struct Segment {
     created_ms: i64,
     bytes_since_last_index_entry: u64,
     index_interval_bytes: u64,
+    /// Length the `.log` file is set to (at least `size`): an active
+    /// segment's file is extended ahead of its data, sparsely.
+    file_len: u64,
+    /// How far ahead an append extends the file (0: not at all; sealed
+    /// segments and the cleaner's output).
+    grow_ahead: u64,
 }
+
+/// How far ahead of its data the active segment's file is extended: an
+/// append inside that room leaves the file's size alone, so its
+/// `fdatasync` writes the data without the inode (about a fifth less time
+/// per small fsync on the disks we measured). The room is sparse (no disk
+/// blocks), trimmed on roll and close; after a crash, recovery drops it as
+/// the zeros it reads back.
+pub const GROW_AHEAD_BYTES: u64 = 64 * 1024;
 
 impl Segment {
     /// Create a new, empty active segment (existing files with this base are replaced).
@@ -110,7 +124,9 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Self, LogError> {
-        Self::create_with_suffix(dir, base_offset, config, now_ms, "")
+        let mut seg = Self::create_with_suffix(dir, base_offset, config, now_ms, "")?;
+        seg.grow_ahead = GROW_AHEAD_BYTES;
+        Ok(seg)
     }
 
     /// [`Segment::create`] with `suffix` after each file name (`.cleaned` for the
@@ -154,6 +170,8 @@ impl Segment {
             created_ms: now_ms,
             bytes_since_last_index_entry: 0,
             index_interval_bytes: config.index_interval_bytes,
+            file_len: 0,
+            grow_ahead: 0,
         })
     }
 
@@ -197,6 +215,8 @@ impl Segment {
             created_ms: now_ms,
             bytes_since_last_index_entry: 0,
             index_interval_bytes: config.index_interval_bytes,
+            file_len: size,
+            grow_ahead: 0,
         };
         // An empty offset index over a log longer than one index interval means the
         // index file was lost: rebuild it rather than scan from 0 on every read.
@@ -395,6 +415,12 @@ impl Segment {
     /// since the file may hold part of the batches.
     pub fn append(&mut self, batches: Batches<'_>) -> Result<u64, LogError> {
         let position = self.size;
+        let end = position + batches.len() as u64;
+        if self.grow_ahead > 0 && end > self.file_len {
+            let len = end + self.grow_ahead;
+            self.log.set_len(len).at(&self.log_path)?;
+            self.file_len = len;
+        }
         match batches {
             Batches::Whole(bytes) => self.log.write_all_at(bytes, position),
             Batches::Patched { bytes, headers } => {
@@ -422,7 +448,8 @@ impl Segment {
                 }
             }
         }
-        self.size = position + batches.len() as u64;
+        self.size = end;
+        self.file_len = self.file_len.max(end);
         Ok(position)
     }
 
@@ -480,7 +507,13 @@ impl Segment {
         self.time_index
             .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
         self.offset_index.trim()?;
-        self.time_index.trim()
+        self.time_index.trim()?;
+        self.grow_ahead = 0;
+        if self.file_len > self.size {
+            self.log.set_len(self.size).at(&self.log_path)?;
+            self.file_len = self.size;
+        }
+        Ok(())
     }
 
     /// Preallocate the indexes again so the segment can take appends.
@@ -490,7 +523,9 @@ impl Segment {
     pub fn make_active(&mut self, config: &LogConfig) -> Result<(), LogError> {
         self.offset_index
             .make_writable(config.segment_index_bytes)?;
-        self.time_index.make_writable(config.segment_index_bytes)
+        self.time_index.make_writable(config.segment_index_bytes)?;
+        self.grow_ahead = GROW_AHEAD_BYTES;
+        Ok(())
     }
 
     /// Drop every batch at or after `offset` (whole batches: a batch holding `offset`
@@ -511,9 +546,10 @@ impl Segment {
     /// # Errors
     /// I/O errors truncating the file.
     pub(crate) fn truncate_bytes(&mut self, position: u64) -> Result<u64, LogError> {
-        let removed = self.file_len()?.saturating_sub(position);
+        let removed = self.size.saturating_sub(position);
         self.log.set_len(position).at(&self.log_path)?;
         self.size = position;
+        self.file_len = position;
         self.offset_index.truncate_to_position(position);
         // Entries pointing past the new end would otherwise survive in the time index.
         let mut end = self.base_offset;
@@ -538,6 +574,7 @@ impl Segment {
         self.time_index.clear();
         self.make_active(config)?;
         self.size = self.file_len()?;
+        self.file_len = self.size;
         self.next_offset = self.base_offset;
         self.max_timestamp = -1;
         self.offset_of_max_timestamp = self.base_offset;

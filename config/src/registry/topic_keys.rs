@@ -34,7 +34,7 @@ pub(super) const KEYS: &[KeyDef] = &[
     topic("message.timestamp.type", Kind::Str(StrRule::OneOf(TIMESTAMP_TYPES)), Some("CreateTime"), &[syn("log.message.timestamp.type", 1)], "Whether record timestamps are the producer's (`CreateTime`) or the broker's append time (`LogAppendTime`)."),
     topic("min.cleanable.dirty.ratio", Kind::Double { min: 0.0, max: 1.0 }, Some("0.5"), &[syn("log.cleaner.min.cleanable.ratio", 1)], "Compact when the dirty part is at least this fraction of the log."),
     topic("min.compaction.lag.ms", long(0), Some("0"), &[syn("log.cleaner.min.compaction.lag.ms", 1)], "Shortest time a record stays uncompacted."),
-    topic("preallocate", Kind::Bool, Some("false"), &[syn("log.preallocate", 1)], "Preallocate segment files at roll."),
+    topic("preallocate", Kind::Bool, Some("false"), &[syn("log.preallocate", 1)], "Accepted, and needs no setting: the active segment's file is always kept 64 KiB (sparsely, no disk blocks) ahead of its data, so a small append's fsync leaves the inode alone; trimmed on roll and close."),
     topic("remote.storage.enable", Kind::Bool, Some("false"), &[], "Tiered storage; accepted, not implemented (must stay false)."),
     topic("remote.log.copy.disable", Kind::Bool, Some("false"), &[], "Tiered storage (Kafka 3.9+); accepted, not implemented."),
     topic("remote.log.delete.on.disable", Kind::Bool, Some("false"), &[], "Tiered storage (Kafka 3.9+); accepted, not implemented."),
