@@ -9,6 +9,12 @@
 //! the way, so an acks=all producer or a consumer waits one thread wake-up to
 //! the fsync and one back, not four (the old task, spawn_blocking and back).
 //!
+//! One acks=all request alone on its connection, for a partition without
+//! followers, may instead flush on the runtime worker that appended it
+//! ([`Flusher::flush_inline`]) when no loop is running and the last fsync
+//! was quick: one round of the loop on that thread, handed to the blocking
+//! pool if more requests came meanwhile.
+//!
 //! Many produce requests waiting for durability cost one waiting task each and
 //! one fsync in flight per partition, never a blocking thread each: requests
 //! that arrive during an fsync are covered by the next one, which flushes
