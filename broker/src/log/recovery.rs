@@ -24,7 +24,7 @@ use brook_protocol::records::{BatchHeader, BATCH_HEADER_LEN};
 use crate::log::checkpoint::sync_dir;
 use crate::log::config::LogConfig;
 use crate::log::error::{IoContext, LogError};
-use crate::log::segment::{BatchMeta, Segment};
+use crate::log::segment::{BatchMeta, Segment, ROOM_MIN_BYTES};
 use crate::log::segments::Segments;
 
 /// Name of the clean-shutdown marker file in the partition directory.
@@ -155,10 +155,11 @@ pub fn recover_segment(seg: &mut Segment, config: &LogConfig) -> Result<u64, Log
         pos += m.size;
     }
     if pos < file_len {
-        if tail_is_zeros(seg, pos, file_len, &mut chunk)? {
+        if file_len - pos >= ROOM_MIN_BYTES && tail_is_zeros(seg, pos, file_len, &mut chunk)? {
             // The room an active segment's file keeps ahead of its data
             // (`GROW_AHEAD_BYTES`): nothing was written there, nothing is
-            // lost, and the segments after this one are sound.
+            // lost, and the segments after this one are sound. (A shorter
+            // zero tail may be a torn batch's first bytes: cut as torn.)
             seg.truncate_bytes(pos)?;
             return Ok(0);
         }

@@ -113,6 +113,11 @@ pub struct Segment {
 /// the zeros it reads back.
 pub const GROW_AHEAD_BYTES: u64 = 64 * 1024;
 
+/// An append leaves at least this much room (or none, once sealed): more
+/// than a batch header, so an all-zero tail this long is room, never the
+/// first bytes of a torn batch (whose length field is not zero).
+pub const ROOM_MIN_BYTES: u64 = 64;
+
 impl Segment {
     /// Create a new, empty active segment (existing files with this base are replaced).
     ///
@@ -416,7 +421,7 @@ impl Segment {
     pub fn append(&mut self, batches: Batches<'_>) -> Result<u64, LogError> {
         let position = self.size;
         let end = position + batches.len() as u64;
-        if self.grow_ahead > 0 && end > self.file_len {
+        if self.grow_ahead > 0 && end + ROOM_MIN_BYTES > self.file_len {
             let len = end + self.grow_ahead;
             self.log.set_len(len).at(&self.log_path)?;
             self.file_len = len;
