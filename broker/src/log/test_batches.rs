@@ -86,10 +86,24 @@ impl GateSyncer {
     }
 }
 
+impl GateSyncer {
+    /// Block until some sync has been called, or `timeout` passes (false).
+    pub(crate) fn wait_called(&self, timeout: std::time::Duration) -> bool {
+        let Ok(g) = self.open.lock() else {
+            return false;
+        };
+        self.cv
+            .wait_timeout_while(g, timeout, |_| self.calls.load(Ordering::SeqCst) == 0)
+            .is_ok_and(|(_, t)| !t.timed_out())
+    }
+}
+
 impl Syncer for GateSyncer {
     fn sync_data(&self, file: &File) -> io::Result<()> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
         let mut g = self.open.lock().map_err(|_| io::Error::other("poisoned"))?;
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        // Wake `wait_called` (the same condvar as `open`; both re-check).
+        self.cv.notify_all();
         while !*g {
             g = self.cv.wait(g).map_err(|_| io::Error::other("poisoned"))?;
         }

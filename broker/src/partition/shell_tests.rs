@@ -359,14 +359,11 @@ async fn an_inline_flush_leaves_a_running_loop_the_work() -> Result<()> {
     single_replica_leader(&part);
     part.append(&batch_at(0), 10).await?;
     part.request_flush();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while gate.calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "the loop never synced"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    let called = {
+        let gate = gate.clone();
+        tokio::task::spawn_blocking(move || gate.wait_called(std::time::Duration::from_secs(10)))
+    };
+    anyhow::ensure!(called.await?, "the loop never synced");
     // The loop is blocked in its fsync; a second batch arrives.
     let b = part.append(&batch_at(0), 10).await?;
     anyhow::ensure!(!part.flush_inline(), "flushed inline beside a running loop");
