@@ -133,6 +133,7 @@ fn partition(dir: &std::path::Path, durability: Durability) -> Arc<Partition> {
             hw: 0,
             lag_max_ms: 10_000,
             isr_wake: Arc::new(tokio::sync::Notify::new()),
+            inline_flushes: Arc::default(),
         },
     );
     p.assign(&PartitionRecord {

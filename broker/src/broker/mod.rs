@@ -162,6 +162,8 @@ pub struct Broker {
     syncer: Arc<dyn crate::log::Syncer>,
     /// Woken when a partition proposes an ISR change.
     isr_wake: Arc<tokio::sync::Notify>,
+    /// Shared by the partitions: how many flush inline at once.
+    inline_flushes: Arc<crate::partition::InlineFlushes>,
     /// Followers fetching from leaders.
     replicas: crate::replication::ReplicaManager,
     /// Client quotas: limits from the image, measured rates per client id.
@@ -235,6 +237,7 @@ impl Broker {
             checkpoints.insert(dir.to_path_buf(), StartupCheckpoints::load(dir)?);
         }
         let isr_wake = Arc::new(tokio::sync::Notify::new());
+        let inline_flushes = Arc::new(crate::partition::InlineFlushes::default());
         let mut load: HashMap<PathBuf, usize> = HashMap::new();
         for t in image.topics.values() {
             let name = &t.name;
@@ -260,6 +263,7 @@ impl Broker {
                     hw: cp.hw(&key),
                     lag_max_ms: u64::try_from(config.replica_lag_time_max_ms).unwrap_or(30_000),
                     isr_wake: isr_wake.clone(),
+                    inline_flushes: inline_flushes.clone(),
                 };
                 let part = open_partition(&dir, name, t.id, p, tc.clone(), opts, setup)?;
                 write(&topic.partitions).insert(p.partition, Arc::new(part));
@@ -316,6 +320,7 @@ impl Broker {
             views,
             syncer,
             isr_wake,
+            inline_flushes,
             replicas,
             quotas,
             fetch_sessions,
@@ -509,6 +514,7 @@ impl Broker {
             hw,
             lag_max_ms: u64::try_from(self.config.replica_lag_time_max_ms).unwrap_or(30_000),
             isr_wake: self.isr_wake.clone(),
+            inline_flushes: self.inline_flushes.clone(),
         }
     }
 

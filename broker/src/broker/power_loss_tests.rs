@@ -137,6 +137,7 @@ fn setup(hw: i64) -> ReplicaSetup {
         hw,
         lag_max_ms: 30_000,
         isr_wake: Arc::new(tokio::sync::Notify::new()),
+        inline_flushes: Arc::default(),
     }
 }
 

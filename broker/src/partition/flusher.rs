@@ -13,7 +13,11 @@
 //! followers, may instead flush on the runtime worker that appended it
 //! ([`Flusher::flush_inline`]) when no loop is running and the last fsync
 //! was quick: one round of the loop on that thread, handed to the blocking
-//! pool if more requests came meanwhile.
+//! pool if more requests came meanwhile. At most the runtime's workers less
+//! one flush inline at a time, across all partitions: a disk stall (this
+//! machine's cache flushes have taken over a second, see
+//! `benches/results/latency.md`) that begins during one never holds every
+//! worker, so the broker keeps answering everything else meanwhile.
 //!
 //! Many produce requests waiting for durability cost one waiting task each and
 //! one fsync in flight per partition, never a blocking thread each: requests
@@ -23,7 +27,7 @@
 //! An fsync failure is final: the state turns `failed`, every waiter gets an
 //! error, and the log itself refuses further writes (it is offline).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -56,14 +60,53 @@ pub(super) struct Flusher {
     /// How long the last fsync took, in microseconds: a caller about to
     /// flush on its own thread does not while the disk is stalling.
     last_fsync_us: AtomicU64,
+    /// The broker's inline flushes, shared by its partitions.
+    inline: Arc<InlineFlushes>,
 }
 
 /// The last fsync took longer than this: the disk may be stalling, and an
 /// inline flush would hold a runtime worker thread for as long.
 const INLINE_MAX_LAST_FSYNC_US: u64 = 1_000;
 
+/// How many inline flushes may run at once across a broker's partitions,
+/// and how many do: at most the runtime's workers less one (none on a
+/// single-worker runtime, and none outside a runtime). One per broker,
+/// shared by its partitions.
+#[derive(Debug, Default)]
+pub struct InlineFlushes(AtomicUsize);
+
+impl InlineFlushes {
+    /// A place among the inline flushes, held for one flush.
+    fn take(self: &Arc<Self>) -> Option<InlineSlot> {
+        let workers = tokio::runtime::Handle::try_current()
+            .ok()?
+            .metrics()
+            .num_workers();
+        let max = workers.saturating_sub(1);
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(InlineSlot(self.clone()))
+    }
+}
+
+/// One inline flush's place; given back when dropped.
+struct InlineSlot(Arc<InlineFlushes>);
+
+impl Drop for InlineSlot {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Flusher {
-    pub(super) fn new(log: Arc<PartitionLog>, shared: Arc<super::Shared>) -> Arc<Self> {
+    pub(super) fn new(
+        log: Arc<PartitionLog>,
+        shared: Arc<super::Shared>,
+        inline: Arc<InlineFlushes>,
+    ) -> Arc<Self> {
         let durable = log.recovery_point().max(0);
         Arc::new(Self {
             log,
@@ -77,6 +120,7 @@ impl Flusher {
             pending: AtomicBool::new(false),
             last_flush: Mutex::new(Instant::now()),
             last_fsync_us: AtomicU64::new(0),
+            inline,
         })
     }
 
@@ -106,7 +150,8 @@ impl Flusher {
     }
 
     /// Flush everything appended so far on the calling thread, if no flush
-    /// loop is running and the last fsync was quick; otherwise ask the loop
+    /// loop is running, the last fsync was quick and another worker is left
+    /// free (see [`InlineFlushes`]); otherwise ask the loop
     /// (as [`Self::request`]). True when this call flushed (or found the
     /// flush failed): what was appended before it is durable now, or never
     /// will be.
@@ -120,15 +165,23 @@ impl Flusher {
         if self.closed.load(Ordering::Acquire) || self.failed() {
             return self.failed();
         }
-        if self.last_fsync_us.load(Ordering::Relaxed) > INLINE_MAX_LAST_FSYNC_US
-            || self.running.swap(true, Ordering::SeqCst)
-        {
+        if self.last_fsync_us.load(Ordering::Relaxed) > INLINE_MAX_LAST_FSYNC_US {
+            self.request();
+            return false;
+        }
+        let Some(slot) = self.inline.take() else {
+            self.request();
+            return false;
+        };
+        if self.running.swap(true, Ordering::SeqCst) {
+            drop(slot);
             self.request();
             return false;
         }
         // This thread is the flush loop now, for one round.
         self.pending.store(false, Ordering::SeqCst);
         let flushed = self.flush_once();
+        drop(slot);
         self.hand_back(flushed);
         true
     }

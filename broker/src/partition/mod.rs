@@ -40,6 +40,7 @@ mod shell_tests;
 pub mod state;
 use crate::log::{AppendInfo, PartitionLog, ReadResult};
 use crate::producer_state::{BatchIdentity, ProducerStateTable};
+pub use flusher::InlineFlushes;
 use state::{Assignment, Effects, Event, InFlight, PartitionState, Role, Settings};
 
 /// Result of a produce append.
@@ -150,6 +151,8 @@ pub struct ReplicaSetup {
     pub lag_max_ms: u64,
     /// Woken when any partition proposes an ISR change.
     pub isr_wake: Arc<Notify>,
+    /// The broker's inline flushes (see [`Partition::flush_inline`]).
+    pub inline_flushes: Arc<InlineFlushes>,
 }
 
 fn settings(config: &TopicConfig, lag_max_ms: u64) -> Settings {
@@ -191,7 +194,7 @@ impl Partition {
             topic,
             topic_id,
             index,
-            flusher: flusher::Flusher::new(log.clone(), shared.clone()),
+            flusher: flusher::Flusher::new(log.clone(), shared.clone(), setup.inline_flushes),
             end: watch::Sender::new(leo),
             log,
             shared,

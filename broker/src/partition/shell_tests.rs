@@ -54,6 +54,15 @@ fn partition_of_node_1_with(dir: &std::path::Path, log_config: LogConfig) -> Res
 }
 
 fn partition_of_node_1_opened(log: PartitionLog) -> Result<Partition> {
+    partition_sharing_inline_flushes(log, Arc::default())
+}
+
+/// A partition whose inline flushes count against `inline` (a broker's
+/// partitions share one).
+fn partition_sharing_inline_flushes(
+    log: PartitionLog,
+    inline: Arc<super::InlineFlushes>,
+) -> Result<Partition> {
     let config = Arc::new(TopicConfig::resolve(
         &BrokerConfig::default(),
         &BTreeMap::new(),
@@ -70,6 +79,7 @@ fn partition_of_node_1_opened(log: PartitionLog) -> Result<Partition> {
             hw: 0,
             lag_max_ms: 1_000,
             isr_wake: Arc::new(Notify::new()),
+            inline_flushes: inline,
         },
     ))
 }
@@ -322,7 +332,7 @@ fn single_replica_leader(part: &Partition) {
 
 /// An inline flush: the fsync runs on the calling thread, the HW moves
 /// before it returns, and no flush loop is left running.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inline_flush_commits_before_it_returns() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let part = partition_of_node_1(dir.path())?;
@@ -343,7 +353,7 @@ async fn an_inline_flush_commits_before_it_returns() -> Result<()> {
 
 /// A flush loop already at work takes the request: the caller does not
 /// fsync beside it, and its records commit with the loop's next round.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inline_flush_leaves_a_running_loop_the_work() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let gate = Arc::new(crate::log::test_batches::GateSyncer::default());
@@ -382,7 +392,7 @@ async fn an_inline_flush_leaves_a_running_loop_the_work() -> Result<()> {
 /// An fsync slower than 1 ms turns inline flushing off: the next caller
 /// leaves the flush to the loop instead of holding its worker thread
 /// through what may be a disk stall.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_slow_fsync_the_flush_goes_to_the_loop() -> Result<()> {
     #[derive(Debug)]
     struct Slow;
@@ -415,7 +425,7 @@ async fn after_a_slow_fsync_the_flush_goes_to_the_loop() -> Result<()> {
 
 /// A leader with followers never flushes inline: the fetches its append
 /// woke would wait on this thread for its fsync.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_with_followers_leaves_the_flush_to_the_loop() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let part = partition_of_node_1(dir.path())?;
@@ -424,5 +434,87 @@ async fn a_leader_with_followers_leaves_the_flush_to_the_loop() -> Result<()> {
     anyhow::ensure!(!part.flush_inline(), "flushed inline with followers");
     part.wait_durable(a.last_offset).await?;
     anyhow::ensure!(part.log().recovery_point() == 2);
+    Ok(())
+}
+
+/// Inline flushes leave a runtime worker free: with two workers, while one
+/// partition's inline fsync is stuck (a disk stall), another partition of
+/// the same broker leaves its flush to the loop instead of taking the
+/// second worker; once the first is done, inline flushing resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_flushes_leave_a_worker_free() -> Result<()> {
+    let inline = Arc::new(super::InlineFlushes::default());
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let gate = Arc::new(crate::log::test_batches::GateSyncer::default());
+    // Opens the gate however the test ends: the runtime's shutdown waits
+    // for the thread stuck in it.
+    struct OpenOnDrop(Arc<crate::log::test_batches::GateSyncer>);
+    impl Drop for OpenOnDrop {
+        fn drop(&mut self) {
+            self.0.open();
+        }
+    }
+    let _open = OpenOnDrop(gate.clone());
+    let stuck = PartitionLog::open_with(
+        dir_a.path(),
+        LogConfig::default(),
+        crate::log::OpenOptions {
+            syncer: gate.clone(),
+            ..Default::default()
+        },
+    )?;
+    let stuck = Arc::new(partition_sharing_inline_flushes(stuck, inline.clone())?);
+    single_replica_leader(&stuck);
+    let other = partition_sharing_inline_flushes(
+        PartitionLog::open(dir_b.path(), LogConfig::default())?,
+        inline.clone(),
+    )?;
+    single_replica_leader(&other);
+    stuck.append(&batch_at(0), 10).await?;
+    // The stuck flush holds its thread (a blocking-pool thread stands in
+    // for the worker it would hold).
+    let held = {
+        let stuck = stuck.clone();
+        tokio::task::spawn_blocking(move || stuck.flush_inline())
+    };
+    let called = {
+        let gate = gate.clone();
+        tokio::task::spawn_blocking(move || gate.wait_called(std::time::Duration::from_secs(10)))
+    };
+    anyhow::ensure!(called.await?, "the stuck partition never synced");
+    let b = other.append(&batch_at(0), 10).await?;
+    anyhow::ensure!(
+        !other.flush_inline(),
+        "a second inline flush took the last free worker"
+    );
+    other.wait_durable(b.last_offset).await?;
+    anyhow::ensure!(other.committed_now(b.last_offset, 1) == Some(Ok(())));
+    gate.open();
+    anyhow::ensure!(held.await?, "the stuck partition did not flush inline");
+    // A third partition (its own flusher idle, no fsync of its own seen
+    // yet) finds the place free again.
+    let dir_c = tempfile::tempdir()?;
+    let third = partition_sharing_inline_flushes(
+        PartitionLog::open(dir_c.path(), LogConfig::default())?,
+        inline,
+    )?;
+    single_replica_leader(&third);
+    let c = third.append(&batch_at(0), 10).await?;
+    anyhow::ensure!(third.flush_inline(), "inline flushing did not resume");
+    anyhow::ensure!(third.committed_now(c.last_offset, 1) == Some(Ok(())));
+    Ok(())
+}
+
+/// A single-worker runtime has no worker to leave free: it never flushes
+/// inline.
+#[tokio::test]
+async fn a_single_worker_runtime_never_flushes_inline() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let part = partition_of_node_1(dir.path())?;
+    single_replica_leader(&part);
+    let a = part.append(&batch_at(0), 10).await?;
+    anyhow::ensure!(!part.flush_inline(), "flushed inline on a single worker");
+    part.wait_durable(a.last_offset).await?;
+    anyhow::ensure!(part.committed_now(a.last_offset, 1) == Some(Ok(())));
     Ok(())
 }
