@@ -248,7 +248,9 @@ pub(crate) fn open_partition(
     // reads can never vanish in a later power loss. A no-op after a clean stop.
     log.flush()?;
     let mut producers = ProducerStateTable::default();
-    crate::producer_state::rebuild(&log, &mut producers)?;
+    let loaded = crate::producer_state::snapshot::load(&log, &mut producers)?;
+    tracing::debug!(dir = %dir.display(), snapshot = ?loaded.snapshot,
+        replayed = loaded.replayed, "producer state loaded");
     let part = Partition::new(topic.into(), id, index, log, tc, producers, setup);
     part.assign(record);
     Ok(part)

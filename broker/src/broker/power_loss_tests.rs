@@ -100,7 +100,14 @@ struct Workload<'a> {
     seq: u64,
     /// Cleans that rewrote segments.
     cleans: u64,
+    /// The next sequence of the idempotent producer of each partition of
+    /// the `delete` topics.
+    sequences: HashMap<(Uuid, i32), i32>,
 }
+
+/// The idempotent producer writing to the `delete` topics (its state is
+/// loaded from producer snapshots plus the log after a cut).
+const PRODUCER_ID: i64 = 4242;
 
 fn topic_config(name: &str) -> TopicConfig {
     TopicConfig {
@@ -148,6 +155,17 @@ fn now_ms() -> i64 {
 /// A batch of one record keyed by `seq` whose value starts with the record's
 /// identity, `len` bytes in all.
 fn ident_batch(id: Uuid, partition: i32, seq: u64, len: usize) -> Result<Vec<u8>> {
+    ident_batch_of(id, partition, seq, len, None)
+}
+
+/// [`ident_batch`], idempotent when `producer` names (producer id, sequence).
+fn ident_batch_of(
+    id: Uuid,
+    partition: i32,
+    seq: u64,
+    len: usize,
+    producer: Option<(i64, i32)>,
+) -> Result<Vec<u8>> {
     let mut value = Vec::with_capacity(len.max(IDENT));
     value.extend_from_slice(id.as_bytes());
     value.extend_from_slice(&partition.to_be_bytes());
@@ -155,6 +173,9 @@ fn ident_batch(id: Uuid, partition: i32, seq: u64, len: usize) -> Result<Vec<u8>
     value.resize(len.max(IDENT), 0x5a);
     let key = format!("k{}", seq % KEYS);
     let mut b = BatchBuilder::new();
+    if let Some((pid, sequence)) = producer {
+        b.set_producer(pid, 0, sequence);
+    }
     b.append(now_ms(), Some(key.as_bytes()), Some(&value), &[])?;
     Ok(b.build(Compression::None)?.to_vec())
 }
@@ -273,9 +294,17 @@ impl Workload<'_> {
         self.seq += 1;
         let seq = self.seq;
         let len = 40 + usize::try_from(self.rng.below(400))?;
-        let b = ident_batch(part.topic_id, part.index, seq, len)?;
-        let a = part.append(&b, now_ms()).await?;
         let (id, partition) = (part.topic_id, part.index);
+        let producer = if part.config().cleanup_policy.compact {
+            None
+        } else {
+            let next = self.sequences.entry((id, partition)).or_insert(0);
+            *next += 1;
+            Some((PRODUCER_ID, *next - 1))
+        };
+        let b = ident_batch_of(id, partition, seq, len, producer)?;
+        let a = part.append(&b, now_ms()).await?;
+        ensure!(!a.duplicate, "record {seq} taken as a duplicate");
         self.mark(Event::Appended {
             id,
             partition,
@@ -506,6 +535,41 @@ fn appended(events: &[(u64, Event)]) -> HashMap<(Uuid, i32, u64), i64> {
         .collect()
 }
 
+/// The producer state a partition opened with (a snapshot plus the log
+/// after it) describes only batches the log holds: none at or past the log
+/// end (a retry would be answered as a duplicate of records that are gone),
+/// and each at or above the log start is the batch at its offsets, same
+/// producer, epoch and sequences.
+async fn check_producer_state(p: &Partition, name: &str) -> Result<()> {
+    let log = p.log();
+    let (lso, leo) = (log.log_start_offset(), log.log_end_offset());
+    for (pid, epoch, c) in p.producer_table().await.cached() {
+        ensure!(
+            c.last_offset < leo,
+            "{name}: producer {pid} has a batch at {}..={} past the log end {leo}",
+            c.first_offset,
+            c.last_offset
+        );
+        if c.first_offset < lso {
+            continue;
+        }
+        let r = log.read(c.first_offset, 1, i64::MAX, true)?;
+        let bytes = region_bytes(&r.region.context("no batch at a cached offset")?)?;
+        let (_, h) = BatchIter::new(&bytes)
+            .next()
+            .context("no batch at a cached offset")?;
+        ensure!(
+            (h.base_offset(), h.last_offset()) == (c.first_offset, c.last_offset)
+                && (h.producer_id(), h.producer_epoch()) == (pid, epoch)
+                && (h.base_sequence(), h.last_sequence()) == (c.first_sequence, c.last_sequence),
+            "{name}: producer {pid} remembers a batch at {}..={} that the log holds otherwise",
+            c.first_offset,
+            c.last_offset
+        );
+    }
+    Ok(())
+}
+
 /// Open the image as the broker would and check every acknowledged record;
 /// then create again, under its name, each topic deleted before the cut: it
 /// must start empty, also across a restart.
@@ -582,6 +646,7 @@ async fn verify(image: &Image, events: &[(u64, Event)]) -> Result<()> {
                 offset = h.last_offset() + 1;
             }
         }
+        check_producer_state(p, &name).await?;
         let compacted = p.config().cleanup_policy.compact;
         for (seq, off) in x.acked.get(&key).into_iter().flatten() {
             if *off < lso {
@@ -689,6 +754,7 @@ async fn campaign(seed: u64, steps: usize, cuts: Cuts) -> Result<(u64, usize, u6
         topics: BTreeMap::new(),
         seq: 0,
         cleans: 0,
+        sequences: HashMap::new(),
     };
     w.run(steps, seed.is_multiple_of(4))
         .await

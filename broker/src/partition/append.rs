@@ -140,7 +140,7 @@ impl Partition {
         };
         let first = log.log_end_offset();
         let max_ts = log_append_time.unwrap_or(max_ts);
-        self.roll_off_runtime(first, first + span - 1, records.len(), max_ts)
+        self.roll_off_runtime(&producers, first, first + span - 1, records.len(), max_ts)
             .await?;
         let info: AppendInfo = log.append_as_leader(records, epoch)?;
         for id in &ids {
@@ -174,10 +174,13 @@ impl Partition {
 
     /// Rolling a segment creates files and trims index maps: when the append
     /// of `len` bytes spanning `first..=last` would roll, roll first on the
-    /// blocking pool, not on the runtime thread serving the request. Called
-    /// under the append lock, so the log end cannot move in between.
+    /// blocking pool, not on the runtime thread serving the request, and
+    /// snapshot the producer state (`producers`: the batches below `first`)
+    /// at the new segment's base. Called under the append lock, so the log
+    /// end and the table cannot move in between.
     pub(super) async fn roll_off_runtime(
         &self,
+        producers: &crate::producer_state::ProducerStateTable,
         first: i64,
         last: i64,
         len: usize,
@@ -187,10 +190,23 @@ impl Partition {
         if !self.log.roll_due(len, last, max_ts) {
             return Ok(());
         }
+        let snapshot = crate::producer_state::snapshot::encode(producers, first);
         let log = self.log.clone();
-        tokio::task::spawn_blocking(move || log.roll_for(first, last, len, max_ts))
-            .await
-            .map_err(|e| BrokerError::Storage(format!("segment roll panicked: {e}")))??;
+        tokio::task::spawn_blocking(move || {
+            log.roll_for(first, last, len, max_ts)?;
+            if log.segment_base_offsets().last() == Some(&first) {
+                // Only a shortcut for the next load: a failure costs a longer
+                // replay then, never the append.
+                if let Err(e) = crate::producer_state::snapshot::write(log.dir(), first, &snapshot)
+                {
+                    tracing::warn!(dir = %log.dir().display(), error = %e,
+                        "producer snapshot not written");
+                }
+            }
+            Ok::<_, crate::log::LogError>(())
+        })
+        .await
+        .map_err(|e| BrokerError::Storage(format!("segment roll panicked: {e}")))??;
         Ok(())
     }
 }

@@ -49,7 +49,7 @@ impl Partition {
                 .map_err(|e| BrokerError::Storage(format!("follower append panicked: {e}")))??
         } else {
             if let Some((first, last)) = span {
-                self.roll_off_runtime(first, last, batches.len(), max_ts)
+                self.roll_off_runtime(&producers, first, last, batches.len(), max_ts)
                     .await?;
             }
             self.log.append_as_follower(batches)?
@@ -74,9 +74,12 @@ impl Partition {
         let mut producers = self.producers.lock().await;
         let log = self.log.clone();
         let (end, table) = tokio::task::spawn_blocking(move || {
+            // Snapshots past the cut first: one left behind would describe
+            // batches the log no longer holds once appends pass it again.
+            crate::producer_state::snapshot::delete_above(log.dir(), Some(offset))?;
             let end = log.truncate_to(offset)?;
             let mut table = ProducerStateTable::default();
-            crate::producer_state::rebuild(&log, &mut table)?;
+            crate::producer_state::snapshot::load(&log, &mut table)?;
             Ok::<_, crate::log::LogError>((end, table))
         })
         .await
@@ -103,9 +106,12 @@ impl Partition {
     pub async fn restart_at(&self, offset: i64) -> Result<i64, BrokerError> {
         let mut producers = self.producers.lock().await;
         let log = self.log.clone();
-        let end = tokio::task::spawn_blocking(move || log.truncate_fully_and_start_at(offset))
-            .await
-            .map_err(|e| BrokerError::Storage(format!("truncation panicked: {e}")))??;
+        let end = tokio::task::spawn_blocking(move || {
+            crate::producer_state::snapshot::delete_above(log.dir(), None)?;
+            log.truncate_fully_and_start_at(offset)
+        })
+        .await
+        .map_err(|e| BrokerError::Storage(format!("truncation panicked: {e}")))??;
         *producers = ProducerStateTable::default();
         self.after_truncation(end);
         Ok(end)

@@ -460,7 +460,23 @@ impl Partition {
     /// The final flush failed.
     pub fn close(&self) -> Result<(), BrokerError> {
         self.flusher.close();
+        // A snapshot at the log end: the next start replays nothing. Skipped
+        // if an append still holds the table (it is only a shortcut).
+        if let Ok(producers) = self.producers.try_lock() {
+            let end = self.log.log_end_offset();
+            let bytes = crate::producer_state::snapshot::encode(&producers, end);
+            if let Err(e) = crate::producer_state::snapshot::write(self.log.dir(), end, &bytes) {
+                tracing::warn!(dir = %self.log.dir().display(), error = %e,
+                    "producer snapshot not written at close");
+            }
+        }
         Ok(self.log.close()?)
+    }
+
+    /// A copy of the idempotent-producer table (tests).
+    #[cfg(test)]
+    pub(crate) async fn producer_table(&self) -> ProducerStateTable {
+        self.producers.lock().await.clone()
     }
 
     /// Start making everything appended so far durable, without waiting.

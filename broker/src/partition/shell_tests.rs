@@ -518,3 +518,203 @@ async fn a_single_worker_runtime_never_flushes_inline() -> Result<()> {
     anyhow::ensure!(part.committed_now(a.last_offset, 1) == Some(Ok(())));
     Ok(())
 }
+
+/// An idempotent batch of producer `pid` in `epoch`: `count` records from
+/// sequence `seq`.
+fn producer_batch(pid: i64, epoch: i16, seq: i32, count: i32) -> Result<Vec<u8>> {
+    use brook_protocol::records::{BatchBuilder, Compression};
+    let mut b = BatchBuilder::new();
+    b.set_producer(pid, epoch, seq);
+    for i in 0..count {
+        b.append(
+            10,
+            None,
+            Some(format!("p{pid}e{epoch}s{}", seq + i).as_bytes()),
+            &[],
+        )?;
+    }
+    Ok(b.build(Compression::None)?.to_vec())
+}
+
+/// Appends from four producers (epoch bumps, retries of the last batch,
+/// and batches of no producer) picked by a seeded generator, rolling a
+/// segment every few batches. Returns how many batches were appended.
+async fn produce_mixed(part: &Partition, seed: u64, appends: usize) -> Result<usize> {
+    let mut rng = seed.max(1);
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut state: std::collections::HashMap<i64, (i16, i32)> = Default::default();
+    let mut last: std::collections::HashMap<i64, Vec<u8>> = Default::default();
+    let mut appended = 0;
+    for _ in 0..appends {
+        let r = next();
+        let pid = [3i64, 5, 7, 9][(r % 4) as usize];
+        let bytes = match (r >> 8) % 10 {
+            0 => batch_at(0),
+            1 => {
+                let e = state.entry(pid).or_insert((0, 0));
+                *e = (e.0 + 1, 1);
+                producer_batch(pid, e.0, 0, 1)?
+            }
+            // A retry of the producer's last batch: a duplicate.
+            2 if last.contains_key(&pid) => last[&pid].clone(),
+            _ => {
+                let (epoch, seq) = *state.entry(pid).or_insert((0, 0));
+                let count = 1 + ((r >> 16) % 3) as i32;
+                state.insert(pid, (epoch, seq + count));
+                producer_batch(pid, epoch, seq, count)?
+            }
+        };
+        if (r >> 8) % 10 != 0 {
+            last.insert(pid, bytes.clone());
+        }
+        let a = part.append(&bytes, 10).await?;
+        if !a.duplicate {
+            appended += 1;
+        }
+    }
+    Ok(appended)
+}
+
+fn full_replay(log: &PartitionLog) -> Result<crate::producer_state::ProducerStateTable> {
+    let mut t = crate::producer_state::ProducerStateTable::default();
+    crate::producer_state::rebuild(log, &mut t)?;
+    Ok(t)
+}
+
+/// Producer snapshots are taken as segments roll: loading the newest and
+/// replaying the headers after it gives exactly the table a replay of the
+/// whole log gives, with far fewer headers read; after a clean close none
+/// at all; and a torn newest snapshot falls back to the one before it.
+#[tokio::test]
+async fn producer_snapshots_shorten_the_replay_and_match_a_full_one() -> Result<()> {
+    use crate::producer_state::snapshot;
+    for seed in 1..=4u64 {
+        let dir = tempfile::tempdir()?;
+        let config = LogConfig {
+            segment_bytes: 1_500,
+            ..LogConfig::default()
+        };
+        let part = partition_of_node_1_with(dir.path(), config.clone())?;
+        single_replica_leader(&part);
+        let batches = produce_mixed(&part, seed, 300).await?;
+        let segments = part.log().segment_base_offsets();
+        anyhow::ensure!(segments.len() > 10, "seed {seed}: only {segments:?}");
+        let snaps = snapshot::list(dir.path())?;
+        anyhow::ensure!(
+            snaps.len() == 2 && snaps.last() == segments.last(),
+            "seed {seed}: snapshots {snaps:?}, segments end {:?}",
+            segments.last()
+        );
+        let full = full_replay(part.log())?;
+        let mut loaded = crate::producer_state::ProducerStateTable::default();
+        let how = snapshot::load(part.log(), &mut loaded)?;
+        anyhow::ensure!(
+            loaded.same_state(&full),
+            "seed {seed}: differs from a full replay"
+        );
+        anyhow::ensure!(loaded.same_state(&*part.producers.lock().await));
+        anyhow::ensure!(
+            how.snapshot == segments.last().copied() && how.replayed * 5 < batches as u64,
+            "seed {seed}: {how:?} for {batches} batches"
+        );
+        // A torn newest snapshot: the older one, and more replay.
+        let newest = dir.path().join(format!("{:020}.producers", snaps[1]));
+        let len = std::fs::metadata(&newest)?.len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&newest)?
+            .set_len(len / 2)?;
+        let mut fallback = crate::producer_state::ProducerStateTable::default();
+        let how = snapshot::load(part.log(), &mut fallback)?;
+        anyhow::ensure!(how.snapshot == Some(snaps[0]), "seed {seed}: {how:?}");
+        anyhow::ensure!(fallback.same_state(&full), "seed {seed}: fallback differs");
+        // A clean close leaves one at the log end: nothing to replay.
+        part.close()?;
+        let log = PartitionLog::open(dir.path(), config)?;
+        let mut reopened = crate::producer_state::ProducerStateTable::default();
+        let how = snapshot::load(&log, &mut reopened)?;
+        anyhow::ensure!(
+            how.snapshot == Some(log.log_end_offset()) && how.replayed == 0,
+            "seed {seed}: {how:?}"
+        );
+        anyhow::ensure!(reopened.same_state(&full), "seed {seed}: reopened differs");
+    }
+    Ok(())
+}
+
+/// A snapshot above the log end (a power loss cut the log below it) is
+/// deleted, not used: it describes batches the log does not hold.
+#[tokio::test]
+async fn a_producer_snapshot_past_the_log_end_is_deleted() -> Result<()> {
+    use crate::producer_state::snapshot;
+    let dir = tempfile::tempdir()?;
+    let part = partition_of_node_1(dir.path())?;
+    single_replica_leader(&part);
+    part.append(&producer_batch(3, 0, 0, 2)?, 10).await?;
+    let end = part.log_end_offset();
+    let mut ghost = crate::producer_state::ProducerStateTable::default();
+    ghost.record(
+        &crate::producer_state::BatchIdentity {
+            producer_id: 99,
+            producer_epoch: 0,
+            base_sequence: 0,
+            last_sequence: 4,
+        },
+        end,
+        end + 4,
+        10,
+    );
+    snapshot::write(dir.path(), end + 5, &snapshot::encode(&ghost, end + 5))?;
+    // And a write a crash cut short.
+    let tmp = dir.path().join(format!("{:020}.producers.tmp", end + 9));
+    std::fs::write(&tmp, b"BRPS")?;
+    let mut loaded = crate::producer_state::ProducerStateTable::default();
+    let how = snapshot::load(part.log(), &mut loaded)?;
+    anyhow::ensure!(how.snapshot.is_none(), "{how:?}");
+    anyhow::ensure!(snapshot::list(dir.path())?.is_empty());
+    anyhow::ensure!(!tmp.exists(), "the temporary file was left");
+    anyhow::ensure!(loaded.same_state(&full_replay(part.log())?));
+    anyhow::ensure!(loaded.len() == 1);
+    Ok(())
+}
+
+/// A follower truncating below its snapshots deletes them and rebuilds its
+/// table from what is left (an older snapshot, or the whole log): the same
+/// table a full replay of the truncated log gives. Restarting the log at a
+/// new offset deletes them all.
+#[tokio::test]
+async fn truncation_drops_the_producer_snapshots_past_the_cut() -> Result<()> {
+    use crate::producer_state::snapshot;
+    let dir = tempfile::tempdir()?;
+    let part = partition_of_node_1_with(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1_500,
+            ..LogConfig::default()
+        },
+    )?;
+    single_replica_leader(&part);
+    produce_mixed(&part, 9, 300).await?;
+    let snaps = snapshot::list(dir.path())?;
+    anyhow::ensure!(snaps.len() == 2, "{snaps:?}");
+    // Now following broker 2, and diverging from it just past the older one.
+    part.assign(&record(2, 2));
+    let cut = snaps[0] + 1;
+    let end = part.truncate_to(cut).await?;
+    anyhow::ensure!(end <= cut);
+    let left = snapshot::list(dir.path())?;
+    anyhow::ensure!(left == snaps[..1], "{left:?} after cutting at {cut}");
+    anyhow::ensure!(part
+        .producers
+        .lock()
+        .await
+        .same_state(&full_replay(part.log())?));
+    part.restart_at(end + 100).await?;
+    anyhow::ensure!(snapshot::list(dir.path())?.is_empty());
+    Ok(())
+}

@@ -34,6 +34,8 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+pub mod snapshot;
+
 /// Batches remembered per producer (the Java client's max in-flight is 5).
 pub const MAX_CACHED_BATCHES: usize = 5;
 /// How long a retriable refusal explains a sequence gap behind it.
@@ -336,6 +338,51 @@ impl ProducerStateTable {
         self.by_touch.retain(|_, pid| producers.contains_key(pid));
     }
 
+    /// Put back a producer read from a snapshot, as the most recently active
+    /// one (a snapshot lists them least recent first).
+    fn restore(&mut self, producer_id: i64, epoch: i16, batches: VecDeque<CachedBatch>) {
+        if let Some(old) = self.producers.remove(&producer_id) {
+            self.by_touch.remove(&old.last_touch);
+        }
+        if self.producers.len() >= self.max_producers {
+            self.evict_oldest();
+        }
+        self.clock += 1;
+        self.by_touch.insert(self.clock, producer_id);
+        self.producers.insert(
+            producer_id,
+            ProducerEntry {
+                epoch,
+                batches,
+                last_touch: self.clock,
+            },
+        );
+    }
+
+    /// Every cached batch, with its producer id and epoch.
+    #[cfg(test)]
+    pub(crate) fn cached(&self) -> Vec<(i64, i16, CachedBatch)> {
+        self.producers
+            .iter()
+            .flat_map(|(pid, e)| e.batches.iter().map(move |c| (*pid, e.epoch, *c)))
+            .collect()
+    }
+
+    /// The same producers, epochs, cached batches and eviction order (the
+    /// touch stamps themselves may differ).
+    #[cfg(test)]
+    pub(crate) fn same_state(&self, other: &Self) -> bool {
+        let order = |t: &Self| t.by_touch.values().copied().collect::<Vec<_>>();
+        order(self) == order(other)
+            && self.producers.len() == other.producers.len()
+            && self.producers.iter().all(|(pid, e)| {
+                other
+                    .producers
+                    .get(pid)
+                    .is_some_and(|o| o.epoch == e.epoch && o.batches == e.batches)
+            })
+    }
+
     fn evict_oldest(&mut self) {
         if let Some((_, pid)) = self.by_touch.pop_first() {
             self.producers.remove(&pid);
@@ -352,7 +399,7 @@ fn next_sequence(s: i32) -> i32 {
 }
 
 /// Rebuild a partition's producer table by replaying the batch headers of its
-/// log (headers only: one 61-byte read per batch).
+/// whole log (headers only: one 61-byte read per batch).
 ///
 /// # Errors
 /// I/O errors reading the log.
@@ -360,14 +407,29 @@ pub fn rebuild(
     log: &crate::log::PartitionLog,
     table: &mut ProducerStateTable,
 ) -> Result<(), crate::log::LogError> {
+    replay_from(log, table, log.log_start_offset()).map(drop)
+}
+
+/// Replay the batch headers of `log` from offset `from` to its end into
+/// `table` (batches ending below `from` are skipped). Returns how many
+/// headers were read.
+///
+/// # Errors
+/// I/O errors reading the log.
+pub fn replay_from(
+    log: &crate::log::PartitionLog,
+    table: &mut ProducerStateTable,
+    from: i64,
+) -> Result<u64, crate::log::LogError> {
     use std::os::unix::fs::FileExt;
 
     use brook_protocol::records::{BatchHeader, BATCH_HEADER_LEN};
 
     const CHUNK: u64 = 8 * 1024 * 1024;
     let end = log.log_end_offset();
-    let mut offset = log.log_start_offset();
+    let mut offset = from.max(log.log_start_offset());
     let mut header = [0u8; BATCH_HEADER_LEN];
+    let mut read_headers = 0u64;
     while offset < end {
         let read = log.read(offset, CHUNK, end, true)?;
         let Some(region) = read.region else { break };
@@ -379,11 +441,12 @@ pub fn rebuild(
                 .file
                 .read_exact_at(&mut header, pos)
                 .map_err(|e| crate::log::LogError::io(log.dir(), e))?;
+            read_headers += 1;
             let Ok(h) = BatchHeader::new(&header) else {
                 break;
             };
             let Some(size) = h.total_size() else { break };
-            if h.producer_id() >= 0 {
+            if h.producer_id() >= 0 && h.last_offset() >= from {
                 let id = BatchIdentity::of(&h);
                 table.replay(&id, h.base_offset(), h.last_offset(), h.max_timestamp());
             }
@@ -395,7 +458,7 @@ pub fn rebuild(
         }
         offset = next;
     }
-    Ok(())
+    Ok(read_headers)
 }
 
 #[cfg(test)]
