@@ -8,6 +8,8 @@
 //!     leader-epoch-checkpoint         "0\n<n>\n<epoch> <start offset>\n…"
 //!     .kafka_cleanshutdown            present only between a clean close and the next open
 //!     <base>.{log,index,timeindex}.cleaned / .swap   a clean in progress (see `cleaner::swap`)
+//!     <offset>.producers              producer-state snapshot (brook's format, not
+//!                                     Kafka's `.snapshot`; see `producer_state::snapshot`)
 //! ```
 //!
 //! # Layout
