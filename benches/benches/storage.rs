@@ -114,6 +114,55 @@ fn index_lookup(c: &mut Criterion) {
     g.finish();
 }
 
+/// Loading a partition's producer state at startup (or after a follower's
+/// truncation): replaying every batch header of a 100,000-batch log, against
+/// a snapshot at the log end (a clean shutdown) and one 10,000 batches back
+/// (a crash soon after a segment roll).
+fn producer_state_load(c: &mut Criterion) {
+    use brook_broker::producer_state::{snapshot, ProducerStateTable};
+    const BATCHES: i64 = 100_000;
+    let dir = tempdir();
+    let log = open_log(dir.path());
+    let records = batch();
+    let mut at_roll = None;
+    for i in 0..BATCHES {
+        if i == BATCHES - 10_000 {
+            at_roll = Some(log.log_end_offset());
+        }
+        if log.append_as_leader(&records, 0).is_err() {
+            panic!("append failed");
+        }
+    }
+    let load = |expect: Option<i64>| {
+        let mut table = ProducerStateTable::default();
+        match snapshot::load(&log, &mut table) {
+            Ok(how) if how.snapshot == expect => black_box(how),
+            Ok(how) => panic!("loaded {how:?}, expected a snapshot at {expect:?}"),
+            Err(e) => panic!("loading failed: {e}"),
+        }
+    };
+    let write = |offset: i64| {
+        let bytes = snapshot::encode(&ProducerStateTable::default(), offset);
+        if let Err(e) = snapshot::write(dir.path(), offset, &bytes) {
+            panic!("writing the snapshot failed: {e}");
+        }
+    };
+    let mut g = c.benchmark_group("producer_state_load");
+    g.sample_size(10);
+    g.bench_function("full replay of 100k batches", |b| b.iter(|| load(None)));
+    let Some(at_roll) = at_roll else {
+        panic!("no offset for the older snapshot");
+    };
+    write(at_roll);
+    g.bench_function("snapshot 10k batches back", |b| {
+        b.iter(|| load(Some(at_roll)))
+    });
+    let end = log.log_end_offset();
+    write(end);
+    g.bench_function("snapshot at the log end", |b| b.iter(|| load(Some(end))));
+    g.finish();
+}
+
 /// A single-replica partition led by this node, with `durability`.
 fn partition(dir: &std::path::Path, durability: Durability) -> Arc<Partition> {
     let mut config = match TopicConfig::resolve(&BrokerConfig::default(), &BTreeMap::new()) {
@@ -238,5 +287,12 @@ fn fetch_wakeup(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, segment_append, index_lookup, flusher, fetch_wakeup);
+criterion_group!(
+    benches,
+    segment_append,
+    index_lookup,
+    producer_state_load,
+    flusher,
+    fetch_wakeup
+);
 criterion_main!(benches);
