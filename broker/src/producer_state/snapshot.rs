@@ -194,13 +194,31 @@ pub fn list(dir: &Path) -> Result<Vec<i64>, LogError> {
     Ok(offsets)
 }
 
-/// Write the snapshot `bytes` (from [`encode`]) taken at `offset` (write,
-/// fsync, rename, directory fsync) and keep only the newest ones.
+/// Write the snapshot `bytes` (from [`encode`]) taken at `offset` and keep
+/// only the newest ones.
+///
+/// Nothing is synced: a snapshot is a shortcut, and its checksum and offset
+/// decide whether it is used. One a power loss tore or emptied is skipped;
+/// one whose batches a power loss took from the log is past the log end and
+/// deleted. (Deletions are what must be durable; see [`delete_above`].)
 ///
 /// # Errors
 /// I/O errors.
 pub fn write(dir: &Path, offset: i64, bytes: &[u8]) -> Result<(), LogError> {
-    crate::log::checkpoint::write_atomically(&path_of(dir, offset), bytes)?;
+    use std::io::Write as _;
+    let path = path_of(dir, offset);
+    let mut tmp = path.clone();
+    tmp.as_mut_os_string().push(".tmp");
+    crate::fsio::open(
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true),
+        &tmp,
+    )
+    .and_then(|mut f| f.write_all(bytes))
+    .at(&tmp)?;
+    crate::fsio::rename(&tmp, &path).at(&path)?;
     let offsets = list(dir)?;
     let stale = offsets.len().saturating_sub(KEEP);
     for o in &offsets[..stale] {
