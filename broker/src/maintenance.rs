@@ -1,4 +1,5 @@
-//! Background maintenance: retention (`log.retention.check.interval.ms`),
+//! Background maintenance: retention and producer-id expiry
+//! (`log.retention.check.interval.ms`),
 //! periodic flushing of topics that relaxed durability (`flush.ms` /
 //! `flush.messages`), and the data-dir checkpoint files.
 //!
@@ -70,11 +71,16 @@ async fn periodic_flush(broker: &Arc<Broker>) {
 }
 
 /// One retention pass over every partition (time and size retention of
-/// `cleanup.policy=delete` topics).
+/// `cleanup.policy=delete` topics), which also forgets idempotent producers
+/// idle for `producer.id.expiration.ms` (every topic).
 pub fn retention_pass(broker: &Broker) {
     let now = crate::handlers::now_ms();
+    let producer_cutoff = now.saturating_sub(i64::from(broker.config().producer_id_expiration_ms));
     for t in broker.topics() {
         for p in t.partitions() {
+            if let Some(n @ 1..) = p.expire_producers(producer_cutoff) {
+                debug!(topic = %t.name, partition = p.index, expired = n, "idempotent producers expired");
+            }
             // Time and size retention apply only to `cleanup.policy` with
             // `delete`; a compacted topic keeps its segments (log start offset
             // moves only through DeleteRecords).

@@ -473,6 +473,13 @@ impl Partition {
         Ok(self.log.close()?)
     }
 
+    /// Forget idempotent producers whose newest batch is older than
+    /// `cutoff_ms` (`producer.id.expiration.ms`). Skipped, returning `None`,
+    /// while an append holds the table: the next pass does it.
+    pub fn expire_producers(&self, cutoff_ms: i64) -> Option<usize> {
+        Some(self.producers.try_lock().ok()?.expire(cutoff_ms))
+    }
+
     /// A copy of the idempotent-producer table (tests).
     #[cfg(test)]
     pub(crate) async fn producer_table(&self) -> ProducerStateTable {

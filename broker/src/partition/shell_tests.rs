@@ -718,3 +718,33 @@ async fn truncation_drops_the_producer_snapshots_past_the_cut() -> Result<()> {
     anyhow::ensure!(snapshot::list(dir.path())?.is_empty());
     Ok(())
 }
+
+/// `producer.id.expiration.ms`: a producer whose newest batch is older than
+/// the cutoff is forgotten, so its next batch in sequence is refused as
+/// UNKNOWN_PRODUCER_ID (the client starts over), and a producer active
+/// since stays.
+#[tokio::test]
+async fn idle_producers_expire() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let part = partition_of_node_1(dir.path())?;
+    single_replica_leader(&part);
+    // `producer_batch` stamps its records at 10 ms after the epoch.
+    part.append(&producer_batch(3, 0, 0, 2)?, 10).await?;
+    let now = crate::handlers::now_ms();
+    let mut fresh = brook_protocol::records::BatchBuilder::new();
+    fresh.set_producer(5, 0, 0);
+    fresh.append(now, None, Some(b"now"), &[])?;
+    let fresh = fresh
+        .build(brook_protocol::records::Compression::None)?
+        .to_vec();
+    part.append(&fresh, now).await?;
+    let cutoff = now - 86_400_000;
+    anyhow::ensure!(part.expire_producers(cutoff) == Some(1));
+    let e = part.append(&producer_batch(3, 0, 2, 1)?, 10).await;
+    anyhow::ensure!(
+        matches!(e, Err(BrokerError::UnknownProducerId)),
+        "after expiry: {e:?}"
+    );
+    anyhow::ensure!(part.producer_table().await.len() == 1);
+    Ok(())
+}

@@ -338,6 +338,20 @@ impl ProducerStateTable {
         self.by_touch.retain(|_, pid| producers.contains_key(pid));
     }
 
+    /// Forget the producers whose newest batch is older than `cutoff_ms`
+    /// (its max timestamp, as Kafka's `producer.id.expiration.ms` goes by);
+    /// a later batch of theirs that does not start a sequence is answered
+    /// UNKNOWN_PRODUCER_ID. An entry that holds only a fence (no batch) has
+    /// no timestamp and stays. Returns how many were forgotten.
+    pub fn expire(&mut self, cutoff_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| e.batches.back().is_none_or(|b| b.timestamp >= cutoff_ms));
+        let producers = &self.producers;
+        self.by_touch.retain(|_, pid| producers.contains_key(pid));
+        before - self.producers.len()
+    }
+
     /// Put back a producer read from a snapshot, as the most recently active
     /// one (a snapshot lists them least recent first).
     fn restore(&mut self, producer_id: i64, epoch: i16, batches: VecDeque<CachedBatch>) {
@@ -472,6 +486,24 @@ mod tests {
             base_sequence: base,
             last_sequence: last,
         }
+    }
+
+    #[test]
+    fn producers_idle_past_the_cutoff_are_forgotten() {
+        let mut t = ProducerStateTable::default();
+        t.record(&b(7, 0, 0, 4), 0, 4, 1_000);
+        t.record(&b(8, 0, 0, 0), 5, 5, 5_000);
+        t.record(&b(7, 0, 5, 5), 6, 6, 2_000);
+        t.fence(9, 1);
+        assert_eq!(t.expire(2_001), 1);
+        assert_eq!(t.len(), 1);
+        // Producer 7 is gone: its next batch is unknown, a new sequence is not.
+        assert_eq!(t.check(&b(7, 0, 6, 6)), SequenceCheck::UnknownProducer);
+        assert_eq!(t.check(&b(7, 0, 0, 0)), SequenceCheck::Append);
+        assert_eq!(t.check(&b(8, 0, 1, 1)), SequenceCheck::Append);
+        // Eviction order stays consistent with what is left.
+        t.record(&b(10, 0, 0, 0), 7, 7, 6_000);
+        assert_eq!(t.by_touch.len(), t.len());
     }
 
     #[test]

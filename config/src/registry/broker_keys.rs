@@ -102,7 +102,7 @@ pub(super) const KEYS: &[KeyDef] = &[
     broker("group.max.session.timeout.ms", int(0), Some("1800000"), "Largest session timeout a member may ask for."),
     broker("group.max.size", int(1), Some("2147483647"), "Most members in one consumer group."),
     broker("transactional.id.expiration.ms", int(1), Some("604800000"), "Transactional ids unused for this long expire."),
-    broker("producer.id.expiration.ms", int(1), Some("86400000"), "Idempotent producer state for producer ids unused for this long is dropped."),
+    broker("producer.id.expiration.ms", int(1), Some("86400000"), "Idempotent producer state for producer ids whose newest batch is older than this (by its max timestamp) is dropped; checked every log.retention.check.interval.ms. A later batch of such a producer that does not start a new sequence gets UNKNOWN_PRODUCER_ID."),
     // --- materialized views (brook only; the views themselves are `[views.NAME]` tables) ---
     broker("view.block.cache.bytes", long(0), Some("67108864"), "brook only: block cache shared by all materialized views."),
     broker("view.memtable.max.bytes", long(65_536), Some("16777216"), "brook only: a view flushes its memtable when it grows past this."),
