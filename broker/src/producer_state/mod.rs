@@ -9,8 +9,10 @@
 //! - a new epoch must start at sequence 0; otherwise a batch must start right
 //!   after the last sequence (OUT_OF_ORDER_SEQUENCE_NUMBER).
 //!
-//! The table does no I/O: it is rebuilt after a restart by replaying the batch
-//! headers of the log ([`ProducerStateTable::replay`]), the same path appends use.
+//! The table does no I/O: it is rebuilt after a restart (and a follower's
+//! truncation) from the newest [`snapshot`] at or below the log end plus the
+//! batch headers after it ([`ProducerStateTable::replay`], the same path
+//! appends use).
 //! The partition serialises `check` + append + `record` under its append lock.
 //!
 //! # Gaps this partition caused itself
