@@ -322,6 +322,13 @@ async fn concurrent_appends_and_waits_share_flushes_and_all_commit() -> Result<(
     Ok(())
 }
 
+/// A partition of node 1 in `dir`, its only replica and leader.
+fn single_leader_in(dir: &std::path::Path) -> Result<Partition> {
+    let part = partition_of_node_1(dir)?;
+    single_replica_leader(&part);
+    Ok(part)
+}
+
 fn single_replica_leader(part: &Partition) {
     part.assign(&PartitionRecord {
         replicas: vec![1],
@@ -335,8 +342,7 @@ fn single_replica_leader(part: &Partition) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inline_flush_commits_before_it_returns() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let part = partition_of_node_1(dir.path())?;
-    single_replica_leader(&part);
+    let part = single_leader_in(dir.path())?;
     let a = part.append(&batch_at(0), 10).await?;
     anyhow::ensure!(part.committed_now(a.last_offset, 1).is_none());
     let syncs = part.log().sync_count();
@@ -510,8 +516,7 @@ async fn inline_flushes_leave_a_worker_free() -> Result<()> {
 #[tokio::test]
 async fn a_single_worker_runtime_never_flushes_inline() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let part = partition_of_node_1(dir.path())?;
-    single_replica_leader(&part);
+    let part = single_leader_in(dir.path())?;
     let a = part.append(&batch_at(0), 10).await?;
     anyhow::ensure!(!part.flush_inline(), "flushed inline on a single worker");
     part.wait_durable(a.last_offset).await?;
@@ -653,8 +658,7 @@ async fn producer_snapshots_shorten_the_replay_and_match_a_full_one() -> Result<
 async fn a_producer_snapshot_past_the_log_end_is_deleted() -> Result<()> {
     use crate::producer_state::snapshot;
     let dir = tempfile::tempdir()?;
-    let part = partition_of_node_1(dir.path())?;
-    single_replica_leader(&part);
+    let part = single_leader_in(dir.path())?;
     part.append(&producer_batch(3, 0, 0, 2)?, 10).await?;
     let end = part.log_end_offset();
     let mut ghost = crate::producer_state::ProducerStateTable::default();
@@ -726,8 +730,7 @@ async fn truncation_drops_the_producer_snapshots_past_the_cut() -> Result<()> {
 #[tokio::test]
 async fn idle_producers_expire() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let part = partition_of_node_1(dir.path())?;
-    single_replica_leader(&part);
+    let part = single_leader_in(dir.path())?;
     // `producer_batch` stamps its records at 10 ms after the epoch.
     part.append(&producer_batch(3, 0, 0, 2)?, 10).await?;
     let now = crate::handlers::now_ms();

@@ -177,11 +177,23 @@ fn path_of(dir: &Path, offset: i64) -> PathBuf {
 /// # Errors
 /// I/O errors listing the directory.
 pub fn list(dir: &Path) -> Result<Vec<i64>, LogError> {
+    scan(dir).map(|(offsets, _)| offsets)
+}
+
+/// One pass over `dir`: the snapshots' offsets, ascending, and the
+/// temporary files of writes a crash cut short.
+fn scan(dir: &Path) -> Result<(Vec<i64>, Vec<PathBuf>), LogError> {
     let mut offsets = Vec::new();
+    let mut temporary = Vec::new();
     for entry in fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else {
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".producers.tmp") {
+            temporary.push(entry.path());
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(SUFFIX) else {
             continue;
         };
         if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
@@ -191,7 +203,19 @@ pub fn list(dir: &Path) -> Result<Vec<i64>, LogError> {
         }
     }
     offsets.sort_unstable();
-    Ok(offsets)
+    Ok((offsets, temporary))
+}
+
+/// Delete the snapshots at `offsets`, syncing the directory if any were.
+fn remove_durably(dir: &Path, offsets: &[i64]) -> Result<(), LogError> {
+    for o in offsets {
+        let p = path_of(dir, *o);
+        crate::fsio::remove_file(&p).at(&p)?;
+    }
+    if !offsets.is_empty() {
+        crate::log::checkpoint::sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Write the snapshot `bytes` (from [`encode`]) taken at `offset` and keep
@@ -235,18 +259,12 @@ pub fn write(dir: &Path, offset: i64, bytes: &[u8]) -> Result<(), LogError> {
 /// # Errors
 /// I/O errors.
 pub fn delete_above(dir: &Path, offset: Option<i64>) -> Result<usize, LogError> {
-    let mut deleted = 0;
-    for o in list(dir)? {
-        if offset.is_none_or(|end| o > end) {
-            let p = path_of(dir, o);
-            crate::fsio::remove_file(&p).at(&p)?;
-            deleted += 1;
-        }
-    }
-    if deleted > 0 {
-        crate::log::checkpoint::sync_dir(dir)?;
-    }
-    Ok(deleted)
+    let doomed: Vec<i64> = list(dir)?
+        .into_iter()
+        .filter(|o| offset.is_none_or(|end| *o > end))
+        .collect();
+    remove_durably(dir, &doomed)?;
+    Ok(doomed.len())
 }
 
 /// How a partition's producer state was loaded.
@@ -267,21 +285,14 @@ pub struct Loaded {
 pub fn load(log: &PartitionLog, table: &mut ProducerStateTable) -> Result<Loaded, LogError> {
     let dir = log.dir();
     let end = log.log_end_offset();
-    delete_above(dir, Some(end))?;
-    // A write cut short by a crash leaves its temporary file.
-    for entry in fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        if entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.ends_with(".producers.tmp"))
-        {
-            let p = entry.path();
-            crate::fsio::remove_file(&p).at(&p)?;
-        }
+    let (offsets, temporary) = scan(dir)?;
+    for p in &temporary {
+        crate::fsio::remove_file(p).at(p)?;
     }
+    let usable = offsets.partition_point(|o| *o <= end);
+    remove_durably(dir, &offsets[usable..])?;
     let max = table.max_producers;
-    for offset in list(dir)?.into_iter().rev() {
+    for &offset in offsets[..usable].iter().rev() {
         let path = path_of(dir, offset);
         let bytes = fs::read(&path).at(&path)?;
         match decode(&bytes, max) {
