@@ -10,7 +10,8 @@
 //! the fsync and one back, not four (the old task, spawn_blocking and back).
 //!
 //! One acks=all request alone on its connection, for a partition without
-//! followers, may instead flush on the runtime worker that appended it
+//! followers (or a follower's fetch that brought records for this partition
+//! only), may instead flush on the runtime worker that appended it
 //! ([`Flusher::flush_inline`]) when no loop is running and the last fsync
 //! was quick: one round of the loop on that thread, handed to the blocking
 //! pool if more requests came meanwhile. At most the runtime's workers less

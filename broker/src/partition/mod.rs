@@ -442,11 +442,16 @@ impl Partition {
     /// [`Self::request_flush`]. True when this thread flushed: the HW has
     /// moved as far as durability alone lets it.
     ///
-    /// Only for a partition without followers: theirs are the fetches the
-    /// append just woke, and they would wait on this thread for the
-    /// leader's fsync instead of running beside it.
+    /// Not for a leader with followers: theirs are the fetches the append
+    /// just woke, and they would wait on this thread for the leader's fsync
+    /// instead of running beside it. A follower's fetcher may: it waits for
+    /// this fsync before its next fetch in any case.
     pub fn flush_inline(&self) -> bool {
-        if self.shared.lock().replicas().len() > 1 {
+        let leads_followers = {
+            let st = self.shared.lock();
+            st.role() == Role::Leader && st.replicas().len() > 1
+        };
+        if leads_followers {
             self.flusher.request();
             return false;
         }

@@ -443,6 +443,30 @@ async fn a_leader_with_followers_leaves_the_flush_to_the_loop() -> Result<()> {
     Ok(())
 }
 
+/// A follower flushes inline: its fetcher waits for that fsync before its
+/// next fetch anyway, and nobody fetches from it. The same replica leading
+/// with followers leaves the flush to the loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_flushes_inline() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let part = partition_of_node_1(dir.path())?;
+    part.assign(&record(2, 3));
+    part.append_as_follower(&batch_at(0), 3).await?;
+    anyhow::ensure!(part.flush_inline(), "a follower left its flush to the loop");
+    anyhow::ensure!(
+        part.log().recovery_point() == 2,
+        "not durable after the inline flush: recovery point {}",
+        part.log().recovery_point()
+    );
+    part.assign(&record(1, 4));
+    part.append(&batch_at(2), 10).await?;
+    anyhow::ensure!(
+        !part.flush_inline(),
+        "a leader with followers flushed inline"
+    );
+    Ok(())
+}
+
 /// Inline flushes leave a runtime worker free: with two workers, while one
 /// partition's inline fsync is stuck (a disk stall), another partition of
 /// the same broker leaves its flush to the loop instead of taking the

@@ -349,6 +349,17 @@ async fn fetch(
     // without any partition is a quiet long-poll, not a stall.
     let mut progress = resp.responses.is_empty();
     let mut durable = Vec::new();
+    // Records for one partition only: its fsync may run on this task's
+    // worker (see `Partition::flush_inline`), saving the hand-off to the
+    // flush loop and back before the next fetch. Several flush in parallel
+    // on the flush pool.
+    let appending = resp
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter(|pd| matches!(&pd.records, Some(Records::Bytes(b)) if !b.is_empty()))
+        .count();
+    let inline_flush = appending == 1 && config.log_flush_inline_enable;
     for t in &resp.responses {
         for pd in &t.partitions {
             let Some(f) = parts
@@ -369,7 +380,9 @@ async fn fetch(
                             match part.append_as_follower(bytes, f.epoch).await {
                                 Ok(info) => {
                                     if part.config().durability == Durability::FsyncBeforeAck {
-                                        part.request_flush();
+                                        if !inline_flush || !part.flush_inline() {
+                                            part.request_flush();
+                                        }
                                         durable.push((part.clone(), info.last_offset));
                                     }
                                 }
