@@ -39,6 +39,12 @@ impl Partition {
             max_ts = max_ts.max(h.max_timestamp());
             max_epoch = max_epoch.max(h.partition_leader_epoch());
         }
+        // A roll first (with its producer snapshot), so the append below
+        // never rolls by itself.
+        if let Some((first, last)) = span {
+            self.roll_off_runtime(&producers, first, last, batches.len(), max_ts)
+                .await?;
+        }
         let info = if max_epoch > self.log.latest_epoch().unwrap_or(-1) {
             // A new leader epoch is written to the leader-epoch checkpoint
             // (write, fsync, rename) by the append: on the blocking pool, with
@@ -48,10 +54,6 @@ impl Partition {
                 .await
                 .map_err(|e| BrokerError::Storage(format!("follower append panicked: {e}")))??
         } else {
-            if let Some((first, last)) = span {
-                self.roll_off_runtime(&producers, first, last, batches.len(), max_ts)
-                    .await?;
-            }
             self.log.append_as_follower(batches)?
         };
         for (_, h) in BatchIter::new(batches) {

@@ -747,6 +747,54 @@ async fn truncation_drops_the_producer_snapshots_past_the_cut() -> Result<()> {
     Ok(())
 }
 
+/// A follower's first batch of a new leader epoch that rolls the segment
+/// leaves a producer snapshot at the new segment's base, as any other roll
+/// does (that append runs on the blocking pool, and rolled there unseen).
+#[tokio::test]
+async fn a_roll_by_a_new_epochs_first_batch_snapshots_the_producers() -> Result<()> {
+    use crate::producer_state::snapshot;
+    // As fetched from the leader: its offsets and epoch (outside the CRC).
+    fn fetched(mut b: Vec<u8>, base: i64, epoch: i32) -> Vec<u8> {
+        b[0..8].copy_from_slice(&base.to_be_bytes());
+        b[12..16].copy_from_slice(&epoch.to_be_bytes());
+        b
+    }
+    let dir = tempfile::tempdir()?;
+    let part = partition_of_node_1_with(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1_500,
+            ..LogConfig::default()
+        },
+    )?;
+    part.assign(&record(2, 3));
+    let (mut base, mut seq) = (0i64, 0i32);
+    loop {
+        let b = fetched(producer_batch(7, 0, seq, 3)?, base, 3);
+        if part.log().size_in_bytes() + b.len() as u64 > 1_500 {
+            break;
+        }
+        part.append_as_follower(&b, 3).await?;
+        (base, seq) = (base + 3, seq + 3);
+    }
+    anyhow::ensure!(part.log().segment_base_offsets() == [0]);
+    anyhow::ensure!(snapshot::list(dir.path())?.is_empty());
+    // The leader moved to epoch 4; its first batch does not fit the segment.
+    part.assign(&record(2, 4));
+    part.append_as_follower(&fetched(producer_batch(7, 0, seq, 3)?, base, 4), 4)
+        .await?;
+    anyhow::ensure!(part.log().segment_base_offsets() == [0, base]);
+    let snaps = snapshot::list(dir.path())?;
+    anyhow::ensure!(
+        snaps == [base],
+        "snapshots {snaps:?} after a roll at {base}"
+    );
+    let mut loaded = crate::producer_state::ProducerStateTable::default();
+    snapshot::load(part.log(), &mut loaded)?;
+    anyhow::ensure!(loaded.same_state(&full_replay(part.log())?));
+    Ok(())
+}
+
 /// `producer.id.expiration.ms`: a producer whose newest batch is older than
 /// the cutoff is forgotten, so its next batch in sequence is refused as
 /// UNKNOWN_PRODUCER_ID (the client starts over), and a producer active
