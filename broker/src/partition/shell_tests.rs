@@ -609,6 +609,14 @@ async fn produce_mixed(part: &Partition, seed: u64, appends: usize) -> Result<us
     Ok(appended)
 }
 
+/// Segments of 1,500 bytes: the snapshot tests roll often.
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1_500,
+        ..LogConfig::default()
+    }
+}
+
 fn full_replay(log: &PartitionLog) -> Result<crate::producer_state::ProducerStateTable> {
     let mut t = crate::producer_state::ProducerStateTable::default();
     crate::producer_state::rebuild(log, &mut t)?;
@@ -624,10 +632,7 @@ async fn producer_snapshots_shorten_the_replay_and_match_a_full_one() -> Result<
     use crate::producer_state::snapshot;
     for seed in 1..=4u64 {
         let dir = tempfile::tempdir()?;
-        let config = LogConfig {
-            segment_bytes: 1_500,
-            ..LogConfig::default()
-        };
+        let config = small_segments();
         let part = partition_of_node_1_with(dir.path(), config.clone())?;
         single_replica_leader(&part);
         let batches = produce_mixed(&part, seed, 300).await?;
@@ -719,13 +724,7 @@ async fn a_producer_snapshot_past_the_log_end_is_deleted() -> Result<()> {
 async fn truncation_drops_the_producer_snapshots_past_the_cut() -> Result<()> {
     use crate::producer_state::snapshot;
     let dir = tempfile::tempdir()?;
-    let part = partition_of_node_1_with(
-        dir.path(),
-        LogConfig {
-            segment_bytes: 1_500,
-            ..LogConfig::default()
-        },
-    )?;
+    let part = partition_of_node_1_with(dir.path(), small_segments())?;
     single_replica_leader(&part);
     produce_mixed(&part, 9, 300).await?;
     let snaps = snapshot::list(dir.path())?;
@@ -760,18 +759,12 @@ async fn a_roll_by_a_new_epochs_first_batch_snapshots_the_producers() -> Result<
         b
     }
     let dir = tempfile::tempdir()?;
-    let part = partition_of_node_1_with(
-        dir.path(),
-        LogConfig {
-            segment_bytes: 1_500,
-            ..LogConfig::default()
-        },
-    )?;
+    let part = partition_of_node_1_with(dir.path(), small_segments())?;
     part.assign(&record(2, 3));
     let (mut base, mut seq) = (0i64, 0i32);
     loop {
         let b = fetched(producer_batch(7, 0, seq, 3)?, base, 3);
-        if part.log().size_in_bytes() + b.len() as u64 > 1_500 {
+        if part.log().size_in_bytes() + b.len() as u64 > small_segments().segment_bytes {
             break;
         }
         part.append_as_follower(&b, 3).await?;
