@@ -335,9 +335,7 @@ impl ProducerStateTable {
         for e in self.producers.values_mut() {
             e.batches.retain(|c| c.last_offset < offset);
         }
-        self.producers.retain(|_, e| !e.batches.is_empty());
-        let producers = &self.producers;
-        self.by_touch.retain(|_, pid| producers.contains_key(pid));
+        self.retain_producers(|e| !e.batches.is_empty());
     }
 
     /// Forget the producers whose newest batch is older than `cutoff_ms`
@@ -346,9 +344,14 @@ impl ProducerStateTable {
     /// UNKNOWN_PRODUCER_ID. An entry that holds only a fence (no batch) has
     /// no timestamp and stays. Returns how many were forgotten.
     pub fn expire(&mut self, cutoff_ms: i64) -> usize {
+        self.retain_producers(|e| e.batches.back().is_none_or(|b| b.timestamp >= cutoff_ms))
+    }
+
+    /// Keep the producers `keep` accepts, and the eviction order in step
+    /// with them. Returns how many were dropped.
+    fn retain_producers(&mut self, mut keep: impl FnMut(&ProducerEntry) -> bool) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| e.batches.back().is_none_or(|b| b.timestamp >= cutoff_ms));
+        self.producers.retain(|_, e| keep(e));
         let producers = &self.producers;
         self.by_touch.retain(|_, pid| producers.contains_key(pid));
         before - self.producers.len()
