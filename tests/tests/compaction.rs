@@ -184,6 +184,77 @@ fn librdkafka_reads_latest_values_while_the_cleaner_runs() -> Result<()> {
     Ok(())
 }
 
+/// A clean that empties whole segments (every key in them written again later)
+/// leaves segments holding only a header-only batch. librdkafka doubles its fetch
+/// size after each fetch that brings no record and fails the read with
+/// MSG_SIZE_TOO_LARGE after ten, so a consumer fetch skips empty batches to the
+/// first batch with records.
+#[test]
+fn librdkafka_reads_past_segments_the_cleaner_emptied() -> Result<()> {
+    let broker = start(&[])?;
+    let topic = "rewritten";
+    let mut configs = vec![("segment.bytes", "16384")];
+    create_topic(&broker.bootstrap(), topic, &configs)?;
+    // One key written over and over, compacted only once it is all written: one
+    // clean turns every segment but the active one into a header-only batch (a
+    // cleaner running during the writes would merge those as it goes).
+    let n = 6_000;
+    let prod = producer(
+        &broker.bootstrap(),
+        &[("enable.idempotence", "false"), ("batch.size", "4096")],
+    )?;
+    let record = |i: usize| TestRecord {
+        key: Some(b"the-key".to_vec()),
+        value: Some(format!("value-{i:06}-{}", "x".repeat(40)).into_bytes()),
+        headers: Vec::new(),
+    };
+    let delivered = produce_all(&prod, topic, n, |i| (Some(0), record(i)))?;
+    configs.extend([
+        ("cleanup.policy", "compact"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ]);
+    common::alter_topic(&broker.bootstrap(), topic, &configs)?;
+    wait_until("the cleaner to clean the topic", WAIT, || {
+        let info = partition_info(&broker, topic)?;
+        Ok(cleaned_offset(&broker, topic)? > 0
+            && info["compaction"]["dirty_ratio"].as_f64() == Some(0.0))
+    })?;
+    let dir = broker.data_dir().join(format!("{topic}-0"));
+    let segments = std::fs::read_dir(&dir)?
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        })
+        .count();
+    ensure!(
+        segments > 12,
+        "{segments} segments after the clean: too few to test the skip"
+    );
+    let by_offset: HashMap<i64, TestRecord> = delivered
+        .iter()
+        .map(|d| (d.offset, record(d.index)))
+        .collect();
+    // One consumer, several reads from the start: librdkafka's doubled fetch size
+    // is kept for the life of the partition's state.
+    let c = consumer(&broker.bootstrap(), &[])?;
+    for pass in 0..3 {
+        let read = consume_all(&c, topic, &[0]).with_context(|| format!("pass {pass}"))?;
+        let latest = check_read(&read[&0], &by_offset)?;
+        let last = record(n - 1);
+        ensure!(
+            latest.get(b"the-key".as_slice()) == Some(&last.value),
+            "pass {pass}: latest value {:?}",
+            latest.get(b"the-key".as_slice())
+        );
+        ensure!(
+            read[&0].len() < n / 10,
+            "pass {pass}: read {} records of a compacted topic",
+            read[&0].len()
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn keyless_records_are_refused_on_compacted_topics() -> Result<()> {
     let broker = start(&[])?;

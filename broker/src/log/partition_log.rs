@@ -235,7 +235,8 @@ impl PartitionLog {
     /// (but one whole batch even if larger when `min_one_message`), only batches
     /// entirely below `max_offset` (the high-water mark, exclusive; capped at the log
     /// end), and from one segment only. Offsets in `[max_offset, log end]` give an
-    /// empty result.
+    /// empty result. Every batch is returned, empty ones included: what a replica
+    /// copies, and what the log's own readers (producer state, group load) need.
     ///
     /// # Errors
     /// [`LogError::OffsetOutOfRange`] when `offset` is below the log start or above
@@ -246,6 +247,36 @@ impl PartitionLog {
         max_bytes: u64,
         max_offset: i64,
         min_one_message: bool,
+    ) -> Result<ReadResult, LogError> {
+        self.read_batches(offset, max_bytes, max_offset, min_one_message, false)
+    }
+
+    /// [`PartitionLog::read`] for a consumer: empty batches before the first batch
+    /// holding a record are skipped, across segments (the cleaner leaves whole
+    /// segments of header-only batches). librdkafka doubles its fetch size after
+    /// each response without a record and fails the read after ten, so a region
+    /// of empty batches alone is returned only when nothing but empty batches is
+    /// visible past `offset` (then its last batch alone, to move the reader on).
+    ///
+    /// # Errors
+    /// As [`PartitionLog::read`].
+    pub fn read_records(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        max_offset: i64,
+        min_one_message: bool,
+    ) -> Result<ReadResult, LogError> {
+        self.read_batches(offset, max_bytes, max_offset, min_one_message, true)
+    }
+
+    fn read_batches(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        max_offset: i64,
+        min_one_message: bool,
+        skip_empty: bool,
     ) -> Result<ReadResult, LogError> {
         self.check_online()?;
         let st = self.read_state()?;
@@ -265,18 +296,26 @@ impl PartitionLog {
             log_end_offset: log_end,
         };
         let max_offset = max_offset.min(log_end);
-        if offset >= max_offset {
-            return Ok(result);
-        }
+        let mut from = offset;
         for seg in st.segments.from_offset(offset) {
-            if let Some(r) = seg.read(offset, max_bytes, max_offset, min_one_message)? {
-                if r.region.len > 0 {
-                    result.first_offset = Some(r.first_offset);
-                    result.next_offset = Some(r.next_offset);
-                    result.region = Some(r.region);
-                }
+            if from >= max_offset {
                 break;
             }
+            let Some(r) = seg.read(from, max_bytes, max_offset, min_one_message, skip_empty)?
+            else {
+                continue;
+            };
+            if r.region.len > 0 {
+                result.first_offset = Some(r.first_offset);
+                result.next_offset = Some(r.next_offset);
+                result.region = Some(r.region);
+                if r.hollow {
+                    // Kept unless a later segment has a record to offer.
+                    from = r.next_offset;
+                    continue;
+                }
+            }
+            break;
         }
         Ok(result)
     }

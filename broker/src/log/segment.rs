@@ -47,6 +47,9 @@ pub struct BatchMeta {
     pub last_offset: i64,
     pub max_timestamp: i64,
     pub leader_epoch: i32,
+    /// Records in the batch: 0 for a batch the cleaner emptied (kept as a header
+    /// for its producer's sequence numbers or to mark where a cleaned group ends).
+    pub record_count: i32,
 }
 
 impl BatchMeta {
@@ -59,7 +62,13 @@ impl BatchMeta {
             last_offset: h.last_offset(),
             max_timestamp: h.max_timestamp(),
             leader_epoch: h.partition_leader_epoch(),
+            record_count: h.record_count(),
         })
+    }
+
+    /// The batch holds no record (a control batch holds its marker).
+    pub fn is_empty(&self) -> bool {
+        self.record_count <= 0
     }
 }
 
@@ -77,6 +86,9 @@ pub struct SegmentRead {
     pub first_offset: i64,
     /// Offset after the last batch in `region` (= `first_offset` when empty).
     pub next_offset: i64,
+    /// With `skip_empty`: every batch from the requested offset to the end of what
+    /// was visible was empty, and `region` holds only the last of them.
+    pub hollow: bool,
 }
 
 /// One segment of a partition log.
@@ -298,6 +310,9 @@ impl Segment {
     /// Read whole batches starting with the one holding `offset`, up to `max_bytes`
     /// (but at least one batch when `min_one`), and only batches whose last offset is
     /// below `max_offset`. `None` when no batch of this segment reaches `offset`.
+    /// With `skip_empty`, the region starts at the first batch holding a record; when
+    /// every visible batch from `offset` on is empty, it is the last of them alone
+    /// (`hollow`), so a reader still moves past them.
     ///
     /// # Errors
     /// I/O errors from `pread`.
@@ -307,8 +322,9 @@ impl Segment {
         max_bytes: u64,
         max_offset: i64,
         min_one: bool,
+        skip_empty: bool,
     ) -> Result<Option<SegmentRead>, LogError> {
-        let Some(first) = self.translate(offset)? else {
+        let Some(mut first) = self.translate(offset)? else {
             return Ok(None);
         };
         let (end, end_offset) = if max_offset >= self.next_offset {
@@ -320,6 +336,17 @@ impl Segment {
                     (m.position, m.base_offset)
                 })
         };
+        if skip_empty {
+            // `end` is a batch boundary: a batch ending before it is followed by a
+            // visible one.
+            while first.is_empty() && first.position + first.size < end {
+                match self.read_header(first.position + first.size)? {
+                    Some(next) => first = next,
+                    None => break,
+                }
+            }
+        }
+        let hollow = skip_empty && first.is_empty();
         let available = end.saturating_sub(first.position);
         let (len, next_offset) = if available <= max_bytes {
             (available, end_offset)
@@ -353,6 +380,7 @@ impl Segment {
             },
             first_offset: first.base_offset,
             next_offset,
+            hollow,
         }))
     }
 

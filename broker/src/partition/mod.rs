@@ -508,7 +508,8 @@ impl Partition {
         Ok(())
     }
 
-    /// Read records for a consumer: at most up to the HW.
+    /// Read records for a consumer: at most up to the HW, empty batches before
+    /// the first record skipped ([`PartitionLog::read_records`]).
     ///
     /// # Errors
     /// OFFSET_OUT_OF_RANGE and storage errors.
@@ -519,7 +520,9 @@ impl Partition {
         min_one: bool,
     ) -> Result<ReadResult, BrokerError> {
         let hw = self.high_watermark();
-        Ok(self.log.read(offset, max_bytes as u64, hw, min_one)?)
+        Ok(self
+            .log
+            .read_records(offset, max_bytes as u64, hw, min_one)?)
     }
 }
 

@@ -348,6 +348,26 @@ pub fn create_topic(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) -> R
     Ok(())
 }
 
+/// Replace the configs of `topic` with `configs` through librdkafka's admin API
+/// (AlterConfigs: what is not named goes back to its default).
+pub fn alter_topic(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+    for (k, v) in configs {
+        alter = alter.set(k, v);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for r in rt.block_on(admin.alter_configs([&alter], &AdminOptions::new()))? {
+        r.map_err(|(what, code)| anyhow!("altering {what:?}: {code:?}"))?;
+    }
+    Ok(())
+}
+
 /// Produce one record to partition 0 and return its offset.
 pub fn produce_one(
     producer: &BaseProducer<DeliveryLog>,

@@ -506,3 +506,82 @@ fn a_producers_last_batch_survives_as_a_header() -> Result<()> {
     crate::producer_state::rebuild(&log, &mut table)?;
     Ok(())
 }
+
+/// The batches of one read, as (base offset, record count).
+fn batches_of(r: &crate::log::ReadResult) -> Result<Vec<(i64, i32)>> {
+    let Some(region) = &r.region else {
+        return Ok(Vec::new());
+    };
+    let bytes = region_bytes(region)?;
+    Ok(BatchIter::new(&bytes)
+        .map(|(_, h)| (h.base_offset(), h.record_count()))
+        .collect())
+}
+
+#[test]
+fn a_consumer_read_skips_the_empty_batches_a_clean_leaves() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let clock = Arc::new(FakeClock::default());
+    let log = open(dir.path(), &clock, 0)?;
+    // One key written over and over: the clean leaves every segment but the
+    // active one holding only its group's header-only last batch.
+    let k = Some(b"k".to_vec());
+    for i in 0..60u8 {
+        produce(
+            &log,
+            &[(k.clone(), Some(vec![i; 20]))],
+            Compression::None,
+            None,
+            0,
+        )?;
+    }
+    let mut map = OffsetMap::with_memory(1 << 20);
+    log.clean(
+        log.log_end_offset(),
+        &params(0),
+        &mut map,
+        &Throttler::unlimited(),
+        true,
+    )?
+    .context("a dirty log is cleaned")?;
+    let segments = log.segment_base_offsets();
+    ensure!(segments.len() > 4, "segments after the clean: {segments:?}");
+    let active = *segments.last().context("segments")?;
+    let end = log.log_end_offset();
+
+    // A replica copies every batch, empty ones included.
+    let all = batches_of(&log.read(0, 1 << 20, end, true)?)?;
+    ensure!(
+        all.first().is_some_and(|b| b.1 == 0),
+        "a follower's read starts at the empty batch: {all:?}"
+    );
+    // A consumer's read starts at the first batch with a record, past every
+    // emptied segment: the key's last write below the active segment (the clean's
+    // offset map covered the segments before it only).
+    let r = log.read_records(0, 1 << 20, end, true)?;
+    let got = batches_of(&r)?;
+    ensure!(
+        got.first() == Some(&(active - 1, 1)),
+        "a consumer's read from 0: {got:?} (active segment at {active})"
+    );
+    ensure!(r.first_offset == Some(active - 1) && r.next_offset == Some(active));
+    // Every read from every offset brings a record, or is empty at the end.
+    for offset in 0..end {
+        let got = batches_of(&log.read_records(offset, 1 << 20, end, true)?)?;
+        ensure!(
+            got.first().is_some_and(|b| b.1 > 0),
+            "a read from {offset} brought no record first: {got:?}"
+        );
+    }
+    // Below a visible limit with nothing but empty batches before it, the read is
+    // the last empty batch alone, so the reader moves past them.
+    let limit = active - 1;
+    let r = log.read_records(0, 1 << 20, limit, true)?;
+    let got = batches_of(&r)?;
+    ensure!(
+        got.len() == 1 && got[0].1 == 0 && r.next_offset > Some(0) && r.next_offset <= Some(limit),
+        "a read of empty batches only: {got:?}, next {:?}",
+        r.next_offset
+    );
+    Ok(())
+}
