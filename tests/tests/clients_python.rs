@@ -1,4 +1,4 @@
-//! The Python clients (kafka-python and confluent-kafka, pinned in
+//! The Python clients (kafka-python, confluent-kafka and aiokafka, pinned in
 //! `tests/python/requirements.txt`, installed into `.venv-test/`) against brook.
 //! Each `tests/python/*_e2e.py` script runs against its own broker.
 
@@ -9,7 +9,11 @@ use anyhow::{bail, ensure, Context, Result};
 use brook_tests::{require_clients, venv_python, workspace_root, Broker};
 
 /// Every check script; `every_python_script_is_run` keeps this list complete.
-const SCRIPTS: &[&str] = &["kafka_python_e2e.py", "confluent_kafka_e2e.py"];
+const SCRIPTS: &[&str] = &[
+    "kafka_python_e2e.py",
+    "confluent_kafka_e2e.py",
+    "aiokafka_e2e.py",
+];
 
 fn python_dir() -> PathBuf {
     workspace_root().join("tests").join("python")
@@ -66,6 +70,11 @@ fn kafka_python() -> Result<()> {
 #[test]
 fn confluent_kafka() -> Result<()> {
     run_script("confluent_kafka_e2e.py")
+}
+
+#[test]
+fn aiokafka() -> Result<()> {
+    run_script("aiokafka_e2e.py")
 }
 
 #[test]
