@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Run librdkafka's own test suite (the `tests/` directory of the librdkafka that the
+# rdkafka-sys crate vendors) against one fresh `brook serve`.
+#
+#   scripts/librdkafka-suite.sh [TESTS]
+#
+# TESTS is a space-separated list of test numbers (default: the list below, every
+# test that needs only a broker: no mock cluster, no SSL/SASL, no transactions or
+# ACLs, which brook does not have, no `kafka-topics.sh`). The source is copied to
+# target/librdkafka-suite/ and built there once (about 6 minutes on 2 cores). The
+# broker gets `num.partitions=4` (the suite's topics are auto-created and its tests
+# produce to partitions 0–3) and a cleaner that looks every 100 ms. The suite runs
+# up to 5 tests at once in one process, as librdkafka's CI does; the tests that
+# emulate sockets (0076, 0118) can then see another test's closed descriptor
+# ("Bad file descriptor"): run such a test alone before blaming the broker.
+#
+# Not run by scripts/test.sh (it takes about 10 minutes); results of the last run
+# are in tests/librdkafka-suite.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+default_tests="0001 0002 0003 0004 0005 0007 0008 0011 0012 0013 0014 0015 0017 0018
+0019 0020 0021 0022 0026 0028 0029 0030 0031 0033 0034 0036 0038 0039 0040 0041 0042
+0044 0045 0046 0047 0048 0049 0050 0051 0053 0054 0055 0056 0057 0058 0059 0060 0061
+0062 0063 0065 0067 0068 0069 0070 0073 0074 0075 0076 0078 0082 0083 0084 0085 0086
+0088 0089 0090 0091 0093 0094 0099 0100 0102 0112 0113 0114 0118 0122 0123 0125 0127
+0130 0132 0137 0140"
+tests=${1:-$default_tests}
+tests=$(echo "$tests" | tr '\n' ' ')
+[[ $tests =~ ^[0-9\ ]+$ ]] || { echo "TESTS must be test numbers separated by spaces, not '$tests'" >&2; exit 2; }
+
+rdk_version=$(awk '/^name = "rdkafka-sys"$/ {getline; print $3}' Cargo.lock | tr -d '"' | head -1)
+src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/rdkafka-sys-"$rdk_version"/librdkafka 2>/dev/null | head -1)
+if [ -z "$src" ]; then
+    echo "the rdkafka-sys $rdk_version source is not in the cargo registry; run cargo fetch" >&2
+    exit 1
+fi
+work=target/librdkafka-suite
+lrk="$work/librdkafka-$rdk_version"
+if [ ! -x "$lrk/tests/test-runner" ]; then
+    rm -rf "$lrk"
+    mkdir -p "$work"
+    cp -r "$src" "$lrk"
+    (cd "$lrk" && ./configure --disable-ssl --disable-gssapi --disable-curl --disable-sasl \
+        --disable-zstd --disable-lz4-ext >"../configure.log" 2>&1 \
+        && make -j"$(nproc)" libs >"../make.log" 2>&1 \
+        && cd tests && make -j"$(nproc)" build >"../../tests-make.log" 2>&1) \
+        || { echo "building librdkafka's test runner failed; see $work/*.log" >&2; exit 1; }
+fi
+
+cargo build -q -p brook-broker --bin brook
+data=$(mktemp -d /tmp/brook-librdkafka-suite.XXXXXX)
+port=$((20000 + RANDOM % 20000))
+cat >"$data/brook.toml" <<EOF
+listeners = "PLAINTEXT://127.0.0.1:$port"
+"admin.listener" = "127.0.0.1:$((port + 1))"
+"log.dirs" = "$data/data"
+"num.partitions" = 4
+"log.cleaner.backoff.ms" = 100
+EOF
+target/debug/brook serve --config "$data/brook.toml" --ready-file "$data/ready.json" >"$data/brook.log" 2>&1 &
+brook_pid=$!
+# The broker's data and log stay for a look after a failure.
+trap 'kill $brook_pid 2>/dev/null || true; [ "${status:-1}" -ne 0 ] || rm -rf "$data"' EXIT
+for _ in $(seq 100); do
+    [ -s "$data/ready.json" ] && break
+    kill -0 $brook_pid 2>/dev/null || { echo "brook exited; see $data/brook.log" >&2; exit 1; }
+    sleep 0.1
+done
+[ -s "$data/ready.json" ] || { echo "brook did not become ready; see $data/brook.log" >&2; exit 1; }
+
+printf 'metadata.broker.list=127.0.0.1:%s\ntest.timeout.multiplier=2\n' "$port" >"$lrk/tests/test.conf"
+log="$work/run.log"
+echo "running librdkafka $rdk_version tests against brook on port $port (log: $log, broker log: $data/brook.log)" >&2
+status=1
+rc=0
+(cd "$lrk/tests" && LD_LIBRARY_PATH="$PWD/../src:$PWD/../src-cpp" TEST_KAFKA_VERSION=4.0.0 \
+    TESTS="$tests" timeout 3000 ./test-runner -Q -L) >"$log" 2>&1 || rc=$?
+status=$rc
+grep -a '^|' "$log" | sed 's/\x1b\[[0-9;]*m//g' || true
+echo "test-runner exit status $status" >&2
+exit "$status"
