@@ -50,6 +50,7 @@ const BASE_FOLLOWER_FETCH: u16 = 26600;
 const BASE_THROTTLE: u16 = 26800;
 const BASE_FETCH_SESSIONS: u16 = 29000;
 const BASE_FULL_LOG_DIR: u16 = 29200;
+const BASE_COMMIT_ELSEWHERE: u16 = 29400;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -741,6 +742,45 @@ fn a_consumer_group_rides_through_a_coordinator_failover() -> Result<()> {
             );
         }
         ensure!(!second.is_empty(), "nothing committed after the failover");
+        Ok(())
+    })
+}
+
+/// A group commits offsets of partitions its coordinator does not host: one
+/// replica per partition, one partition per node, so two of the three live
+/// away from the coordinator. OffsetCommit refused those with
+/// UNKNOWN_TOPIC_OR_PARTITION while it looked for a local replica.
+#[test]
+fn a_group_commits_offsets_of_partitions_its_coordinator_does_not_host() -> Result<()> {
+    const GROUP: &str = "commit-elsewhere";
+    with_cluster(BASE_COMMIT_ELSEWHERE, |c, rt| {
+        create_topic_placed(
+            rt,
+            &c.bootstrap(),
+            PARTITIONS,
+            TopicReplication::Variable(&[&[1], &[2], &[3]]),
+            &[],
+        )?;
+        c.wait_converged(WAIT)?;
+        let cons: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", c.bootstrap())
+            .set("group.id", GROUP)
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        let want: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, 10 + i64::from(p))).collect();
+        for (&p, &o) in &want {
+            tpl.add_partition_offset(TOPIC, p, Offset::Offset(o))?;
+        }
+        cons.commit(&tpl, CommitMode::Sync)
+            .context("committing offsets of all three partitions")?;
+        // Read back through every node: each finds the coordinator.
+        for n in c.node_ids() {
+            let read = committed(&c.bootstrap_of(n)?, GROUP)?;
+            ensure!(
+                read == want,
+                "through node {n}: committed {read:?}, want {want:?}"
+            );
+        }
         Ok(())
     })
 }

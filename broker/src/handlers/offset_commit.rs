@@ -20,9 +20,11 @@ pub(super) async fn handle(ctx: Ctx, req: OffsetCommitRequest) -> Reply {
     for (ti, t) in req.topics.iter().enumerate() {
         let topic = ctx.broker.topic(&t.name);
         for p in &t.partitions {
+            // The partition must exist in the cluster; the coordinator need not
+            // host a replica of it.
             let known = topic
                 .as_ref()
-                .is_some_and(|topic| topic.partition(p.partition_index).is_some());
+                .is_some_and(|topic| (0..topic.partition_count()).contains(&p.partition_index));
             if !known {
                 plan.push((
                     ti,
