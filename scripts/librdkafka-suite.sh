@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run librdkafka's own test suite (the `tests/` directory of the librdkafka that the
-# rdkafka-sys crate vendors) against one fresh `brook serve`.
+# rdkafka-sys crate vendors) against a fresh brook: one node, or a cluster.
 #
-#   scripts/librdkafka-suite.sh [TESTS]
+#   [NODES=3] scripts/librdkafka-suite.sh [TESTS]
 #
 # TESTS is a space-separated list of test numbers (default: the list below, every
 # test that needs only a broker: no mock cluster, no SSL/SASL, no transactions or
@@ -10,8 +10,10 @@
 # target/librdkafka-suite/ and built there once (about 6 minutes on 2 cores). The
 # broker gets `num.partitions=4` (the suite's topics are auto-created and its tests
 # produce to partitions 0–3) and a cleaner that looks every 100 ms. The suite runs
-# up to 5 tests at once in one process, as librdkafka's CI does; the tests that
-# emulate sockets (0076, 0118) can then see another test's closed descriptor
+# up to 5 tests at once in one process, as librdkafka's CI does. With NODES=N it
+# runs against N nodes of `brook dev-cluster` (each a broker and a controller
+# voter; topics and `__consumer_offsets` replicated N ways). With several tests
+# at once, the ones that emulate sockets (0076, 0118) can see another's closed descriptor
 # ("Bad file descriptor"): run such a test alone before blaming the broker.
 #
 # Not run by scripts/test.sh (it takes about 10 minutes); results of the last run
@@ -26,6 +28,8 @@ default_tests="0001 0002 0003 0004 0005 0007 0008 0011 0012 0013 0014 0015 0017 
 0088 0089 0090 0091 0093 0094 0099 0100 0102 0112 0113 0114 0118 0122 0123 0125 0127
 0130 0132 0137 0140"
 tests=${1:-$default_tests}
+nodes=${NODES:-1}
+[[ $nodes =~ ^[1-9]$ ]] || { echo "NODES must be 1 to 9, not '$nodes'" >&2; exit 2; }
 tests=$(echo "$tests" | tr '\n' ' ')
 [[ $tests =~ ^[0-9\ ]+$ ]] || { echo "TESTS must be test numbers separated by spaces, not '$tests'" >&2; exit 2; }
 
@@ -50,28 +54,49 @@ fi
 
 cargo build -q -p brook-broker --bin brook
 data=$(mktemp -d /tmp/brook-librdkafka-suite.XXXXXX)
-port=$((20000 + RANDOM % 20000))
-cat >"$data/brook.toml" <<EOF
-listeners = "PLAINTEXT://127.0.0.1:$port"
-"admin.listener" = "127.0.0.1:$((port + 1))"
-"log.dirs" = "$data/data"
-"num.partitions" = 4
-"log.cleaner.backoff.ms" = 100
+base=$((20000 + RANDOM % 20000))
+# Settings every node gets: see the header.
+extra='"num.partitions" = 4
+"log.cleaner.backoff.ms" = 100'
+if [ "$nodes" -eq 1 ]; then
+    mkdir -p "$data/node-1"
+    cat >"$data/node-1/brook.toml" <<EOF
+listeners = "PLAINTEXT://127.0.0.1:$base"
+"admin.listener" = "127.0.0.1:$((base + 1))"
+"log.dirs" = "$data/node-1/data"
+$extra
 EOF
-target/debug/brook serve --config "$data/brook.toml" --ready-file "$data/ready.json" >"$data/brook.log" 2>&1 &
-brook_pid=$!
-# The broker's data and log stay for a look after a failure.
-trap 'kill $brook_pid 2>/dev/null || true; [ "${status:-1}" -ne 0 ] || rm -rf "$data"' EXIT
-for _ in $(seq 100); do
-    [ -s "$data/ready.json" ] && break
-    kill -0 $brook_pid 2>/dev/null || { echo "brook exited; see $data/brook.log" >&2; exit 1; }
-    sleep 0.1
+else
+    # brook dev-cluster's layout: node N's Kafka port is base + 10·(N−1).
+    target/debug/brook dev-cluster --nodes "$nodes" --dir "$data" --base-port "$base" --write-only >/dev/null
+    for n in $(seq "$nodes"); do
+        printf '%s\n"default.replication.factor" = %s\n"offsets.topic.replication.factor" = %s\n' \
+            "$extra" "$nodes" "$nodes" >>"$data/node-$n/brook.toml"
+    done
+fi
+pids=()
+# The brokers' data and logs stay for a look after a failure.
+trap 'kill "${pids[@]}" 2>/dev/null || true; [ "${status:-1}" -ne 0 ] || rm -rf "$data"' EXIT
+brokers=()
+for n in $(seq "$nodes"); do
+    target/debug/brook serve --config "$data/node-$n/brook.toml" --ready-file "$data/node-$n/ready.json" \
+        >"$data/node-$n/brook.log" 2>&1 &
+    pids+=($!)
+    brokers+=("127.0.0.1:$((base + 10 * (n - 1)))")
 done
-[ -s "$data/ready.json" ] || { echo "brook did not become ready; see $data/brook.log" >&2; exit 1; }
+for n in $(seq "$nodes"); do
+    for _ in $(seq 200); do
+        [ -s "$data/node-$n/ready.json" ] && break
+        kill -0 "${pids[$((n - 1))]}" 2>/dev/null || { echo "node $n exited; see $data/node-$n/brook.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    [ -s "$data/node-$n/ready.json" ] || { echo "node $n did not become ready; see $data/node-$n/brook.log" >&2; exit 1; }
+done
 
-printf 'metadata.broker.list=127.0.0.1:%s\ntest.timeout.multiplier=2\n' "$port" >"$lrk/tests/test.conf"
+list=$(IFS=,; echo "${brokers[*]}")
+printf 'metadata.broker.list=%s\ntest.timeout.multiplier=2\n' "$list" >"$lrk/tests/test.conf"
 log="$work/run.log"
-echo "running librdkafka $rdk_version tests against brook on port $port (log: $log, broker log: $data/brook.log)" >&2
+echo "running librdkafka $rdk_version tests against $nodes brook node(s) at $list (log: $log, brokers' logs under $data)" >&2
 status=1
 rc=0
 (cd "$lrk/tests" && LD_LIBRARY_PATH="$PWD/../src:$PWD/../src-cpp" TEST_KAFKA_VERSION=4.0.0 \
