@@ -476,23 +476,8 @@ fn a_producers_last_batch_survives_as_a_header() -> Result<()> {
         Some((7, 5)),
         0,
     )?;
-    for i in 0..20u8 {
-        produce(
-            &log,
-            &[(k.clone(), Some(vec![i; 40]))],
-            Compression::None,
-            None,
-            0,
-        )?;
-    }
-    let mut map = OffsetMap::with_memory(1 << 20);
-    log.clean(
-        log.log_end_offset(),
-        &params(0),
-        &mut map,
-        &Throttler::unlimited(),
-        true,
-    )?;
+    overwrite(&log, b"k", 20, 40)?;
+    clean_all(&log)?;
     let r = log.read(0, 1 << 20, i64::MAX, true)?;
     let bytes = region_bytes(&r.region.context("data")?)?;
     let (_, h) = BatchIter::new(&bytes).next().context("a batch")?;
@@ -505,6 +490,28 @@ fn a_producers_last_batch_survives_as_a_header() -> Result<()> {
     let mut table = crate::producer_state::ProducerStateTable::default();
     crate::producer_state::rebuild(&log, &mut table)?;
     Ok(())
+}
+
+/// `count` single-record batches of `key`, values `len` bytes of their index.
+fn overwrite(log: &PartitionLog, key: &[u8], count: u8, len: usize) -> Result<()> {
+    for i in 0..count {
+        let recs = [(Some(key.to_vec()), Some(vec![i; len]))];
+        produce(log, &recs, Compression::None, None, 0)?;
+    }
+    Ok(())
+}
+
+/// Clean everything below the log end; whether there was anything to clean.
+fn clean_all(log: &PartitionLog) -> Result<bool> {
+    let mut map = OffsetMap::with_memory(1 << 20);
+    let out = log.clean(
+        log.log_end_offset(),
+        &params(0),
+        &mut map,
+        &Throttler::unlimited(),
+        true,
+    )?;
+    Ok(out.is_some())
 }
 
 /// The batches of one read, as (base offset, record count).
@@ -525,25 +532,8 @@ fn a_consumer_read_skips_the_empty_batches_a_clean_leaves() -> Result<()> {
     let log = open(dir.path(), &clock, 0)?;
     // One key written over and over: the clean leaves every segment but the
     // active one holding only its group's header-only last batch.
-    let k = Some(b"k".to_vec());
-    for i in 0..60u8 {
-        produce(
-            &log,
-            &[(k.clone(), Some(vec![i; 20]))],
-            Compression::None,
-            None,
-            0,
-        )?;
-    }
-    let mut map = OffsetMap::with_memory(1 << 20);
-    log.clean(
-        log.log_end_offset(),
-        &params(0),
-        &mut map,
-        &Throttler::unlimited(),
-        true,
-    )?
-    .context("a dirty log is cleaned")?;
+    overwrite(&log, b"k", 60, 20)?;
+    ensure!(clean_all(&log)?, "a dirty log is cleaned");
     let segments = log.segment_base_offsets();
     ensure!(segments.len() > 4, "segments after the clean: {segments:?}");
     let active = *segments.last().context("segments")?;
