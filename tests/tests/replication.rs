@@ -51,6 +51,7 @@ const BASE_THROTTLE: u16 = 26800;
 const BASE_FETCH_SESSIONS: u16 = 29000;
 const BASE_FULL_LOG_DIR: u16 = 29200;
 const BASE_COMMIT_ELSEWHERE: u16 = 29400;
+const BASE_NEW_TOPIC: u16 = 29600;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -265,10 +266,21 @@ fn create_topic_placed(
     replication: TopicReplication<'_>,
     configs: &[(&str, &str)],
 ) -> Result<()> {
+    create_topic_named(rt, bootstrap, TOPIC, partitions, replication, configs)
+}
+
+fn create_topic_named(
+    rt: &Runtime,
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication: TopicReplication<'_>,
+    configs: &[(&str, &str)],
+) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let mut topic = NewTopic::new(TOPIC, partitions, replication);
+    let mut topic = NewTopic::new(name, partitions, replication);
     for (k, v) in configs {
         topic = topic.set(k, v);
     }
@@ -781,6 +793,61 @@ fn a_group_commits_offsets_of_partitions_its_coordinator_does_not_host() -> Resu
                 "through node {n}: committed {read:?}, want {want:?}"
             );
         }
+        Ok(())
+    })
+}
+
+/// A follower adds a new partition to its fetch request only once the
+/// request it has out, a long-poll on its other partitions, returns. The
+/// first acks=all produce to a new topic waited that long-poll out (450–480
+/// ms with the default `replica.fetch.wait.max.ms` of 500 ms); the leader
+/// now ends a follower's long-poll when a partition it must replicate but
+/// does not fetch appears or fills. Here the long-poll is 30 s and the
+/// producer gives up after 10 s, so without that every first produce to the
+/// new topic fails.
+#[test]
+fn a_new_topic_takes_acks_all_without_waiting_out_the_followers_long_poll() -> Result<()> {
+    const FRESH: &str = "fresh";
+    let mut opts = options(BASE_NEW_TOPIC);
+    for (k, v) in &mut opts.extra {
+        match k.as_str() {
+            "replica.fetch.wait.max.ms" => *v = "30000".into(),
+            // Must exceed the long-poll.
+            "replica.lag.time.max.ms" => *v = "60000".into(),
+            _ => {}
+        }
+    }
+    with_cluster_opts(opts, |c, rt| {
+        // Each node leads one partition and follows the other two.
+        let placement: &[&[i32]] = &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2]];
+        create_topic_placed(
+            rt,
+            &c.bootstrap(),
+            PARTITIONS,
+            TopicReplication::Variable(placement),
+            &[],
+        )?;
+        wait_isr(c, &c.bootstrap(), 3)?;
+        let p = producer(&c.bootstrap(), &[("message.timeout.ms", "10000")])?;
+        // Committed on every partition: each follower has fetched from each
+        // leader, and its next fetch there is a 30 s long-poll.
+        produce_all(&p, TOPIC, 30, |i| (Some(i as i32 % PARTITIONS), record(i)))?;
+        create_topic_named(
+            rt,
+            &c.bootstrap(),
+            FRESH,
+            PARTITIONS,
+            TopicReplication::Variable(placement),
+            &[],
+        )?;
+        let started = std::time::Instant::now();
+        let acked = produce_all(&p, FRESH, 3, |i| (Some(i as i32), record(i)))
+            .context("first acks=all produce to a new topic")?;
+        eprintln!(
+            "first acks=all produce to each partition of a new topic: {} records in {:?}",
+            acked.len(),
+            started.elapsed()
+        );
         Ok(())
     })
 }

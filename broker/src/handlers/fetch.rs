@@ -7,7 +7,8 @@
 //! `ReplicaState`, whose broker epoch must match the follower's current
 //! registration) reads up to the log end instead of the HW, records the
 //! follower's progress in the partition's state machine (which may move the
-//! HW), and long-polls on the log end.
+//! HW), and long-polls on the log end, and on the partitions it must
+//! replicate but does not fetch yet (`crate::replication::unfetched`).
 //!
 //! Follower fetching (KIP-392): with `replica.selector.class` set to the
 //! rack-aware selector, a leader tells a consumer that sent `rack_id` (v11+)
@@ -44,6 +45,7 @@ use crate::error::BrokerError;
 use crate::fetch_session::FetchParams;
 use crate::log::FileRegion;
 use crate::partition::Partition;
+use crate::replication::unfetched::BACKLOG_POLL;
 use crate::server::connection::Reply;
 
 /// Longest wait brook honours, whatever the client asks.
@@ -124,7 +126,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
     // Long-poll: wait for any of the partitions' HW to move, then read again.
     let mut closed = ctx.closed.clone();
     let task = tokio::spawn(async move {
-        let deadline = Instant::now() + max_wait;
+        let mut deadline = Instant::now() + max_wait;
         let mut receivers: Vec<_> = wanted
             .iter()
             .flat_map(|w| {
@@ -139,6 +141,18 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 })
             })
             .collect();
+        // A follower's long-poll also ends for partitions it must replicate
+        // but does not fetch yet (`replication::unfetched`): they go last,
+        // and any of them changing answers at once.
+        let own = receivers.len();
+        if let Some(r) = replica {
+            let unfetched = ctx.broker.replica_manager().awaiting.unfetched(r);
+            if unfetched.backlog {
+                deadline = deadline.min(Instant::now() + BACKLOG_POLL);
+            }
+            receivers.push(unfetched.added);
+            receivers.extend(unfetched.ends);
+        }
         // Subscribed before reading again, so an HW change between the first
         // read and now is not missed.
         loop {
@@ -148,25 +162,21 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 total,
                 records,
             } = build(&ctx, &wanted, max_bytes, &who);
-            if total >= min_bytes
-                || receivers.is_empty()
-                || any_error(&resp)
-                || Instant::now() >= deadline
-            {
+            if total >= min_bytes || own == 0 || any_error(&resp) || Instant::now() >= deadline {
                 record_fetch(&ctx, &resp, &wanted, &records, who.replica.is_none());
                 incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
                 return ctx.frame(&resp, regions);
             }
             let changed = async {
                 let futs = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
-                let _ = futures_select_all(futs).await;
+                futures_select_all(futs).await
             };
             let woke = tokio::select! {
                 // The client is gone: nobody would read the answer.
                 () = closed.wait() => return None,
                 woke = tokio::time::timeout_at(deadline.into(), changed) => woke,
             };
-            if woke.is_err() {
+            if woke.is_err() || woke.is_ok_and(|i| i >= own) {
                 let Built {
                     mut resp,
                     mut regions,
@@ -192,8 +202,9 @@ struct Fetcher {
     follower_reads: bool,
 }
 
-/// Resolve when the first of `futs` does (a tiny select_all without a futures dependency).
-async fn futures_select_all<F>(futs: impl Iterator<Item = F>) -> Option<()>
+/// Resolve with the index of the first of `futs` to resolve (a tiny
+/// select_all without a futures dependency).
+async fn futures_select_all<F>(futs: impl Iterator<Item = F>) -> usize
 where
     F: std::future::Future + Unpin,
 {
@@ -202,9 +213,9 @@ where
         return std::future::pending().await;
     }
     std::future::poll_fn(|cx| {
-        for f in &mut futs {
+        for (i, f) in futs.iter_mut().enumerate() {
             if std::pin::Pin::new(f).poll(cx).is_ready() {
-                return std::task::Poll::Ready(Some(()));
+                return std::task::Poll::Ready(i);
             }
         }
         std::task::Poll::Pending

@@ -372,6 +372,19 @@ impl Partition {
         self.shared.step(Event::FollowerFetch { replica, offset });
     }
 
+    /// Whether `replica`, in the ISR of leader epoch `epoch` that this
+    /// broker leads, has not fetched in that epoch yet: `Some(true)` when
+    /// records wait above the HW (the leader waits for it), `None` when it
+    /// has fetched or the question no longer applies.
+    pub fn unfetched_by(&self, replica: i32, epoch: i32) -> Option<bool> {
+        let st = self.shared.lock();
+        let waiting = st.is_leader()
+            && st.leader_epoch() == epoch
+            && st.isr().contains(&replica)
+            && st.progress(replica).is_some_and(|p| p.leo < 0);
+        waiting.then(|| st.leo() > st.hw())
+    }
+
     /// The leader's HW, from a fetch response (follower only).
     pub fn leader_hw(&self, hw: i64) {
         self.shared.step(Event::LeaderHw { hw });

@@ -7,6 +7,8 @@
 //!   Fetch request (`fetcher`).
 //! - `isr` sends the state machines' ISR proposals to the controller as
 //!   AlterPartition requests and ticks the leaders' lag checks.
+//! - `unfetched` (leader side) ends a follower's long-poll early when a
+//!   partition it must replicate but does not fetch yet appears or fills.
 //!
 //! The metadata image decides who follows whom: publishing a delta calls
 //! [`ReplicaManager::follow`] for every partition whose assignment changed,
@@ -29,6 +31,7 @@ mod session;
 #[cfg(test)]
 mod sim_tests;
 pub mod throttle;
+pub mod unfetched;
 
 /// A partition this broker follows.
 #[derive(Debug, Clone)]
@@ -63,6 +66,8 @@ pub struct ReplicaManager {
     pub leader_throttle: throttle::Throttle,
     /// `follower.replication.throttled.rate`.
     pub follower_throttle: throttle::Throttle,
+    /// Leader side: partitions led here that a follower has yet to fetch.
+    pub awaiting: unfetched::AwaitingFollowers,
 }
 
 /// Which of a leader's fetchers serves a partition.
@@ -96,6 +101,7 @@ impl ReplicaManager {
                 config.follower_replication_throttled_rate,
                 window,
             ),
+            awaiting: unfetched::AwaitingFollowers::default(),
         }
     }
 
@@ -133,6 +139,10 @@ impl ReplicaManager {
         let mut inner = self.lock();
         let Role::Follower { leader } = role else {
             inner.followed.remove(&key);
+            drop(inner);
+            if role == Role::Leader {
+                self.awaiting.led(part);
+            }
             return;
         };
         if let Some(f) = inner.followed.get(&key) {
