@@ -36,7 +36,7 @@ mod append;
 mod flusher;
 mod follower;
 #[cfg(test)]
-mod shell_tests;
+pub(crate) mod shell_tests;
 pub mod state;
 use crate::log::{AppendInfo, PartitionLog, ReadResult};
 use crate::producer_state::{BatchIdentity, ProducerStateTable};

@@ -45,7 +45,8 @@ async fn a_leader_elected_again_in_a_newer_epoch_records_its_start() -> Result<(
     Ok(())
 }
 
-fn partition_of_node_1(dir: &std::path::Path) -> Result<Partition> {
+/// Node 1's replica of partition 0 of topic "t", default log config.
+pub(crate) fn partition_of_node_1(dir: &std::path::Path) -> Result<Partition> {
     partition_of_node_1_with(dir, LogConfig::default())
 }
 

@@ -136,21 +136,14 @@ impl AwaitingFollowers {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use anyhow::{ensure, Result};
-    use brook_config::{BrokerConfig, TopicConfig};
-    use tokio::sync::Notify;
 
     use super::*;
-    use crate::log::{LogConfig, PartitionLog};
     use crate::metadata::PartitionRecord;
-    use crate::partition::ReplicaSetup;
-    use crate::producer_state::ProducerStateTable;
 
     fn record(epoch: i32, partition_epoch: i32, isr: &[i32]) -> PartitionRecord {
         PartitionRecord {
-            topic_id: Uuid([7; 16]),
+            topic_id: Uuid([1; 16]),
             partition: 0,
             replicas: vec![1, 2, 3],
             isr: isr.to_vec(),
@@ -163,25 +156,9 @@ mod tests {
 
     /// Node 1's replica of a partition replicated on nodes 1, 2 and 3.
     fn partition(dir: &std::path::Path) -> Result<Arc<Partition>> {
-        let config = Arc::new(TopicConfig::resolve(
-            &BrokerConfig::default(),
-            &BTreeMap::new(),
-        )?);
-        Ok(Arc::new(Partition::new(
-            "t".into(),
-            Uuid([7; 16]),
-            0,
-            PartitionLog::open(dir, LogConfig::default())?,
-            config,
-            ProducerStateTable::default(),
-            ReplicaSetup {
-                node: 1,
-                hw: 0,
-                lag_max_ms: 1_000,
-                isr_wake: Arc::new(Notify::new()),
-                inline_flushes: Arc::default(),
-            },
-        )))
+        Ok(Arc::new(
+            crate::partition::shell_tests::partition_of_node_1(dir)?,
+        ))
     }
 
     #[tokio::test]
