@@ -14,6 +14,8 @@
 //! - `paths`: [`brook_binary`], [`kcat_path`], [`venv_python`], [`require_clients`]
 //!   locate the binary and the external clients that `scripts/test.sh` installs;
 //!   [`log_segments`] lists a data dir's segment files.
+//! - `scripts`: [`ClientScripts`] runs the Python and Node client scripts of
+//!   `tests/python` and `tests/node` against a broker, bounded in time.
 //! - [`wait_until`]: poll a condition with a deadline (the only sanctioned way to wait).
 //!
 //! The tests themselves live in `tests/tests/*.rs`, one file per subsystem or client.
@@ -26,6 +28,7 @@ mod broker;
 mod cluster;
 mod http;
 mod paths;
+mod scripts;
 mod tmpfs;
 
 use std::time::{Duration, Instant};
@@ -40,6 +43,7 @@ pub use paths::{
     brook_binary, kcat_path, log_segments, read_file, require_clients, venv_python, which,
     workspace_root,
 };
+pub use scripts::ClientScripts;
 pub use tmpfs::{is_root, Tmpfs};
 
 /// Poll interval for condition waits.

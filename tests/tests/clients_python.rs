@@ -3,10 +3,9 @@
 //! Each `tests/python/*_e2e.py` script runs against its own broker.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, ensure, Context, Result};
-use brook_tests::{require_clients, venv_python, workspace_root, Broker};
+use anyhow::{ensure, Context, Result};
+use brook_tests::{workspace_root, Broker, ClientScripts};
 
 /// Every check script; `every_python_script_is_run` keeps this list complete.
 const SCRIPTS: &[&str] = &[
@@ -19,47 +18,19 @@ fn python_dir() -> PathBuf {
     workspace_root().join("tests").join("python")
 }
 
-fn python() -> Result<Option<PathBuf>> {
-    match venv_python() {
-        Some(p) => Ok(Some(p)),
-        None if require_clients() => bail!(
-            "the test venv .venv-test/ is missing (BROOK_REQUIRE_CLIENTS=1); \
-             run scripts/install-test-deps.sh"
-        ),
-        None => {
-            eprintln!("SKIPPED: .venv-test/ is missing; scripts/install-test-deps.sh creates it");
-            Ok(None)
-        }
-    }
-}
-
 fn run_script(script: &str) -> Result<()> {
-    let Some(python) = python()? else {
+    let Some(python) = ClientScripts::python()? else {
         return Ok(());
     };
     let broker = Broker::start_default()?;
-    let path = python_dir().join(script);
-    // coreutils `timeout` bounds the script: a hung client fails the test (status 124).
-    let out = Command::new("timeout")
-        .arg("300")
-        .arg(&python)
-        .arg(&path)
-        .current_dir(python_dir())
-        .env("BROOK_BOOTSTRAP", broker.bootstrap())
-        .env("BROOK_ADMIN_URL", broker.admin_url())
-        .env("PYTHONUNBUFFERED", "1")
-        .output()
-        .with_context(|| format!("running {} {}", python.display(), path.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    print!("{stdout}");
-    ensure!(
-        out.status.success(),
-        "{script} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}\n{}",
-        out.status,
-        broker.log_tail()
-    );
-    Ok(())
+    python.run(
+        script,
+        &[
+            ("BROOK_BOOTSTRAP", &broker.bootstrap()),
+            ("BROOK_ADMIN_URL", &broker.admin_url()),
+        ],
+        || broker.log_tail(),
+    )
 }
 
 #[test]

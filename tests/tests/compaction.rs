@@ -6,13 +6,12 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use brook_tests::{http_get, venv_python, wait_until, workspace_root, Broker, BrokerOptions};
+use brook_tests::{http_get, wait_until, Broker, BrokerOptions, ClientScripts};
 use common::{consume_all, consumer, create_topic, produce_all, producer, Consumed, TestRecord};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, Producer};
@@ -423,34 +422,18 @@ fn consumer_offsets_stay_bounded_and_survive_a_restart() -> Result<()> {
 
 #[test]
 fn kafka_python_reads_a_topic_being_compacted() -> Result<()> {
-    let Some(python) = venv_python() else {
-        if brook_tests::require_clients() {
-            bail!("the test venv .venv-test/ is missing; run scripts/install-test-deps.sh");
-        }
-        eprintln!("SKIPPED: .venv-test/ is missing");
+    let Some(python) = ClientScripts::python()? else {
         return Ok(());
     };
     let broker = start(&[("log.cleaner.io.max.bytes.per.second", "4000000")])?;
-    let dir = workspace_root().join("tests").join("python");
-    let out = Command::new("timeout")
-        .arg("300")
-        .arg(&python)
-        .arg(dir.join("compaction_kafka_python.py"))
-        .current_dir(&dir)
-        .env("BROOK_BOOTSTRAP", broker.bootstrap())
-        .env("BROOK_ADMIN", broker.admin_url())
-        .env("PYTHONUNBUFFERED", "1")
-        .output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    print!("{stdout}");
-    ensure!(
-        out.status.success(),
-        "compaction_kafka_python.py failed ({})\n{stdout}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        broker.log_tail()
-    );
-    Ok(())
+    python.run(
+        "compaction_kafka_python.py",
+        &[
+            ("BROOK_BOOTSTRAP", &broker.bootstrap()),
+            ("BROOK_ADMIN", &broker.admin_url()),
+        ],
+        || broker.log_tail(),
+    )
 }
 
 /// `cleanup.policy=compact,delete`: retention removes old segments and the cleaner

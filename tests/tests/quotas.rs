@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use brook_tests::{
-    brook_binary, http_get, wait_until, Broker, BrokerOptions, Cluster, ClusterOptions,
+    brook_binary, http_get, wait_until, Broker, BrokerOptions, ClientScripts, Cluster,
+    ClusterOptions,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::Message;
@@ -469,38 +470,18 @@ fn a_quota_change_applies_within_a_window_and_quotas_survive_a_restart() -> Resu
 /// (`tests/python/quota_clients.py`).
 #[test]
 fn python_clients_see_the_throttle() -> Result<()> {
-    let Some(python) = brook_tests::venv_python() else {
-        ensure!(
-            !brook_tests::require_clients(),
-            "the test venv .venv-test/ is missing; run scripts/install-test-deps.sh"
-        );
-        eprintln!("SKIPPED: .venv-test/ is missing; scripts/install-test-deps.sh creates it");
+    let Some(python) = ClientScripts::python()? else {
         return Ok(());
     };
     let broker = Broker::start(BrokerOptions::default())?;
     set_quota(&broker, "py-throttled", "producer-byte-rate", "500KB")?;
     set_quota(&broker, "py-throttled", "consumer-byte-rate", "500KB")?;
     set_quota(&broker, "py-kp", "producer-byte-rate", "500KB")?;
-    let dir = brook_tests::workspace_root().join("tests").join("python");
-    let out = Command::new("timeout")
-        .arg("300")
-        .arg(&python)
-        .arg(dir.join("quota_clients.py"))
-        .current_dir(&dir)
-        .env("BROOK_BOOTSTRAP", broker.bootstrap())
-        .env("PYTHONUNBUFFERED", "1")
-        .output()
-        .context("running quota_clients.py")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    print!("{stdout}");
-    ensure!(
-        out.status.success(),
-        "quota_clients.py failed ({})\nstdout:\n{stdout}\nstderr:\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        broker.log_tail()
-    );
-    Ok(())
+    python.run(
+        "quota_clients.py",
+        &[("BROOK_BOOTSTRAP", &broker.bootstrap())],
+        || broker.log_tail(),
+    )
 }
 
 /// kafkajs sees the throttle on Produce and Fetch and loses nothing
@@ -508,39 +489,17 @@ fn python_clients_see_the_throttle() -> Result<()> {
 /// `tests/node/node_modules` by scripts/install-test-deps.sh).
 #[test]
 fn kafkajs_sees_the_throttle() -> Result<()> {
-    let dir = brook_tests::workspace_root().join("tests").join("node");
-    let installed = dir.join("node_modules").join("kafkajs").is_dir();
-    if brook_tests::which("node").is_none() || !installed {
-        ensure!(
-            !brook_tests::require_clients(),
-            "node or tests/node/node_modules is missing; run scripts/install-test-deps.sh"
-        );
-        eprintln!(
-            "SKIPPED: node or kafkajs is missing; scripts/install-test-deps.sh installs them"
-        );
+    let Some(node) = ClientScripts::kafkajs()? else {
         return Ok(());
-    }
+    };
     let broker = Broker::start(BrokerOptions::default())?;
     set_quota(&broker, "js-throttled", "producer-byte-rate", "500KB")?;
     set_quota(&broker, "js-throttled", "consumer-byte-rate", "500KB")?;
-    let out = Command::new("timeout")
-        .arg("300")
-        .arg("node")
-        .arg("quota_kafkajs.js")
-        .current_dir(&dir)
-        .env("BROOK_BOOTSTRAP", broker.bootstrap())
-        .output()
-        .context("running quota_kafkajs.js")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    print!("{stdout}");
-    ensure!(
-        out.status.success(),
-        "quota_kafkajs.js failed ({})\nstdout:\n{stdout}\nstderr:\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        broker.log_tail()
-    );
-    Ok(())
+    node.run(
+        "quota_kafkajs.js",
+        &[("BROOK_BOOTSTRAP", &broker.bootstrap())],
+        || broker.log_tail(),
+    )
 }
 
 /// A quota set through one broker reaches every broker of a cluster (it is a

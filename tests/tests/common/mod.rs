@@ -329,19 +329,31 @@ fn write_opt(h: &mut DefaultHasher, b: Option<&[u8]>) {
     }
 }
 
-/// Create a one-partition topic with `configs` through librdkafka's admin API.
-pub fn create_topic(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) -> Result<()> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+/// A librdkafka admin client of `bootstrap`, and a runtime to wait on its
+/// futures with.
+fn admin(
+    bootstrap: &str,
+) -> Result<(
+    rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+    tokio::runtime::Runtime,
+)> {
+    let admin = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok((admin, rt))
+}
+
+/// Create a one-partition topic with `configs` through librdkafka's admin API.
+pub fn create_topic(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) -> Result<()> {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let (admin, rt) = admin(bootstrap)?;
     let mut t = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
     for (k, v) in configs {
         t = t.set(k, v);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     for r in rt.block_on(admin.create_topics([&t], &AdminOptions::new()))? {
         r.map_err(|(name, code)| anyhow!("creating {name}: {code:?}"))?;
     }
@@ -351,17 +363,12 @@ pub fn create_topic(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) -> R
 /// Replace the configs of `topic` with `configs` through librdkafka's admin API
 /// (AlterConfigs: what is not named goes back to its default).
 pub fn alter_topic(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) -> Result<()> {
-    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
+    use rdkafka::admin::{AdminOptions, AlterConfig, ResourceSpecifier};
+    let (admin, rt) = admin(bootstrap)?;
     let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
     for (k, v) in configs {
         alter = alter.set(k, v);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     for r in rt.block_on(admin.alter_configs([&alter], &AdminOptions::new()))? {
         r.map_err(|(what, code)| anyhow!("altering {what:?}: {code:?}"))?;
     }
