@@ -261,12 +261,18 @@ async fn reconcile(b: &Broker, c: &mut Client, f: &Followed) -> anyhow::Result<b
     Ok(false)
 }
 
+/// One Fetch round for `parts`, which are in (topic id, partition) order as
+/// [`crate::replication::ReplicaManager::assigned`] lists them: building the
+/// request and matching the response are linear in the partition count.
 async fn fetch(
     b: &Arc<Broker>,
     c: &mut Client,
     session: &mut FetchSession,
     parts: &[&Followed],
 ) -> anyhow::Result<Round> {
+    debug_assert!(parts
+        .windows(2)
+        .all(|w| (w[0].part.topic_id, w[0].part.index) < (w[1].part.topic_id, w[1].part.index)));
     let config = b.config();
     let node = b.node_id();
     let throttle = &b.replica_manager().follower_throttle;
@@ -304,7 +310,9 @@ async fn fetch(
             partition_max_bytes: config.replica_fetch_max_bytes,
             ..Default::default()
         };
-        match topics.iter_mut().find(|t| t.topic_id == part.topic_id) {
+        // `parts` comes in (topic id, partition) order: a topic's
+        // partitions are next to each other.
+        match topics.last_mut().filter(|t| t.topic_id == part.topic_id) {
             Some(t) => t.partitions.push(p),
             None => topics.push(FetchTopic {
                 topic_id: part.topic_id,
@@ -362,12 +370,12 @@ async fn fetch(
     let inline_flush = appending == 1 && config.log_flush_inline_enable;
     for t in &resp.responses {
         for pd in &t.partitions {
-            let Some(f) = parts
-                .iter()
-                .find(|f| f.part.topic_id == t.topic_id && f.part.index == pd.partition_index)
+            let key = (t.topic_id, pd.partition_index);
+            let Ok(i) = parts.binary_search_by(|f| (f.part.topic_id, f.part.index).cmp(&key))
             else {
                 continue;
             };
+            let f = parts[i];
             let part = &f.part;
             match ErrorCode::from_i16(pd.error_code) {
                 ErrorCode::NONE => {

@@ -184,8 +184,9 @@ impl ReplicaManager {
         tokio::spawn(fetcher::run(broker, key.0, key.1, wake, stop));
     }
 
-    /// The partitions fetcher `(leader, index)` fetches now. When there are
-    /// none the fetcher is deregistered (it exits); `None` then.
+    /// The partitions fetcher `(leader, index)` fetches now, in (topic id,
+    /// partition) order (the fetcher relies on it). When there are none the
+    /// fetcher is deregistered (it exits); `None` then.
     pub(crate) fn assigned(&self, leader: i32, index: usize) -> Option<Vec<Followed>> {
         let mut inner = self.lock();
         let n = inner.fetchers_per_leader;
