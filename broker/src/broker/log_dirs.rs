@@ -28,6 +28,9 @@ struct LogDir {
 #[derive(Debug)]
 pub struct LogDirs {
     dirs: Vec<LogDir>,
+    /// Some directory is offline: until then the per-partition checks on
+    /// every produce and fetch are one atomic load.
+    any_offline: AtomicBool,
 }
 
 impl LogDirs {
@@ -41,6 +44,7 @@ impl LogDirs {
                     offline: AtomicBool::new(false),
                 })
                 .collect(),
+            any_offline: AtomicBool::new(false),
         }
     }
 
@@ -58,8 +62,10 @@ impl LogDirs {
 
     /// Whether the directory holding `partition_dir` is offline.
     pub fn is_offline(&self, partition_dir: &Path) -> bool {
-        self.of(partition_dir)
-            .is_some_and(|d| d.offline.load(Ordering::Acquire))
+        self.any_offline.load(Ordering::Acquire)
+            && self
+                .of(partition_dir)
+                .is_some_and(|d| d.offline.load(Ordering::Acquire))
     }
 
     /// Whether log directory `dir` itself is offline.
@@ -76,6 +82,7 @@ impl LogDirs {
             return false;
         };
         let newly = !d.offline.swap(true, Ordering::AcqRel);
+        self.any_offline.store(true, Ordering::Release);
         if newly {
             error!(
                 log_dir = %d.path.display(),

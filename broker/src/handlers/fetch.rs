@@ -109,13 +109,32 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
     let max_bytes = usize::try_from(req.max_bytes)
         .unwrap_or(0)
         .min(ctx.broker.config().fetch_max_bytes as usize);
+    // A long-poll subscribes to its partitions before the first read, so a
+    // change between that read and the wait is not missed without reading
+    // everything a second time.
+    let long_poll = !max_wait.is_zero() && min_bytes > 0;
+    let mut receivers: Vec<_> = if long_poll {
+        wanted
+            .iter()
+            .flat_map(|w| w.partitions.iter().filter_map(|p| p.partition.as_ref()))
+            .map(|part| {
+                if replica.is_some() {
+                    part.subscribe_end()
+                } else {
+                    part.subscribe_hw()
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let Built {
         mut resp,
         mut regions,
         total,
         records,
     } = build(&ctx, &wanted, max_bytes, &who);
-    if total >= min_bytes.max(1) || max_wait.is_zero() || any_error(&resp) {
+    if total >= min_bytes.max(1) || receivers.is_empty() || any_error(&resp) {
         record_fetch(&ctx, &resp, &wanted, &records, who.replica.is_none());
         incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
         return match ctx.frame(&resp, regions) {
@@ -123,24 +142,11 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
             None => Reply::Close,
         };
     }
-    // Long-poll: wait for any of the partitions' HW to move, then read again.
+    // Long-poll: wait for any of the partitions' HW (a follower: log end) to
+    // move, then read again.
     let mut closed = ctx.closed.clone();
     let task = tokio::spawn(async move {
         let mut deadline = Instant::now() + max_wait;
-        let mut receivers: Vec<_> = wanted
-            .iter()
-            .flat_map(|w| {
-                w.partitions.iter().filter_map(|p| {
-                    p.partition.as_ref().map(|part| {
-                        if replica.is_some() {
-                            part.subscribe_end()
-                        } else {
-                            part.subscribe_hw()
-                        }
-                    })
-                })
-            })
-            .collect();
         // A follower's long-poll also ends for partitions it must replicate
         // but does not fetch yet (`replication::unfetched`): they go last,
         // and any of them changing answers at once.
@@ -153,20 +159,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
             receivers.push(unfetched.added);
             receivers.extend(unfetched.ends);
         }
-        // Subscribed before reading again, so an HW change between the first
-        // read and now is not missed.
         loop {
-            let Built {
-                mut resp,
-                mut regions,
-                total,
-                records,
-            } = build(&ctx, &wanted, max_bytes, &who);
-            if total >= min_bytes || own == 0 || any_error(&resp) || Instant::now() >= deadline {
-                record_fetch(&ctx, &resp, &wanted, &records, who.replica.is_none());
-                incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
-                return ctx.frame(&resp, regions);
-            }
             let changed = async {
                 let futs = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
                 futures_select_all(futs).await
@@ -176,13 +169,17 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 () = closed.wait() => return None,
                 woke = tokio::time::timeout_at(deadline.into(), changed) => woke,
             };
-            if woke.is_err() || woke.is_ok_and(|i| i >= own) {
-                let Built {
-                    mut resp,
-                    mut regions,
-                    records,
-                    ..
-                } = build(&ctx, &wanted, max_bytes, &who);
+            let Built {
+                mut resp,
+                mut regions,
+                total,
+                records,
+            } = build(&ctx, &wanted, max_bytes, &who);
+            let done = match woke {
+                Ok(i) => i >= own || total >= min_bytes || any_error(&resp),
+                Err(_) => true,
+            };
+            if done || Instant::now() >= deadline {
                 record_fetch(&ctx, &resp, &wanted, &records, who.replica.is_none());
                 incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
                 return ctx.frame(&resp, regions);
@@ -344,6 +341,16 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built
             }
             if ctx.broker.partition_offline(part) {
                 pd.error_code = ErrorCode::KAFKA_STORAGE_ERROR.code();
+                parts.push(pd);
+                continue;
+            }
+            // Nothing past the fetch offset (most partitions of a follower's
+            // or a busy consumer's session, each round): no read.
+            let limit = match replica {
+                Some(_) => part.log_end_offset(),
+                None => pd.high_watermark,
+            };
+            if offset == limit && offset >= pd.log_start_offset {
                 parts.push(pd);
                 continue;
             }
