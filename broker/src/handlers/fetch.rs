@@ -47,6 +47,7 @@ use crate::log::FileRegion;
 use crate::partition::Partition;
 use crate::replication::unfetched::BACKLOG_POLL;
 use crate::server::connection::Reply;
+use crate::server::writer::Frame;
 
 /// Longest wait brook honours, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
@@ -128,16 +129,9 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
     } else {
         Vec::new()
     };
-    let Built {
-        mut resp,
-        mut regions,
-        total,
-        records,
-    } = build(&ctx, &wanted, max_bytes, &who);
-    if total >= min_bytes.max(1) || receivers.is_empty() || any_error(&resp) {
-        record_fetch(&ctx, &resp, &wanted, &records, who.replica.is_none());
-        incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
-        return match ctx.frame(&resp, regions) {
+    let built = build(&ctx, &wanted, max_bytes, &who);
+    if built.total >= min_bytes.max(1) || receivers.is_empty() || any_error(&built.resp) {
+        return match finish(&ctx, &mode, &wanted, built, &who) {
             Some(f) => Reply::Ready(f),
             None => Reply::Close,
         };
@@ -169,24 +163,36 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 () = closed.wait() => return None,
                 woke = tokio::time::timeout_at(deadline.into(), changed) => woke,
             };
-            let Built {
-                mut resp,
-                mut regions,
-                total,
-                records,
-            } = build(&ctx, &wanted, max_bytes, &who);
+            let built = build(&ctx, &wanted, max_bytes, &who);
             let done = match woke {
-                Ok(i) => i >= own || total >= min_bytes || any_error(&resp),
+                Ok(i) => i >= own || built.total >= min_bytes || any_error(&built.resp),
                 Err(_) => true,
             };
             if done || Instant::now() >= deadline {
-                record_fetch(&ctx, &resp, &wanted, &records, who.replica.is_none());
-                incremental::conclude(&ctx, &mode, &wanted, &mut resp, &mut regions);
-                return ctx.frame(&resp, regions);
+                return finish(&ctx, &mode, &wanted, built, &who);
             }
         }
     });
     Reply::from_task(task)
+}
+
+/// The final response: counted, settled with the fetch session, framed.
+fn finish(
+    ctx: &Ctx,
+    mode: &incremental::Mode,
+    wanted: &[Wanted],
+    built: Built,
+    who: &Fetcher,
+) -> Option<Frame> {
+    let Built {
+        mut resp,
+        mut regions,
+        records,
+        ..
+    } = built;
+    record_fetch(ctx, &resp, wanted, &records, who.replica.is_none());
+    incremental::conclude(ctx, mode, wanted, &mut resp, &mut regions);
+    ctx.frame(&resp, regions)
 }
 
 /// Who is fetching.
