@@ -105,6 +105,31 @@ pub struct Answer {
     pub preferred_read_replica: i32,
 }
 
+/// What a session last answered for one partition. An incremental response
+/// carries the partition only when its new answer is not
+/// [`Prior::unchanged`]: the fetch handler skips the others while it builds
+/// (most partitions of a follower's session, every round), and
+/// [`FetchSessionCache::answer`] decides the same way for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prior {
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    pub log_start_offset: i64,
+}
+
+impl Prior {
+    /// Whether answer `a` tells the client nothing this one did not.
+    #[must_use]
+    pub fn unchanged(&self, a: &Answer) -> bool {
+        !a.has_records
+            && a.preferred_read_replica < 0
+            && a.error_code == 0
+            && a.high_watermark == self.high_watermark
+            && a.last_stable_offset == self.last_stable_offset
+            && a.log_start_offset == self.log_start_offset
+    }
+}
+
 /// What the handler should fetch for one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Plan {
@@ -113,12 +138,13 @@ pub enum Plan {
     /// Fetch the request's partitions, then offer a session ([`FetchSessionCache::create`]).
     Full,
     /// Fetch every partition of session `id` (in this order), then answer
-    /// through [`FetchSessionCache::answer`].
+    /// through [`FetchSessionCache::answer`] for those not left out as
+    /// unchanged since their [`Prior`].
     Incremental {
         id: i32,
         /// The epoch of the request (to detect a concurrent duplicate).
         epoch: i32,
-        partitions: Vec<(PartKey, FetchParams)>,
+        partitions: Vec<(PartKey, FetchParams, Prior)>,
     },
     /// Refuse the request with this top-level error and session id 0.
     Error(ErrorCode),
@@ -142,6 +168,16 @@ struct Cached {
     high_watermark: i64,
     last_stable_offset: i64,
     log_start_offset: i64,
+}
+
+impl Cached {
+    fn prior(&self) -> Prior {
+        Prior {
+            high_watermark: self.high_watermark,
+            last_stable_offset: self.last_stable_offset,
+            log_start_offset: self.log_start_offset,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -299,7 +335,12 @@ impl FetchSessionCache {
         let partitions = session
             .order
             .values()
-            .filter_map(|k| session.parts.get(k).map(|c| (k.clone(), c.params)))
+            .filter_map(|k| {
+                session
+                    .parts
+                    .get(k)
+                    .map(|c| (k.clone(), c.params, c.prior()))
+            })
             .collect();
         Plan::Incremental {
             id: session_id,
@@ -366,9 +407,10 @@ impl FetchSessionCache {
     }
 
     /// After an incremental fetch planned with `epoch`: which of `answers`
-    /// (the session's partitions in the order planned) the response must
-    /// carry. Updates what the session last answered and rotates the
-    /// partitions that are sent to the end.
+    /// (the session's partitions in the order planned, less any the handler
+    /// left out as unchanged since their [`Prior`]) the response must carry.
+    /// Updates what the session last answered and rotates the partitions that
+    /// are sent to the end.
     pub fn answer<'a>(
         &mut self,
         id: i32,
@@ -388,24 +430,15 @@ impl FetchSessionCache {
                 keep.push(true);
                 continue;
             };
-            let mut respond = a.has_records || a.preferred_read_replica >= 0;
-            if c.high_watermark != a.high_watermark {
-                c.high_watermark = a.high_watermark;
-                respond = true;
-            }
-            if c.last_stable_offset != a.last_stable_offset {
-                c.last_stable_offset = a.last_stable_offset;
-                respond = true;
-            }
-            if c.log_start_offset != a.log_start_offset {
-                c.log_start_offset = a.log_start_offset;
-                respond = true;
-            }
-            if a.error_code != 0 {
-                // Sent again once the error clears.
-                c.high_watermark = -1;
-                respond = true;
-            }
+            let respond = !c.prior().unchanged(&a);
+            // After an error the partition is sent again once it clears.
+            c.high_watermark = if a.error_code == 0 {
+                a.high_watermark
+            } else {
+                -1
+            };
+            c.last_stable_offset = a.last_stable_offset;
+            c.log_start_offset = a.log_start_offset;
             if respond {
                 session.rotate(key);
             }
@@ -506,7 +539,9 @@ mod tests {
         forgotten: Vec<PartKey>,
     ) -> Vec<(PartKey, FetchParams)> {
         match cache.plan(0, 12, id, epoch, updates, forgotten) {
-            Plan::Incremental { partitions, .. } => partitions,
+            Plan::Incremental { partitions, .. } => {
+                partitions.into_iter().map(|(k, p, _)| (k, p)).collect()
+            }
             other => panic!("expected an incremental plan, got {other:?}"),
         }
     }
@@ -666,6 +701,68 @@ mod tests {
         };
         let filter = c.answer(id, 3, keys.iter().zip([moved, lso, quiet(11), quiet(10)]));
         assert_eq!(filter, Filter::Keep(vec![true, true, false, false]));
+    }
+
+    #[test]
+    fn a_plan_carries_what_each_partition_was_last_answered() {
+        let mut c = FetchSessionCache::new(10, MIN_EVICTION_MS);
+        let id = session(&mut c, 0, false, 2);
+        let priors = |c: &mut FetchSessionCache, epoch| match c.plan(0, 12, id, epoch, [], []) {
+            Plan::Incremental { partitions, .. } => partitions,
+            other => panic!("expected an incremental plan, got {other:?}"),
+        };
+        let parts = priors(&mut c, 1);
+        let was = Prior {
+            high_watermark: 10,
+            last_stable_offset: 10,
+            log_start_offset: 0,
+        };
+        assert!(parts.iter().all(|(_, _, p)| *p == was));
+        // What `unchanged` lets the handler leave out is what `answer` drops.
+        let answers = [
+            quiet(10),
+            quiet(12),
+            Answer {
+                has_records: true,
+                ..quiet(10)
+            },
+            Answer {
+                error_code: 6,
+                ..quiet(10)
+            },
+            Answer {
+                preferred_read_replica: 2,
+                ..quiet(10)
+            },
+            Answer {
+                log_start_offset: 4,
+                ..quiet(10)
+            },
+        ];
+        for a in answers {
+            let keep = c.answer(id, 1, [(&parts[0].0, a)]);
+            assert_eq!(keep, Filter::Keep(vec![!was.unchanged(&a)]), "{a:?}");
+            // Put the partition back as it was for the next answer.
+            c.answer(id, 1, [(&parts[0].0, quiet(10))]);
+        }
+        // After an answer the next plan carries it; after an error, HW -1
+        // (the partition goes out again once the error clears).
+        c.answer(id, 1, [(&parts[0].0, quiet(12))]);
+        c.answer(
+            id,
+            1,
+            [(
+                &parts[1].0,
+                Answer {
+                    error_code: 6,
+                    ..quiet(10)
+                },
+            )],
+        );
+        let parts = priors(&mut c, 2);
+        assert_eq!(parts[0].2.high_watermark, 12);
+        assert_eq!(parts[1].2.high_watermark, -1);
+        assert!(!parts[1].2.unchanged(&quiet(10)));
     }
 
     #[test]

@@ -164,6 +164,7 @@ pub struct Broker {
     isr_wake: Arc<tokio::sync::Notify>,
     /// Shared by the partitions: how many flush inline at once.
     inline_flushes: Arc<crate::partition::InlineFlushes>,
+    follower_wakes: Arc<crate::partition::FollowerWakes>,
     /// Followers fetching from leaders.
     replicas: crate::replication::ReplicaManager,
     /// Client quotas: limits from the image, measured rates per client id.
@@ -238,6 +239,7 @@ impl Broker {
         }
         let isr_wake = Arc::new(tokio::sync::Notify::new());
         let inline_flushes = Arc::new(crate::partition::InlineFlushes::default());
+        let follower_wakes = Arc::new(crate::partition::FollowerWakes::default());
         let mut load: HashMap<PathBuf, usize> = HashMap::new();
         for t in image.topics.values() {
             let name = &t.name;
@@ -264,6 +266,7 @@ impl Broker {
                     lag_max_ms: u64::try_from(config.replica_lag_time_max_ms).unwrap_or(30_000),
                     isr_wake: isr_wake.clone(),
                     inline_flushes: inline_flushes.clone(),
+                    follower_wakes: follower_wakes.clone(),
                 };
                 let part = open_partition(&dir, name, t.id, p, tc.clone(), opts, setup)?;
                 write(&topic.partitions).insert(p.partition, Arc::new(part));
@@ -321,6 +324,7 @@ impl Broker {
             syncer,
             isr_wake,
             inline_flushes,
+            follower_wakes,
             replicas,
             quotas,
             fetch_sessions,
@@ -515,7 +519,13 @@ impl Broker {
             lag_max_ms: u64::try_from(self.config.replica_lag_time_max_ms).unwrap_or(30_000),
             isr_wake: self.isr_wake.clone(),
             inline_flushes: self.inline_flushes.clone(),
+            follower_wakes: self.follower_wakes.clone(),
         }
+    }
+
+    /// Each follower broker's wake-up for appends to partitions led here.
+    pub(crate) fn follower_wakes(&self) -> &crate::partition::FollowerWakes {
+        &self.follower_wakes
     }
 
     /// Woken when a partition proposes an ISR change.

@@ -145,6 +145,7 @@ fn setup(hw: i64) -> ReplicaSetup {
         lag_max_ms: 30_000,
         isr_wake: Arc::new(tokio::sync::Notify::new()),
         inline_flushes: Arc::default(),
+        follower_wakes: Arc::default(),
     }
 }
 

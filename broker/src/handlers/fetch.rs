@@ -7,7 +7,8 @@
 //! `ReplicaState`, whose broker epoch must match the follower's current
 //! registration) reads up to the log end instead of the HW, records the
 //! follower's progress in the partition's state machine (which may move the
-//! HW), and long-polls on the log end, and on the partitions it must
+//! HW), and long-polls on one wake-up for every partition it replicates from
+//! here (`crate::partition::FollowerWakes`), and on the partitions it must
 //! replicate but does not fetch yet (`crate::replication::unfetched`).
 //!
 //! Follower fetching (KIP-392): with `replica.selector.class` set to the
@@ -23,8 +24,9 @@
 //! Fetch sessions (KIP-227, v7+): `fetch_incremental` decides from the
 //! request's session id and epoch which partitions to read (the request's, or
 //! every partition of the session) and, once the response is built, offers a
-//! session or drops the partitions with nothing new. The cache itself is
-//! `crate::fetch_session`.
+//! session or drops the partitions with nothing new. An incremental read
+//! leaves out at once each partition whose answer is what the session last
+//! sent (`fetch_session::Prior`). The cache itself is `crate::fetch_session`.
 //!
 // Hot path: no copies of record data; regions go straight to sendfile.
 
@@ -37,12 +39,13 @@ use brook_protocol::messages::fetch_response::{
     FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
 use brook_protocol::messages::FetchRequest;
+use tokio::sync::watch;
 
 use super::fetch_incremental as incremental;
 use super::Ctx;
 use crate::broker::Topic;
 use crate::error::BrokerError;
-use crate::fetch_session::FetchParams;
+use crate::fetch_session::{FetchParams, Prior};
 use crate::log::FileRegion;
 use crate::partition::Partition;
 use crate::replication::unfetched::BACKLOG_POLL;
@@ -56,7 +59,7 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 pub(super) struct Wanted {
     pub(super) topic: Option<Arc<Topic>>,
     /// The topic's name (the request's when the topic is unknown).
-    pub(super) name: String,
+    pub(super) name: Arc<str>,
     /// The id the request used (v13+), or zero.
     pub(super) id: Uuid,
     pub(super) partitions: Vec<WantedPartition>,
@@ -66,6 +69,9 @@ pub(super) struct WantedPartition {
     pub(super) index: i32,
     pub(super) partition: Option<Arc<Partition>>,
     pub(super) params: FetchParams,
+    /// In an incremental session: what it last answered. The partition is
+    /// left out of the response when nothing changed since.
+    pub(super) prior: Option<Prior>,
 }
 
 pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
@@ -113,21 +119,17 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
     // A long-poll subscribes to its partitions before the first read, so a
     // change between that read and the wait is not missed without reading
     // everything a second time.
+    // A follower waits on one wake-up for all the partitions it replicates
+    // from here (`partition::FollowerWakes`), a consumer on each partition's HW.
     let long_poll = !max_wait.is_zero() && min_bytes > 0;
-    let mut receivers: Vec<_> = if long_poll {
-        wanted
+    let mut receivers: Vec<watch::Receiver<_>> = match replica {
+        _ if !long_poll => Vec::new(),
+        Some(id) => vec![ctx.broker.follower_wakes().subscribe(id)],
+        None => wanted
             .iter()
             .flat_map(|w| w.partitions.iter().filter_map(|p| p.partition.as_ref()))
-            .map(|part| {
-                if replica.is_some() {
-                    part.subscribe_end()
-                } else {
-                    part.subscribe_hw()
-                }
-            })
-            .collect()
-    } else {
-        Vec::new()
+            .map(|part| part.subscribe_hw())
+            .collect(),
     };
     let built = build(&ctx, &wanted, max_bytes, &who);
     if built.total >= min_bytes.max(1) || receivers.is_empty() || any_error(&built.resp) {
@@ -273,172 +275,199 @@ struct Built {
 }
 
 fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built {
-    let replica = who.replica;
-    let mut regions = Vec::new();
-    let mut total = 0usize;
+    let mut out = Collected::default();
     let mut responses = Vec::with_capacity(wanted.len());
     let mut records = Vec::with_capacity(wanted.len());
     for w in wanted {
-        let mut records_out = 0u64;
+        out.records = 0;
         let mut parts = Vec::with_capacity(w.partitions.len());
         for wp in &w.partitions {
-            let (index, part, offset, partition_max, current_epoch) = (
-                wp.index,
-                &wp.partition,
-                wp.params.fetch_offset,
-                wp.params.max_bytes,
-                wp.params.current_leader_epoch,
-            );
-            let mut pd = PartitionData {
-                partition_index: index,
-                high_watermark: -1,
-                last_stable_offset: -1,
-                log_start_offset: -1,
-                preferred_read_replica: -1,
-                records: Some(Records::Bytes(bytes::Bytes::new())),
-                ..Default::default()
-            };
-            let Some(part) = part else {
-                pd.error_code = match &w.topic {
-                    None if ctx.version >= 13 => ErrorCode::UNKNOWN_TOPIC_ID.code(),
-                    None => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(),
-                    Some(t) => t.absent_code(index),
-                };
+            let pd = read_partition(ctx, w, wp, who, max_bytes, &mut out);
+            // An incremental session leaves out what has not changed (most
+            // partitions of a follower's session, every round).
+            if !wp
+                .prior
+                .is_some_and(|prior| prior.unchanged(&incremental::answer(&pd)))
+            {
                 parts.push(pd);
-                continue;
-            };
-            if let (Some(id), None) = (replica, epoch_check(part, current_epoch)) {
-                // Progress counts only for an offset the leader's log has.
-                if (part.log_start_offset()..=part.log_end_offset()).contains(&offset) {
-                    part.follower_fetched(id, offset);
-                }
             }
-            pd.high_watermark = part.high_watermark();
-            pd.last_stable_offset = pd.high_watermark;
-            pd.log_start_offset = part.log_start_offset();
-            let check = if who.follower_reads && !part.is_leader() {
-                follower_read_check(part, current_epoch)
-            } else {
-                epoch_check(part, current_epoch)
-            };
-            if let Some(code) = check {
-                pd.error_code = code;
-                let (leader_id, leader_epoch) = ctx.broker.leader_of(&part.topic_id, index);
-                pd.current_leader = LeaderIdAndEpoch {
-                    leader_id,
-                    leader_epoch,
-                    ..Default::default()
-                };
-                parts.push(pd);
-                continue;
-            }
-            if let Some(rack) = &who.rack {
-                if let Some(id) = preferred_read_replica(ctx, part, rack) {
-                    pd.preferred_read_replica = id;
-                    parts.push(pd);
-                    continue;
-                }
-            }
-            if replica.is_none() && offset > part.log_end_offset() && !part.is_leader() {
-                // A follower that has not caught up to where the consumer
-                // is: nothing yet, not out of range.
-                parts.push(pd);
-                continue;
-            }
-            if ctx.broker.partition_offline(part) {
-                pd.error_code = ErrorCode::KAFKA_STORAGE_ERROR.code();
-                parts.push(pd);
-                continue;
-            }
-            // Nothing past the fetch offset (most partitions of a follower's
-            // or a busy consumer's session, each round): no read.
-            let limit = match replica {
-                Some(_) => part.log_end_offset(),
-                None => pd.high_watermark,
-            };
-            if offset == limit && offset >= pd.log_start_offset {
-                parts.push(pd);
-                continue;
-            }
-            let budget = usize::try_from(partition_max)
-                .unwrap_or(0)
-                .min(max_bytes.saturating_sub(total));
-            // The first partition that has data may exceed the budgets by one batch.
-            let min_one = total == 0;
-            if budget == 0 && !min_one {
-                parts.push(pd);
-                continue;
-            }
-            // Leader-side replication throttle: out-of-sync followers of
-            // throttled replicas get nothing while it is at its rate.
-            let throttled = replica.is_some_and(|id| {
-                let t = &ctx.broker.replica_manager().leader_throttle;
-                t.is_on()
-                    && !part.state().isr().contains(&id)
-                    && crate::replication::throttle::listed(
-                        &part.config().leader_replication_throttled_replicas,
-                        index,
-                        ctx.broker.node_id(),
-                    )
-            });
-            let now = crate::partition::monotonic_ms();
-            if throttled && !ctx.broker.replica_manager().leader_throttle.allows(now) {
-                parts.push(pd);
-                continue;
-            }
-            let read = match replica {
-                Some(_) => part.read_for_follower(offset, budget, min_one),
-                None => part.read(offset, budget, min_one),
-            };
-            match read {
-                Ok(read) => {
-                    if let Some(next) = read.next_offset {
-                        records_out += u64::try_from(next.saturating_sub(offset)).unwrap_or(0);
-                    }
-                    if let Some(region) = read.region {
-                        let len = region.len;
-                        if throttled {
-                            ctx.broker
-                                .replica_manager()
-                                .leader_throttle
-                                .record(len, now);
-                        }
-                        if len > 0 {
-                            pd.records = Some(Records::Region {
-                                id: regions.len() as u64,
-                                len: len as u32,
-                            });
-                            regions.push(region);
-                            total += len as usize;
-                        }
-                    }
-                }
-                Err(e) => {
-                    pd.error_code = e.code();
-                    if let BrokerError::OffsetOutOfRange { .. } = e {
-                        pd.high_watermark = part.high_watermark();
-                    }
-                }
-            }
-            parts.push(pd);
         }
         responses.push(FetchableTopicResponse {
-            topic: w.name.clone(),
+            // Names go on the wire up to v12 only.
+            topic: if ctx.version < 13 {
+                w.name.to_string()
+            } else {
+                String::new()
+            },
             topic_id: w.topic.as_ref().map_or(w.id, |t| t.id),
             partitions: parts,
             ..Default::default()
         });
-        records.push(records_out);
+        records.push(out.records);
     }
     Built {
         resp: FetchResponse {
             responses,
             ..Default::default()
         },
-        regions,
-        total,
+        regions: out.regions,
+        total: out.total,
         records,
     }
+}
+
+/// The records a response carries so far.
+#[derive(Default)]
+struct Collected {
+    regions: Vec<FileRegion>,
+    /// Record bytes in `regions`.
+    total: usize,
+    /// Records returned for the topic being read.
+    records: u64,
+}
+
+/// Read one partition for `build`: its answer, with any records added to
+/// `out` (which also counts the bytes against the response's budget).
+fn read_partition(
+    ctx: &Ctx,
+    w: &Wanted,
+    wp: &WantedPartition,
+    who: &Fetcher,
+    max_bytes: usize,
+    out: &mut Collected,
+) -> PartitionData {
+    let replica = who.replica;
+    let (index, part, offset, partition_max, current_epoch) = (
+        wp.index,
+        &wp.partition,
+        wp.params.fetch_offset,
+        wp.params.max_bytes,
+        wp.params.current_leader_epoch,
+    );
+    let mut pd = PartitionData {
+        partition_index: index,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        preferred_read_replica: -1,
+        records: Some(Records::Bytes(bytes::Bytes::new())),
+        ..Default::default()
+    };
+    let Some(part) = part else {
+        pd.error_code = match &w.topic {
+            None if ctx.version >= 13 => ErrorCode::UNKNOWN_TOPIC_ID.code(),
+            None => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(),
+            Some(t) => t.absent_code(index),
+        };
+        return pd;
+    };
+    if let (Some(id), None) = (replica, epoch_check(part, current_epoch)) {
+        // Progress counts only for an offset the leader's log has.
+        if (part.log_start_offset()..=part.log_end_offset()).contains(&offset) {
+            part.follower_fetched(id, offset);
+        }
+    }
+    pd.high_watermark = part.high_watermark();
+    pd.last_stable_offset = pd.high_watermark;
+    pd.log_start_offset = part.log_start_offset();
+    let check = if who.follower_reads && !part.is_leader() {
+        follower_read_check(part, current_epoch)
+    } else {
+        epoch_check(part, current_epoch)
+    };
+    if let Some(code) = check {
+        pd.error_code = code;
+        let (leader_id, leader_epoch) = ctx.broker.leader_of(&part.topic_id, index);
+        pd.current_leader = LeaderIdAndEpoch {
+            leader_id,
+            leader_epoch,
+            ..Default::default()
+        };
+        return pd;
+    }
+    if let Some(rack) = &who.rack {
+        if let Some(id) = preferred_read_replica(ctx, part, rack) {
+            pd.preferred_read_replica = id;
+            return pd;
+        }
+    }
+    if replica.is_none() && offset > part.log_end_offset() && !part.is_leader() {
+        // A follower that has not caught up to where the consumer
+        // is: nothing yet, not out of range.
+        return pd;
+    }
+    if ctx.broker.partition_offline(part) {
+        pd.error_code = ErrorCode::KAFKA_STORAGE_ERROR.code();
+        return pd;
+    }
+    // Nothing past the fetch offset (most partitions of a follower's
+    // or a busy consumer's session, each round): no read.
+    let limit = match replica {
+        Some(_) => part.log_end_offset(),
+        None => pd.high_watermark,
+    };
+    if offset == limit && offset >= pd.log_start_offset {
+        return pd;
+    }
+    let budget = usize::try_from(partition_max)
+        .unwrap_or(0)
+        .min(max_bytes.saturating_sub(out.total));
+    // The first partition that has data may exceed the budgets by one batch.
+    let min_one = out.total == 0;
+    if budget == 0 && !min_one {
+        return pd;
+    }
+    // Leader-side replication throttle: out-of-sync followers of
+    // throttled replicas get nothing while it is at its rate.
+    let throttled = replica.is_some_and(|id| {
+        let t = &ctx.broker.replica_manager().leader_throttle;
+        t.is_on()
+            && !part.state().isr().contains(&id)
+            && crate::replication::throttle::listed(
+                &part.config().leader_replication_throttled_replicas,
+                index,
+                ctx.broker.node_id(),
+            )
+    });
+    let now = crate::partition::monotonic_ms();
+    if throttled && !ctx.broker.replica_manager().leader_throttle.allows(now) {
+        return pd;
+    }
+    let read = match replica {
+        Some(_) => part.read_for_follower(offset, budget, min_one),
+        None => part.read(offset, budget, min_one),
+    };
+    match read {
+        Ok(read) => {
+            if let Some(next) = read.next_offset {
+                out.records += u64::try_from(next.saturating_sub(offset)).unwrap_or(0);
+            }
+            if let Some(region) = read.region {
+                let len = region.len;
+                if throttled {
+                    ctx.broker
+                        .replica_manager()
+                        .leader_throttle
+                        .record(len, now);
+                }
+                if len > 0 {
+                    pd.records = Some(Records::Region {
+                        id: out.regions.len() as u64,
+                        len: len as u32,
+                    });
+                    out.regions.push(region);
+                    out.total += len as usize;
+                }
+            }
+        }
+        Err(e) => {
+            pd.error_code = e.code();
+            if let BrokerError::OffsetOutOfRange { .. } = e {
+                pd.high_watermark = part.high_watermark();
+            }
+        }
+    }
+    pd
 }
 
 /// The leader-epoch and leadership fence every client request for a

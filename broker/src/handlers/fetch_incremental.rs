@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use brook_protocol::codec::Uuid;
 use brook_protocol::error::ErrorCode;
 use brook_protocol::messages::fetch_response::{FetchResponse, PartitionData};
 use brook_protocol::messages::FetchRequest;
@@ -16,7 +17,7 @@ use brook_protocol::messages::FetchRequest;
 use super::fetch::{Wanted, WantedPartition};
 use super::Ctx;
 use crate::fetch_session::{
-    Answer, FetchParams, Filter, PartKey, Plan, TopicKey, FINAL_EPOCH, INITIAL_EPOCH,
+    Answer, FetchParams, Filter, PartKey, Plan, Prior, TopicKey, FINAL_EPOCH, INITIAL_EPOCH,
     INVALID_SESSION_ID,
 };
 use crate::log::FileRegion;
@@ -109,22 +110,23 @@ pub(super) fn conclude(
                 .create(now, privileged, uses_ids, parts);
         }
         Mode::Incremental { id, epoch } => {
-            let mut keys = Vec::new();
-            for w in wanted {
+            // The partitions `build` did not leave out as unchanged, in the
+            // response's order (one topic entry per wanted entry).
+            let mut answers = Vec::new();
+            for (w, t) in wanted.iter().zip(&resp.responses) {
                 let topic = topic_key(w, uses_ids);
-                keys.extend(w.partitions.iter().map(|wp| PartKey {
-                    topic: topic.clone(),
-                    partition: wp.index,
+                answers.extend(t.partitions.iter().map(|pd| {
+                    let key = PartKey {
+                        topic: topic.clone(),
+                        partition: pd.partition_index,
+                    };
+                    (key, answer(pd))
                 }));
             }
-            let answers = resp
-                .responses
-                .iter()
-                .flat_map(|t| t.partitions.iter().map(answer));
-            let filter = ctx
-                .broker
-                .fetch_sessions()
-                .answer(id, epoch, keys.iter().zip(answers));
+            let filter =
+                ctx.broker
+                    .fetch_sessions()
+                    .answer(id, epoch, answers.iter().map(|(k, a)| (k, *a)));
             match filter {
                 Filter::Keep(keep) => {
                     let mut keep = keep.into_iter();
@@ -158,11 +160,11 @@ fn topic_key(w: &Wanted, uses_ids: bool) -> TopicKey {
     if uses_ids {
         TopicKey::Id(w.id)
     } else {
-        TopicKey::Name(Arc::from(w.name.as_str()))
+        TopicKey::Name(w.name.clone())
     }
 }
 
-fn answer(pd: &PartitionData) -> Answer {
+pub(super) fn answer(pd: &PartitionData) -> Answer {
     let has_records = match &pd.records {
         Some(brook_protocol::codec::Records::Region { len, .. }) => *len > 0,
         Some(brook_protocol::codec::Records::Bytes(b)) => !b.is_empty(),
@@ -234,7 +236,7 @@ fn from_request(ctx: &Ctx, req: &FetchRequest) -> Vec<Wanted> {
             Wanted {
                 name: topic
                     .as_ref()
-                    .map_or_else(|| t.topic.clone(), |tp| tp.name.to_string()),
+                    .map_or_else(|| Arc::from(t.topic.as_str()), |tp| tp.name.clone()),
                 id: t.topic_id,
                 partitions: t
                     .partitions
@@ -243,6 +245,7 @@ fn from_request(ctx: &Ctx, req: &FetchRequest) -> Vec<Wanted> {
                         index: p.partition,
                         partition: topic.as_ref().and_then(|tp| tp.partition(p.partition)),
                         params: params(p),
+                        prior: None,
                     })
                     .collect(),
                 topic,
@@ -253,23 +256,23 @@ fn from_request(ctx: &Ctx, req: &FetchRequest) -> Vec<Wanted> {
 
 /// Every partition of a session, in its order; consecutive partitions of one
 /// topic share an entry (a topic may appear more than once, as in Kafka).
-fn from_session(ctx: &Ctx, parts: &[(PartKey, FetchParams)]) -> Vec<Wanted> {
+fn from_session(ctx: &Ctx, parts: &[(PartKey, FetchParams, Prior)]) -> Vec<Wanted> {
     let mut out: Vec<Wanted> = Vec::new();
-    for (key, params) in parts {
+    for (key, params, prior) in parts {
         let same = out.last().is_some_and(|w| match &key.topic {
             TopicKey::Id(id) => w.id == *id,
-            TopicKey::Name(name) => w.name == **name,
+            TopicKey::Name(name) => w.name == *name,
         });
         if !same {
             let (topic, name, id) = match &key.topic {
                 TopicKey::Id(id) => {
                     let topic = ctx.broker.topic_by_id(id);
-                    let name = topic.as_ref().map(|t| t.name.to_string());
-                    (topic, name.unwrap_or_default(), *id)
+                    let name = topic
+                        .as_ref()
+                        .map_or_else(|| Arc::from(""), |t| t.name.clone());
+                    (topic, name, *id)
                 }
-                TopicKey::Name(name) => {
-                    (ctx.broker.topic(name), name.to_string(), Default::default())
-                }
+                TopicKey::Name(name) => (ctx.broker.topic(name), name.clone(), Uuid::default()),
             };
             out.push(Wanted {
                 topic,
@@ -284,6 +287,7 @@ fn from_session(ctx: &Ctx, parts: &[(PartKey, FetchParams)]) -> Vec<Wanted> {
                 index: key.partition,
                 partition,
                 params: *params,
+                prior: Some(*prior),
             });
         }
     }

@@ -35,12 +35,14 @@ use crate::error::BrokerError;
 mod append;
 mod flusher;
 mod follower;
+mod follower_wakes;
 #[cfg(test)]
 pub(crate) mod shell_tests;
 pub mod state;
 use crate::log::{AppendInfo, PartitionLog, ReadResult};
 use crate::producer_state::{BatchIdentity, ProducerStateTable};
 pub use flusher::InlineFlushes;
+pub use follower_wakes::FollowerWakes;
 use state::{Assignment, Effects, Event, InFlight, PartitionState, Role, Settings};
 
 /// Result of a produce append.
@@ -138,6 +140,7 @@ pub struct Partition {
     producers: Mutex<ProducerStateTable>,
     config: RwLock<Arc<TopicConfig>>,
     lag_max_ms: u64,
+    follower_wakes: Arc<FollowerWakes>,
 }
 
 /// How a hosted partition replica is set up.
@@ -153,6 +156,8 @@ pub struct ReplicaSetup {
     pub isr_wake: Arc<Notify>,
     /// The broker's inline flushes (see [`Partition::flush_inline`]).
     pub inline_flushes: Arc<InlineFlushes>,
+    /// Woken for each follower of a partition led here when it is appended to.
+    pub follower_wakes: Arc<FollowerWakes>,
 }
 
 fn settings(config: &TopicConfig, lag_max_ms: u64) -> Settings {
@@ -201,6 +206,7 @@ impl Partition {
             producers: Mutex::new(producers),
             config: RwLock::new(config),
             lag_max_ms: setup.lag_max_ms,
+            follower_wakes: setup.follower_wakes,
         }
     }
 
@@ -365,6 +371,12 @@ impl Partition {
         self.shared.step(Event::Durable {
             offset: self.log.recovery_point(),
         });
+        let st = self.shared.lock();
+        if st.is_leader() {
+            for &r in st.replicas().iter().filter(|r| **r != st.node_id()) {
+                self.follower_wakes.wake(r);
+            }
+        }
     }
 
     /// A follower fetched from `offset`: record its progress (leader only).

@@ -81,6 +81,7 @@ fn partition_sharing_inline_flushes(
             lag_max_ms: 1_000,
             isr_wake: Arc::new(Notify::new()),
             inline_flushes: inline,
+            follower_wakes: Arc::default(),
         },
     ))
 }

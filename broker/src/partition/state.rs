@@ -353,10 +353,15 @@ impl PartitionState {
                 if self.isr.len() < self.settings.min_isr.max(1) {
                     return self.hw;
                 }
+                // Over the maximal ISR (committed members and those an
+                // expansion in flight adds), without building it: this runs
+                // on every step, for every follower fetch.
+                let joining = self.in_flight.iter().flat_map(|f| &f.isr);
                 let mut hw = own;
-                for r in self.maximal_isr().iter().filter(|r| **r != self.node) {
-                    let leo = self.progress.get(r).map_or(-1, |p| p.leo);
-                    hw = hw.min(leo);
+                for r in self.isr.iter().chain(joining) {
+                    if *r != self.node {
+                        hw = hw.min(self.progress.get(r).map_or(-1, |p| p.leo));
+                    }
                 }
                 hw.max(self.hw)
             }

@@ -16,8 +16,6 @@
 //! and replication never depends on the leader's and the follower's views
 //! of a session agreeing.
 
-use std::collections::HashMap;
-
 use brook_protocol::codec::Uuid;
 use brook_protocol::error::ErrorCode;
 use brook_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
@@ -37,6 +35,16 @@ fn params(p: &FetchPartition) -> Params {
     )
 }
 
+/// Partitions and what was asked of each, sorted by (topic id, partition):
+/// a round compares by binary search and merge, without hashing.
+type Sent = Vec<((Uuid, i32), Params)>;
+
+fn lookup(sent: &Sent, key: (Uuid, i32)) -> Option<&Params> {
+    sent.binary_search_by(|(k, _)| k.cmp(&key))
+        .ok()
+        .map(|i| &sent[i].1)
+}
+
 /// The session metadata and partitions of one Fetch request.
 #[derive(Debug, PartialEq)]
 pub(super) struct Next {
@@ -53,9 +61,9 @@ pub(super) struct FetchSession {
     /// Epoch of the next incremental request.
     epoch: i32,
     /// What the leader's session holds, as of the last answered request.
-    sent: HashMap<(Uuid, i32), Params>,
+    sent: Sent,
     /// What the request in flight would make it hold.
-    pending: Option<HashMap<(Uuid, i32), Params>>,
+    pending: Option<Sent>,
     /// A session given up on, for the next full request to close.
     close: i32,
 }
@@ -78,7 +86,7 @@ impl FetchSession {
     /// The request for `wanted` (every partition to fetch this round, by
     /// topic id).
     pub fn request(&mut self, wanted: Vec<FetchTopic>) -> Next {
-        let now: HashMap<(Uuid, i32), Params> = wanted
+        let mut now: Sent = wanted
             .iter()
             .flat_map(|t| {
                 t.partitions
@@ -86,6 +94,16 @@ impl FetchSession {
                     .map(|p| ((t.topic_id, p.partition), params(p)))
             })
             .collect();
+        // The fetcher lists partitions in this order already (a sorted run
+        // costs one pass); a partition named twice keeps its last entry.
+        now.sort_by(|a, b| a.0.cmp(&b.0));
+        now.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                earlier.1 = later.1;
+            }
+            same
+        });
         if !self.is_open() {
             self.pending = Some(now);
             return Next {
@@ -99,13 +117,16 @@ impl FetchSession {
         for t in &mut topics {
             let id = t.topic_id;
             t.partitions
-                .retain(|p| self.sent.get(&(id, p.partition)) != Some(&params(p)));
+                .retain(|p| lookup(&self.sent, (id, p.partition)) != Some(&params(p)));
         }
         topics.retain(|t| !t.partitions.is_empty());
         let mut forgotten: Vec<ForgottenTopic> = Vec::new();
-        let mut gone: Vec<_> = self.sent.keys().filter(|k| !now.contains_key(k)).collect();
-        gone.sort();
-        for &(topic_id, partition) in gone {
+        let gone = self
+            .sent
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| lookup(&now, *k).is_none());
+        for (topic_id, partition) in gone {
             match forgotten.last_mut() {
                 Some(f) if f.topic_id == topic_id => f.partitions.push(partition),
                 _ => forgotten.push(ForgottenTopic {
@@ -221,6 +242,27 @@ mod tests {
         assert_eq!(s.response(ErrorCode::NONE, 42), Ok(()));
         let next = s.request(vec![topic(1, &[(0, 5), (1, 9)])]);
         assert_eq!(next.epoch, 3);
+        assert!(next.topics.is_empty() && next.forgotten.is_empty());
+    }
+
+    #[test]
+    fn partitions_out_of_order_are_compared_by_key() {
+        let mut s = FetchSession::default();
+        s.request(vec![topic(2, &[(1, 4), (0, 3)]), topic(1, &[(0, 5)])]);
+        s.response(ErrorCode::NONE, 42).unwrap();
+        // Same partitions, another order, one moved on: only it is named.
+        let next = s.request(vec![topic(1, &[(0, 5)]), topic(2, &[(0, 3), (1, 6)])]);
+        assert_eq!(names(&next), vec![(2, 1, 6)]);
+        assert!(next.forgotten.is_empty());
+        s.response(ErrorCode::NONE, 42).unwrap();
+        // Topic 2's partition 0 dropped; a partition named twice keeps its
+        // last entry.
+        let next = s.request(vec![topic(2, &[(1, 6), (1, 8)]), topic(1, &[(0, 5)])]);
+        assert_eq!(names(&next), vec![(2, 1, 8)]);
+        assert_eq!(next.forgotten.len(), 1);
+        assert_eq!(next.forgotten[0].partitions, vec![0]);
+        s.response(ErrorCode::NONE, 42).unwrap();
+        let next = s.request(vec![topic(1, &[(0, 5)]), topic(2, &[(1, 8)])]);
         assert!(next.topics.is_empty() && next.forgotten.is_empty());
     }
 
