@@ -36,6 +36,15 @@
 //! Rotation: a partition that appears in an incremental response moves to the
 //! end of its session's order, so partitions behind it get the byte budget
 //! first next time (clients rotate themselves for full fetches).
+//!
+//! Narrowed rounds (brook's own, for follower sessions): with a
+//! [`ChangeJournal`] (the partitions whose answer to this follower may have
+//! changed, in order), an incremental round reads only the partitions the
+//! request names and those journaled since the session's last round, not the
+//! whole session. Every `rescan_ms` (and after a round that left records
+//! unread) a round reads everything, which also catches what the journal
+//! does not record (a log start moving, leadership leaving) and keeps each
+//! partition's record of the follower fresh for the ISR lag check.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -130,6 +139,19 @@ impl Prior {
     }
 }
 
+/// The partitions whose answer to one follower may have changed, by
+/// sequence number (`partition::FollowerWakes`).
+pub trait ChangeJournal {
+    /// Where the journal ends now.
+    fn head(&self) -> u64;
+    /// The partitions journaled from `from` on and where that read ends, or
+    /// `None` for the partitions when some were dropped (read everything).
+    fn since(&self, from: u64) -> (u64, Option<Vec<(Uuid, i32)>>);
+}
+
+/// How often a narrowed session reads all its partitions by default.
+pub const DEFAULT_RESCAN_MS: u64 = 1000;
+
 /// What the handler should fetch for one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Plan {
@@ -145,6 +167,9 @@ pub enum Plan {
         /// The epoch of the request (to detect a concurrent duplicate).
         epoch: i32,
         partitions: Vec<(PartKey, FetchParams, Prior)>,
+        /// With a journal: where this round's read of it ends (pass it to
+        /// [`FetchSessionCache::answer_round`]).
+        journal_upto: Option<u64>,
     },
     /// Refuse the request with this top-level error and session id 0.
     Error(ErrorCode),
@@ -191,6 +216,12 @@ struct Session {
     parts: HashMap<PartKey, Cached>,
     order: BTreeMap<u64, PartKey>,
     next_seq: u64,
+    /// Narrowed rounds: the journal's sequence number the next round reads
+    /// from, and when the session last read all its partitions.
+    journal_seq: u64,
+    scanned_ms: u64,
+    /// The last round left records unread: the next reads everything.
+    rescan: bool,
 }
 
 impl Session {
@@ -205,6 +236,24 @@ impl Session {
         if let Some(c) = self.parts.remove(key) {
             self.order.remove(&c.seq);
         }
+    }
+
+    /// The session's partitions among `keys`, once each, in its order.
+    fn select(
+        &self,
+        keys: impl IntoIterator<Item = PartKey>,
+    ) -> Vec<(PartKey, FetchParams, Prior)> {
+        let mut found: Vec<(u64, &PartKey, &Cached)> = keys
+            .into_iter()
+            .filter_map(|k| self.parts.get_key_value(&k))
+            .map(|(k, c)| (c.seq, k, c))
+            .collect();
+        found.sort_unstable_by_key(|(seq, _, _)| *seq);
+        found.dedup_by_key(|(seq, _, _)| *seq);
+        found
+            .into_iter()
+            .map(|(_, k, c)| (k.clone(), c.params, c.prior()))
+            .collect()
     }
 
     /// Move `key` to the end of the order.
@@ -238,6 +287,7 @@ pub struct FetchSessionCache {
     partitions: usize,
     evictions: u64,
     created: u64,
+    rescan_ms: u64,
 }
 
 impl FetchSessionCache {
@@ -251,7 +301,15 @@ impl FetchSessionCache {
             partitions: 0,
             evictions: 0,
             created: 0,
+            rescan_ms: DEFAULT_RESCAN_MS,
         }
+    }
+
+    /// How often a narrowed session reads all its partitions.
+    #[must_use]
+    pub fn with_rescan_ms(mut self, ms: u64) -> Self {
+        self.rescan_ms = ms.max(1);
+        self
     }
 
     #[must_use]
@@ -275,6 +333,22 @@ impl FetchSessionCache {
         epoch: i32,
         updates: impl IntoIterator<Item = (PartKey, FetchParams)>,
         forgotten: impl IntoIterator<Item = PartKey>,
+    ) -> Plan {
+        self.plan_with(now_ms, version, session_id, epoch, updates, forgotten, None)
+    }
+
+    /// [`FetchSessionCache::plan`], narrowed by `journal` for a session
+    /// that names topics by id (see the module docs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan_with(
+        &mut self,
+        now_ms: u64,
+        version: i16,
+        session_id: i32,
+        epoch: i32,
+        updates: impl IntoIterator<Item = (PartKey, FetchParams)>,
+        forgotten: impl IntoIterator<Item = PartKey>,
+        journal: Option<&dyn ChangeJournal>,
     ) -> Plan {
         if version < 7 {
             return Plan::Sessionless;
@@ -300,7 +374,11 @@ impl FetchSessionCache {
             return Plan::Error(ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR);
         }
         let before = session.parts.len();
+        let mut named = Vec::new();
         for (key, params) in updates {
+            if journal.is_some() {
+                named.push(key.clone());
+            }
             match session.parts.get_mut(&key) {
                 Some(c) => c.params = params,
                 None => session.push(
@@ -332,21 +410,61 @@ impl FetchSessionCache {
         }
         session_touch(session, now_ms);
         session.epoch = next_epoch(session.epoch);
-        let partitions = session
-            .order
-            .values()
-            .filter_map(|k| {
-                session
-                    .parts
-                    .get(k)
-                    .map(|c| (k.clone(), c.params, c.prior()))
-            })
-            .collect();
+        let journal = journal.filter(|_| session.uses_topic_ids);
+        let due = session.rescan || now_ms >= session.scanned_ms.saturating_add(self.rescan_ms);
+        let narrowed = journal
+            .filter(|_| !due)
+            .map(|j| j.since(session.journal_seq))
+            .and_then(|(upto, changed)| changed.map(|c| (upto, c)));
+        let (partitions, journal_upto) = match narrowed {
+            Some((upto, changed)) => {
+                let keys = changed
+                    .into_iter()
+                    .map(|(id, partition)| PartKey {
+                        topic: TopicKey::Id(id),
+                        partition,
+                    })
+                    .chain(named);
+                (session.select(keys), Some(upto))
+            }
+            None => {
+                let upto = journal.map(ChangeJournal::head);
+                if journal.is_some() {
+                    session.scanned_ms = now_ms;
+                    session.rescan = false;
+                }
+                let all = session
+                    .order
+                    .values()
+                    .filter_map(|k| {
+                        session
+                            .parts
+                            .get(k)
+                            .map(|c| (k.clone(), c.params, c.prior()))
+                    })
+                    .collect();
+                (all, upto)
+            }
+        };
         Plan::Incremental {
             id: session_id,
             epoch,
             partitions,
+            journal_upto,
         }
+    }
+
+    /// The partitions of session `id` among `keys`, in the session's order
+    /// (a long-poll adding those journaled while it waited).
+    pub fn select(
+        &self,
+        id: i32,
+        keys: impl IntoIterator<Item = PartKey>,
+    ) -> Vec<(PartKey, FetchParams, Prior)> {
+        self.sessions
+            .get(&id)
+            .map(|s| s.select(keys))
+            .unwrap_or_default()
     }
 
     /// After a full fetch with epoch 0: create a session holding `parts`
@@ -358,6 +476,19 @@ impl FetchSessionCache {
         privileged: bool,
         uses_topic_ids: bool,
         parts: Vec<(PartKey, FetchParams, Answer)>,
+    ) -> i32 {
+        self.create_at(now_ms, privileged, uses_topic_ids, parts, 0)
+    }
+
+    /// [`FetchSessionCache::create`] for a session narrowed by a journal
+    /// whose head was `journal_seq` before the full fetch was read.
+    pub fn create_at(
+        &mut self,
+        now_ms: u64,
+        privileged: bool,
+        uses_topic_ids: bool,
+        parts: Vec<(PartKey, FetchParams, Answer)>,
+        journal_seq: u64,
     ) -> i32 {
         let size = parts.len();
         if self.slots == 0 || size == 0 || size > MAX_SESSION_PARTITIONS {
@@ -381,6 +512,9 @@ impl FetchSessionCache {
             parts: HashMap::with_capacity(size),
             order: BTreeMap::new(),
             next_seq: 0,
+            journal_seq,
+            scanned_ms: now_ms,
+            rescan: false,
         };
         for (key, params, answer) in parts {
             // A request naming a partition twice keeps the last.
@@ -417,6 +551,20 @@ impl FetchSessionCache {
         epoch: i32,
         answers: impl IntoIterator<Item = (&'a PartKey, Answer)>,
     ) -> Filter {
+        self.answer_round(id, epoch, answers, None, false)
+    }
+
+    /// [`FetchSessionCache::answer`] for a round that read its journal up
+    /// to `journal_upto`; `unread` when it left records unread (a byte
+    /// budget or throttle ran out): the next round then reads everything.
+    pub fn answer_round<'a>(
+        &mut self,
+        id: i32,
+        epoch: i32,
+        answers: impl IntoIterator<Item = (&'a PartKey, Answer)>,
+        journal_upto: Option<u64>,
+        unread: bool,
+    ) -> Filter {
         let Some(session) = self.sessions.get_mut(&id) else {
             return Filter::Error(ErrorCode::FETCH_SESSION_ID_NOT_FOUND);
         };
@@ -424,6 +572,10 @@ impl FetchSessionCache {
             // Another request on this session was planned meanwhile.
             return Filter::Error(ErrorCode::INVALID_FETCH_SESSION_EPOCH);
         }
+        if let Some(upto) = journal_upto {
+            session.journal_seq = upto;
+        }
+        session.rescan |= unread;
         let mut keep = Vec::new();
         for (key, a) in answers {
             let Some(c) = session.parts.get_mut(key) else {
@@ -763,6 +915,107 @@ mod tests {
         assert_eq!(parts[0].2.high_watermark, 12);
         assert_eq!(parts[1].2.high_watermark, -1);
         assert!(!parts[1].2.unchanged(&quiet(10)));
+    }
+
+    /// A journal for tests: fixed entries from sequence 0, the first
+    /// `dropped` of them no longer kept.
+    struct TestJournal {
+        entries: Vec<(Uuid, i32)>,
+        dropped: u64,
+    }
+
+    impl ChangeJournal for TestJournal {
+        fn head(&self) -> u64 {
+            self.entries.len() as u64
+        }
+
+        fn since(&self, from: u64) -> (u64, Option<Vec<(Uuid, i32)>>) {
+            let head = self.head();
+            let kept = (from >= self.dropped && from <= head)
+                .then(|| self.entries[from as usize..].to_vec());
+            (head, kept)
+        }
+    }
+
+    fn id_key(n: u8, partition: i32) -> PartKey {
+        PartKey {
+            topic: TopicKey::Id(Uuid::from_bytes([n; 16])),
+            partition,
+        }
+    }
+
+    #[test]
+    fn a_journaled_session_reads_what_changed_and_everything_now_and_then() {
+        let mut c = FetchSessionCache::new(10, MIN_EVICTION_MS).with_rescan_ms(1000);
+        let parts = (0..4)
+            .map(|p| (id_key(1, p), params(10), quiet(10)))
+            .collect();
+        let id = c.create_at(0, true, true, parts, 2);
+        let mut journal = TestJournal {
+            entries: vec![(Uuid::from_bytes([1; 16]), 0); 2],
+            dropped: 0,
+        };
+        // Partition 3 appended to, partition 1 named by the request, an
+        // unknown partition journaled: read 1 and 3, in session order.
+        journal.entries.push((Uuid::from_bytes([1; 16]), 3));
+        journal.entries.push((Uuid::from_bytes([9; 16]), 0));
+        let plan = c.plan_with(
+            10,
+            15,
+            id,
+            1,
+            [(id_key(1, 1), params(11))],
+            [],
+            Some(&journal),
+        );
+        let Plan::Incremental {
+            partitions,
+            journal_upto,
+            ..
+        } = plan
+        else {
+            panic!("expected an incremental plan, got {plan:?}");
+        };
+        let read: Vec<_> = partitions.iter().map(|(k, _, _)| k.partition).collect();
+        assert_eq!(read, vec![1, 3]);
+        assert_eq!(journal_upto, Some(4));
+        // Answered: the next round starts where this one's read ended.
+        let kept = c.answer_round(id, 1, [(&id_key(1, 3), quiet(11))], journal_upto, false);
+        assert_eq!(kept, Filter::Keep(vec![true]));
+        let plan = c.plan_with(20, 15, id, 2, [], [], Some(&journal));
+        assert!(matches!(&plan, Plan::Incremental { partitions, .. } if partitions.is_empty()));
+        // Records left unread: the next round reads everything.
+        c.answer_round(id, 2, [], Some(4), true);
+        let plan = c.plan_with(30, 15, id, 3, [], [], Some(&journal));
+        assert!(
+            matches!(&plan, Plan::Incremental { partitions, journal_upto: Some(4), .. } if partitions.len() == 4)
+        );
+        c.answer_round(id, 3, [], Some(4), false);
+        let plan = c.plan_with(40, 15, id, 4, [], [], Some(&journal));
+        assert!(matches!(&plan, Plan::Incremental { partitions, .. } if partitions.is_empty()));
+        c.answer_round(id, 4, [], Some(4), false);
+        // The rescan interval passed: everything again.
+        let plan = c.plan_with(1031, 15, id, 5, [], [], Some(&journal));
+        assert!(matches!(&plan, Plan::Incremental { partitions, .. } if partitions.len() == 4));
+        c.answer_round(id, 5, [], Some(4), false);
+        // The journal dropped what the session had not read: everything.
+        journal.dropped = 5;
+        journal.entries.push((Uuid::from_bytes([1; 16]), 2));
+        journal.entries.push((Uuid::from_bytes([1; 16]), 2));
+        let plan = c.plan_with(1040, 15, id, 6, [], [], Some(&journal));
+        assert!(
+            matches!(&plan, Plan::Incremental { partitions, journal_upto: Some(6), .. } if partitions.len() == 4)
+        );
+        // A session that names topics by name is never narrowed.
+        let by_name = session(&mut c, 0, true, 3);
+        let plan = c.plan_with(10, 12, by_name, 1, [], [], Some(&journal));
+        assert!(
+            matches!(&plan, Plan::Incremental { partitions, journal_upto: None, .. } if partitions.len() == 3)
+        );
+        // A long-poll's extra partitions: the session's, once, in its order.
+        let more = c.select(id, [id_key(1, 2), id_key(9, 0), id_key(1, 0), id_key(1, 2)]);
+        let read: Vec<_> = more.iter().map(|(k, _, _)| k.partition).collect();
+        assert_eq!(read, vec![0, 2]);
     }
 
     #[test]

@@ -300,10 +300,19 @@ impl Broker {
             config.broker_rack.clone(),
         ));
         let replicas = crate::replication::ReplicaManager::new(&config);
-        let fetch_sessions = std::sync::Mutex::new(crate::fetch_session::FetchSessionCache::new(
-            usize::try_from(config.max_incremental_fetch_session_cache_slots).unwrap_or(0),
-            crate::fetch_session::MIN_EVICTION_MS,
-        ));
+        let fetch_sessions = std::sync::Mutex::new(
+            crate::fetch_session::FetchSessionCache::new(
+                usize::try_from(config.max_incremental_fetch_session_cache_slots).unwrap_or(0),
+                crate::fetch_session::MIN_EVICTION_MS,
+            )
+            // A follower's narrowed session reads every partition this often,
+            // which refreshes the leader's record of it well within the ISR's
+            // lag limit.
+            .with_rescan_ms(
+                crate::fetch_session::DEFAULT_RESCAN_MS
+                    .min(u64::try_from(config.replica_lag_time_max_ms / 4).unwrap_or(0)),
+            ),
+        );
         let broker = Self {
             cluster_id,
             config,

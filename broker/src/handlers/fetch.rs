@@ -96,7 +96,14 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
             return ctx.reply(&resp);
         }
     }
-    let (wanted, mode) = match incremental::plan(&ctx, &req, replica.is_some()) {
+    // A follower subscribes to its wake-up before its session is planned
+    // (which reads its journal): nothing journaled after goes unnoticed.
+    let long_poll = !max_wait_of(&req).is_zero() && req.min_bytes > 0;
+    let mut receivers: Vec<watch::Receiver<_>> = match replica {
+        Some(id) if long_poll => vec![ctx.broker.follower_wakes().subscribe(id)],
+        _ => Vec::new(),
+    };
+    let (mut wanted, mut mode) = match incremental::plan(&ctx, &req, replica) {
         Ok(planned) => planned,
         Err(resp) => return ctx.reply(&resp),
     };
@@ -108,8 +115,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         rack,
         follower_reads: replica.is_none() && ctx.version >= 11,
     };
-    let max_wait =
-        Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
+    let max_wait = max_wait_of(&req);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     // `fetch.max.bytes` caps what a client may ask for: it keeps every response
     // far below the i32 frame limit and bounds the memory of one fetch.
@@ -120,17 +126,15 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
     // change between that read and the wait is not missed without reading
     // everything a second time.
     // A follower waits on one wake-up for all the partitions it replicates
-    // from here (`partition::FollowerWakes`), a consumer on each partition's HW.
-    let long_poll = !max_wait.is_zero() && min_bytes > 0;
-    let mut receivers: Vec<watch::Receiver<_>> = match replica {
-        _ if !long_poll => Vec::new(),
-        Some(id) => vec![ctx.broker.follower_wakes().subscribe(id)],
-        None => wanted
+    // from here (`partition::FollowerWakes`, subscribed above), a consumer
+    // on each partition's HW.
+    if long_poll && replica.is_none() {
+        receivers = wanted
             .iter()
             .flat_map(|w| w.partitions.iter().filter_map(|p| p.partition.as_ref()))
             .map(|part| part.subscribe_hw())
-            .collect(),
-    };
+            .collect();
+    }
     let built = build(&ctx, &wanted, max_bytes, &who);
     if built.total >= min_bytes.max(1) || receivers.is_empty() || any_error(&built.resp) {
         return match finish(&ctx, &mode, &wanted, built, &who) {
@@ -165,9 +169,22 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
                 () = closed.wait() => return None,
                 woke = tokio::time::timeout_at(deadline.into(), changed) => woke,
             };
-            let built = build(&ctx, &wanted, max_bytes, &who);
+            // A follower's narrowed session also reads what was journaled
+            // for it meanwhile; when the journal overflowed, answer now (the
+            // next round reads everything).
+            let mut overflowed = false;
+            if let (Some(r), Ok(_)) = (replica, &woke) {
+                match incremental::journaled_since(&ctx, &mut mode, r, &wanted) {
+                    Some(more) => wanted.extend(more),
+                    None => overflowed = true,
+                }
+            }
+            let mut built = build(&ctx, &wanted, max_bytes, &who);
+            built.unread |= overflowed;
             let done = match woke {
-                Ok(i) => i >= own || built.total >= min_bytes || any_error(&built.resp),
+                Ok(i) => {
+                    overflowed || i >= own || built.total >= min_bytes || any_error(&built.resp)
+                }
                 Err(_) => true,
             };
             if done || Instant::now() >= deadline {
@@ -176,6 +193,10 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         }
     });
     Reply::from_task(task)
+}
+
+fn max_wait_of(req: &FetchRequest) -> Duration {
+    Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP)
 }
 
 /// The final response: counted, settled with the fetch session, framed.
@@ -190,10 +211,11 @@ fn finish(
         mut resp,
         mut regions,
         records,
+        unread,
         ..
     } = built;
     record_fetch(ctx, &resp, wanted, &records, who.replica.is_none());
-    incremental::conclude(ctx, mode, wanted, &mut resp, &mut regions);
+    incremental::conclude(ctx, mode, wanted, &mut resp, &mut regions, unread);
     ctx.frame(&resp, regions)
 }
 
@@ -272,6 +294,9 @@ struct Built {
     /// Records returned per wanted topic (from the fetch offset to the end of
     /// the last whole batch), for the per-topic counters.
     records: Vec<u64>,
+    /// Some partition had records this response left unread (the byte
+    /// budget or the replication throttle ran out).
+    unread: bool,
 }
 
 fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built {
@@ -313,6 +338,7 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built
         regions: out.regions,
         total: out.total,
         records,
+        unread: out.unread,
     }
 }
 
@@ -324,6 +350,8 @@ struct Collected {
     total: usize,
     /// Records returned for the topic being read.
     records: u64,
+    /// Records were left unread (see [`Built::unread`]).
+    unread: bool,
 }
 
 /// Read one partition for `build`: its answer, with any records added to
@@ -415,6 +443,7 @@ fn read_partition(
     // The first partition that has data may exceed the budgets by one batch.
     let min_one = out.total == 0;
     if budget == 0 && !min_one {
+        out.unread = true;
         return pd;
     }
     // Leader-side replication throttle: out-of-sync followers of
@@ -431,6 +460,7 @@ fn read_partition(
     });
     let now = crate::partition::monotonic_ms();
     if throttled && !ctx.broker.replica_manager().leader_throttle.allows(now) {
+        out.unread = true;
         return pd;
     }
     let read = match replica {
@@ -467,6 +497,9 @@ fn read_partition(
             }
         }
     }
+    // Records below the limit and none returned (a batch larger than what
+    // was left of the budget).
+    out.unread |= pd.error_code == 0 && !matches!(pd.records, Some(Records::Region { .. }));
     pd
 }
 

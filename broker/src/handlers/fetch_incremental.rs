@@ -17,19 +17,47 @@ use brook_protocol::messages::FetchRequest;
 use super::fetch::{Wanted, WantedPartition};
 use super::Ctx;
 use crate::fetch_session::{
-    Answer, FetchParams, Filter, PartKey, Plan, Prior, TopicKey, FINAL_EPOCH, INITIAL_EPOCH,
-    INVALID_SESSION_ID,
+    Answer, ChangeJournal, FetchParams, Filter, PartKey, Plan, Prior, TopicKey, FINAL_EPOCH,
+    INITIAL_EPOCH, INVALID_SESSION_ID,
 };
 use crate::log::FileRegion;
+use crate::partition::FollowerWakes;
 
 /// How a fetch relates to a session, carried to the response.
 pub(super) enum Mode {
     /// Answer in full, session id 0.
     Sessionless,
-    /// Answer in full and offer a new session (epoch 0).
-    Full { privileged: bool },
-    /// Answer only what changed, on session `id`.
-    Incremental { id: i32, epoch: i32 },
+    /// Answer in full and offer a new session (epoch 0); a follower's
+    /// session reads its journal from `journal_seq` on.
+    Full {
+        privileged: bool,
+        journal_seq: Option<u64>,
+    },
+    /// Answer only what changed, on session `id`; a follower's session
+    /// has read its journal up to `journal_upto`.
+    Incremental {
+        id: i32,
+        epoch: i32,
+        journal_upto: Option<u64>,
+    },
+}
+
+/// A follower's journal of partitions with news (`partition::FollowerWakes`),
+/// as the session cache reads it.
+struct Journal<'a> {
+    wakes: &'a FollowerWakes,
+    follower: i32,
+}
+
+impl ChangeJournal for Journal<'_> {
+    fn head(&self) -> u64 {
+        self.wakes.head(self.follower)
+    }
+
+    fn since(&self, from: u64) -> (u64, Option<Vec<(Uuid, i32)>>) {
+        let c = self.wakes.since(self.follower, from);
+        (c.upto, c.parts)
+    }
 }
 
 /// The partitions to read and how to answer, or the response refusing the
@@ -37,8 +65,9 @@ pub(super) enum Mode {
 pub(super) fn plan(
     ctx: &Ctx,
     req: &FetchRequest,
-    privileged: bool,
+    replica: Option<i32>,
 ) -> Result<(Vec<Wanted>, Mode), FetchResponse> {
+    let privileged = replica.is_some();
     let (id, epoch) = (req.session_id, req.session_epoch);
     if ctx.version < 7 || (id == INVALID_SESSION_ID && epoch == FINAL_EPOCH) {
         return Ok((from_request(ctx, req), Mode::Sessionless));
@@ -51,20 +80,46 @@ pub(super) fn plan(
     } else {
         changes(req, uses_ids)
     };
-    let plan = ctx
-        .broker
-        .fetch_sessions()
-        .plan(now, ctx.version, id, epoch, updates, forgotten);
+    // A follower's session (by topic id) reads only what its journal lists.
+    let journal = replica.filter(|_| uses_ids).map(|follower| Journal {
+        wakes: ctx.broker.follower_wakes(),
+        follower,
+    });
+    let plan = ctx.broker.fetch_sessions().plan_with(
+        now,
+        ctx.version,
+        id,
+        epoch,
+        updates,
+        forgotten,
+        journal.as_ref().map(|j| j as &dyn ChangeJournal),
+    );
     match plan {
         Plan::Sessionless => Ok((from_request(ctx, req), Mode::Sessionless)),
-        Plan::Full => Ok((from_request(ctx, req), Mode::Full { privileged })),
+        Plan::Full => {
+            // Read before the partitions are: what changes after is in the
+            // journal from here on.
+            let journal_seq = journal.as_ref().map(ChangeJournal::head);
+            Ok((
+                from_request(ctx, req),
+                Mode::Full {
+                    privileged,
+                    journal_seq,
+                },
+            ))
+        }
         Plan::Incremental {
             id,
             epoch,
             partitions,
+            journal_upto,
         } => Ok((
             from_session(ctx, &partitions),
-            Mode::Incremental { id, epoch },
+            Mode::Incremental {
+                id,
+                epoch,
+                journal_upto,
+            },
         )),
         Plan::Error(code) => {
             crate::metrics::api_error(brook_protocol::api::ApiKey::Fetch, code.code());
@@ -87,12 +142,16 @@ pub(super) fn conclude(
     wanted: &[Wanted],
     resp: &mut FetchResponse,
     regions: &mut Vec<FileRegion>,
+    unread: bool,
 ) {
     let uses_ids = ctx.version >= 13;
     let now = crate::partition::monotonic_ms();
     match *mode {
         Mode::Sessionless => {}
-        Mode::Full { privileged } => {
+        Mode::Full {
+            privileged,
+            journal_seq,
+        } => {
             let mut parts = Vec::new();
             for (w, t) in wanted.iter().zip(&resp.responses) {
                 let topic = topic_key(w, uses_ids);
@@ -104,12 +163,19 @@ pub(super) fn conclude(
                     parts.push((key, wp.params, answer(pd)));
                 }
             }
-            resp.session_id = ctx
-                .broker
-                .fetch_sessions()
-                .create(now, privileged, uses_ids, parts);
+            resp.session_id = ctx.broker.fetch_sessions().create_at(
+                now,
+                privileged,
+                uses_ids,
+                parts,
+                journal_seq.unwrap_or(0),
+            );
         }
-        Mode::Incremental { id, epoch } => {
+        Mode::Incremental {
+            id,
+            epoch,
+            journal_upto,
+        } => {
             // The partitions `build` did not leave out as unchanged, in the
             // response's order (one topic entry per wanted entry).
             let mut answers = Vec::new();
@@ -123,10 +189,13 @@ pub(super) fn conclude(
                     (key, answer(pd))
                 }));
             }
-            let filter =
-                ctx.broker
-                    .fetch_sessions()
-                    .answer(id, epoch, answers.iter().map(|(k, a)| (k, *a)));
+            let filter = ctx.broker.fetch_sessions().answer_round(
+                id,
+                epoch,
+                answers.iter().map(|(k, a)| (k, *a)),
+                journal_upto,
+                unread,
+            );
             match filter {
                 Filter::Keep(keep) => {
                     let mut keep = keep.into_iter();
@@ -252,6 +321,42 @@ fn from_request(ctx: &Ctx, req: &FetchRequest) -> Vec<Wanted> {
             }
         })
         .collect()
+}
+
+/// While a follower's long-poll on session `mode` waits: the partitions
+/// journaled since its last read, not in `wanted` yet, to read as well.
+/// `None` when the journal dropped some (the long-poll should answer now;
+/// the next round reads everything).
+pub(super) fn journaled_since(
+    ctx: &Ctx,
+    mode: &mut Mode,
+    follower: i32,
+    wanted: &[Wanted],
+) -> Option<Vec<Wanted>> {
+    let Mode::Incremental {
+        id,
+        journal_upto: Some(upto),
+        ..
+    } = mode
+    else {
+        return Some(Vec::new());
+    };
+    let changes = ctx.broker.follower_wakes().since(follower, *upto);
+    let parts = changes.parts?;
+    *upto = changes.upto;
+    let have: std::collections::HashSet<(Uuid, i32)> = wanted
+        .iter()
+        .flat_map(|w| w.partitions.iter().map(move |p| (w.id, p.index)))
+        .collect();
+    let keys = parts
+        .into_iter()
+        .filter(|k| !have.contains(k))
+        .map(|(topic, partition)| PartKey {
+            topic: TopicKey::Id(topic),
+            partition,
+        });
+    let more = ctx.broker.fetch_sessions().select(*id, keys);
+    Some(from_session(ctx, &more))
 }
 
 /// Every partition of a session, in its order; consecutive partitions of one

@@ -1,55 +1,144 @@
-//! Leader side: one wake-up channel per follower broker, bumped by every
-//! append to a partition led here that the follower replicates.
+//! Leader side: per follower broker, a wake-up and a journal of the
+//! partitions led here, replicated by that follower, whose answer to it may
+//! have changed (an append, a HW move).
 //!
-//! A follower's fetch long-poll waits on its one channel instead of on the
-//! log end of each partition it fetches: subscribing to and polling a
-//! thousand watches per long-poll cost more than the reads they guard
-//! (`benches/results/replication.md`, many partitions). A wake-up means
-//! "something you replicate may have news"; the handler then reads its
-//! session again, which is cheap for the partitions with nothing new.
+//! A follower's fetch long-poll waits on its one wake-up instead of on the
+//! log end of each partition it fetches, and an incremental fetch session
+//! reads only the partitions journaled since its last round (plus those the
+//! request names, and all of them now and then: see
+//! `fetch_session::FetchSessionCache::plan`), instead of every partition of
+//! the session. With a thousand partitions, touching each one every round
+//! cost more than the records replicated (`benches/results/replication.md`).
 //!
-//! Memory: one watch per follower broker id that ever long-polled here (the
-//! fetch handler admits registered brokers only).
+//! Memory: per follower broker id that ever fetched here (the fetch handler
+//! admits registered brokers only), one watch and a journal of at most
+//! [`JOURNAL_CAP`] entries; a reader that falls further behind is told so
+//! and reads everything.
 
-use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use brook_protocol::codec::Uuid;
 use tokio::sync::watch;
+
+/// Entries a follower's journal keeps.
+pub const JOURNAL_CAP: usize = 4096;
+
+/// A partition, as the journal names it.
+pub type PartId = (Uuid, i32);
 
 #[derive(Debug, Default)]
 pub struct FollowerWakes {
-    senders: RwLock<HashMap<i32, watch::Sender<i64>>>,
+    followers: RwLock<HashMap<i32, Arc<Follower>>>,
+}
+
+#[derive(Debug)]
+struct Follower {
+    wake: watch::Sender<i64>,
+    journal: Mutex<Journal>,
+}
+
+#[derive(Debug, Default)]
+struct Journal {
+    /// Sequence number of the next entry.
+    next: u64,
+    /// The last entries, the newest last: entry `i` has sequence number
+    /// `next - len + i`.
+    entries: VecDeque<PartId>,
+}
+
+/// What changed for a follower since a sequence number.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Changes {
+    /// The sequence number these changes run up to (exclusive): the next
+    /// read starts there.
+    pub upto: u64,
+    /// The partitions journaled, or `None` when some were dropped already
+    /// (the reader must read everything).
+    pub parts: Option<Vec<PartId>>,
 }
 
 impl FollowerWakes {
-    /// A receiver that changes at every append, from now on, to a partition
-    /// led here that `follower` replicates.
-    pub fn subscribe(&self, follower: i32) -> watch::Receiver<i64> {
-        if let Some(tx) = self
-            .senders
+    fn get(&self, follower: i32) -> Option<Arc<Follower>> {
+        self.followers
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&follower)
-        {
-            return tx.subscribe();
+            .cloned()
+    }
+
+    fn get_or_add(&self, follower: i32) -> Arc<Follower> {
+        if let Some(f) = self.get(follower) {
+            return f;
         }
-        self.senders
+        self.followers
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(follower)
-            .or_insert_with(|| watch::Sender::new(0))
-            .subscribe()
+            .or_insert_with(|| {
+                Arc::new(Follower {
+                    wake: watch::Sender::new(0),
+                    journal: Mutex::new(Journal::default()),
+                })
+            })
+            .clone()
     }
 
-    /// Wake `follower`'s long-polls, if it has ever long-polled here.
-    pub fn wake(&self, follower: i32) {
-        if let Some(tx) = self
-            .senders
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&follower)
+    /// A receiver that changes at every append, from now on, to a partition
+    /// led here that `follower` replicates. The journal is kept from the
+    /// first call on.
+    pub fn subscribe(&self, follower: i32) -> watch::Receiver<i64> {
+        self.get_or_add(follower).wake.subscribe()
+    }
+
+    /// Where `follower`'s journal ends now: a session created now reads its
+    /// changes from here.
+    pub fn head(&self, follower: i32) -> u64 {
+        let f = self.get_or_add(follower);
+        let j = f.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        j.next
+    }
+
+    /// `part`'s answer to `follower` may have changed: journal it, and wake
+    /// the follower's long-polls when `wake` (new records). Nothing is kept
+    /// for a follower that never fetched here.
+    pub fn changed(&self, follower: i32, part: PartId, wake: bool) {
+        let Some(f) = self.get(follower) else {
+            return;
+        };
         {
-            tx.send_modify(|n| *n = n.wrapping_add(1));
+            let mut j = f.journal.lock().unwrap_or_else(PoisonError::into_inner);
+            // A busy partition journals once between two reads of it.
+            if j.entries.back() != Some(&part) {
+                if j.entries.len() == JOURNAL_CAP {
+                    j.entries.pop_front();
+                }
+                j.entries.push_back(part);
+                j.next += 1;
+            }
+        }
+        if wake {
+            f.wake.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// The partitions journaled for `follower` from sequence number `from`.
+    pub fn since(&self, follower: i32, from: u64) -> Changes {
+        let Some(f) = self.get(follower) else {
+            return Changes {
+                upto: from,
+                parts: None,
+            };
+        };
+        let j = f.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let oldest = j.next - j.entries.len() as u64;
+        let parts = (from >= oldest && from <= j.next).then(|| {
+            let skip = usize::try_from(from - oldest).unwrap_or(usize::MAX);
+            j.entries.iter().skip(skip).copied().collect()
+        });
+        Changes {
+            upto: j.next,
+            parts,
         }
     }
 }
@@ -58,25 +147,61 @@ impl FollowerWakes {
 mod tests {
     use super::*;
 
+    fn part(n: u8) -> PartId {
+        (Uuid::from_bytes([n; 16]), 0)
+    }
+
     #[test]
     fn a_wake_reaches_the_followers_subscribers_only() {
         let wakes = FollowerWakes::default();
         // Nobody subscribed yet: nothing to wake, nothing kept.
-        wakes.wake(2);
+        wakes.changed(2, part(1), true);
         let mut two = wakes.subscribe(2);
-        let mut three = wakes.subscribe(3);
+        let three = wakes.subscribe(3);
         assert!(!two.has_changed().unwrap());
-        wakes.wake(2);
+        wakes.changed(2, part(1), true);
         assert!(two.has_changed().unwrap());
         assert!(!three.has_changed().unwrap());
         two.mark_unchanged();
-        // A later subscriber sees only later wakes.
+        // A later subscriber sees only later wakes; a HW move is journaled
+        // without waking.
         let mut late = wakes.subscribe(2);
         assert!(!late.has_changed().unwrap());
-        wakes.wake(3);
+        wakes.changed(2, part(2), false);
+        wakes.changed(3, part(1), true);
         assert!(three.has_changed().unwrap());
         assert!(!two.has_changed().unwrap());
         assert!(!late.has_changed().unwrap());
         late.mark_unchanged();
+    }
+
+    #[test]
+    fn the_journal_lists_changes_since_a_point_and_admits_what_it_dropped() {
+        let wakes = FollowerWakes::default();
+        assert_eq!(wakes.head(2), 0);
+        wakes.changed(2, part(1), true);
+        wakes.changed(2, part(1), true);
+        wakes.changed(2, part(2), false);
+        wakes.changed(2, part(1), true);
+        assert_eq!(
+            wakes.since(2, 0),
+            Changes {
+                upto: 3,
+                parts: Some(vec![part(1), part(2), part(1)])
+            }
+        );
+        assert_eq!(wakes.since(2, 2).parts, Some(vec![part(1)]));
+        assert_eq!(wakes.since(2, 3).parts, Some(vec![]));
+        // A point the journal never reached, or one it dropped: read all.
+        assert_eq!(wakes.since(2, 9).parts, None);
+        assert_eq!(wakes.since(7, 0).parts, None);
+        for i in 0..JOURNAL_CAP {
+            wakes.changed(2, part(3 + (i % 2) as u8), false);
+        }
+        let head = wakes.head(2);
+        assert_eq!(head, 3 + JOURNAL_CAP as u64);
+        assert_eq!(wakes.since(2, 2).parts, None);
+        let last = wakes.since(2, head - 2).parts.unwrap();
+        assert_eq!(last.len(), 2);
     }
 }

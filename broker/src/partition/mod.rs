@@ -94,6 +94,10 @@ pub(crate) struct Shared {
     isr_wake: Arc<Notify>,
     /// "topic-index", for path tracing.
     name: String,
+    /// (topic id, index), for the followers' journals.
+    id: (Uuid, i32),
+    /// Told of every append and HW move while this replica leads.
+    follower_wakes: Arc<FollowerWakes>,
 }
 
 impl Shared {
@@ -103,8 +107,18 @@ impl Shared {
 
     /// Run one event through the state machine and carry out its effects.
     pub(crate) fn step(&self, event: Event) -> Effects {
+        let appended = matches!(event, Event::Appended { .. });
         let mut st = self.lock();
         let fx = st.step(event, monotonic_ms());
+        if st.is_leader() && (appended || fx.hw.is_some()) {
+            // The followers' sessions read this partition next round; new
+            // records also end their long-polls.
+            for &r in st.replicas() {
+                if r != st.node_id() {
+                    self.follower_wakes.changed(r, self.id, appended);
+                }
+            }
+        }
         self.leader_epoch
             .store(st.leader_epoch(), Ordering::Release);
         if let Some(hw) = fx.hw {
@@ -140,7 +154,6 @@ pub struct Partition {
     producers: Mutex<ProducerStateTable>,
     config: RwLock<Arc<TopicConfig>>,
     lag_max_ms: u64,
-    follower_wakes: Arc<FollowerWakes>,
 }
 
 /// How a hosted partition replica is set up.
@@ -193,6 +206,8 @@ impl Partition {
             state: StdMutex::new(state),
             isr_wake: setup.isr_wake,
             name: format!("{topic}-{index}"),
+            id: (topic_id, index),
+            follower_wakes: setup.follower_wakes,
         });
         let log = Arc::new(log);
         Self {
@@ -206,7 +221,6 @@ impl Partition {
             producers: Mutex::new(producers),
             config: RwLock::new(config),
             lag_max_ms: setup.lag_max_ms,
-            follower_wakes: setup.follower_wakes,
         }
     }
 
@@ -371,12 +385,6 @@ impl Partition {
         self.shared.step(Event::Durable {
             offset: self.log.recovery_point(),
         });
-        let st = self.shared.lock();
-        if st.is_leader() {
-            for &r in st.replicas().iter().filter(|r| **r != st.node_id()) {
-                self.follower_wakes.wake(r);
-            }
-        }
     }
 
     /// A follower fetched from `offset`: record its progress (leader only).

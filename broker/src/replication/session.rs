@@ -96,7 +96,7 @@ impl FetchSession {
             .collect();
         // The fetcher lists partitions in this order already (a sorted run
         // costs one pass); a partition named twice keeps its last entry.
-        now.sort_by(|a, b| a.0.cmp(&b.0));
+        now.sort_by_key(|a| a.0);
         now.dedup_by(|later, earlier| {
             let same = later.0 == earlier.0;
             if same {
