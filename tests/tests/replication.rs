@@ -52,6 +52,7 @@ const BASE_FETCH_SESSIONS: u16 = 29000;
 const BASE_FULL_LOG_DIR: u16 = 29200;
 const BASE_COMMIT_ELSEWHERE: u16 = 29400;
 const BASE_NEW_TOPIC: u16 = 29600;
+const BASE_JOURNAL: u16 = 29800;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -846,6 +847,60 @@ fn a_new_topic_takes_acks_all_without_waiting_out_the_followers_long_poll() -> R
         eprintln!(
             "first acks=all produce to each partition of a new topic: {} records in {:?}",
             acked.len(),
+            started.elapsed()
+        );
+        Ok(())
+    })
+}
+
+/// A follower's incremental session reads only the partitions journaled for
+/// it since its last round (`partition::FollowerWakes`), plus every partition
+/// about once a second when a request comes. With a 30 s long-poll, an
+/// append the journal missed would wait out the long-poll, past the
+/// producer's 10 s timeout. Thirty partitions, each node leading ten: a
+/// pass writing one record to every partition, then one partition at a time
+/// while the others stay idle.
+#[test]
+fn every_append_reaches_the_followers_without_waiting_out_their_long_poll() -> Result<()> {
+    const BUSY: &str = "busy";
+    const BUSY_PARTITIONS: i32 = 30;
+    let mut opts = options(BASE_JOURNAL);
+    for (k, v) in &mut opts.extra {
+        match k.as_str() {
+            "replica.fetch.wait.max.ms" => *v = "30000".into(),
+            // Must exceed the long-poll.
+            "replica.lag.time.max.ms" => *v = "60000".into(),
+            _ => {}
+        }
+    }
+    with_cluster_opts(opts, |c, rt| {
+        let placement: Vec<Vec<i32>> = (0..BUSY_PARTITIONS)
+            .map(|p| (0..3).map(|k| (p + k) % 3 + 1).collect())
+            .collect();
+        let placement: Vec<&[i32]> = placement.iter().map(Vec::as_slice).collect();
+        create_topic_named(
+            rt,
+            &c.bootstrap(),
+            BUSY,
+            BUSY_PARTITIONS,
+            TopicReplication::Variable(&placement),
+            &[],
+        )?;
+        let p = producer(&c.bootstrap(), &[("message.timeout.ms", "10000")])?;
+        let started = std::time::Instant::now();
+        for pass in 0..2 {
+            produce_all(&p, BUSY, BUSY_PARTITIONS as usize, |i| {
+                (Some(i as i32), record(pass * 1000 + i))
+            })
+            .with_context(|| format!("pass {pass} over every partition"))?;
+        }
+        for i in 0..BUSY_PARTITIONS {
+            produce_all(&p, BUSY, 1, |_| (Some(i), record(5000 + i as usize)))
+                .with_context(|| format!("a record to partition {i} alone"))?;
+        }
+        eprintln!(
+            "{} acks=all records to {BUSY_PARTITIONS} partitions in {:?}",
+            3 * BUSY_PARTITIONS,
             started.elapsed()
         );
         Ok(())
