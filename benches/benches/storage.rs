@@ -183,6 +183,7 @@ fn partition(dir: &std::path::Path, durability: Durability) -> Arc<Partition> {
             lag_max_ms: 10_000,
             isr_wake: Arc::new(tokio::sync::Notify::new()),
             inline_flushes: Arc::default(),
+            follower_wakes: Arc::default(),
         },
     );
     p.assign(&PartitionRecord {

@@ -477,11 +477,13 @@ impl FetchSessionCache {
         uses_topic_ids: bool,
         parts: Vec<(PartKey, FetchParams, Answer)>,
     ) -> i32 {
-        self.create_at(now_ms, privileged, uses_topic_ids, parts, 0)
+        self.create_at(now_ms, privileged, uses_topic_ids, parts, 0, false)
     }
 
     /// [`FetchSessionCache::create`] for a session narrowed by a journal
-    /// whose head was `journal_seq` before the full fetch was read.
+    /// whose head was `journal_seq` before the full fetch was read;
+    /// `unread` when that fetch left records unread (the session's first
+    /// incremental round then reads everything).
     pub fn create_at(
         &mut self,
         now_ms: u64,
@@ -489,6 +491,7 @@ impl FetchSessionCache {
         uses_topic_ids: bool,
         parts: Vec<(PartKey, FetchParams, Answer)>,
         journal_seq: u64,
+        unread: bool,
     ) -> i32 {
         let size = parts.len();
         if self.slots == 0 || size == 0 || size > MAX_SESSION_PARTITIONS {
@@ -514,7 +517,7 @@ impl FetchSessionCache {
             next_seq: 0,
             journal_seq,
             scanned_ms: now_ms,
-            rescan: false,
+            rescan: unread,
         };
         for (key, params, answer) in parts {
             // A request naming a partition twice keeps the last.
@@ -950,7 +953,7 @@ mod tests {
         let parts = (0..4)
             .map(|p| (id_key(1, p), params(10), quiet(10)))
             .collect();
-        let id = c.create_at(0, true, true, parts, 2);
+        let id = c.create_at(0, true, true, parts, 2, false);
         let mut journal = TestJournal {
             entries: vec![(Uuid::from_bytes([1; 16]), 0); 2],
             dropped: 0,
@@ -1006,6 +1009,17 @@ mod tests {
         assert!(
             matches!(&plan, Plan::Incremental { partitions, journal_upto: Some(6), .. } if partitions.len() == 4)
         );
+        // A full fetch that left records unread: its session's first round
+        // reads everything.
+        let parts = (0..3)
+            .map(|p| (id_key(2, p), params(10), quiet(10)))
+            .collect();
+        let starved = c.create_at(1040, true, true, parts, 6, true);
+        let plan = c.plan_with(1041, 15, starved, 1, [], [], Some(&journal));
+        assert!(matches!(&plan, Plan::Incremental { partitions, .. } if partitions.len() == 3));
+        c.answer_round(starved, 1, [], Some(6), false);
+        let plan = c.plan_with(1042, 15, starved, 2, [], [], Some(&journal));
+        assert!(matches!(&plan, Plan::Incremental { partitions, .. } if partitions.is_empty()));
         // A session that names topics by name is never narrowed.
         let by_name = session(&mut c, 0, true, 3);
         let plan = c.plan_with(10, 12, by_name, 1, [], [], Some(&journal));

@@ -169,6 +169,7 @@ pub(super) fn conclude(
                 uses_ids,
                 parts,
                 journal_seq.unwrap_or(0),
+                unread,
             );
         }
         Mode::Incremental {
