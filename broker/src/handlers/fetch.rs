@@ -122,12 +122,11 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
     let max_bytes = usize::try_from(req.max_bytes)
         .unwrap_or(0)
         .min(ctx.broker.config().fetch_max_bytes as usize);
-    // A long-poll subscribes to its partitions before the first read, so a
-    // change between that read and the wait is not missed without reading
-    // everything a second time.
-    // A follower waits on one wake-up for all the partitions it replicates
-    // from here (`partition::FollowerWakes`, subscribed above), a consumer
-    // on each partition's HW.
+    // A long-poll subscribes before the first read, so a change between that
+    // read and the wait is not missed without reading everything a second
+    // time: a follower to one wake-up for all the partitions it replicates
+    // from here (`partition::FollowerWakes`, above), a consumer to each
+    // partition's HW.
     if long_poll && replica.is_none() {
         receivers = wanted
             .iter()
