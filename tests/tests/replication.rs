@@ -809,15 +809,7 @@ fn a_group_commits_offsets_of_partitions_its_coordinator_does_not_host() -> Resu
 #[test]
 fn a_new_topic_takes_acks_all_without_waiting_out_the_followers_long_poll() -> Result<()> {
     const FRESH: &str = "fresh";
-    let mut opts = options(BASE_NEW_TOPIC);
-    for (k, v) in &mut opts.extra {
-        match k.as_str() {
-            "replica.fetch.wait.max.ms" => *v = "30000".into(),
-            // Must exceed the long-poll.
-            "replica.lag.time.max.ms" => *v = "60000".into(),
-            _ => {}
-        }
-    }
+    let opts = thirty_second_long_poll(BASE_NEW_TOPIC);
     with_cluster_opts(opts, |c, rt| {
         // Each node leads one partition and follows the other two.
         let placement: &[&[i32]] = &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2]];
@@ -864,15 +856,7 @@ fn a_new_topic_takes_acks_all_without_waiting_out_the_followers_long_poll() -> R
 fn every_append_reaches_the_followers_without_waiting_out_their_long_poll() -> Result<()> {
     const BUSY: &str = "busy";
     const BUSY_PARTITIONS: i32 = 30;
-    let mut opts = options(BASE_JOURNAL);
-    for (k, v) in &mut opts.extra {
-        match k.as_str() {
-            "replica.fetch.wait.max.ms" => *v = "30000".into(),
-            // Must exceed the long-poll.
-            "replica.lag.time.max.ms" => *v = "60000".into(),
-            _ => {}
-        }
-    }
+    let opts = thirty_second_long_poll(BASE_JOURNAL);
     with_cluster_opts(opts, |c, rt| {
         let placement: Vec<Vec<i32>> = (0..BUSY_PARTITIONS)
             .map(|p| (0..3).map(|k| (p + k) % 3 + 1).collect())
@@ -905,6 +889,21 @@ fn every_append_reaches_the_followers_without_waiting_out_their_long_poll() -> R
         );
         Ok(())
     })
+}
+
+/// The cluster options with followers long-polling 30 s, and an ISR lag
+/// limit above that.
+fn thirty_second_long_poll(base: u16) -> ClusterOptions {
+    let mut opts = options(base);
+    for (k, v) in &mut opts.extra {
+        match k.as_str() {
+            "replica.fetch.wait.max.ms" => *v = "30000".into(),
+            // Must exceed the long-poll.
+            "replica.lag.time.max.ms" => *v = "60000".into(),
+            _ => {}
+        }
+    }
+    opts
 }
 
 /// A consumer that reads every partition of [`TOPIC`] from the start until
