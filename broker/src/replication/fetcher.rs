@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use brook_config::Durability;
-use brook_protocol::codec::Records;
+use brook_protocol::codec::{Records, Uuid};
 use brook_protocol::error::ErrorCode;
 use brook_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use brook_protocol::messages::offset_for_leader_epoch_request::{
@@ -35,7 +35,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use super::session::FetchSession;
-use super::Followed;
+use super::{Assigned, Followed};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::kafka_client::Client;
@@ -59,6 +59,44 @@ enum Round {
     Stalled,
 }
 
+/// What a fetcher carries from one round to the next, so that a round of
+/// an idle or lightly loaded fetcher costs work in proportion to what
+/// changed, not to every partition it fetches.
+#[derive(Debug, Default)]
+struct Carried {
+    /// Generation of `parts` ([`crate::replication::ReplicaManager::assigned`]);
+    /// 0: not asked yet.
+    generation: u64,
+    /// Its partitions, in (topic id, partition) order.
+    parts: Vec<Followed>,
+    /// Partitions the last response named: only their fetch parameters can
+    /// have moved since (appended, truncated, restarted at the leader's log
+    /// start).
+    answered: Vec<(Uuid, i32)>,
+    /// When the last request was built from every partition (monotonic ms).
+    full_at: u64,
+    /// The next request is built from every partition.
+    full_due: bool,
+}
+
+/// How often a fetcher builds its request from every partition even when
+/// nothing it tracks changed: what it does not track (its own log start
+/// moving by retention, a log turning offline) reaches the leader within
+/// this long.
+const FULL_BUILD_EVERY_MS: u64 = 1_000;
+
+impl Carried {
+    /// Whether this round's request is built from every partition, given
+    /// the session and throttle. Otherwise only `answered` is rebuilt and the
+    /// rest of the session stands as last sent.
+    fn full(&self, session_open: bool, throttle_on: bool, now_ms: u64) -> bool {
+        self.full_due
+            || !session_open
+            || throttle_on
+            || now_ms.saturating_sub(self.full_at) >= FULL_BUILD_EVERY_MS
+    }
+}
+
 pub(super) async fn run(
     broker: Weak<Broker>,
     leader: i32,
@@ -68,24 +106,36 @@ pub(super) async fn run(
 ) {
     let mut client: Option<Client> = None;
     let mut session = FetchSession::default();
+    let mut carried = Carried::default();
     let mut failing = false;
     loop {
         if *stop.borrow() {
             return;
         }
         let Some(b) = broker.upgrade() else { return };
-        let Some(parts) = b.replica_manager().assigned(leader, index) else {
-            debug!(
-                leader,
-                index, "replica fetcher has no partitions left; stopping"
-            );
-            return;
-        };
+        match b
+            .replica_manager()
+            .assigned(leader, index, carried.generation)
+        {
+            Assigned::Unchanged => {}
+            Assigned::Now { generation, parts } => {
+                carried.generation = generation;
+                carried.parts = parts;
+                carried.full_due = true;
+            }
+            Assigned::Gone => {
+                debug!(
+                    leader,
+                    index, "replica fetcher has no partitions left; stopping"
+                );
+                return;
+            }
+        }
         let backoff = Duration::from_millis(
             u64::try_from(b.config().replica_fetch_backoff_ms).unwrap_or(1000),
         );
         let outcome = tokio::select! {
-            r = round(&b, &mut client, &mut session, leader, &parts) => r,
+            r = round(&b, &mut client, &mut session, leader, &mut carried) => r,
             _ = stop.changed() => return,
         };
         drop(b);
@@ -137,7 +187,7 @@ async fn round(
     client: &mut Option<Client>,
     session: &mut FetchSession,
     leader: i32,
-    parts: &[Followed],
+    carried: &mut Carried,
 ) -> anyhow::Result<Round> {
     if client.is_none() {
         session.reset();
@@ -146,18 +196,14 @@ async fn round(
     let Some(c) = client.as_mut() else {
         return Err(anyhow!("no connection"));
     };
-    let mut ready = Vec::with_capacity(parts.len());
-    for f in parts {
-        if f.reconciled {
-            ready.push(f);
-            continue;
-        }
+    for f in carried.parts.iter_mut().filter(|f| !f.reconciled) {
         match reconcile(b, c, f).await {
             Ok(done) => {
+                // The manager's generation moves with it: the next round
+                // takes the assignment afresh (and builds a full request).
                 b.replica_manager().reconciled(&f.part, f.epoch, done);
-                if done {
-                    ready.push(f);
-                }
+                f.reconciled = done;
+                carried.full_due |= done;
             }
             Err(e) if e.downcast_ref::<PartitionRefused>().is_some() => {
                 debug!(topic = %f.part.topic, partition = f.part.index, error = %e, "leader not ready to reconcile");
@@ -165,10 +211,7 @@ async fn round(
             Err(e) => return Err(e),
         }
     }
-    if ready.is_empty() {
-        return Ok(Round::Stalled);
-    }
-    let r = fetch(b, c, session, &ready).await;
+    let r = fetch(b, c, session, carried).await;
     if r.is_err() {
         session.reset();
     }
@@ -261,15 +304,60 @@ async fn reconcile(b: &Broker, c: &mut Client, f: &Followed) -> anyhow::Result<b
     Ok(false)
 }
 
-/// One Fetch round for `parts`, which are in (topic id, partition) order as
+/// The request entry for `f`, or `None` when it is not fetched this round
+/// (its log is offline).
+fn entry(b: &Broker, f: &Followed, max_bytes: i32) -> Option<FetchPartition> {
+    let part = &f.part;
+    if b.partition_offline(part) {
+        // A replica whose log directory failed cannot append: it does not
+        // fetch either, so its stale log end never looks caught up to the
+        // leader (which would put it back in the ISR).
+        return None;
+    }
+    Some(FetchPartition {
+        partition: part.index,
+        current_leader_epoch: f.epoch,
+        fetch_offset: part.log_end_offset(),
+        last_fetched_epoch: part.log().latest_epoch().unwrap_or(-1),
+        log_start_offset: part.log_start_offset(),
+        partition_max_bytes: max_bytes,
+        ..Default::default()
+    })
+}
+
+/// Appends `p` (of partition `f`) to `topics`, which are built in (topic
+/// id, partition) order: a topic's partitions are next to each other.
+fn push_entry(topics: &mut Vec<FetchTopic>, f: &Followed, p: FetchPartition) {
+    match topics.last_mut().filter(|t| t.topic_id == f.part.topic_id) {
+        Some(t) => t.partitions.push(p),
+        None => topics.push(FetchTopic {
+            topic_id: f.part.topic_id,
+            partitions: vec![p],
+            ..Default::default()
+        }),
+    }
+}
+
+/// The index in `parts` (in (topic id, partition) order) of `key`.
+fn find(parts: &[Followed], key: (Uuid, i32)) -> Option<usize> {
+    parts
+        .binary_search_by(|f| (f.part.topic_id, f.part.index).cmp(&key))
+        .ok()
+}
+
+/// One Fetch round for the reconciled partitions of `carried`, which are in
+/// (topic id, partition) order as
 /// [`crate::replication::ReplicaManager::assigned`] lists them: building the
-/// request and matching the response are linear in the partition count.
+/// request and matching the response are linear in the partition count, and
+/// a round that builds only what changed ([`Carried::full`]) is linear in
+/// the partitions the last response named.
 async fn fetch(
     b: &Arc<Broker>,
     c: &mut Client,
     session: &mut FetchSession,
-    parts: &[&Followed],
+    carried: &mut Carried,
 ) -> anyhow::Result<Round> {
+    let parts = &carried.parts;
     debug_assert!(parts
         .windows(2)
         .all(|w| (w[0].part.topic_id, w[0].part.index) < (w[1].part.topic_id, w[1].part.index)));
@@ -289,42 +377,50 @@ async fn fetch(
             )
     };
     let open = throttle.allows(now);
+    let max_bytes = config.replica_fetch_max_bytes;
+    let mut full = carried.full(session.is_open(), throttle.is_on(), now);
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for f in parts {
-        if !open && throttled(f) {
-            continue;
-        }
-        let part = &f.part;
-        if b.partition_offline(part) {
-            // A replica whose log directory failed cannot append: it does
-            // not fetch either, so its stale log end never looks caught up
-            // to the leader (which would put it back in the ISR).
-            continue;
-        }
-        let p = FetchPartition {
-            partition: part.index,
-            current_leader_epoch: f.epoch,
-            fetch_offset: part.log_end_offset(),
-            last_fetched_epoch: part.log().latest_epoch().unwrap_or(-1),
-            log_start_offset: part.log_start_offset(),
-            partition_max_bytes: config.replica_fetch_max_bytes,
-            ..Default::default()
-        };
-        // `parts` comes in (topic id, partition) order: a topic's
-        // partitions are next to each other.
-        match topics.last_mut().filter(|t| t.topic_id == part.topic_id) {
-            Some(t) => t.partitions.push(p),
-            None => topics.push(FetchTopic {
-                topic_id: part.topic_id,
-                partitions: vec![p],
-                ..Default::default()
-            }),
+    if !full {
+        carried.answered.sort_unstable();
+        carried.answered.dedup();
+        for key in &carried.answered {
+            let Some(f) = find(parts, *key).map(|i| &parts[i]) else {
+                continue;
+            };
+            if !f.reconciled {
+                continue;
+            }
+            let Some(p) = entry(b, f, max_bytes) else {
+                // Offline since: the full request leaves it out of the
+                // session.
+                full = true;
+                break;
+            };
+            push_entry(&mut topics, f, p);
         }
     }
-    if topics.is_empty() {
-        return Ok(Round::Stalled);
+    if full {
+        topics.clear();
+        for f in parts.iter().filter(|f| f.reconciled) {
+            if !open && throttled(f) {
+                continue;
+            }
+            if let Some(p) = entry(b, f, max_bytes) {
+                push_entry(&mut topics, f, p);
+            }
+        }
+        if topics.is_empty() {
+            return Ok(Round::Stalled);
+        }
+        carried.full_at = now;
+        carried.full_due = false;
     }
-    let next = session.request(topics);
+    carried.answered.clear();
+    let next = if full {
+        session.request(topics)
+    } else {
+        session.request_changed(topics)
+    };
     let req = FetchRequest {
         replica_state: ReplicaState {
             replica_id: b.node_id(),
@@ -371,11 +467,10 @@ async fn fetch(
     for t in &resp.responses {
         for pd in &t.partitions {
             let key = (t.topic_id, pd.partition_index);
-            let Ok(i) = parts.binary_search_by(|f| (f.part.topic_id, f.part.index).cmp(&key))
-            else {
+            let Some(f) = find(parts, key).map(|i| &parts[i]) else {
                 continue;
             };
-            let f = parts[i];
+            carried.answered.push(key);
             let part = &f.part;
             match ErrorCode::from_i16(pd.error_code) {
                 ErrorCode::NONE => {
@@ -446,4 +541,32 @@ async fn fetch(
     } else {
         Round::Stalled
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_builds_every_partition_when_it_cannot_trust_what_it_tracked() {
+        let mut c = Carried {
+            full_at: 10_000,
+            ..Default::default()
+        };
+        assert!(
+            !c.full(true, false, 10_500),
+            "within the interval, a session open"
+        );
+        assert!(
+            c.full(false, false, 10_500),
+            "no session: the request is full"
+        );
+        assert!(
+            c.full(true, true, 10_500),
+            "the follower throttle picks partitions per round"
+        );
+        assert!(c.full(true, false, 11_000), "the interval is up");
+        c.full_due = true;
+        assert!(c.full(true, false, 10_001), "the assignment changed");
+    }
 }

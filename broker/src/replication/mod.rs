@@ -56,6 +56,26 @@ struct Inner {
     followed: BTreeMap<(Uuid, i32), Followed>,
     fetchers: BTreeMap<(i32, usize), FetcherHandle>,
     fetchers_per_leader: usize,
+    /// Bumped by every change to `followed` or `fetchers_per_leader`: a
+    /// fetcher whose last look at its partitions saw this generation has
+    /// nothing new to learn (see [`ReplicaManager::assigned`]).
+    generation: u64,
+}
+
+/// What [`ReplicaManager::assigned`] tells a fetcher.
+#[derive(Debug)]
+pub(crate) enum Assigned {
+    /// Nothing followed changed since the generation the fetcher knows.
+    Unchanged,
+    /// The fetcher's partitions as of `generation`, in (topic id, partition)
+    /// order (the fetcher relies on it).
+    Now {
+        generation: u64,
+        parts: Vec<Followed>,
+    },
+    /// Nothing left to fetch from this leader: the fetcher is deregistered
+    /// and exits.
+    Gone,
 }
 
 /// The partitions this broker follows and the fetchers that pull them.
@@ -118,6 +138,7 @@ impl ReplicaManager {
         inner.stop = Some(stop);
         inner.fetchers_per_leader =
             usize::try_from(broker.config().num_replica_fetchers.max(1)).unwrap_or(1);
+        inner.generation += 1;
         let keys: Vec<(i32, usize)> = {
             let n = inner.fetchers_per_leader;
             inner
@@ -138,7 +159,9 @@ impl ReplicaManager {
         let key = (part.topic_id, part.index);
         let mut inner = self.lock();
         let Role::Follower { leader } = role else {
-            inner.followed.remove(&key);
+            if inner.followed.remove(&key).is_some() {
+                inner.generation += 1;
+            }
             drop(inner);
             if role == Role::Leader {
                 self.awaiting.led(part);
@@ -159,13 +182,21 @@ impl ReplicaManager {
                 reconciled: false,
             },
         );
+        inner.generation += 1;
         let idx = fetcher_index(&key, inner.fetchers_per_leader);
         Self::ensure_fetcher(&mut inner, (leader, idx));
     }
 
     /// Stop following a partition (topic deleted).
     pub fn unfollow(&self, part: &Partition) {
-        self.lock().followed.remove(&(part.topic_id, part.index));
+        let mut inner = self.lock();
+        if inner
+            .followed
+            .remove(&(part.topic_id, part.index))
+            .is_some()
+        {
+            inner.generation += 1;
+        }
     }
 
     /// Start the fetcher `key` unless it runs (or the manager has not started).
@@ -184,11 +215,15 @@ impl ReplicaManager {
         tokio::spawn(fetcher::run(broker, key.0, key.1, wake, stop));
     }
 
-    /// The partitions fetcher `(leader, index)` fetches now, in (topic id,
-    /// partition) order (the fetcher relies on it). When there are none the
-    /// fetcher is deregistered (it exits); `None` then.
-    pub(crate) fn assigned(&self, leader: i32, index: usize) -> Option<Vec<Followed>> {
+    /// The partitions fetcher `(leader, index)` fetches, unless nothing
+    /// followed changed since `known` (the generation of its last answer; 0
+    /// for none yet). A fetcher's round thus costs one lock, not a walk over
+    /// every followed partition, while the assignment stands.
+    pub(crate) fn assigned(&self, leader: i32, index: usize, known: u64) -> Assigned {
         let mut inner = self.lock();
+        if known != 0 && known == inner.generation {
+            return Assigned::Unchanged;
+        }
         let n = inner.fetchers_per_leader;
         let parts: Vec<Followed> = inner
             .followed
@@ -198,18 +233,26 @@ impl ReplicaManager {
             .collect();
         if parts.is_empty() {
             inner.fetchers.remove(&(leader, index));
-            return None;
+            return Assigned::Gone;
         }
-        Some(parts)
+        Assigned::Now {
+            generation: inner.generation,
+            parts,
+        }
     }
 
     /// A partition was reconciled with the leader of `epoch`.
     pub(crate) fn reconciled(&self, part: &Partition, epoch: i32, done: bool) {
         let mut inner = self.lock();
-        if let Some(f) = inner.followed.get_mut(&(part.topic_id, part.index)) {
-            if f.epoch == epoch {
+        let changed = match inner.followed.get_mut(&(part.topic_id, part.index)) {
+            Some(f) if f.epoch == epoch && f.reconciled != done => {
                 f.reconciled = done;
+                true
             }
+            _ => false,
+        };
+        if changed {
+            inner.generation += 1;
         }
     }
 

@@ -45,6 +45,16 @@ fn lookup(sent: &Sent, key: (Uuid, i32)) -> Option<&Params> {
         .map(|i| &sent[i].1)
 }
 
+/// What the leader's session will hold once the request in flight is
+/// answered.
+#[derive(Debug)]
+enum Pending {
+    /// Exactly these partitions (a request built from every partition).
+    All(Sent),
+    /// What it holds now, with these partitions' parameters replaced.
+    Changed(Sent),
+}
+
 /// The session metadata and partitions of one Fetch request.
 #[derive(Debug, PartialEq)]
 pub(super) struct Next {
@@ -63,7 +73,7 @@ pub(super) struct FetchSession {
     /// What the leader's session holds, as of the last answered request.
     sent: Sent,
     /// What the request in flight would make it hold.
-    pending: Option<Sent>,
+    pending: Option<Pending>,
     /// A session given up on, for the next full request to close.
     close: i32,
 }
@@ -105,7 +115,7 @@ impl FetchSession {
             same
         });
         if !self.is_open() {
-            self.pending = Some(now);
+            self.pending = Some(Pending::All(now));
             return Next {
                 session_id: self.close,
                 epoch: INITIAL_EPOCH,
@@ -136,12 +146,46 @@ impl FetchSession {
                 }),
             }
         }
-        self.pending = Some(now);
+        self.pending = Some(Pending::All(now));
         Next {
             session_id: self.id,
             epoch: self.epoch,
             topics,
             forgotten,
+        }
+    }
+
+    /// The incremental request for a round in which only the partitions in
+    /// `changed` may have new fetch parameters: every other partition of
+    /// the session stays as last sent, and none is forgotten. Partitions in
+    /// `changed` that the session does not hold are added. Without a session
+    /// this is [`FetchSession::request`] of `changed` alone, so callers
+    /// check [`FetchSession::is_open`] first.
+    pub fn request_changed(&mut self, changed: Vec<FetchTopic>) -> Next {
+        if !self.is_open() {
+            return self.request(changed);
+        }
+        let mut updates: Sent = Vec::new();
+        let mut topics = changed;
+        for t in &mut topics {
+            let id = t.topic_id;
+            t.partitions.retain(|p| {
+                let key = (id, p.partition);
+                let now = params(p);
+                let moved = lookup(&self.sent, key) != Some(&now);
+                if moved {
+                    updates.push((key, now));
+                }
+                moved
+            });
+        }
+        topics.retain(|t| !t.partitions.is_empty());
+        self.pending = Some(Pending::Changed(updates));
+        Next {
+            session_id: self.id,
+            epoch: self.epoch,
+            topics,
+            forgotten: Vec::new(),
         }
     }
 
@@ -184,7 +228,17 @@ impl FetchSession {
             next_epoch(INITIAL_EPOCH)
         };
         self.id = session_id;
-        self.sent = sent;
+        match sent {
+            Pending::All(sent) => self.sent = sent,
+            Pending::Changed(updates) => {
+                for (key, now) in updates {
+                    match self.sent.binary_search_by(|(k, _)| k.cmp(&key)) {
+                        Ok(i) => self.sent[i].1 = now,
+                        Err(i) => self.sent.insert(i, (key, now)),
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -263,6 +317,50 @@ mod tests {
         assert_eq!(next.forgotten[0].partitions, vec![0]);
         s.response(ErrorCode::NONE, 42).unwrap();
         let next = s.request(vec![topic(1, &[(0, 5)]), topic(2, &[(1, 8)])]);
+        assert!(next.topics.is_empty() && next.forgotten.is_empty());
+    }
+
+    #[test]
+    fn a_round_naming_only_what_changed_keeps_the_rest_of_the_session() {
+        let mut s = FetchSession::default();
+        // Without a session it is a full request of what it names.
+        let next = s.request_changed(vec![topic(1, &[(0, 5)])]);
+        assert_eq!((next.session_id, next.epoch), (0, 0));
+        s.response(ErrorCode::NONE, 0).unwrap();
+        s.request(vec![topic(1, &[(0, 5), (1, 7)]), topic(2, &[(0, 0)])]);
+        s.response(ErrorCode::NONE, 42).unwrap();
+        // Topic 1 partition 1 moved on, partition 0 did not: only p1 goes,
+        // and nothing is forgotten although topic 2 is not named.
+        let next = s.request_changed(vec![topic(1, &[(0, 5), (1, 9)])]);
+        assert_eq!((next.session_id, next.epoch), (42, 1));
+        assert_eq!(names(&next), vec![(1, 1, 9)]);
+        assert!(next.forgotten.is_empty());
+        s.response(ErrorCode::NONE, 42).unwrap();
+        // The session now holds p1 at 9 (and the rest as before): a full
+        // round of the same offsets names nothing and forgets nothing.
+        let next = s.request(vec![topic(1, &[(0, 5), (1, 9)]), topic(2, &[(0, 0)])]);
+        assert!(next.topics.is_empty() && next.forgotten.is_empty());
+        s.response(ErrorCode::NONE, 42).unwrap();
+        // A changed round that is not answered leaves the session as it was.
+        let next = s.request_changed(vec![topic(2, &[(0, 3)])]);
+        assert_eq!(names(&next), vec![(2, 0, 3)]);
+        assert_eq!(
+            s.response(ErrorCode::INVALID_FETCH_SESSION_EPOCH, 0),
+            Err(ErrorCode::INVALID_FETCH_SESSION_EPOCH)
+        );
+        let next = s.request(vec![topic(1, &[(0, 5), (1, 9)]), topic(2, &[(0, 3)])]);
+        assert_eq!((next.session_id, next.epoch), (42, 0));
+        assert_eq!(names(&next).len(), 3);
+        s.response(ErrorCode::NONE, 43).unwrap();
+        // A partition the session lacks is added by a changed round.
+        let next = s.request_changed(vec![topic(3, &[(0, 1)])]);
+        assert_eq!(names(&next), vec![(3, 0, 1)]);
+        s.response(ErrorCode::NONE, 43).unwrap();
+        let next = s.request(vec![
+            topic(1, &[(0, 5), (1, 9)]),
+            topic(2, &[(0, 3)]),
+            topic(3, &[(0, 1)]),
+        ]);
         assert!(next.topics.is_empty() && next.forgotten.is_empty());
     }
 
