@@ -53,6 +53,7 @@ const BASE_FULL_LOG_DIR: u16 = 29200;
 const BASE_COMMIT_ELSEWHERE: u16 = 29400;
 const BASE_NEW_TOPIC: u16 = 29600;
 const BASE_JOURNAL: u16 = 29800;
+const BASE_HW_WAKE: u16 = 30000;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -1480,6 +1481,70 @@ fn a_consumer_reads_from_a_follower_in_its_rack() -> Result<()> {
             "the follower in the consumer's rack served {} records (leader: {})",
             f1 - f0,
             l1 - l0
+        );
+        Ok(())
+    })
+}
+
+/// KIP-1166: a follower learns each HW move of its leader at once, not at
+/// the next append or the end of its long-poll. With the followers
+/// long-polling for 30 s, a consumer reading from a follower in its rack
+/// (which serves up to its own HW) must see each acknowledged record, one
+/// at a time, within 10 s.
+#[test]
+fn a_follower_learns_each_high_watermark_without_waiting_out_its_long_poll() -> Result<()> {
+    const N: usize = 6;
+    const SEE_WITHIN: Duration = Duration::from_secs(10);
+    let mut o = thirty_second_long_poll(BASE_HW_WAKE);
+    o.racks = true;
+    o.extra.push((
+        "replica.selector.class".into(),
+        "\"org.apache.kafka.common.replica.RackAwareReplicaSelector\"".into(),
+    ));
+    with_cluster_opts(o, |c, rt| {
+        create_topic(rt, &c.bootstrap(), "2")?;
+        let before = wait_isr(c, &c.bootstrap(), 3)?;
+        let leader = before[&0].0;
+        let follower = other_than(c, leader)?;
+        let p = producer(
+            &c.bootstrap(),
+            &[
+                ("enable.idempotence", "true"),
+                ("message.timeout.ms", "10000"),
+            ],
+        )?;
+        let rack = format!("rack-{follower}");
+        let cons = consumer(&c.bootstrap(), &[("client.rack", rack.as_str())])?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)?;
+        cons.assign(&tpl)?;
+        let served = records_out(c, follower, TOPIC)?;
+        for i in 0..N {
+            let delivered = produce_all(&p, TOPIC, 1, |_| (Some(0), record(i)))?;
+            let offset = delivered[0].offset;
+            let deadline = std::time::Instant::now() + SEE_WITHIN;
+            loop {
+                ensure!(
+                    std::time::Instant::now() < deadline,
+                    "record {i} (offset {offset}) acknowledged but not read from follower {follower} within {SEE_WITHIN:?}"
+                );
+                let Some(m) = cons.poll(Duration::from_millis(100)) else {
+                    continue;
+                };
+                let m = m.context("consuming from the follower")?;
+                if m.offset() == offset {
+                    ensure!(
+                        m.payload() == record(i).value.as_deref(),
+                        "record {i} differs"
+                    );
+                    break;
+                }
+            }
+        }
+        let by_follower = records_out(c, follower, TOPIC)? - served;
+        ensure!(
+            by_follower >= N as f64,
+            "the follower in the consumer's rack served {by_follower} of {N} records"
         );
         Ok(())
     })

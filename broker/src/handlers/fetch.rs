@@ -9,7 +9,10 @@
 //! follower's progress in the partition's state machine (which may move the
 //! HW), and long-polls on one wake-up for every partition it replicates from
 //! here (`crate::partition::FollowerWakes`), and on the partitions it must
-//! replicate but does not fetch yet (`crate::replication::unfetched`).
+//! replicate but does not fetch yet (`crate::replication::unfetched`). Its
+//! incremental session's long-poll also ends when a partition's HW moves
+//! past what it was last told (KIP-1166), so a follower's HW trails the
+//! leader's by one round trip, not by the next append or a whole long-poll.
 //!
 //! Follower fetching (KIP-392): with `replica.selector.class` set to the
 //! rack-aware selector, a leader tells a consumer that sent `rack_id` (v11+)
@@ -135,7 +138,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
             .collect();
     }
     let built = build(&ctx, &wanted, max_bytes, &who);
-    if built.total >= min_bytes.max(1) || receivers.is_empty() || any_error(&built.resp) {
+    if built.answers_now(min_bytes.max(1), &who) || receivers.is_empty() {
         return match finish(&ctx, &mode, &wanted, built, &who) {
             Some(f) => Reply::Ready(f),
             None => Reply::Close,
@@ -181,9 +184,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
             let mut built = build(&ctx, &wanted, max_bytes, &who);
             built.unread |= overflowed;
             let done = match woke {
-                Ok(i) => {
-                    overflowed || i >= own || built.total >= min_bytes || any_error(&built.resp)
-                }
+                Ok(i) => overflowed || i >= own || built.answers_now(min_bytes, &who),
                 Err(_) => true,
             };
             if done || Instant::now() >= deadline {
@@ -296,10 +297,26 @@ struct Built {
     /// Some partition had records this response left unread (the byte
     /// budget or the replication throttle ran out).
     unread: bool,
+    /// Some partition of an incremental session has a new answer (records,
+    /// a HW, log start or error the session last answered otherwise).
+    news: bool,
+}
+
+impl Built {
+    /// Whether a long-poll answers now: `min_bytes` of records, an error,
+    /// or, for a follower's incremental session, any partition with a new
+    /// answer. A follower's HW then moves as soon as the leader's does
+    /// (KIP-1166), instead of at its next append or at the end of its
+    /// long-poll: consumers that read from the follower (KIP-392) read up
+    /// to its HW, and a follower elected leader starts from it.
+    fn answers_now(&self, min_bytes: usize, who: &Fetcher) -> bool {
+        self.total >= min_bytes || any_error(&self.resp) || (who.replica.is_some() && self.news)
+    }
 }
 
 fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built {
     let mut out = Collected::default();
+    let mut news = false;
     let mut responses = Vec::with_capacity(wanted.len());
     let mut records = Vec::with_capacity(wanted.len());
     for w in wanted {
@@ -309,11 +326,13 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built
             let pd = read_partition(ctx, w, wp, who, max_bytes, &mut out);
             // An incremental session leaves out what has not changed (most
             // partitions of a follower's session, every round).
-            if !wp
-                .prior
-                .is_some_and(|prior| prior.unchanged(&incremental::answer(&pd)))
-            {
-                parts.push(pd);
+            match wp.prior {
+                Some(prior) if prior.unchanged(&incremental::answer(&pd)) => {}
+                Some(_) => {
+                    news = true;
+                    parts.push(pd);
+                }
+                None => parts.push(pd),
             }
         }
         responses.push(FetchableTopicResponse {
@@ -338,6 +357,7 @@ fn build(ctx: &Ctx, wanted: &[Wanted], max_bytes: usize, who: &Fetcher) -> Built
         total: out.total,
         records,
         unread: out.unread,
+        news,
     }
 }
 

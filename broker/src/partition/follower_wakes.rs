@@ -45,6 +45,10 @@ struct Journal {
     /// The last entries, the newest last: entry `i` has sequence number
     /// `next - len + i`.
     entries: VecDeque<PartId>,
+    /// The furthest point handed to a reader (`since`'s `upto`, `head`): an
+    /// entry below it may have been read, so a change is journaled anew
+    /// rather than folded into it.
+    handed_out: u64,
 }
 
 /// What changed for a follower since a sequence number.
@@ -84,8 +88,8 @@ impl FollowerWakes {
             .clone()
     }
 
-    /// A receiver that changes at every append, from now on, to a partition
-    /// led here that `follower` replicates. The journal is kept from the
+    /// A receiver that changes at every append and HW move, from now on, of
+    /// a partition led here that `follower` replicates. The journal is kept from the
     /// first call on.
     pub fn subscribe(&self, follower: i32) -> watch::Receiver<i64> {
         self.get_or_add(follower).wake.subscribe()
@@ -95,21 +99,24 @@ impl FollowerWakes {
     /// changes from here.
     pub fn head(&self, follower: i32) -> u64 {
         let f = self.get_or_add(follower);
-        let j = f.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut j = f.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        j.handed_out = j.next;
         j.next
     }
 
-    /// `part`'s answer to `follower` may have changed: journal it, and wake
-    /// the follower's long-polls when `wake` (new records). Nothing is kept
+    /// `part`'s answer to `follower` may have changed (new records, a HW
+    /// move): journal it and wake the follower's long-polls. Nothing is kept
     /// for a follower that never fetched here.
-    pub fn changed(&self, follower: i32, part: PartId, wake: bool) {
+    pub fn changed(&self, follower: i32, part: PartId) {
         let Some(f) = self.get(follower) else {
             return;
         };
         {
             let mut j = f.journal.lock().unwrap_or_else(PoisonError::into_inner);
-            // A busy partition journals once between two reads of it.
-            if j.entries.back() != Some(&part) {
+            // A busy partition journals once between two reads: a change
+            // folds into the newest entry only while no reader has been
+            // handed a point past it (it would never read the change).
+            if j.entries.back() != Some(&part) || j.handed_out == j.next {
                 if j.entries.len() == JOURNAL_CAP {
                     j.entries.pop_front();
                 }
@@ -117,9 +124,7 @@ impl FollowerWakes {
                 j.next += 1;
             }
         }
-        if wake {
-            f.wake.send_modify(|n| *n = n.wrapping_add(1));
-        }
+        f.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The partitions journaled for `follower` from sequence number `from`.
@@ -130,7 +135,8 @@ impl FollowerWakes {
                 parts: None,
             };
         };
-        let j = f.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut j = f.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        j.handed_out = j.next;
         let oldest = j.next - j.entries.len() as u64;
         let parts = (from >= oldest && from <= j.next).then(|| {
             let skip = usize::try_from(from - oldest).unwrap_or(usize::MAX);
@@ -155,34 +161,55 @@ mod tests {
     fn a_wake_reaches_the_followers_subscribers_only() {
         let wakes = FollowerWakes::default();
         // Nobody subscribed yet: nothing to wake, nothing kept.
-        wakes.changed(2, part(1), true);
+        wakes.changed(2, part(1));
         let mut two = wakes.subscribe(2);
         let three = wakes.subscribe(3);
         assert!(!two.has_changed().unwrap());
-        wakes.changed(2, part(1), true);
+        wakes.changed(2, part(1));
         assert!(two.has_changed().unwrap());
         assert!(!three.has_changed().unwrap());
         two.mark_unchanged();
-        // A later subscriber sees only later wakes; a HW move is journaled
-        // without waking.
+        // A later subscriber sees only later wakes.
         let mut late = wakes.subscribe(2);
         assert!(!late.has_changed().unwrap());
-        wakes.changed(2, part(2), false);
-        wakes.changed(3, part(1), true);
+        wakes.changed(3, part(1));
         assert!(three.has_changed().unwrap());
         assert!(!two.has_changed().unwrap());
         assert!(!late.has_changed().unwrap());
+        wakes.changed(2, part(2));
+        assert!(two.has_changed().unwrap());
+        assert!(late.has_changed().unwrap());
         late.mark_unchanged();
+    }
+
+    #[test]
+    fn a_change_after_a_read_is_journaled_anew_not_folded_into_what_was_read() {
+        let wakes = FollowerWakes::default();
+        let from = wakes.head(2);
+        wakes.changed(2, part(1));
+        wakes.changed(2, part(1));
+        // Unread: the repeat folded into one entry.
+        let read = wakes.since(2, from);
+        assert_eq!(read.parts, Some(vec![part(1)]));
+        // Read up to here: the same partition changing again must show.
+        wakes.changed(2, part(1));
+        let again = wakes.since(2, read.upto);
+        assert_eq!(again.parts, Some(vec![part(1)]));
+        // A session created (head) past an entry sees a later change too.
+        wakes.changed(2, part(3));
+        let created = wakes.head(2);
+        wakes.changed(2, part(3));
+        assert_eq!(wakes.since(2, created).parts, Some(vec![part(3)]));
     }
 
     #[test]
     fn the_journal_lists_changes_since_a_point_and_admits_what_it_dropped() {
         let wakes = FollowerWakes::default();
         assert_eq!(wakes.head(2), 0);
-        wakes.changed(2, part(1), true);
-        wakes.changed(2, part(1), true);
-        wakes.changed(2, part(2), false);
-        wakes.changed(2, part(1), true);
+        wakes.changed(2, part(1));
+        wakes.changed(2, part(1));
+        wakes.changed(2, part(2));
+        wakes.changed(2, part(1));
         assert_eq!(
             wakes.since(2, 0),
             Changes {
@@ -196,7 +223,7 @@ mod tests {
         assert_eq!(wakes.since(2, 9).parts, None);
         assert_eq!(wakes.since(7, 0).parts, None);
         for i in 0..JOURNAL_CAP {
-            wakes.changed(2, part(3 + (i % 2) as u8), false);
+            wakes.changed(2, part(3 + (i % 2) as u8));
         }
         let head = wakes.head(2);
         assert_eq!(head, 3 + JOURNAL_CAP as u64);
