@@ -239,7 +239,9 @@ impl Broker {
         }
         let isr_wake = Arc::new(tokio::sync::Notify::new());
         let inline_flushes = Arc::new(crate::partition::InlineFlushes::default());
-        let follower_wakes = Arc::new(crate::partition::FollowerWakes::default());
+        let follower_wakes = Arc::new(crate::partition::FollowerWakes::new(
+            config.rack_aware_fetch(),
+        ));
         let mut load: HashMap<PathBuf, usize> = HashMap::new();
         for t in image.topics.values() {
             let name = &t.name;

@@ -9,10 +9,11 @@
 //! follower's progress in the partition's state machine (which may move the
 //! HW), and long-polls on one wake-up for every partition it replicates from
 //! here (`crate::partition::FollowerWakes`), and on the partitions it must
-//! replicate but does not fetch yet (`crate::replication::unfetched`). Its
-//! incremental session's long-poll also ends when a partition's HW moves
-//! past what it was last told (KIP-1166), so a follower's HW trails the
-//! leader's by one round trip, not by the next append or a whole long-poll.
+//! replicate but does not fetch yet (`crate::replication::unfetched`). When
+//! consumers may read from followers, its incremental session's long-poll
+//! also ends when a partition's HW moves past what it was last told
+//! (KIP-1166), so a follower's HW trails the leader's by one round trip, not
+//! by the next append or a whole long-poll.
 //!
 //! Follower fetching (KIP-392): with `replica.selector.class` set to the
 //! rack-aware selector, a leader tells a consumer that sent `rack_id` (v11+)
@@ -117,6 +118,7 @@ pub(super) async fn handle(ctx: Ctx, req: FetchRequest) -> Reply {
         replica,
         rack,
         follower_reads: replica.is_none() && ctx.version >= 11,
+        hw_news: replica.is_some() && ctx.broker.follower_wakes().hw_wakes(),
     };
     let max_wait = max_wait_of(&req);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
@@ -227,6 +229,9 @@ struct Fetcher {
     rack: Option<String>,
     /// A consumer that may read from a follower (v11+).
     follower_reads: bool,
+    /// A follower whose long-poll ends on any new answer, a HW move too
+    /// (see [`Built::answers_now`]).
+    hw_news: bool,
 }
 
 /// Resolve with the index of the first of `futs` to resolve (a tiny
@@ -304,13 +309,15 @@ struct Built {
 
 impl Built {
     /// Whether a long-poll answers now: `min_bytes` of records, an error,
-    /// or, for a follower's incremental session, any partition with a new
-    /// answer. A follower's HW then moves as soon as the leader's does
-    /// (KIP-1166), instead of at its next append or at the end of its
-    /// long-poll: consumers that read from the follower (KIP-392) read up
-    /// to its HW, and a follower elected leader starts from it.
+    /// or, for a follower's incremental session while consumers may read
+    /// from followers, any partition with a new answer. A follower's HW then
+    /// moves as soon as the leader's does (KIP-1166), instead of at its next
+    /// append or at the end of its long-poll: consumers that read from the
+    /// follower (KIP-392) read up to its HW. Otherwise nobody reads at a
+    /// follower's HW, and the extra round per HW move is not worth its CPU
+    /// (`benches/results/replication.md`).
     fn answers_now(&self, min_bytes: usize, who: &Fetcher) -> bool {
-        self.total >= min_bytes || any_error(&self.resp) || (who.replica.is_some() && self.news)
+        self.total >= min_bytes || any_error(&self.resp) || (who.hw_news && self.news)
     }
 }
 

@@ -30,6 +30,11 @@ pub type PartId = (Uuid, i32);
 #[derive(Debug, Default)]
 pub struct FollowerWakes {
     followers: RwLock<HashMap<i32, Arc<Follower>>>,
+    /// HW moves wake the followers too, not only appends: set when
+    /// consumers may read from followers (KIP-392), whose HW they read up to
+    /// (KIP-1166). Otherwise a follower learns a HW move with its next
+    /// round, and the records-free round each HW move would cost is saved.
+    hw_wakes: bool,
 }
 
 #[derive(Debug)]
@@ -63,6 +68,19 @@ pub struct Changes {
 }
 
 impl FollowerWakes {
+    /// `hw_wakes`: whether HW moves wake the followers (see the field).
+    pub fn new(hw_wakes: bool) -> Self {
+        Self {
+            hw_wakes,
+            ..Self::default()
+        }
+    }
+
+    /// Whether HW moves wake the followers' long-polls.
+    pub fn hw_wakes(&self) -> bool {
+        self.hw_wakes
+    }
+
     fn get(&self, follower: i32) -> Option<Arc<Follower>> {
         self.followers
             .read()
@@ -88,8 +106,9 @@ impl FollowerWakes {
             .clone()
     }
 
-    /// A receiver that changes at every append and HW move, from now on, of
-    /// a partition led here that `follower` replicates. The journal is kept from the
+    /// A receiver that changes at every append (and HW move, with
+    /// `hw_wakes`), from now on, of a partition led here that `follower`
+    /// replicates. The journal is kept from the
     /// first call on.
     pub fn subscribe(&self, follower: i32) -> watch::Receiver<i64> {
         self.get_or_add(follower).wake.subscribe()
@@ -104,10 +123,11 @@ impl FollowerWakes {
         j.next
     }
 
-    /// `part`'s answer to `follower` may have changed (new records, a HW
-    /// move): journal it and wake the follower's long-polls. Nothing is kept
-    /// for a follower that never fetched here.
-    pub fn changed(&self, follower: i32, part: PartId) {
+    /// `part`'s answer to `follower` may have changed (new records when
+    /// `appended`, else a HW move): journal it and wake the follower's
+    /// long-polls (for a HW move only with `hw_wakes`). Nothing is kept for
+    /// a follower that never fetched here.
+    pub fn changed(&self, follower: i32, part: PartId, appended: bool) {
         let Some(f) = self.get(follower) else {
             return;
         };
@@ -124,7 +144,9 @@ impl FollowerWakes {
                 j.next += 1;
             }
         }
-        f.wake.send_modify(|n| *n = n.wrapping_add(1));
+        if appended || self.hw_wakes {
+            f.wake.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// The partitions journaled for `follower` from sequence number `from`.
@@ -161,44 +183,60 @@ mod tests {
     fn a_wake_reaches_the_followers_subscribers_only() {
         let wakes = FollowerWakes::default();
         // Nobody subscribed yet: nothing to wake, nothing kept.
-        wakes.changed(2, part(1));
+        wakes.changed(2, part(1), true);
         let mut two = wakes.subscribe(2);
         let three = wakes.subscribe(3);
         assert!(!two.has_changed().unwrap());
-        wakes.changed(2, part(1));
+        wakes.changed(2, part(1), true);
         assert!(two.has_changed().unwrap());
         assert!(!three.has_changed().unwrap());
         two.mark_unchanged();
         // A later subscriber sees only later wakes.
         let mut late = wakes.subscribe(2);
         assert!(!late.has_changed().unwrap());
-        wakes.changed(3, part(1));
+        wakes.changed(3, part(1), true);
         assert!(three.has_changed().unwrap());
         assert!(!two.has_changed().unwrap());
         assert!(!late.has_changed().unwrap());
-        wakes.changed(2, part(2));
+        wakes.changed(2, part(2), true);
         assert!(two.has_changed().unwrap());
         assert!(late.has_changed().unwrap());
         late.mark_unchanged();
     }
 
     #[test]
+    fn a_hw_move_wakes_followers_only_when_they_serve_consumers() {
+        for hw_wakes in [false, true] {
+            let wakes = FollowerWakes::new(hw_wakes);
+            let from = wakes.head(2);
+            let mut rx = wakes.subscribe(2);
+            wakes.changed(2, part(1), false);
+            assert_eq!(rx.has_changed().unwrap(), hw_wakes);
+            rx.mark_unchanged();
+            // Journaled either way.
+            assert_eq!(wakes.since(2, from).parts, Some(vec![part(1)]));
+            wakes.changed(2, part(1), true);
+            assert!(rx.has_changed().unwrap());
+        }
+    }
+
+    #[test]
     fn a_change_after_a_read_is_journaled_anew_not_folded_into_what_was_read() {
         let wakes = FollowerWakes::default();
         let from = wakes.head(2);
-        wakes.changed(2, part(1));
-        wakes.changed(2, part(1));
+        wakes.changed(2, part(1), true);
+        wakes.changed(2, part(1), true);
         // Unread: the repeat folded into one entry.
         let read = wakes.since(2, from);
         assert_eq!(read.parts, Some(vec![part(1)]));
         // Read up to here: the same partition changing again must show.
-        wakes.changed(2, part(1));
+        wakes.changed(2, part(1), true);
         let again = wakes.since(2, read.upto);
         assert_eq!(again.parts, Some(vec![part(1)]));
         // A session created (head) past an entry sees a later change too.
-        wakes.changed(2, part(3));
+        wakes.changed(2, part(3), true);
         let created = wakes.head(2);
-        wakes.changed(2, part(3));
+        wakes.changed(2, part(3), true);
         assert_eq!(wakes.since(2, created).parts, Some(vec![part(3)]));
     }
 
@@ -206,10 +244,10 @@ mod tests {
     fn the_journal_lists_changes_since_a_point_and_admits_what_it_dropped() {
         let wakes = FollowerWakes::default();
         assert_eq!(wakes.head(2), 0);
-        wakes.changed(2, part(1));
-        wakes.changed(2, part(1));
-        wakes.changed(2, part(2));
-        wakes.changed(2, part(1));
+        wakes.changed(2, part(1), true);
+        wakes.changed(2, part(1), true);
+        wakes.changed(2, part(2), true);
+        wakes.changed(2, part(1), true);
         assert_eq!(
             wakes.since(2, 0),
             Changes {
@@ -223,7 +261,7 @@ mod tests {
         assert_eq!(wakes.since(2, 9).parts, None);
         assert_eq!(wakes.since(7, 0).parts, None);
         for i in 0..JOURNAL_CAP {
-            wakes.changed(2, part(3 + (i % 2) as u8));
+            wakes.changed(2, part(3 + (i % 2) as u8), true);
         }
         let head = wakes.head(2);
         assert_eq!(head, 3 + JOURNAL_CAP as u64);

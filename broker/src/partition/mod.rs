@@ -111,13 +111,14 @@ impl Shared {
         let mut st = self.lock();
         let fx = st.step(event, monotonic_ms());
         if st.is_leader() && (appended || fx.hw.is_some()) {
-            // The followers' sessions read this partition next round, and
-            // their long-polls end: new records to fetch, or a HW to learn
-            // (KIP-1166: a follower's HW, which its own consumers read up
-            // to, is not left behind until the next append).
+            // The followers' sessions read this partition next round; new
+            // records end their long-polls, and so does a HW move when
+            // consumers may read from followers (KIP-1166: a follower's HW,
+            // which those consumers read up to, is not left behind until
+            // the next append).
             for &r in st.replicas() {
                 if r != st.node_id() {
-                    self.follower_wakes.changed(r, self.id);
+                    self.follower_wakes.changed(r, self.id, appended);
                 }
             }
         }
