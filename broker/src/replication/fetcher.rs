@@ -79,21 +79,23 @@ struct Carried {
     full_due: bool,
 }
 
-/// How often a fetcher builds its request from every partition even when
-/// nothing it tracks changed: what it does not track (its own log start
-/// moving by retention, a log turning offline) reaches the leader within
-/// this long.
+/// How often, at least, a fetcher builds its request from every partition
+/// even when nothing it tracks changed: what it does not track (its own log
+/// start moving by retention, a log turning offline) reaches the leader
+/// within this long, or within one `replica.fetch.wait.max.ms` when that is
+/// longer (an idle fetcher's rounds come no faster).
 const FULL_BUILD_EVERY_MS: u64 = 1_000;
 
 impl Carried {
     /// Whether this round's request is built from every partition, given
-    /// the session and throttle. Otherwise only `answered` is rebuilt and the
-    /// rest of the session stands as last sent.
-    fn full(&self, session_open: bool, throttle_on: bool, now_ms: u64) -> bool {
+    /// the session, the throttle and the interval between full builds
+    /// (`every_ms`). Otherwise only `answered` is rebuilt and the rest of
+    /// the session stands as last sent.
+    fn full(&self, session_open: bool, throttle_on: bool, now_ms: u64, every_ms: u64) -> bool {
         self.full_due
             || !session_open
             || throttle_on
-            || now_ms.saturating_sub(self.full_at) >= FULL_BUILD_EVERY_MS
+            || now_ms.saturating_sub(self.full_at) >= every_ms
     }
 }
 
@@ -378,7 +380,10 @@ async fn fetch(
     };
     let open = throttle.allows(now);
     let max_bytes = config.replica_fetch_max_bytes;
-    let mut full = carried.full(session.is_open(), throttle.is_on(), now);
+    let every = u64::try_from(config.replica_fetch_wait_max_ms)
+        .unwrap_or(0)
+        .max(FULL_BUILD_EVERY_MS);
+    let mut full = carried.full(session.is_open(), throttle.is_on(), now, every);
     let mut topics: Vec<FetchTopic> = Vec::new();
     if !full {
         carried.answered.sort_unstable();
@@ -553,20 +558,25 @@ mod tests {
             full_at: 10_000,
             ..Default::default()
         };
+        let every = FULL_BUILD_EVERY_MS;
         assert!(
-            !c.full(true, false, 10_500),
+            !c.full(true, false, 10_500, every),
             "within the interval, a session open"
         );
         assert!(
-            c.full(false, false, 10_500),
+            c.full(false, false, 10_500, every),
             "no session: the request is full"
         );
         assert!(
-            c.full(true, true, 10_500),
+            c.full(true, true, 10_500, every),
             "the follower throttle picks partitions per round"
         );
-        assert!(c.full(true, false, 11_000), "the interval is up");
+        assert!(c.full(true, false, 11_000, every), "the interval is up");
+        assert!(
+            !c.full(true, false, 11_000, 30_000),
+            "a longer interval is not"
+        );
         c.full_due = true;
-        assert!(c.full(true, false, 10_001), "the assignment changed");
+        assert!(c.full(true, false, 10_001, every), "the assignment changed");
     }
 }
