@@ -1436,19 +1436,25 @@ fn records_out(c: &Cluster, node: i32, topic: &str) -> Result<f64> {
         .unwrap_or(0.0))
 }
 
+/// `opts` with a rack per node and the rack-aware replica selector
+/// (KIP-392): a consumer that sets `client.rack` reads from the replica in
+/// its rack.
+fn follower_fetching(mut opts: ClusterOptions) -> ClusterOptions {
+    opts.racks = true;
+    opts.extra.push((
+        "replica.selector.class".into(),
+        "\"org.apache.kafka.common.replica.RackAwareReplicaSelector\"".into(),
+    ));
+    opts
+}
+
 /// KIP-392: with the rack-aware replica selector, a consumer whose
 /// `client.rack` is a follower's rack is sent to that follower and reads
 /// every record there (the leader serves it none).
 #[test]
 fn a_consumer_reads_from_a_follower_in_its_rack() -> Result<()> {
     const N: usize = 2_000;
-    let mut o = options(BASE_FOLLOWER_FETCH);
-    o.racks = true;
-    o.extra.push((
-        "replica.selector.class".into(),
-        "\"org.apache.kafka.common.replica.RackAwareReplicaSelector\"".into(),
-    ));
-    with_cluster_opts(o, |c, rt| {
+    with_cluster_opts(follower_fetching(options(BASE_FOLLOWER_FETCH)), |c, rt| {
         create_topic(rt, &c.bootstrap(), "2")?;
         let before = wait_isr(c, &c.bootstrap(), 3)?;
         let leader = before[&0].0;
@@ -1495,12 +1501,7 @@ fn a_consumer_reads_from_a_follower_in_its_rack() -> Result<()> {
 fn a_follower_learns_each_high_watermark_without_waiting_out_its_long_poll() -> Result<()> {
     const N: usize = 6;
     const SEE_WITHIN: Duration = Duration::from_secs(10);
-    let mut o = thirty_second_long_poll(BASE_HW_WAKE);
-    o.racks = true;
-    o.extra.push((
-        "replica.selector.class".into(),
-        "\"org.apache.kafka.common.replica.RackAwareReplicaSelector\"".into(),
-    ));
+    let o = follower_fetching(thirty_second_long_poll(BASE_HW_WAKE));
     with_cluster_opts(o, |c, rt| {
         create_topic(rt, &c.bootstrap(), "2")?;
         let before = wait_isr(c, &c.bootstrap(), 3)?;
