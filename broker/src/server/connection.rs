@@ -96,8 +96,7 @@ pub enum Reply {
 /// been handled. A connection that finds the budget spent stops reading until
 /// it is not, and TCP pushes back on its client (Kafka's memory pool mutes the
 /// channel the same way). With a share the whole frame is allocated at once;
-/// bytes read ahead without one are bounded per connection by the read and
-/// reserve chunks (16 + 64 KiB).
+/// without a budget, up to [`UNBUDGETED_RESERVE`] of it.
 #[derive(Debug, Clone)]
 pub struct RequestBudget {
     bytes: Option<(Arc<Semaphore>, usize)>,
@@ -314,16 +313,17 @@ async fn read_loop(
                     s = budget.take(size) => s,
                     _ = shutdown.changed() => return "shutdown",
                 };
-                if share.is_some() {
-                    // The budget covers the whole frame: receive it into one
-                    // allocation, in large reads, instead of growing the buffer
-                    // 16–64 KiB at a time (each regrowth copies what has
-                    // arrived so far).
-                    let missing = size.saturating_sub(buf.len());
-                    if buf.capacity() - buf.len() < missing {
-                        buf.reserve(missing);
-                    }
-                }
+                // Receive the frame into one allocation, in large reads,
+                // instead of growing the buffer 16–64 KiB at a time (each
+                // regrowth copies what has arrived so far, and each small read
+                // is one more wake-up). A budget share covers the whole frame;
+                // without a budget (the default), up to `UNBUDGETED_RESERVE`.
+                let cap = if share.is_some() {
+                    size
+                } else {
+                    size.min(UNBUDGETED_RESERVE)
+                };
+                reserve_frame(&mut buf, cap);
             }
         }
         let read = tokio::select! {
@@ -364,6 +364,25 @@ async fn peer_gone(stream: &TcpStream) -> bool {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => return true,
         }
+    }
+}
+
+/// The most of a frame's announced size reserved up front when
+/// `queued.max.request.bytes` is unbounded (Kafka allocates a request's whole
+/// buffer as soon as its size is read). Reserving only maps address space: the
+/// pages become memory as bytes arrive, so a client that announces a large
+/// frame and sends nothing costs no more than before; the cap bounds the
+/// address space such a client holds (a 1 MB batch of a producer's default
+/// `batch.size` fits in one allocation).
+const UNBUDGETED_RESERVE: usize = 4 << 20;
+
+/// Make room in `buf` (which holds the start of the frame being read) for the
+/// rest of a frame of `frame` bytes, in one allocation: the buffer's own when
+/// nothing else still holds it, else a new one.
+fn reserve_frame(buf: &mut BytesMut, frame: usize) {
+    let missing = frame.saturating_sub(buf.len());
+    if buf.capacity() - buf.len() < missing {
+        buf.reserve(missing);
     }
 }
 
@@ -482,5 +501,35 @@ mod capture {
         if let Err(e) = std::fs::write(&path, frame) {
             tracing::warn!(path = %path.display(), error = %e, "request capture failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_received_into_one_allocation() {
+        // The start of a 1 MiB frame has arrived: the rest fits without a
+        // regrowth, and the bytes already read stay in place.
+        let mut buf = BytesMut::with_capacity(16 << 10);
+        buf.extend_from_slice(&[7u8; 100]);
+        reserve_frame(&mut buf, 1 << 20);
+        assert!(buf.capacity() >= 1 << 20, "capacity {}", buf.capacity());
+        assert_eq!(&buf[..], &[7u8; 100][..]);
+        let before = buf.as_ptr();
+        buf.extend_from_slice(&vec![1u8; (1 << 20) - 100]);
+        assert_eq!(buf.as_ptr(), before, "the frame's bytes moved");
+
+        // A buffer already large enough is left alone; a frame shorter than
+        // what arrived (the next frame's bytes follow) asks for nothing.
+        let mut big = BytesMut::with_capacity(2 << 20);
+        let ptr = big.as_ptr();
+        reserve_frame(&mut big, 1 << 20);
+        assert_eq!(big.as_ptr(), ptr);
+        let mut ahead = BytesMut::from(&[0u8; 64][..]);
+        let cap = ahead.capacity();
+        reserve_frame(&mut ahead, 10);
+        assert_eq!(ahead.capacity(), cap);
     }
 }
