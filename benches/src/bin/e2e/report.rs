@@ -129,7 +129,16 @@ pub fn render(
     writeln!(md, "- consumer: {}; everything else (`fetch.max.bytes`, `max.partition.fetch.bytes`, …) librdkafka's defaults. `fetch.queue.backoff.ms` is lowered from its 1 s default because librdkafka then stops fetching for a whole second each time its local queue passes `queued.min.messages`, at random points of a run, which made consume figures bimodal (about 30 vs 150 MB/s at 100 B, for brook and the limit alike).", consumer_config("…").iter().skip(1).map(|(k, v)| format!("`{k}={v}`")).collect::<Vec<_>>().join(", "))?;
     writeln!(
         md,
-        "- brook: default config (acks=all is acknowledged after fsync, group-committed).\n"
+        "- brook: default config (acks=all is acknowledged after fsync, group-committed)."
+    )?;
+    writeln!(
+        md,
+        "- memory: {}\n",
+        if args.warm_memory {
+            "`--warm-memory`: before each target's produce phase the harness wrote and deleted a file 1.2 times the run's data, so the page cache brook fills is memory this guest touched a moment before (as a broker in service recycles its page cache), not memory the balloon handed back to the host"
+        } else {
+            "as the kernel hands it out (on a VM whose balloon reports free pages to the host, memory free for a few seconds costs a host fault per page on its first write; `--warm-memory` avoids that)"
+        }
     )?;
     writeln!(
         md,
@@ -169,13 +178,40 @@ pub fn render(
             bmax / 1024.0,
             args.sink_batch_bytes / 1024
         )?;
+        let (pm, pmin, pmax) = stats(case.page_cache.clone());
+        writeln!(
+            md,
+            "Page-cache reference (the sink keeps nothing): the run's bytes as 1 MB buffered writes into a new file in the data dirs' filesystem, {}, once per run: median {pm:.1} MB/s ({pmin:.1}–{pmax:.1}).\n",
+            if args.warm_memory { "into memory warmed just before" } else { "into whatever memory the kernel hands out" }
+        )?;
+        let mut storage = pm;
         if !case.disk_sync.is_empty() {
             let (dm, dmin, dmax) = stats(case.disk_sync.clone());
+            storage = dm;
             writeln!(
                 md,
                 "Storage reference (the sink does not write to disk): 1 MB sequential writes each followed by fdatasync, in the data dirs' filesystem, once per run: median {dm:.1} MB/s ({dmin:.1}–{dmax:.1}).\n"
             )?;
         }
+        let produce = |runs: &[(Duration, Duration)]| {
+            stats(
+                runs.iter()
+                    .map(|r| mb_per_s(case.records, case.size, r.0))
+                    .collect(),
+            )
+            .0
+        };
+        let limit = produce(&case.sink).min(storage);
+        writeln!(
+            md,
+            "brook produce against the smaller of the limit and the {} reference: {:.2}.\n",
+            if case.disk_sync.is_empty() {
+                "page-cache"
+            } else {
+                "fdatasync"
+            },
+            produce(&case.brook) / limit
+        )?;
     }
     Ok(md)
 }

@@ -169,6 +169,29 @@ pub fn mean_stored_batch(data: &Path, topic: &str) -> Result<f64> {
     Ok(bytes as f64 / batches as f64)
 }
 
+/// Throughput (MB/s) of sequential `DISK_PROBE_CHUNK`-byte buffered writes of
+/// `total` bytes (no fsync) into a new temp file under `parent`, deleted
+/// after: the rate at which this machine takes new data into the page cache,
+/// the storage side of what acks=1 costs a broker (the sink keeps nothing).
+/// On a VM whose balloon reports free pages to the host, it depends on how
+/// long the memory it lands in has been free (see `--warm-memory`).
+pub fn page_cache_rate(parent: Option<&Path>, total: usize) -> Result<f64> {
+    let file = match parent {
+        Some(p) => tempfile::NamedTempFile::new_in(p),
+        None => tempfile::NamedTempFile::new(),
+    }
+    .context("creating the page-cache probe file")?;
+    let mut f = file.as_file();
+    let chunk = vec![0x5a_u8; DISK_PROBE_CHUNK];
+    let start = Instant::now();
+    let mut written = 0;
+    while written < total {
+        f.write_all(&chunk)?;
+        written += chunk.len();
+    }
+    Ok(written as f64 / start.elapsed().as_secs_f64() / 1e6)
+}
+
 /// Throughput (MB/s) of sequential `DISK_PROBE_CHUNK`-byte writes, each followed by
 /// `fdatasync`, into a temp file under `parent` (default: the system temp dir):
 /// roughly what acks=all costs a broker that syncs every produce request, without
