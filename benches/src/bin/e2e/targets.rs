@@ -176,20 +176,7 @@ pub fn mean_stored_batch(data: &Path, topic: &str) -> Result<f64> {
 /// On a VM whose balloon reports free pages to the host, it depends on how
 /// long the memory it lands in has been free (see `--warm-memory`).
 pub fn page_cache_rate(parent: Option<&Path>, total: usize) -> Result<f64> {
-    let file = match parent {
-        Some(p) => tempfile::NamedTempFile::new_in(p),
-        None => tempfile::NamedTempFile::new(),
-    }
-    .context("creating the page-cache probe file")?;
-    let mut f = file.as_file();
-    let chunk = vec![0x5a_u8; DISK_PROBE_CHUNK];
-    let start = Instant::now();
-    let mut written = 0;
-    while written < total {
-        f.write_all(&chunk)?;
-        written += chunk.len();
-    }
-    Ok(written as f64 / start.elapsed().as_secs_f64() / 1e6)
+    write_rate(parent, total, false)
 }
 
 /// Throughput (MB/s) of sequential `DISK_PROBE_CHUNK`-byte writes, each followed by
@@ -197,6 +184,10 @@ pub fn page_cache_rate(parent: Option<&Path>, total: usize) -> Result<f64> {
 /// roughly what acks=all costs a broker that syncs every produce request, without
 /// the group commit that lets brook share one sync between concurrent requests.
 pub fn disk_sync_rate(parent: Option<&Path>, total: usize) -> Result<f64> {
+    write_rate(parent, total, true)
+}
+
+fn write_rate(parent: Option<&Path>, total: usize, sync_each: bool) -> Result<f64> {
     let file = match parent {
         Some(p) => tempfile::NamedTempFile::new_in(p),
         None => tempfile::NamedTempFile::new(),
@@ -208,7 +199,9 @@ pub fn disk_sync_rate(parent: Option<&Path>, total: usize) -> Result<f64> {
     let mut written = 0;
     while written < total {
         f.write_all(&chunk)?;
-        f.sync_data()?;
+        if sync_each {
+            f.sync_data()?;
+        }
         written += chunk.len();
     }
     Ok(written as f64 / start.elapsed().as_secs_f64() / 1e6)
