@@ -13,6 +13,11 @@
 # batch.size=1000000, compression none, idempotence on for acks=all (off
 # with IDEMPOTENCE=false); one partition. Prints each run and writes a markdown table of medians to OUTPUT
 # (default benches/results/perf-tool.md). BROOK_BIN picks the brook binary (A/B runs).
+# WARM=1 writes and deletes a file 1.2 times the run's data beside it just
+# before each run (either target), so the page cache brook fills is memory
+# this guest touched a moment before: on a VM whose balloon reports free
+# pages to the host, memory free for a few seconds costs a host fault per
+# page on its first write (benches/results/e2e.md), which the sink never pays.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5} size=${2:-100} acks=${3:-1} count=${4:-5000000}
@@ -131,11 +136,18 @@ run_tool() {
 runs=$work/runs.txt
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M:%S')
+warm=${WARM:-0}
+[[ $warm =~ ^[01]$ ]] || { echo "WARM must be 0 or 1, not '$warm'" >&2; exit 2; }
+warm_mb=$((size * count * 12 / 10 / 1000000 + 1))
 for i in $(seq "$rounds"); do
     order="brook sink"
     [ $((i % 2)) = 0 ] && order="sink brook"
     for target in $order; do
         if [ "$target" = brook ]; then start_brook "$i"; else start_sink "$i"; fi
+        if [ "$warm" = 1 ]; then
+            dd if=/dev/zero of="$work/warm" bs=1M count="$warm_mb" 2>/dev/null
+            rm "$work/warm"
+        fi
         rate=$(run_tool "$bootstrap")
         kill "${pids[-1]}"
         wait "${pids[-1]}" 2>/dev/null || true
@@ -170,7 +182,12 @@ fi
     echo "- date (UTC, start): $started; commit: $(git rev-parse --short HEAD)"
     echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load average at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- tool: \`examples/rdkafka_performance.c\` of rdkafka-sys $rdk_version (librdkafka ${rdk_version#*+}), built by this script with gcc"
-    echo "- run: \`benches/perf-tool.sh $rounds $size $acks $count\`: $rounds rounds, each a fresh brook (default config, data under $data_parent) and a fresh sink, the order alternating"
+    echo "- run: \`$([ "$warm" = 1 ] && echo "WARM=1 ")benches/perf-tool.sh $rounds $size $acks $count\`: $rounds rounds, each a fresh brook (default config, data under $data_parent) and a fresh sink, the order alternating"
+    if [ "$warm" = 1 ]; then
+        echo "- memory: \`WARM=1\`: $warm_mb MB written and deleted beside the data just before each run"
+    else
+        echo "- memory: as the kernel hands it out (no WARM=1)"
+    fi
     echo "- tool settings: \`-P -s $size -c $count -a $tool_acks -X linger.ms=5 -X batch.size=1000000 -X compression.type=none -X enable.idempotence=$idem\`, one partition"
     echo
     echo "| target | median msgs/s | median MB/s | runs (msgs/s) |"
