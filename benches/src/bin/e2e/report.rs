@@ -153,18 +153,17 @@ pub fn render(
         )?;
         writeln!(md, "| phase | brook MB/s | brook spread | brook records/s | limit MB/s | limit spread | limit records/s | ratio |")?;
         writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+        // Median, min and max MB/s of one phase (0: produce, 1: consume).
+        let rate = |runs: &[(Duration, Duration)], pick: usize| {
+            stats(
+                runs.iter()
+                    .map(|r| mb_per_s(case.records, case.size, if pick == 0 { r.0 } else { r.1 }))
+                    .collect(),
+            )
+        };
         for (phase, pick) in [("produce", 0usize), ("consume", 1)] {
-            let rate = |runs: &[(Duration, Duration)]| {
-                stats(
-                    runs.iter()
-                        .map(|r| {
-                            mb_per_s(case.records, case.size, if pick == 0 { r.0 } else { r.1 })
-                        })
-                        .collect(),
-                )
-            };
-            let (bm, bmin, bmax) = rate(&case.brook);
-            let (sm, smin, smax) = rate(&case.sink);
+            let (bm, bmin, bmax) = rate(&case.brook, pick);
+            let (sm, smin, smax) = rate(&case.sink, pick);
             let to_rps = |mb: f64| mb * 1e6 / case.size as f64;
             writeln!(md, "| {phase} | {bm:.1} | {bmin:.1}–{bmax:.1} | {:.0} | {sm:.1} | {smin:.1}–{smax:.1} | {:.0} | {:.2} |",
                 to_rps(bm), to_rps(sm), bm / sm)?;
@@ -193,15 +192,7 @@ pub fn render(
                 "Storage reference (the sink does not write to disk): 1 MB sequential writes each followed by fdatasync, in the data dirs' filesystem, once per run: median {dm:.1} MB/s ({dmin:.1}–{dmax:.1}).\n"
             )?;
         }
-        let produce = |runs: &[(Duration, Duration)]| {
-            stats(
-                runs.iter()
-                    .map(|r| mb_per_s(case.records, case.size, r.0))
-                    .collect(),
-            )
-            .0
-        };
-        let limit = produce(&case.sink).min(storage);
+        let limit = rate(&case.sink, 0).0.min(storage);
         writeln!(
             md,
             "brook produce against the smaller of the limit and the {} reference: {:.2}.\n",
@@ -210,7 +201,7 @@ pub fn render(
             } else {
                 "fdatasync"
             },
-            produce(&case.brook) / limit
+            rate(&case.brook, 0).0 / limit
         )?;
     }
     Ok(md)
