@@ -23,7 +23,10 @@
 //!
 //! Concurrency: one task per connection; requests are answered in order, as Kafka
 //! requires. The only shared mutable state is the produce offset counter (atomic).
-//! Nothing is written to disk, so a crash loses nothing.
+//! Nothing is written to disk, so a crash loses nothing; unless the sink is
+//! built with a [`Store`] (`e2e sink --store-dir`), which appends every produced
+//! record set to a file and syncs it: the *storing sink*, whose figure is the
+//! ceiling for any broker that keeps its records (see [`store`]).
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -38,8 +41,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod handlers;
+pub mod store;
 
 use handlers::handle;
+pub use store::Store;
 
 /// Read at least this much per socket read: produce requests are up to ~1 MB.
 const READ_CHUNK: usize = 256 * 1024;
@@ -153,6 +158,7 @@ pub struct Sink {
     template: FetchTemplate,
     log_end: i64,
     next_offset: AtomicI64,
+    store: Option<Arc<Store>>,
 }
 
 impl Sink {
@@ -173,6 +179,19 @@ impl Sink {
             template,
             log_end,
             next_offset: AtomicI64::new(0),
+            store: None,
+        })
+    }
+
+    /// The storing sink: the same, with every produced record set appended to
+    /// `store` (acks=all answered after an `fdatasync` covering it).
+    ///
+    /// # Errors
+    /// As [`Sink::new`].
+    pub fn storing(cfg: SinkConfig, store: Arc<Store>) -> Result<Self, SinkError> {
+        Ok(Self {
+            store: Some(store),
+            ..Self::new(cfg)?
         })
     }
 
@@ -216,6 +235,9 @@ where
 struct Out {
     small: BytesMut,
     queue: Vec<Bytes>,
+    /// Store position the queued responses wait for: acks=all produce
+    /// answers go out only once it is durable.
+    sync_to: Option<u64>,
 }
 
 impl Out {
@@ -234,7 +256,10 @@ impl Out {
         }
     }
 
-    async fn write_to(&mut self, stream: &mut TcpStream) -> Result<(), SinkError> {
+    async fn write_to<W: AsyncWriteExt + Unpin>(
+        &mut self,
+        stream: &mut W,
+    ) -> Result<(), SinkError> {
         self.flush_small();
         for b in self.queue.drain(..) {
             stream.write_all(&b).await?;
@@ -248,6 +273,9 @@ async fn connection(
     advertised: std::net::SocketAddr,
     sink: &Sink,
 ) -> Result<(), SinkError> {
+    if let Some(store) = &sink.store {
+        return storing_connection(stream, advertised, sink, store).await;
+    }
     let mut frames = FrameDecoder::new(DEFAULT_MAX_FRAME);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Out::default();
@@ -267,6 +295,95 @@ async fn connection(
             return Ok(());
         }
     }
+}
+
+/// Responses of the storing sink on their way to the writer half.
+struct Pending {
+    /// Store position they wait for (acks=all), if any.
+    sync_to: Option<u64>,
+    /// A long-poll's wait before they go out.
+    delay: Option<std::time::Duration>,
+    out: Out,
+}
+
+/// The storing sink's connection: the reader half keeps reading and storing
+/// while the writer half holds each answer back until the flusher's sync
+/// covers what it acknowledges, as a broker with group commit does. At most
+/// [`PENDING_MAX`] batches of answers wait; the reader then waits too.
+async fn storing_connection(
+    stream: TcpStream,
+    advertised: std::net::SocketAddr,
+    sink: &Sink,
+    store: &Store,
+) -> Result<(), SinkError> {
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(PENDING_MAX);
+    let writer = async move {
+        while let Some(mut p) = rx.recv().await {
+            if let Some(end) = p.sync_to {
+                store.synced(end).await?;
+            }
+            if let Some(d) = p.delay {
+                tokio::time::sleep(d).await;
+            }
+            p.out.write_to(&mut wr).await?;
+        }
+        Ok::<(), SinkError>(())
+    };
+    let reader = async move {
+        let mut frames = FrameDecoder::new(DEFAULT_MAX_FRAME);
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        loop {
+            let mut out = Out::default();
+            while let Some(frame) = frames.decode(&mut buf)? {
+                if let Some(wait) = handle(frame, advertised, sink, &mut out)? {
+                    let sync_to = out.sync_to.take();
+                    let before = std::mem::take(&mut out);
+                    let sent = tx.send(Pending {
+                        sync_to,
+                        delay: None,
+                        out: before,
+                    });
+                    sent.await.map_err(|_| closed())?;
+                    out.push(wait.response);
+                    let delayed = std::mem::take(&mut out);
+                    let sent = tx.send(Pending {
+                        sync_to: None,
+                        delay: Some(wait.duration),
+                        out: delayed,
+                    });
+                    sent.await.map_err(|_| closed())?;
+                }
+            }
+            let sync_to = out.sync_to.take();
+            tx.send(Pending {
+                sync_to,
+                delay: None,
+                out,
+            })
+            .await
+            .map_err(|_| closed())?;
+            buf.reserve(READ_CHUNK);
+            if rd.read_buf(&mut buf).await? == 0 {
+                return Ok::<(), SinkError>(());
+            }
+        }
+    };
+    // The reader ends first on a clean close; the writer then drains what is
+    // queued and ends when the channel closes. When the writer fails, the
+    // reader's error is only that its queue closed: report the writer's.
+    let (r, w) = tokio::join!(reader, writer);
+    w.and(r)
+}
+
+/// Batches of answers the storing sink's reader may queue for its writer.
+const PENDING_MAX: usize = 64;
+
+fn closed() -> SinkError {
+    SinkError::Io(std::io::Error::new(
+        std::io::ErrorKind::BrokenPipe,
+        "the connection's writer ended",
+    ))
 }
 
 #[cfg(test)]
@@ -299,6 +416,69 @@ mod tests {
         // Never past the log end, and always at least one batch.
         assert_eq!(t.serve(1_000, 1 << 20, 1_000)?.len(), 0);
         assert_eq!(t.serve(0, 1, 1_000)?.len(), t.batch_len());
+        Ok(())
+    }
+
+    /// The storing sink keeps what an acks=all producer sends: every record
+    /// set in its file, in order, synced by the time the last answer arrived.
+    #[test]
+    fn the_storing_sink_keeps_what_it_acknowledges() -> Result<(), Box<dyn std::error::Error>> {
+        use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
+        use rdkafka::ClientConfig;
+
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let cfg = SinkConfig {
+            record_size: 10,
+            log_records: 0,
+            batch_bytes: 1000,
+        };
+        let sink = Arc::new(Sink::storing(cfg, Arc::clone(&store))?);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let server = std::thread::spawn(move || {
+            rt.block_on(async {
+                let serving = serve(listener, sink, |e| panic!("sink connection failed: {e}"));
+                // Serve until the test's producer is done (the thread is detached).
+                let _ = serving.await;
+            });
+        });
+        drop(server);
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", addr.to_string())
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "0")
+            .create()?;
+        let values: Vec<String> = (0..20).map(|i| format!("stored-{i:03}")).collect();
+        for v in &values {
+            producer
+                .send(BaseRecord::<(), str>::to("t").partition(0).payload(v))
+                .map_err(|(e, _)| e)?;
+        }
+        rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(30))?;
+        // Every delivery succeeded (flush returned); the last answer waited
+        // for a sync covering everything stored before it.
+        let synced = store.synced_len();
+        assert!(
+            synced >= store.len() && !store.is_empty(),
+            "answered before synced"
+        );
+        let file = Bytes::from(std::fs::read(dir.path().join("store.log"))?);
+        let mut seen = Vec::new();
+        for batch in decode_batches(&file, 1 << 24) {
+            for r in batch?.records() {
+                let value = r?.value.map(|v| String::from_utf8_lossy(&v).into_owned());
+                seen.push(value.unwrap_or_default());
+            }
+        }
+        assert_eq!(
+            seen, values,
+            "the store holds other records than were produced"
+        );
         Ok(())
     }
 }

@@ -61,6 +61,10 @@ enum Cmd {
         log_records: i64,
         #[arg(long)]
         batch_bytes: usize,
+        /// Keep every produced record set in a file in this directory (the
+        /// storing sink: see `brook_benches::sink::store`).
+        #[arg(long)]
+        store_dir: Option<PathBuf>,
     },
 }
 
@@ -100,6 +104,14 @@ struct BenchArgs {
     /// it already holds; the sink keeps nothing, so only brook pays this.
     #[arg(long)]
     warm_memory: bool,
+    /// Also produce to the *storing sink* in each run: the sink, but every
+    /// produced record set is appended to a file in the data dirs'
+    /// filesystem and synced (acks=all answered after its `fdatasync`). What
+    /// the client reaches against it is the most any broker that stores its
+    /// records could reach on this machine; brook's produce figure is then
+    /// stated against it too. Its consume phase is the sink's and is skipped.
+    #[arg(long)]
+    storing_sink: bool,
     /// Where the markdown results go (default: <workspace>/benches/results/e2e.md).
     #[arg(long)]
     output: Option<PathBuf>,
@@ -113,6 +125,7 @@ fn main() -> Result<()> {
             record_size,
             log_records,
             batch_bytes,
+            store_dir,
         }) => run_sink(
             &ready_file,
             SinkConfig {
@@ -120,6 +133,7 @@ fn main() -> Result<()> {
                 log_records,
                 batch_bytes,
             },
+            store_dir.as_deref(),
         ),
         None => bench(&cli.bench),
     }
@@ -132,8 +146,11 @@ fn workspace_root() -> PathBuf {
 }
 
 /// The sink subcommand: bind, write the ready file, serve until killed.
-fn run_sink(ready_file: &Path, cfg: SinkConfig) -> Result<()> {
-    let sink = Arc::new(Sink::new(cfg)?);
+fn run_sink(ready_file: &Path, cfg: SinkConfig, store_dir: Option<&Path>) -> Result<()> {
+    let sink = Arc::new(match store_dir {
+        Some(dir) => Sink::storing(cfg, sink::Store::open(dir)?)?,
+        None => Sink::new(cfg)?,
+    });
     // One thread, like the client side's critical path: the sink must not need more.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -157,6 +174,8 @@ struct CaseResult {
     records: u64,
     brook: Vec<(Duration, Duration)>,
     sink: Vec<(Duration, Duration)>,
+    /// `--storing-sink`: the produce duration against the storing sink, per run.
+    storing: Vec<Duration>,
     /// Mean size of the batches brook stored, per run (what its consumers fetch).
     brook_batch_bytes: Vec<f64>,
     /// acks=all only: MB/s of fdatasync'd 1 MB writes in brook's data dir parent,
@@ -205,17 +224,23 @@ fn bench(args: &BenchArgs) -> Result<()> {
                 records,
                 brook: Vec::new(),
                 sink: Vec::new(),
+                storing: Vec::new(),
                 brook_batch_bytes: Vec::new(),
                 disk_sync: Vec::new(),
                 page_cache: Vec::new(),
             };
             let run_bytes = usize::try_from(records)?.saturating_mul(size);
             for run in 0..args.runs {
-                let order = if run % 2 == 0 {
-                    [Target::Brook, Target::Sink]
+                let mut order = if run % 2 == 0 {
+                    vec![Target::Brook, Target::Sink]
                 } else {
-                    [Target::Sink, Target::Brook]
+                    vec![Target::Sink, Target::Brook]
                 };
+                if args.storing_sink {
+                    // Between the two others, so it neither always follows brook
+                    // nor always the sink.
+                    order.insert(1, Target::StoringSink);
+                }
                 for target in order {
                     let topic = format!("e2e-{size}-{acks}-{run}");
                     let running = start(target, args, &brook, size, records)?;
@@ -225,6 +250,16 @@ fn bench(args: &BenchArgs) -> Result<()> {
                     let p = produce(&running.bootstrap, &topic, acks, size, records).with_context(
                         || format!("{} produce\n{}", target.name(), running.log_tail()),
                     )?;
+                    if target == Target::StoringSink {
+                        drop(running);
+                        println!(
+                            "{size:>5} B acks={acks:<3} run {run} {:<5} produce {:>8.1} MB/s",
+                            target.name(),
+                            mb_per_s(records, size, p),
+                        );
+                        case.storing.push(p);
+                        continue;
+                    }
                     let c = consume(
                         &running.bootstrap,
                         &topic,
@@ -248,7 +283,8 @@ fn bench(args: &BenchArgs) -> Result<()> {
                     );
                     match target {
                         Target::Brook => case.brook.push((p, c)),
-                        Target::Sink => case.sink.push((p, c)),
+                        // (the storing sink's runs were recorded above)
+                        Target::Sink | Target::StoringSink => case.sink.push((p, c)),
                     }
                 }
                 if args.warm_memory {

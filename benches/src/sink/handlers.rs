@@ -107,8 +107,13 @@ pub(super) fn handle(
         }
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut frame, version)?;
-            if req.acks != 0 {
-                respond(&header, key, &produce(req, sink), out)?;
+            let acks = req.acks;
+            let (resp, stored) = produce(req, sink)?;
+            if acks == -1 {
+                out.sync_to = stored.max(out.sync_to);
+            }
+            if acks != 0 {
+                respond(&header, key, &resp, out)?;
             }
         }
         ApiKey::Fetch => {
@@ -259,38 +264,44 @@ fn find_coordinator(
     }
 }
 
-fn produce(req: ProduceRequest, sink: &Sink) -> ProduceResponse {
-    let responses = req
-        .topic_data
-        .into_iter()
-        .map(|t| TopicProduceResponse {
-            name: t.name,
-            partition_responses: t
-                .partition_data
-                .into_iter()
-                .map(|p| {
-                    let count: i64 = match &p.records {
-                        Some(Records::Bytes(b)) => BatchIter::new(b)
-                            .map(|(_, h)| i64::from(h.record_count()))
-                            .sum(),
-                        _ => 0,
-                    };
-                    PartitionProduceResponse {
-                        index: p.index,
-                        base_offset: sink.next_offset.fetch_add(count, Ordering::Relaxed),
-                        log_append_time_ms: -1,
-                        log_start_offset: 0,
-                        ..Default::default()
+/// The response to a produce request, and (storing sink) the store position
+/// its record sets reach.
+fn produce(req: ProduceRequest, sink: &Sink) -> Result<(ProduceResponse, Option<u64>), SinkError> {
+    let mut stored = None;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for t in req.topic_data {
+        let mut partition_responses = Vec::with_capacity(t.partition_data.len());
+        for p in t.partition_data {
+            let count: i64 = match &p.records {
+                Some(Records::Bytes(b)) => {
+                    if let Some(store) = &sink.store {
+                        stored = Some(store.append(b)?);
                     }
-                })
-                .collect(),
+                    BatchIter::new(b)
+                        .map(|(_, h)| i64::from(h.record_count()))
+                        .sum()
+                }
+                _ => 0,
+            };
+            partition_responses.push(PartitionProduceResponse {
+                index: p.index,
+                base_offset: sink.next_offset.fetch_add(count, Ordering::Relaxed),
+                log_append_time_ms: -1,
+                log_start_offset: 0,
+                ..Default::default()
+            });
+        }
+        responses.push(TopicProduceResponse {
+            name: t.name,
+            partition_responses,
             ..Default::default()
-        })
-        .collect();
-    ProduceResponse {
+        });
+    }
+    let resp = ProduceResponse {
         responses,
         ..Default::default()
-    }
+    };
+    Ok((resp, stored))
 }
 
 fn fetch(

@@ -203,6 +203,25 @@ pub fn render(
             },
             rate(&case.brook, 0).0 / limit
         )?;
+        if !case.storing.is_empty() {
+            let (tm, tmin, tmax) = stats(
+                case.storing
+                    .iter()
+                    .map(|d| mb_per_s(case.records, case.size, *d))
+                    .collect(),
+            );
+            writeln!(
+                md,
+                "Storing sink (`--storing-sink`: the sink, but every produced record set appended to a file with one write and synced, {}; no other broker work): median {tm:.1} MB/s ({tmin:.1}–{tmax:.1}), {:.2} of the limit; brook produce against it: {:.2}.\n",
+                if case.acks == "all" {
+                    "acks=all answered after the fdatasync covering it"
+                } else {
+                    "fdatasync in the background"
+                },
+                tm / rate(&case.sink, 0).0,
+                rate(&case.brook, 0).0 / tm
+            )?;
+        }
     }
     Ok(md)
 }

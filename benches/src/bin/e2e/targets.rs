@@ -26,6 +26,8 @@ const DISK_PROBE_CHUNK: usize = 1_000_000;
 pub enum Target {
     Brook,
     Sink,
+    /// The sink with `--store-dir`: keeps and syncs what is produced.
+    StoringSink,
 }
 
 impl Target {
@@ -33,6 +35,7 @@ impl Target {
         match self {
             Target::Brook => "brook",
             Target::Sink => "sink",
+            Target::StoringSink => "storing sink",
         }
     }
 }
@@ -96,7 +99,7 @@ pub fn start(
             c.env("BROOK_LOG", "warn");
             c
         }
-        Target::Sink => {
+        Target::Sink | Target::StoringSink => {
             let mut c = Command::new(std::env::current_exe()?);
             c.arg("sink")
                 .arg("--ready-file")
@@ -107,6 +110,9 @@ pub fn start(
                 .arg(records.to_string())
                 .arg("--batch-bytes")
                 .arg(args.sink_batch_bytes.to_string());
+            if target == Target::StoringSink {
+                c.arg("--store-dir").arg(dir.path().join("store"));
+            }
             c
         }
     };
