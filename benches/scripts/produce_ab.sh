@@ -12,7 +12,9 @@
 #       one binary, acks=1: warm memory vs the same after 10 s of waiting
 #   benches/scripts/produce_ab.sh cpu ROUNDS BIN
 #       1 KiB acks=1, 2 M records, warm: the tool's and the target's CPU
-#       against the e2e sink (the client's ceiling) and against brook
+#       against the e2e sink (the client's ceiling), the storing sink (the
+#       sink, but every record set written to a file and synced: what any
+#       broker that keeps records must at least do) and brook
 #
 # ACKS is 1 or -1 (acks=all, idempotent unless IDEMPOTENCE=false). Tool
 # settings: linger.ms=5, batch.size=1000000, no compression, one partition.
@@ -100,6 +102,14 @@ cpu)
         wait_ready "$work/sink.json"
         cpu_run sink $sp "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['kafka'])" "$work/sink.json")"
         kill $sp; wait $sp 2>/dev/null || true
+        rm -rf "$work/sink.json" "$work/store"
+        target/release/e2e sink --ready-file "$work/sink.json" --record-size 1024 \
+            --log-records 1000 --batch-bytes 1000000 --store-dir "$work/store" > "$work/sink.log" 2>&1 &
+        sp=$!
+        wait_ready "$work/sink.json"
+        cpu_run storing-sink $sp "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['kafka'])" "$work/sink.json")"
+        kill $sp; wait $sp 2>/dev/null || true
+        rm -rf "$work/store"
         rm -rf "$work/data" "$work/ready.json"
         "$3" serve --config "$work/brook.toml" --ready-file "$work/ready.json" > "$work/log.txt" 2>&1 &
         bp=$!
