@@ -250,6 +250,10 @@ impl Out {
         }
     }
 
+    fn is_empty(&self) -> bool {
+        self.small.is_empty() && self.queue.is_empty()
+    }
+
     fn flush_small(&mut self) {
         if !self.small.is_empty() {
             self.queue.push(self.small.split().freeze());
@@ -356,13 +360,14 @@ async fn storing_connection(
                 }
             }
             let sync_to = out.sync_to.take();
-            tx.send(Pending {
-                sync_to,
-                delay: None,
-                out,
-            })
-            .await
-            .map_err(|_| closed())?;
+            if sync_to.is_some() || !out.is_empty() {
+                let sent = tx.send(Pending {
+                    sync_to,
+                    delay: None,
+                    out,
+                });
+                sent.await.map_err(|_| closed())?;
+            }
             buf.reserve(READ_CHUNK);
             if rd.read_buf(&mut buf).await? == 0 {
                 return Ok::<(), SinkError>(());
