@@ -432,7 +432,7 @@ mod tests {
         use rdkafka::ClientConfig;
 
         let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path())?;
+        let store = Store::open(dir.path(), false)?;
         let cfg = SinkConfig {
             record_size: 10,
             log_records: 0,

@@ -65,6 +65,9 @@ enum Cmd {
         /// storing sink: see `brook_benches::sink::store`).
         #[arg(long)]
         store_dir: Option<PathBuf>,
+        /// With `--store-dir`: write with `O_DIRECT`, bypassing the page cache.
+        #[arg(long, requires = "store_dir")]
+        store_direct: bool,
     },
 }
 
@@ -112,6 +115,11 @@ struct BenchArgs {
     /// stated against it too. Its consume phase is the sink's and is skipped.
     #[arg(long)]
     storing_sink: bool,
+    /// With `--storing-sink`: the storing sink writes with `O_DIRECT` (from a
+    /// block-aligned copy, bypassing the page cache), as a broker with its
+    /// own cache would.
+    #[arg(long, requires = "storing_sink")]
+    storing_sink_direct: bool,
     /// Where the markdown results go (default: <workspace>/benches/results/e2e.md).
     #[arg(long)]
     output: Option<PathBuf>,
@@ -126,6 +134,7 @@ fn main() -> Result<()> {
             log_records,
             batch_bytes,
             store_dir,
+            store_direct,
         }) => run_sink(
             &ready_file,
             SinkConfig {
@@ -134,6 +143,7 @@ fn main() -> Result<()> {
                 batch_bytes,
             },
             store_dir.as_deref(),
+            store_direct,
         ),
         None => bench(&cli.bench),
     }
@@ -146,9 +156,14 @@ fn workspace_root() -> PathBuf {
 }
 
 /// The sink subcommand: bind, write the ready file, serve until killed.
-fn run_sink(ready_file: &Path, cfg: SinkConfig, store_dir: Option<&Path>) -> Result<()> {
+fn run_sink(
+    ready_file: &Path,
+    cfg: SinkConfig,
+    store_dir: Option<&Path>,
+    direct: bool,
+) -> Result<()> {
     let sink = Arc::new(match store_dir {
-        Some(dir) => Sink::storing(cfg, sink::Store::open(dir)?)?,
+        Some(dir) => Sink::storing(cfg, sink::Store::open(dir, direct)?)?,
         None => Sink::new(cfg)?,
     });
     // One thread, like the client side's critical path: the sink must not need more.

@@ -212,7 +212,12 @@ pub fn render(
             );
             writeln!(
                 md,
-                "Storing sink (`--storing-sink`: the sink, but every produced record set appended to a file with one write and synced, {}; no other broker work): median {tm:.1} MB/s ({tmin:.1}–{tmax:.1}), {:.2} of the limit; brook produce against it: {:.2}.\n",
+                "Storing sink (`--storing-sink`: the sink, but every produced record set appended to a file with one write{} and synced, {}; no other broker work): median {tm:.1} MB/s ({tmin:.1}–{tmax:.1}), {:.2} of the limit; brook produce against it: {:.2}.\n",
+                if args.storing_sink_direct {
+                    " (`O_DIRECT`, from a block-aligned copy padded to 4 KiB: `--storing-sink-direct`)"
+                } else {
+                    ""
+                },
                 if case.acks == "all" {
                     "acks=all answered after the fdatasync covering it"
                 } else {

@@ -112,6 +112,9 @@ pub fn start(
                 .arg(args.sink_batch_bytes.to_string());
             if target == Target::StoringSink {
                 c.arg("--store-dir").arg(dir.path().join("store"));
+                if args.storing_sink_direct {
+                    c.arg("--store-direct");
+                }
             }
             c
         }
