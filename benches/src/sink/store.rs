@@ -10,8 +10,13 @@
 //! What remains is the storage cost itself: the copy out of the socket, the
 //! copy into the page cache, the filesystem's allocation and the writeback. A
 //! client's rate against this sink is the most any broker that stores its
-//! records can reach on this machine, so brook's produce figure is also stated
-//! against it (`e2e --storing-sink`).
+//! records through the page cache can reach on this machine, so brook's
+//! produce figure is also stated against it (`e2e --storing-sink`). In
+//! direct mode (`O_DIRECT`, `e2e --storing-sink-direct`) the flusher thread
+//! also does the writes, from block-aligned copies, so the figure is the
+//! ceiling for a broker that keeps a cache of its own instead. An appender
+//! that finds [`QUEUE_MAX`] bytes waiting blocks its thread until the
+//! flusher has written them (the sink's back-pressure).
 
 use std::collections::VecDeque;
 use std::fs::File;
