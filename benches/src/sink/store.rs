@@ -15,7 +15,7 @@
 //! direct mode (`O_DIRECT`, `e2e --storing-sink-direct`) the flusher thread
 //! also does the writes, from block-aligned copies, so the figure is the
 //! ceiling for a broker that keeps a cache of its own instead. An appender
-//! that finds [`QUEUE_MAX`] bytes waiting blocks its thread until the
+//! that finds `QUEUE_MAX` (16 MiB) waiting blocks its thread until the
 //! flusher has written them (the sink's back-pressure).
 
 use std::collections::VecDeque;
