@@ -14,7 +14,7 @@
 #       1 KiB acks=1, 2 M records, warm: the tool's and the target's CPU
 #       against the e2e sink (the client's ceiling), the storing sink (the
 #       sink, but every record set written to a file and synced: what any
-#       broker that keeps records must at least do) and brook
+#       broker that stores through the page cache must at least do) and brook
 #
 # ACKS is 1 or -1 (acks=all, idempotent unless IDEMPOTENCE=false). Tool
 # settings: linger.ms=5, batch.size=1000000, no compression, one partition.
@@ -94,22 +94,21 @@ cpu)
         echo "$1 $out $(awk '{print $1, $2 + $3}' "$work/time.txt") target_ticks $(($(ticks "$2") - s0))" \
             "machine_busy_ticks $(($(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat) - m0))"
     }
-    for _ in $(seq "$2"); do
-        rm -f "$work/sink.json"
-        target/release/e2e sink --ready-file "$work/sink.json" --record-size 1024 \
-            --log-records 1000 --batch-bytes 1000000 > "$work/sink.log" 2>&1 &
-        sp=$!
-        wait_ready "$work/sink.json"
-        cpu_run sink $sp "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['kafka'])" "$work/sink.json")"
-        kill $sp; wait $sp 2>/dev/null || true
+    cpu_sink() { # label [extra sink arguments]
+        local label=$1 sp
+        shift
         rm -rf "$work/sink.json" "$work/store"
         target/release/e2e sink --ready-file "$work/sink.json" --record-size 1024 \
-            --log-records 1000 --batch-bytes 1000000 --store-dir "$work/store" > "$work/sink.log" 2>&1 &
+            --log-records 1000 --batch-bytes 1000000 "$@" > "$work/sink.log" 2>&1 &
         sp=$!
         wait_ready "$work/sink.json"
-        cpu_run storing-sink $sp "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['kafka'])" "$work/sink.json")"
+        cpu_run "$label" $sp "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['kafka'])" "$work/sink.json")"
         kill $sp; wait $sp 2>/dev/null || true
         rm -rf "$work/store"
+    }
+    for _ in $(seq "$2"); do
+        cpu_sink sink
+        cpu_sink storing-sink --store-dir "$work/store"
         rm -rf "$work/data" "$work/ready.json"
         "$3" serve --config "$work/brook.toml" --ready-file "$work/ready.json" > "$work/log.txt" 2>&1 &
         bp=$!
